@@ -1,0 +1,276 @@
+//! The origin's request handler: method and path checks, routing between files and live
+//! channels, CORS, metrics and one tracing span per request.
+//!
+//! URL layout (below the media root):
+//! - `/vod/<title>/...`: files as they are (master and media playlists, MPD, init and segments).
+//! - `/live/<title>/<rendition>/index.m3u8`: a live playlist looping the VOD rendition.
+//! - `/live/<title>/<rendition>/live_<k>.m4s`: live segment `k`, the VOD segment it repeats.
+//! - `/live/<title>/<anything else>`: the VOD file of the same name (master playlist, init
+//!   segments), so relative URIs in the VOD master work unchanged for live.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use server_kit::{Body, body};
+use tracing::Instrument;
+use video_http::media::{self, MediaKind};
+
+use crate::Error;
+use crate::config::{LiveConfig, OriginConfig};
+use crate::live;
+use crate::metrics::Metrics;
+use crate::paths::{self, PathError};
+use crate::respond::{self, Representation};
+
+const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
+const VOD_PLAYLIST_CACHE: &str = "public, max-age=86400";
+const OTHER_CACHE: &str = "public, max-age=300";
+
+/// The origin's shared state: where the media is and how live channels run.
+#[derive(Debug)]
+pub struct Origin {
+    root: PathBuf,
+    live: LiveConfig,
+    metrics: Metrics,
+    started: Instant,
+}
+
+/// A refusal or failure, before any representation was found.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl From<PathError> for Refusal {
+    fn from(error: PathError) -> Self {
+        Refusal {
+            status: error.status(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl Origin {
+    /// Opens the media root (it must exist) and keeps its canonical path, against which every
+    /// resolved file is checked.
+    pub fn new(config: &OriginConfig, metrics: Metrics) -> Result<Self, Error> {
+        let root = std::fs::canonicalize(&config.media).map_err(|e| {
+            Error::Config(format!(
+                "media: cannot open {}: {e}",
+                config.media.display()
+            ))
+        })?;
+        Ok(Self {
+            root,
+            live: config.live.clone(),
+            metrics,
+            started: Instant::now(),
+        })
+    }
+
+    /// The canonical media root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Answers one media request.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
+        async move {
+            self.metrics.in_flight().inc();
+            let (mut response, kind) = self.answer(&request).await;
+            self.metrics.in_flight().dec();
+            self.metrics.request_done(response.status(), kind);
+            respond::add_cors(response.headers_mut());
+            let status = response.status();
+            if status.is_server_error() {
+                tracing::error!(%status, "request failed");
+            } else {
+                tracing::debug!(%status, "answered");
+            }
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn answer(&self, request: &Request<Incoming>) -> (Response<Body>, MediaKind) {
+        let method = request.method();
+        if method == Method::OPTIONS {
+            return (preflight(), MediaKind::Other);
+        }
+        if method != Method::GET && method != Method::HEAD {
+            let mut response = body::text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the origin serves GET and HEAD",
+            );
+            response.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
+            return (response, MediaKind::Other);
+        }
+        let (kind, _) = media::classify(request.uri().path());
+        match self.representation(request.uri().path()).await {
+            Ok(rep) => {
+                let kind = rep.kind;
+                (
+                    respond::respond(method, request.headers(), rep, &self.metrics).await,
+                    kind,
+                )
+            }
+            Err(refusal) => (body::text(refusal.status, refusal.message), kind),
+        }
+    }
+
+    async fn representation(&self, raw_path: &str) -> Result<Representation, Refusal> {
+        let segments = paths::segments(raw_path)?;
+        match segments.as_slice() {
+            [live, title, rendition, name] if live == "live" => {
+                if name == "index.m3u8" {
+                    return self.live_playlist(title, rendition).await;
+                }
+                if let Some(k) = live::parse_segment_name(name) {
+                    return self.live_segment(title, rendition, k).await;
+                }
+                self.file(&vod_path(title, &[rendition, name])).await
+            }
+            [live, title, rest @ ..] if live == "live" && !rest.is_empty() => {
+                let rest: Vec<&String> = rest.iter().collect();
+                self.file(&vod_path(title, &rest)).await
+            }
+            _ => self.file(&segments).await,
+        }
+    }
+
+    async fn file(&self, segments: &[String]) -> Result<Representation, Refusal> {
+        let path = paths::resolve(&self.root, segments).await?;
+        let (kind, content_type) = media::classify(&segments.join("/"));
+        let cache_control = match kind {
+            MediaKind::Segment => SEGMENT_CACHE,
+            MediaKind::Playlist | MediaKind::Subtitle => VOD_PLAYLIST_CACHE,
+            MediaKind::Other => OTHER_CACHE,
+        };
+        Representation::file(&path, kind, content_type, cache_control.to_owned())
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, path = %path.display(), "internal: cannot open media file");
+                Refusal {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "internal: cannot open the media file".into(),
+                }
+            })
+    }
+
+    async fn vod_playlist(
+        &self,
+        title: &str,
+        rendition: &str,
+    ) -> Result<live::VodPlaylist, Refusal> {
+        let path = paths::resolve(&self.root, &vod_path(title, &[rendition, "index.m3u8"])).await?;
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|_| Refusal::from(PathError::NotFound))?;
+        live::parse_vod(&text).map_err(|error| {
+            tracing::error!(%error, path = %path.display(), "internal: VOD playlist cannot be looped");
+            Refusal {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("internal: the VOD playlist cannot be looped: {error}"),
+            }
+        })
+    }
+
+    fn interval(&self, vod: &live::VodPlaylist) -> Duration {
+        self.live
+            .segment_interval
+            .unwrap_or(Duration::from_secs(vod.target_duration.max(1)))
+    }
+
+    async fn live_playlist(&self, title: &str, rendition: &str) -> Result<Representation, Refusal> {
+        let vod = self.vod_playlist(title, rendition).await?;
+        let interval = self.interval(&vod);
+        let elapsed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let completed = live::completed_segments(elapsed, interval);
+        let text = live::playlist(&vod, completed, self.live.window).ok_or(Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the live channel has no segment yet".into(),
+        })?;
+        // Clients should come back about twice per segment: half an interval, in whole seconds.
+        let cache_control = format!("public, max-age={}", interval.as_secs() / 2);
+        let changed =
+            SystemTime::UNIX_EPOCH + interval.saturating_mul(completed.min(u32::MAX as u64) as u32);
+        Ok(Representation::memory(
+            Bytes::from(text),
+            MediaKind::Playlist,
+            "application/vnd.apple.mpegurl",
+            cache_control,
+            changed,
+        ))
+    }
+
+    async fn live_segment(
+        &self,
+        title: &str,
+        rendition: &str,
+        k: u64,
+    ) -> Result<Representation, Refusal> {
+        let vod = self.vod_playlist(title, rendition).await?;
+        let uri = &live::vod_segment(&vod, k).uri;
+        let mut parts = vec![rendition];
+        parts.extend(uri.split('/'));
+        self.file(&vod_path(title, &parts)).await
+    }
+
+    /// The JSON for `/status`.
+    pub fn status(&self, draining: bool) -> serde_json::Value {
+        let mut titles: Vec<String> = std::fs::read_dir(self.root.join("vod"))
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        titles.sort();
+        serde_json::json!({
+            "service": "origin",
+            "media_root": self.root.display().to_string(),
+            "titles": titles,
+            "live_window": self.live.window,
+            "requests_in_flight": self.metrics.in_flight().get(),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "draining": draining,
+        })
+    }
+}
+
+fn vod_path<S: AsRef<str>>(title: &str, rest: &[S]) -> Vec<String> {
+    let mut path = vec!["vod".to_owned(), title.to_owned()];
+    path.extend(rest.iter().map(|s| s.as_ref().to_owned()));
+    path
+}
+
+fn preflight() -> Response<Body> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Range, If-None-Match, If-Modified-Since, If-Range"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    response
+}

@@ -1,0 +1,77 @@
+//! A small HTTP client for tests, on hyper-util's client: one connection pool per call site is
+//! plenty, and it never rewrites paths (so `/../x` reaches the server as written).
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// A complete response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A header's value as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn client() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends `method url` with `headers` and returns the response with its body still streaming.
+pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> hyper::Response<Incoming> {
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Empty::new())
+        .unwrap_or_else(|e| panic!("bad request {url}: {e}"));
+    client()
+        .request(request)
+        .await
+        .unwrap_or_else(|e| panic!("request to {url} failed: {e}"))
+}
+
+/// Sends `method url` with `headers` and reads the whole body.
+pub async fn fetch(method: Method, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let response = send(method, url, headers).await;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("body of {url} failed: {e}"))
+        .to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// `GET url` with `headers`.
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    fetch(Method::GET, url, headers).await
+}

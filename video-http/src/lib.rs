@@ -1,0 +1,14 @@
+//! HTTP semantics that the origin and the edge share, written once.
+//!
+//! - [`range`]: the `Range` request header (RFC 9110 §14) evaluated against a representation's
+//!   length: one satisfiable range, none (416), or a reason to send the whole thing.
+//! - [`validators`]: `ETag` and `Last-Modified` matching for `If-None-Match`,
+//!   `If-Modified-Since` and `If-Range`.
+//! - [`media`]: what kind of video object a path names (playlist, segment, …) and its
+//!   `Content-Type`.
+//!
+//! Everything here is pure: no I/O, no clocks, so it is unit- and property-tested in isolation.
+
+pub mod media;
+pub mod range;
+pub mod validators;
