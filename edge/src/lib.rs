@@ -9,6 +9,7 @@
 //! - [`run`]: serves pre-bound listeners until the [`Shutdown`] says to stop.
 
 pub mod config;
+pub mod store;
 
 use std::sync::Arc;
 

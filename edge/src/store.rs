@@ -1,0 +1,867 @@
+//! The edge's object store: a preallocated, memory-mapped file cut into regions.
+//!
+//! This is the only module of Meridian allowed `unsafe`; each block says why it is sound.
+//!
+//! **Layout.** The file is exactly `capacity` bytes, allocated once with `posix_fallocate` (so a
+//! full disk is an error at start, never a SIGBUS later) and never truncated while mapped. It is
+//! cut into equal regions. Each region starts with a 64-byte header (magic, epoch) and then holds
+//! records appended one after another:
+//!
+//! ```text
+//! record = header (64 B) | key | meta | body | padding to 64 B
+//! header = magic u32 | key_len u32 | epoch u64 | total_len u64 | meta_len u32 | 0 u32
+//!        | body_len u64 | seq u64 | checksum u64 | header_check u64
+//! ```
+//!
+//! **Eviction** is LRU at region granularity, the design of CacheLib's block cache: objects are
+//! appended to one open region; when it is full, the least recently used region that no reader
+//! is pinning is emptied (all its objects leave the index, its epoch goes up) and reopened. Used
+//! bytes are bounded by the file, which is bounded by `capacity`.
+//!
+//! **Readers never see bytes being overwritten.** A lookup pins the object's region (a counter
+//! taken under the index lock) until the last `Bytes` of its body is dropped; a pinned region is
+//! never chosen for eviction. Records are written before they enter the index, so no reader can
+//! reach a record that is still being written.
+//!
+//! **Crashes.** A record is written in full as RESERVED, then its checksum (xxh3 over key, meta,
+//! body, length and sequence) is stored and its magic flipped to COMMITTED. On start every region
+//! is scanned: only COMMITTED records of the region's current epoch whose checksum verifies enter
+//! the index; RESERVED (half-written at a crash), DEAD (purged) and corrupt ones are skipped, and
+//! records left from before a region's last reset are ignored by their epoch.
+
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering, fence};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use memmap2::{MmapOptions, MmapRaw};
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+
+/// What the store keeps beside each body, encoded into the record (the cache's response meta).
+pub trait Meta: Sized + Send + Sync + 'static {
+    fn encode(&self) -> Vec<u8>;
+    fn decode(bytes: &[u8]) -> Option<Self>;
+}
+
+/// Store failures. I/O errors at open are fatal; the others mean "serve without storing".
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("store file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Config(String),
+    #[error("object of {0} bytes does not fit in a store region")]
+    TooLarge(u64),
+    #[error("every store region is pinned by readers or writers")]
+    NoSpace,
+}
+
+/// Counters a person or `/status` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    pub capacity: u64,
+    /// Bytes of regions in use (records, dead or alive, plus region headers).
+    pub used: u64,
+    /// Bytes of live records.
+    pub live: u64,
+    pub objects: u64,
+    pub evicted_objects: u64,
+    pub evicted_regions: u64,
+    pub region_size: u64,
+    pub regions: u64,
+}
+
+/// A stored object: its meta, and its body pinned in the map until the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct StoredObject<M> {
+    pub meta: Arc<M>,
+    pub body: Bytes,
+}
+
+/// The memory-mapped store. Cheap to clone.
+pub struct Store<M: Meta> {
+    inner: Arc<Inner<M>>,
+}
+
+impl<M: Meta> Clone for Store<M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M: Meta> std::fmt::Debug for Store<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("region_size", &self.inner.region_size)
+            .field("regions", &self.inner.region_count)
+            .finish_non_exhaustive()
+    }
+}
+
+const REGION_MAGIC: u64 = u64::from_le_bytes(*b"MRDNREG1");
+const REGION_HEADER: u64 = 64;
+const RECORD_HEADER: u64 = 64;
+const ALIGN: u64 = 64;
+const RESERVED: u32 = u32::from_le_bytes(*b"MRRV");
+const COMMITTED: u32 = u32::from_le_bytes(*b"MRCM");
+const DEAD: u32 = u32::from_le_bytes(*b"MRDD");
+
+struct Inner<M> {
+    map: MmapRaw,
+    _file: File,
+    capacity: u64,
+    region_size: u64,
+    region_count: usize,
+    /// Readers pinning each region; raised under `state`'s lock, lowered without it.
+    pins: Vec<AtomicU32>,
+    state: Mutex<State<M>>,
+}
+
+struct State<M> {
+    index: HashMap<String, Slot<M>>,
+    regions: Vec<Region>,
+    open: Option<usize>,
+    clock: u64,
+    seq: u64,
+    evicted_objects: u64,
+    evicted_regions: u64,
+}
+
+struct Slot<M> {
+    region: usize,
+    offset: u64,
+    total: u64,
+    body_start: u64,
+    body_len: u64,
+    meta: Arc<M>,
+}
+
+#[derive(Default)]
+struct Region {
+    epoch: u64,
+    /// Next free offset within the region (starts after the region header).
+    fill: u64,
+    writers: u32,
+    last_access: u64,
+    live: u64,
+    keys: Vec<String>,
+}
+
+impl<M: Meta> Store<M> {
+    /// Opens (or creates) the store file at `path` with exactly `capacity` bytes, recovering the
+    /// index of a file of the same size. `region_size` 0 picks one from the capacity.
+    pub fn open(path: &Path, capacity: u64, region_size: u64) -> Result<Self, StoreError> {
+        let io = |source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let region_size = if region_size == 0 {
+            default_region_size(capacity)
+        } else {
+            region_size
+        };
+        if region_size < 64 * 1024 || region_size % ALIGN != 0 {
+            return Err(StoreError::Config(format!(
+                "region size {region_size} must be a multiple of 64 and at least 64 KiB"
+            )));
+        }
+        let region_count = (capacity / region_size) as usize;
+        if region_count < 2 {
+            return Err(StoreError::Config(format!(
+                "capacity {capacity} holds fewer than two regions of {region_size} bytes"
+            )));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len != capacity {
+            // A different size means a different layout: start empty. This happens before the
+            // file is mapped, so no mapping ever sees it shrink.
+            if len != 0 {
+                tracing::warn!(path = %path.display(), old = len, new = capacity, "store size changed; starting empty");
+            }
+            file.set_len(0).map_err(io)?;
+            nix::fcntl::posix_fallocate(&file, 0, capacity as i64)
+                .map_err(|e| io(std::io::Error::from(e)))?;
+        }
+        let map = MmapOptions::new()
+            .len(capacity as usize)
+            .map_raw(&file)
+            .map_err(io)?;
+        let inner = Inner {
+            map,
+            _file: file,
+            capacity,
+            region_size,
+            region_count,
+            pins: (0..region_count).map(|_| AtomicU32::new(0)).collect(),
+            state: Mutex::new(State {
+                index: HashMap::new(),
+                regions: (0..region_count).map(|_| Region::default()).collect(),
+                open: None,
+                clock: 0,
+                seq: 0,
+                evicted_objects: 0,
+                evicted_regions: 0,
+            }),
+        };
+        inner.recover();
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The largest body that fits beside `key_and_meta` bytes of key and meta.
+    pub fn max_body(&self, key_and_meta: u64) -> u64 {
+        (self.inner.region_size - REGION_HEADER).saturating_sub(RECORD_HEADER + key_and_meta)
+    }
+
+    /// Looks `key` up; a hit pins its region until the returned body is dropped.
+    pub fn get(&self, key: &str) -> Option<StoredObject<M>> {
+        let inner = &self.inner;
+        let mut state = inner.lock();
+        let clock = state.tick();
+        let slot = state.index.get(key)?;
+        let (region, start, len, meta) = (
+            slot.region,
+            slot.body_start,
+            slot.body_len,
+            slot.meta.clone(),
+        );
+        state.regions[region].last_access = clock;
+        inner.pins[region].fetch_add(1, Ordering::AcqRel);
+        drop(state);
+        let view = BodyView {
+            store: self.inner.clone(),
+            region,
+            start,
+            len,
+        };
+        Some(StoredObject {
+            meta,
+            body: Bytes::from_owner(view),
+        })
+    }
+
+    /// True when `key` is stored (does not count as a use).
+    pub fn contains(&self, key: &str) -> bool {
+        self.inner.lock().index.contains_key(key)
+    }
+
+    /// Replaces the meta of a stored object in memory (after a revalidation). The record on disk
+    /// keeps the old meta, so after a restart the object is revalidated again: harmless.
+    pub fn update_meta(&self, key: &str, meta: M) -> bool {
+        let mut state = self.inner.lock();
+        match state.index.get_mut(key) {
+            Some(slot) => {
+                slot.meta = Arc::new(meta);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stores `body` (given as the chunks it arrived in) under `key`. Blocking: it copies into the
+    /// map and may fault pages in, so async callers run it on the blocking pool.
+    pub fn insert(&self, key: &str, meta: &M, body: &[Bytes]) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let meta_bytes = meta.encode();
+        let body_len: u64 = body.iter().map(|b| b.len() as u64).sum();
+        let key_len = key.len() as u64;
+        let meta_len = meta_bytes.len() as u64;
+        if key_len > u32::MAX as u64 || meta_len > u32::MAX as u64 {
+            return Err(StoreError::TooLarge(body_len));
+        }
+        let total = align(RECORD_HEADER + key_len + meta_len + body_len);
+        if total > inner.region_size - REGION_HEADER {
+            return Err(StoreError::TooLarge(body_len));
+        }
+
+        let (region, offset, epoch, seq) = {
+            let mut state = inner.lock();
+            let region = inner.region_with_room(&mut state, total)?;
+            let r = &mut state.regions[region];
+            let offset = r.fill;
+            r.fill += total;
+            r.writers += 1;
+            let epoch = r.epoch;
+            state.seq += 1;
+            (region, offset, epoch, state.seq)
+        };
+
+        // The reserved range [offset, offset + total) of `region` belongs to this call alone:
+        // no index entry points into it and the region cannot be evicted while writers > 0.
+        let base = inner.region_size * region as u64 + offset;
+        let mut header = [0u8; RECORD_HEADER as usize];
+        header[4..8].copy_from_slice(&(key_len as u32).to_le_bytes());
+        header[8..16].copy_from_slice(&epoch.to_le_bytes());
+        header[16..24].copy_from_slice(&total.to_le_bytes());
+        header[24..28].copy_from_slice(&(meta_len as u32).to_le_bytes());
+        let check = xxh3_64(&header[4..32]);
+        header[56..64].copy_from_slice(&check.to_le_bytes());
+        header[0..4].copy_from_slice(&RESERVED.to_le_bytes());
+        inner.write(base, &header);
+        let mut at = base + RECORD_HEADER;
+        let mut hasher = Xxh3::new();
+        for part in [key.as_bytes(), meta_bytes.as_slice()] {
+            inner.write(at, part);
+            hasher.update(part);
+            at += part.len() as u64;
+        }
+        for chunk in body {
+            inner.write(at, chunk);
+            hasher.update(chunk);
+            at += chunk.len() as u64;
+        }
+        hasher.update(&body_len.to_le_bytes());
+        hasher.update(&seq.to_le_bytes());
+        let mut tail = [0u8; 24];
+        tail[0..8].copy_from_slice(&body_len.to_le_bytes());
+        tail[8..16].copy_from_slice(&seq.to_le_bytes());
+        tail[16..24].copy_from_slice(&hasher.digest().to_le_bytes());
+        inner.write(base + 32, &tail);
+        // Everything above must be in the map before the magic says the record is complete.
+        fence(Ordering::Release);
+        inner.write(base, &COMMITTED.to_le_bytes());
+
+        let mut state = inner.lock();
+        let body_start = offset + RECORD_HEADER + key_len + meta_len;
+        state.regions[region].writers -= 1;
+        state.regions[region].live += total;
+        state.regions[region].keys.push(key.to_owned());
+        let slot = Slot {
+            region,
+            offset,
+            total,
+            body_start,
+            body_len,
+            meta: Arc::new(
+                Meta::decode(&meta_bytes)
+                    .ok_or(StoreError::Config("meta does not round-trip".into()))?,
+            ),
+        };
+        if let Some(old) = state.index.insert(key.to_owned(), slot) {
+            state.regions[old.region].live -= old.total;
+            inner.mark_dead(&old);
+        }
+        Ok(())
+    }
+
+    /// Removes `key`; the record is marked dead on disk so it does not return after a restart.
+    pub fn remove(&self, key: &str) -> bool {
+        let mut state = self.inner.lock();
+        match state.index.remove(key) {
+            Some(old) => {
+                state.regions[old.region].live -= old.total;
+                self.inner.mark_dead(&old);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every key that starts with `prefix`; returns how many.
+    pub fn remove_prefix(&self, prefix: &str) -> usize {
+        let mut state = self.inner.lock();
+        let keys: Vec<String> = state
+            .index
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        for key in &keys {
+            if let Some(old) = state.index.remove(key) {
+                state.regions[old.region].live -= old.total;
+                self.inner.mark_dead(&old);
+            }
+        }
+        keys.len()
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> StoreStats {
+        let state = self.inner.lock();
+        let used = state
+            .regions
+            .iter()
+            .map(|r| if r.fill > 0 { r.fill } else { 0 })
+            .sum();
+        StoreStats {
+            capacity: self.inner.capacity,
+            used,
+            live: state.regions.iter().map(|r| r.live).sum(),
+            objects: state.index.len() as u64,
+            evicted_objects: state.evicted_objects,
+            evicted_regions: state.evicted_regions,
+            region_size: self.inner.region_size,
+            regions: self.inner.region_count as u64,
+        }
+    }
+
+    /// Flushes the map to the file (used on clean shutdown; a crash relies on the page cache).
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.inner.map.flush()
+    }
+}
+
+impl<M> State<M> {
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+}
+
+impl<M: Meta> Inner<M> {
+    fn lock(&self) -> MutexGuard<'_, State<M>> {
+        // A panic while holding the lock leaves the index consistent (every update is a single
+        // insert or remove), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Copies `bytes` into the map at absolute `offset`.
+    fn write(&self, offset: u64, bytes: &[u8]) {
+        assert!(
+            offset + bytes.len() as u64 <= self.capacity,
+            "store write out of bounds"
+        );
+        // SAFETY: the range is inside the mapping (checked above), which lives as long as
+        // `self`. Callers only write ranges they own exclusively: a freshly reserved record
+        // (not in the index, region not evictable while its writer count is raised), a region
+        // header while the region is being reset under the lock with no pins, or a record's
+        // magic under the lock (readers only read body bytes, never the magic).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.map.as_mut_ptr().add(offset as usize),
+                bytes.len(),
+            );
+        }
+    }
+
+    /// Borrows `len` bytes of the map at absolute `offset`.
+    fn read(&self, offset: u64, len: u64) -> &[u8] {
+        assert!(offset + len <= self.capacity, "store read out of bounds");
+        // SAFETY: the range is inside the mapping, which outlives the borrow of `self`. Callers
+        // read only committed records in pinned regions (never written until unpinned) or, during
+        // recovery, before any writer exists.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset as usize), len as usize) }
+    }
+
+    fn read_u32(&self, offset: u64) -> u32 {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.read(offset, 4));
+        u32::from_le_bytes(b)
+    }
+
+    fn read_u64(&self, offset: u64) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.read(offset, 8));
+        u64::from_le_bytes(b)
+    }
+
+    fn mark_dead(&self, slot: &Slot<M>) {
+        self.write(
+            self.region_size * slot.region as u64 + slot.offset,
+            &DEAD.to_le_bytes(),
+        );
+    }
+
+    /// Finds room for a record of `total` bytes: the open region, else a free one, else the
+    /// least recently used region nobody pins or writes, emptied.
+    fn region_with_room(&self, state: &mut State<M>, total: u64) -> Result<usize, StoreError> {
+        if let Some(open) = state.open
+            && state.regions[open].fill + total <= self.region_size
+        {
+            return Ok(open);
+        }
+        let candidate = (0..self.region_count)
+            .filter(|&r| Some(r) != state.open)
+            .filter(|&r| state.regions[r].writers == 0 && self.pins[r].load(Ordering::Acquire) == 0)
+            .min_by_key(|&r| {
+                let region = &state.regions[r];
+                // Never-used regions first, then least recently used.
+                (region.fill > REGION_HEADER, region.last_access)
+            })
+            .ok_or(StoreError::NoSpace)?;
+        self.reset_region(state, candidate);
+        state.open = Some(candidate);
+        Ok(candidate)
+    }
+
+    fn reset_region(&self, state: &mut State<M>, r: usize) {
+        let keys = std::mem::take(&mut state.regions[r].keys);
+        let mut evicted = 0;
+        for key in keys {
+            if state.index.get(&key).is_some_and(|slot| slot.region == r) {
+                state.index.remove(&key);
+                evicted += 1;
+            }
+        }
+        if state.regions[r].fill > REGION_HEADER {
+            state.evicted_regions += 1;
+        }
+        state.evicted_objects += evicted;
+        let epoch = state.regions[r].epoch + 1;
+        let clock = state.tick();
+        let region = &mut state.regions[r];
+        region.epoch = epoch;
+        region.fill = REGION_HEADER;
+        region.live = 0;
+        region.last_access = clock;
+        let mut header = [0u8; REGION_HEADER as usize];
+        header[0..8].copy_from_slice(&REGION_MAGIC.to_le_bytes());
+        header[8..16].copy_from_slice(&epoch.to_le_bytes());
+        let check = xxh3_64(&header[0..16]);
+        header[16..24].copy_from_slice(&check.to_le_bytes());
+        self.write(self.region_size * r as u64, &header);
+    }
+
+    /// Rebuilds the index from the file.
+    fn recover(&self) {
+        let mut state = self.lock();
+        let mut recovered = 0u64;
+        let mut dropped = 0u64;
+        for r in 0..self.region_count {
+            let base = self.region_size * r as u64;
+            let header = self.read(base, REGION_HEADER);
+            let valid = header[0..8] == REGION_MAGIC.to_le_bytes()
+                && header[16..24] == xxh3_64(&header[0..16]).to_le_bytes();
+            if !valid {
+                continue; // Never used (or unreadable): treated as free.
+            }
+            let epoch = self.read_u64(base + 8);
+            state.regions[r].epoch = epoch;
+            let mut offset = REGION_HEADER;
+            let mut newest = 0;
+            while offset + RECORD_HEADER <= self.region_size {
+                let at = base + offset;
+                let magic = self.read_u32(at);
+                if ![RESERVED, COMMITTED, DEAD].contains(&magic) {
+                    break;
+                }
+                let fixed = self.read(at + 4, 28);
+                if self.read_u64(at + 56) != xxh3_64(fixed) || self.read_u64(at + 8) != epoch {
+                    break;
+                }
+                let total = self.read_u64(at + 16);
+                if total < RECORD_HEADER || total % ALIGN != 0 || offset + total > self.region_size
+                {
+                    break;
+                }
+                if magic == COMMITTED {
+                    match self.verify(at, total) {
+                        Some((key, meta, body_start, body_len, seq)) => {
+                            newest = newest.max(seq);
+                            state.seq = state.seq.max(seq);
+                            let slot = Slot {
+                                region: r,
+                                offset,
+                                total,
+                                body_start: offset + body_start,
+                                body_len,
+                                meta: Arc::new(meta),
+                            };
+                            let replace = match state.index.get(&key) {
+                                Some(existing) => self.seq_of(existing) < seq,
+                                None => true,
+                            };
+                            if replace {
+                                state.regions[r].live += total;
+                                state.regions[r].keys.push(key.clone());
+                                if let Some(old) = state.index.insert(key, slot) {
+                                    state.regions[old.region].live -= old.total;
+                                } else {
+                                    recovered += 1;
+                                }
+                            }
+                        }
+                        None => dropped += 1,
+                    }
+                } else if magic == RESERVED {
+                    dropped += 1;
+                }
+                offset += total;
+            }
+            state.regions[r].fill = offset;
+            state.regions[r].last_access = newest;
+        }
+        // Recovered recency: the clock continues after the newest record.
+        state.clock = state.seq;
+        if recovered > 0 || dropped > 0 {
+            tracing::info!(objects = recovered, dropped, "store recovered");
+        }
+    }
+
+    fn seq_of(&self, slot: &Slot<M>) -> u64 {
+        self.read_u64(self.region_size * slot.region as u64 + slot.offset + 40)
+    }
+
+    /// Checks a committed record's checksum; returns key, meta, body start (relative to the
+    /// record), body length and sequence.
+    fn verify(&self, at: u64, total: u64) -> Option<(String, M, u64, u64, u64)> {
+        let key_len = self.read_u32(at + 4) as u64;
+        let meta_len = self.read_u32(at + 24) as u64;
+        let body_len = self.read_u64(at + 32);
+        let seq = self.read_u64(at + 40);
+        let checksum = self.read_u64(at + 48);
+        let used = RECORD_HEADER
+            .checked_add(key_len)?
+            .checked_add(meta_len)?
+            .checked_add(body_len)?;
+        if used > total {
+            return None;
+        }
+        let payload = self.read(at + RECORD_HEADER, key_len + meta_len + body_len);
+        let mut hasher = Xxh3::new();
+        hasher.update(payload);
+        hasher.update(&body_len.to_le_bytes());
+        hasher.update(&seq.to_le_bytes());
+        if hasher.digest() != checksum {
+            return None;
+        }
+        let key = std::str::from_utf8(&payload[..key_len as usize])
+            .ok()?
+            .to_owned();
+        let meta = M::decode(&payload[key_len as usize..(key_len + meta_len) as usize])?;
+        Some((key, meta, RECORD_HEADER + key_len + meta_len, body_len, seq))
+    }
+}
+
+/// A stored body, pinned: `Bytes` made from it read the map directly, without a copy.
+struct BodyView<M: Meta> {
+    store: Arc<Inner<M>>,
+    region: usize,
+    start: u64,
+    len: u64,
+}
+
+impl<M: Meta> AsRef<[u8]> for BodyView<M> {
+    fn as_ref(&self) -> &[u8] {
+        self.store.read(
+            self.store.region_size * self.region as u64 + self.start,
+            self.len,
+        )
+    }
+}
+
+impl<M: Meta> Drop for BodyView<M> {
+    fn drop(&mut self) {
+        self.store.pins[self.region].fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn align(n: u64) -> u64 {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// About 16 regions, each between 1 MiB and 64 MiB, in whole 64 KiB.
+fn default_region_size(capacity: u64) -> u64 {
+    let size = (capacity / 16).clamp(1 << 20, 64 << 20);
+    size / (64 * 1024) * (64 * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct TestMeta(String);
+
+    impl Meta for TestMeta {
+        fn encode(&self) -> Vec<u8> {
+            self.0.as_bytes().to_vec()
+        }
+        fn decode(bytes: &[u8]) -> Option<Self> {
+            String::from_utf8(bytes.to_vec()).ok().map(TestMeta)
+        }
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    fn open(dir: &Path) -> Store<TestMeta> {
+        Store::open(&dir.join("store"), 8 * MIB, MIB).expect("open store")
+    }
+
+    fn body(n: usize, seed: u8) -> Vec<Bytes> {
+        // xorshift: bodies with different seeds share no long runs.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (seed as u64 + 1);
+        let data: Vec<u8> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        data.chunks(7000).map(Bytes::copy_from_slice).collect()
+    }
+
+    fn joined(chunks: &[Bytes]) -> Vec<u8> {
+        chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
+    #[test]
+    fn stores_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let b = body(100_000, 1);
+        store.insert("k", &TestMeta("m".into()), &b).unwrap();
+        let hit = store.get("k").unwrap();
+        assert_eq!(hit.meta.0, "m");
+        assert_eq!(&hit.body[..], &joined(&b)[..]);
+        assert!(store.get("other").is_none());
+        assert_eq!(
+            std::fs::metadata(dir.path().join("store")).unwrap().len(),
+            8 * MIB
+        );
+    }
+
+    #[test]
+    fn never_exceeds_capacity_and_evicts_least_recently_used_regions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let meta = TestMeta(String::new());
+        // 24 MiB written into 8 MiB, touching "hot" after every write.
+        store.insert("hot", &meta, &body(200_000, 0)).unwrap();
+        for i in 0..120 {
+            store
+                .insert(&format!("cold-{i}"), &meta, &body(200_000, i as u8))
+                .unwrap();
+            drop(store.get("hot"));
+            let stats = store.stats();
+            assert!(stats.used <= stats.capacity, "{stats:?}");
+        }
+        assert!(
+            store.get("hot").is_some(),
+            "the recently used object survives"
+        );
+        // Eviction is by region: cold objects written beside "hot" share its region's recency,
+        // so the first cold object in a region of its own is the least recently used.
+        assert!(
+            store.get("cold-10").is_none(),
+            "the least recently used object is gone"
+        );
+        assert!(store.get("cold-119").is_some());
+        assert!(store.stats().evicted_regions > 0);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("store")).unwrap().len(),
+            8 * MIB
+        );
+    }
+
+    #[test]
+    fn pinned_regions_are_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let meta = TestMeta(String::new());
+        let first = body(300_000, 9);
+        store.insert("pinned", &meta, &first).unwrap();
+        let hit = store.get("pinned").unwrap();
+        for i in 0..100 {
+            let _ = store.insert(&format!("x-{i}"), &meta, &body(300_000, i as u8));
+        }
+        assert_eq!(
+            &hit.body[..],
+            &joined(&first)[..],
+            "a reader's bytes never change"
+        );
+    }
+
+    #[test]
+    fn recovers_after_reopen_and_drops_corrupt_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (body(50_000, 1), body(60_000, 2));
+        {
+            let store = open(dir.path());
+            store.insert("a", &TestMeta("ma".into()), &a).unwrap();
+            store.insert("b", &TestMeta("mb".into()), &b).unwrap();
+            store.insert("gone", &TestMeta("mg".into()), &a).unwrap();
+            assert!(store.remove("gone"));
+            store.flush().unwrap();
+        }
+        // Flip one byte of b's body.
+        let path = dir.path().join("store");
+        let mut raw = std::fs::read(&path).unwrap();
+        let needle = &joined(&b)[1000..1064];
+        let at = raw.windows(needle.len()).position(|w| w == needle).unwrap();
+        raw[at] ^= 0xff;
+        std::fs::write(&path, &raw).unwrap();
+
+        let store = open(dir.path());
+        let hit = store.get("a").unwrap();
+        assert_eq!(hit.meta.0, "ma");
+        assert_eq!(&hit.body[..], &joined(&a)[..]);
+        assert!(store.get("b").is_none(), "a corrupt record is never served");
+        assert!(
+            store.get("gone").is_none(),
+            "a removed record stays removed"
+        );
+    }
+
+    #[test]
+    fn half_written_records_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = body(10_000, 3);
+        {
+            let store = open(dir.path());
+            store.insert("a", &TestMeta(String::new()), &a).unwrap();
+            store.insert("b", &TestMeta(String::new()), &a).unwrap();
+            store.flush().unwrap();
+        }
+        // Turn b back into a reservation, as if the process died before committing it.
+        let path = dir.path().join("store");
+        let mut raw = std::fs::read(&path).unwrap();
+        // Keys follow headers: b's record is the committed header with "b" 64 bytes later.
+        let pos = (0..raw.len() - 64)
+            .find(|&p| raw[p..p + 4] == COMMITTED.to_le_bytes() && raw[p + 64] == b'b')
+            .unwrap();
+        raw[pos..pos + 4].copy_from_slice(&RESERVED.to_le_bytes());
+        std::fs::write(&path, &raw).unwrap();
+        let store = open(dir.path());
+        assert!(store.get("a").is_some());
+        assert!(store.get("b").is_none());
+    }
+
+    #[test]
+    fn replacing_a_key_serves_the_newest_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open(dir.path());
+            store
+                .insert("k", &TestMeta("old".into()), &body(1000, 1))
+                .unwrap();
+            store
+                .insert("k", &TestMeta("new".into()), &body(1000, 2))
+                .unwrap();
+            assert_eq!(store.stats().objects, 1);
+        }
+        let store = open(dir.path());
+        assert_eq!(store.get("k").unwrap().meta.0, "new");
+    }
+
+    #[test]
+    fn too_large_objects_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let err = store.insert("big", &TestMeta(String::new()), &body(2 * MIB as usize, 0));
+        assert!(matches!(err, Err(StoreError::TooLarge(_))));
+    }
+}
