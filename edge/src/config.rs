@@ -1,35 +1,251 @@
 //! The edge's configuration: a TOML file, overridden by command-line flags.
+//!
+//! ```toml
+//! listen = ["127.0.0.1:8081"]
+//! tls_listen = ["127.0.0.1:8443"]      # needs tls_cert and tls_key (PEM)
+//! tls_cert = "edge.crt"
+//! tls_key = "edge.key"
+//! admin = "127.0.0.1:9081"
+//! name = "eu-west-1"
+//! region = "eu-west"
+//! origins = ["http://127.0.0.1:8080"]  # tried in order
+//! store = "/var/cache/meridian/edge.store"
+//! capacity = "1GiB"
+//! max_object_size = "64MiB"
+//! key_query_params = ["v"]            # query parameters that are part of the cache key
+//! prefetch = 2                        # next segments fetched after a segment request
+//! admin_token = "change-me"           # bearer token for PURGE and drain; unset disables them
+//! grace = "10s"
+//! connect_timeout = "2s"
+//! first_byte_timeout = "10s"
+//! ```
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Everything the edge needs to start.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EdgeConfig {
-    /// Addresses for viewers' requests.
+    /// Addresses for viewers' plain HTTP (HTTP/1.1 and h2c).
     pub listen: Vec<SocketAddr>,
+    /// Addresses for viewers' HTTPS (HTTP/1.1 and HTTP/2 by ALPN).
+    pub tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain for HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// Address of the admin surface.
     pub admin: SocketAddr,
     /// This edge's name, reported in `X-Served-By` and `/status`.
     pub name: String,
     /// The region this edge stands in.
     pub region: String,
+    /// Origin base URLs, tried in order on connection errors and 5xx.
+    pub origins: Vec<String>,
+    /// The store file (created at `capacity` bytes).
+    pub store: PathBuf,
+    /// Size of the store file, e.g. `"512MiB"`.
+    pub capacity: ByteSize,
+    /// Size of a store region; 0 picks about capacity/16.
+    pub region_size: ByteSize,
+    /// Larger objects are streamed through without being stored.
+    pub max_object_size: ByteSize,
+    /// Query parameters that belong to the cache key; all others are ignored by it.
+    pub key_query_params: Vec<String>,
+    /// How many following segments to prefetch after a segment request (0: off).
+    pub prefetch: usize,
+    /// Bearer token for PURGE and drain. Unset: those operations are disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// Requests in flight the edge is sized for; `/status` reports load against it.
+    pub max_requests: u32,
     /// How long a drain waits for in-flight responses.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// Time allowed to connect to an origin.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed for an origin's response headers.
+    #[serde(with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    /// Longest pause allowed between two chunks of an origin body.
+    #[serde(with = "humantime_serde")]
+    pub body_idle_timeout: Duration,
 }
 
 impl Default for EdgeConfig {
     fn default() -> Self {
         Self {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8081))],
+            tls_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 9081)),
             name: "edge-1".into(),
             region: "local".into(),
+            origins: vec!["http://127.0.0.1:8080".into()],
+            store: PathBuf::from("edge.store"),
+            capacity: ByteSize(256 << 20),
+            region_size: ByteSize(0),
+            max_object_size: ByteSize(64 << 20),
+            key_query_params: Vec::new(),
+            prefetch: 2,
+            admin_token: None,
+            max_requests: 1000,
             grace: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            first_byte_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl EdgeConfig {
+    /// Checks what serde cannot, naming the key at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listen.is_empty() && self.tls_listen.is_empty() {
+            return Err("listen: at least one listen or tls_listen address is needed".into());
+        }
+        if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err("tls_listen: needs tls_cert and tls_key".into());
+        }
+        if self.origins.is_empty() {
+            return Err("origins: at least one origin URL is needed".into());
+        }
+        for origin in &self.origins {
+            let uri: http::Uri = origin
+                .parse()
+                .map_err(|e| format!("origins: {origin:?} is not a URL: {e}"))?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                return Err(format!(
+                    "origins: {origin:?} must be an http:// URL with a host"
+                ));
+            }
+        }
+        if self.capacity.0 < 2 << 20 {
+            return Err("capacity: must be at least 2MiB".into());
+        }
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "name: {:?} must be letters, digits, '-', '_' or '.'",
+                self.name
+            ));
+        }
+        if self.max_requests == 0 {
+            return Err("max_requests: must be above zero".into());
+        }
+        if self.admin_token.as_deref() == Some("") {
+            return Err(
+                "admin_token: must not be empty (leave it out to disable PURGE and drain)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A size in bytes, written in config as `"512MiB"`, `"1GiB"`, `"64KiB"` or a plain number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size like \"512MiB\""))?;
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "TiB" => 1 << 40,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB)")),
+        };
+        number
+            .checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0;
+        for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if n >= size && n.is_multiple_of(size) {
+                return write!(f, "{}{unit}", n / size);
+            }
+        }
+        write!(f, "{n}")
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!("512MiB".parse::<ByteSize>(), Ok(ByteSize(512 << 20)));
+        assert_eq!("1GiB".parse::<ByteSize>(), Ok(ByteSize(1 << 30)));
+        assert_eq!("4096".parse::<ByteSize>(), Ok(ByteSize(4096)));
+        assert!("12 parsecs".parse::<ByteSize>().is_err());
+        assert!("99999999999999GiB".parse::<ByteSize>().is_err());
+        assert_eq!(ByteSize(3 << 20).to_string(), "3MiB");
+    }
+
+    #[test]
+    fn a_bad_size_names_the_key_and_line() {
+        let err = server_kit::config::parse::<EdgeConfig>("name = \"e\"\ncapacity = \"lots\"\n")
+            .unwrap_err();
+        assert!(err.contains("capacity") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_a_certificate() {
+        let config = EdgeConfig {
+            tls_listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            ..EdgeConfig::default()
+        };
+        assert!(config.validate().unwrap_err().contains("tls_cert"));
     }
 }

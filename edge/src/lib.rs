@@ -1,68 +1,136 @@
 //! Meridian's edge: the caching reverse proxy viewers fetch video from.
 //!
-//! This first version runs the process contract only (HTTP and admin listeners, drain on
-//! SIGTERM); the cache itself arrives with its own issue, and until then media requests get 503
-//! and say so.
-//!
 //! Layout:
 //! - [`config`]: the TOML config and the flags that override it.
-//! - [`run`]: serves pre-bound listeners until the [`Shutdown`] says to stop.
+//! - [`store`]: the memory-mapped object store (the only module with `unsafe`).
+//! - [`meta`]: what is stored beside each body, and its encoding.
+//! - [`freshness`]: RFC 9111 storability, freshness, age and staleness.
+//! - [`key`]: cache keys and `Vary` variants.
+//! - [`fill`]: coalesced origin fetches, streamed to every waiter.
+//! - [`upstream`]: the origin client (hickory-resolver, failover across origins).
+//! - [`service`]: the request path (hit, stale, revalidate, miss) and PURGE.
+//! - [`prefetch`]: fetching the next segments of a rendition a viewer plays.
+//! - [`admin_ops`]: drain on/off on the admin listener.
+//! - [`tls`]: HTTPS with HTTP/2 by ALPN.
+//! - [`metrics`], [`error`].
+//!
+//! [`run`] serves pre-bound listeners until the [`Shutdown`] says to stop.
 
+pub mod admin_ops;
 pub mod config;
+pub mod error;
+pub mod fill;
+pub mod freshness;
+pub mod key;
+pub mod meta;
+pub mod metrics;
+pub mod prefetch;
+pub mod service;
 pub mod store;
+pub mod tls;
+pub mod upstream;
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use server_kit::Shutdown;
 use server_kit::admin::Admin;
-use server_kit::{Shutdown, body};
 use tokio::net::TcpListener;
 
 pub use config::EdgeConfig;
+pub use service::Edge;
+
+/// Errors that stop the edge from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Setup(String),
+}
 
 /// The listeners `main` (or a test) bound for the edge.
 #[derive(Debug)]
 pub struct Listeners {
     pub http: Vec<TcpListener>,
+    pub https: Vec<TcpListener>,
     pub admin: TcpListener,
 }
 
-/// Serves until `shutdown` drains or stops.
-pub async fn run(listeners: Listeners, config: EdgeConfig, shutdown: Shutdown) {
-    let registry = Arc::new(prometheus_client::registry::Registry::default());
-    let status = {
-        let shutdown = shutdown.clone();
-        let config = config.clone();
-        Arc::new(move || {
-            serde_json::json!({
-                "service": "edge",
-                "name": config.name,
-                "region": config.region,
-                "draining": shutdown.is_draining(),
-            })
-        })
+/// Opens the store, then serves until `shutdown` drains (finishing in-flight responses within
+/// the grace period) or stops.
+pub async fn run(
+    listeners: Listeners,
+    config: EdgeConfig,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let (path, capacity, region) = (
+        config.store.clone(),
+        config.capacity.0,
+        config.region_size.0,
+    );
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&path, capacity, region))
+        .await
+        .map_err(|e| Error::Setup(format!("internal: store open task failed: {e}")))??;
+    let acceptor = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) if !listeners.https.is_empty() => {
+            Some(tls::acceptor(cert, key).map_err(Error::Setup)?)
+        }
+        _ => None,
     };
-    let admin = Admin::new(registry, status, shutdown.clone());
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = metrics::Metrics::register(&mut registry);
+    metrics.store(&store.stats());
+    let stats = store.stats();
+    tracing::info!(
+        objects = stats.objects,
+        used = stats.used,
+        capacity = stats.capacity,
+        "store open"
+    );
+    let edge = Arc::new(
+        Edge::new(&config, store.clone(), metrics).map_err(|e| Error::Setup(e.to_string()))?,
+    );
+
     let admin_shutdown = Shutdown::new();
-    let admin_task = tokio::spawn(server_kit::http_server::serve(
-        listeners.admin,
-        move |request, peer| {
-            let admin = admin.clone();
-            async move { admin.handle(request, peer).await }
-        },
-        admin_shutdown.clone(),
-        config.grace,
-    ));
+    let status = {
+        let edge = edge.clone();
+        let shutdown = shutdown.clone();
+        Arc::new(move || edge.status(shutdown.is_draining()))
+    };
+    let admin = Admin::new(Arc::new(registry), status, shutdown.clone());
+    let admin_task = {
+        let edge = edge.clone();
+        tokio::spawn(server_kit::http_server::serve(
+            listeners.admin,
+            move |request, peer| {
+                let (admin, edge) = (admin.clone(), edge.clone());
+                async move { admin_ops::handle(&edge, &admin, request, peer).await }
+            },
+            admin_shutdown.clone(),
+            config.grace,
+        ))
+    };
+
     let mut servers = Vec::new();
     for listener in listeners.http {
+        let edge = edge.clone();
         servers.push(tokio::spawn(server_kit::http_server::serve(
             listener,
-            |_request, _peer| async {
-                body::text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "edge: caching is not implemented yet",
-                )
-            },
+            move |request, peer| edge.clone().handle(request, peer),
+            shutdown.clone(),
+            config.grace,
+        )));
+    }
+    for listener in listeners.https {
+        let (edge, acceptor) = (edge.clone(), acceptor.clone());
+        let Some(acceptor) = acceptor else {
+            return Err(Error::Setup("tls_listen needs tls_cert and tls_key".into()));
+        };
+        servers.push(tokio::spawn(server_kit::http_server::serve_tls(
+            listener,
+            acceptor,
+            move |request, peer| edge.clone().handle(request, peer),
             shutdown.clone(),
             config.grace,
         )));
@@ -72,4 +140,9 @@ pub async fn run(listeners: Listeners, config: EdgeConfig, shutdown: Shutdown) {
     }
     admin_shutdown.stop();
     let _ = admin_task.await;
+    if let Err(error) = store.flush() {
+        tracing::warn!(%error, "store flush failed");
+    }
+    tracing::info!("edge stopped");
+    Ok(())
 }

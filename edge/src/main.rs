@@ -1,10 +1,12 @@
 //! The `edge` binary: parse flags, load config, bind, run.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use edge::config::ByteSize;
 use edge::{EdgeConfig, Listeners};
 use server_kit::{Shutdown, cli::CommonArgs, config, listener};
 
@@ -14,18 +16,39 @@ use server_kit::{Shutdown, cli::CommonArgs, config, listener};
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
-    /// Address for viewers' requests; repeat for several (overrides `listen`).
+    /// Address for viewers' plain HTTP; repeat for several (overrides `listen`).
     #[arg(long, value_name = "ADDR")]
     listen: Vec<SocketAddr>,
+    /// Address for viewers' HTTPS; repeat for several (overrides `tls_listen`).
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain for HTTPS (overrides `tls_cert`).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (overrides `tls_key`).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Address of the admin surface (overrides `admin`).
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
+    /// Origin base URL; repeat for failover order (overrides `origins`).
+    #[arg(long = "origin", value_name = "URL")]
+    origins: Vec<String>,
+    /// Store file (overrides `store`).
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
+    /// Store size, like 512MiB (overrides `capacity`).
+    #[arg(long, value_name = "SIZE")]
+    capacity: Option<ByteSize>,
     /// This edge's name (overrides `name`).
     #[arg(long)]
     name: Option<String>,
     /// This edge's region (overrides `region`).
     #[arg(long)]
     region: Option<String>,
+    /// Segments to prefetch after each segment request (overrides `prefetch`).
+    #[arg(long, value_name = "N")]
+    prefetch: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -40,13 +63,28 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let (mut config, _base) = config::load_or_default::<EdgeConfig>(cli.common.config.as_deref())?;
-    if !cli.listen.is_empty() {
+    let (mut config, base) = config::load_or_default::<EdgeConfig>(cli.common.config.as_deref())?;
+    config.store = config::resolve(&base, &config.store);
+    config.tls_cert = config.tls_cert.map(|p| config::resolve(&base, &p));
+    config.tls_key = config.tls_key.map(|p| config::resolve(&base, &p));
+    if !cli.listen.is_empty() || !cli.tls_listen.is_empty() {
         config.listen = cli.listen;
+        config.tls_listen = cli.tls_listen;
     }
+    if !cli.origins.is_empty() {
+        config.origins = cli.origins;
+    }
+    config.tls_cert = cli.tls_cert.or(config.tls_cert);
+    config.tls_key = cli.tls_key.or(config.tls_key);
     config.admin = cli.admin.unwrap_or(config.admin);
+    config.store = cli.store.unwrap_or(config.store);
+    config.capacity = cli.capacity.unwrap_or(config.capacity);
     config.name = cli.name.unwrap_or(config.name);
     config.region = cli.region.unwrap_or(config.region);
+    config.prefetch = cli.prefetch.unwrap_or(config.prefetch);
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
     if cli.common.check_config {
         println!(
             "config ok\n{}",
@@ -62,8 +100,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         for addr in &config.listen {
             http.push(listener::bind_http("http", *addr).await?);
         }
+        let mut https = Vec::new();
+        for addr in &config.tls_listen {
+            let l = listener::bind_tcp("https", *addr).await?;
+            listener::announce("https", format!("https://{}", l.local_addr()?));
+            https.push(l);
+        }
         let admin = listener::bind_http("admin", config.admin).await?;
-        edge::run(Listeners { http, admin }, config, shutdown).await;
+        edge::run(Listeners { http, https, admin }, config, shutdown).await?;
         Ok(())
     })
 }

@@ -171,7 +171,7 @@ impl<M: Meta> Store<M> {
         } else {
             region_size
         };
-        if region_size < 64 * 1024 || region_size % ALIGN != 0 {
+        if region_size < 64 * 1024 || !region_size.is_multiple_of(ALIGN) {
             return Err(StoreError::Config(format!(
                 "region size {region_size} must be a multiple of 64 and at least 64 KiB"
             )));
@@ -279,7 +279,15 @@ impl<M: Meta> Store<M> {
 
     /// Stores `body` (given as the chunks it arrived in) under `key`. Blocking: it copies into the
     /// map and may fault pages in, so async callers run it on the blocking pool.
-    pub fn insert(&self, key: &str, meta: &M, body: &[Bytes]) -> Result<(), StoreError> {
+    /// `counts_as_use` raises the region's recency; prefetched objects pass false, so that
+    /// prefetches nobody plays do not keep a region alive.
+    pub fn insert(
+        &self,
+        key: &str,
+        meta: &M,
+        body: &[Bytes],
+        counts_as_use: bool,
+    ) -> Result<(), StoreError> {
         let inner = &self.inner;
         let meta_bytes = meta.encode();
         let body_len: u64 = body.iter().map(|b| b.len() as u64).sum();
@@ -341,6 +349,10 @@ impl<M: Meta> Store<M> {
         inner.write(base, &COMMITTED.to_le_bytes());
 
         let mut state = inner.lock();
+        if counts_as_use {
+            let clock = state.tick();
+            state.regions[region].last_access = clock;
+        }
         let body_start = offset + RECORD_HEADER + key_len + meta_len;
         state.regions[region].writers -= 1;
         state.regions[region].live += total;
@@ -562,7 +574,9 @@ impl<M: Meta> Inner<M> {
                     break;
                 }
                 let total = self.read_u64(at + 16);
-                if total < RECORD_HEADER || total % ALIGN != 0 || offset + total > self.region_size
+                if total < RECORD_HEADER
+                    || !total.is_multiple_of(ALIGN)
+                    || offset + total > self.region_size
                 {
                     break;
                 }
@@ -723,7 +737,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let b = body(100_000, 1);
-        store.insert("k", &TestMeta("m".into()), &b).unwrap();
+        store.insert("k", &TestMeta("m".into()), &b, true).unwrap();
         let hit = store.get("k").unwrap();
         assert_eq!(hit.meta.0, "m");
         assert_eq!(&hit.body[..], &joined(&b)[..]);
@@ -740,10 +754,10 @@ mod tests {
         let store = open(dir.path());
         let meta = TestMeta(String::new());
         // 24 MiB written into 8 MiB, touching "hot" after every write.
-        store.insert("hot", &meta, &body(200_000, 0)).unwrap();
+        store.insert("hot", &meta, &body(200_000, 0), true).unwrap();
         for i in 0..120 {
             store
-                .insert(&format!("cold-{i}"), &meta, &body(200_000, i as u8))
+                .insert(&format!("cold-{i}"), &meta, &body(200_000, i as u8), true)
                 .unwrap();
             drop(store.get("hot"));
             let stats = store.stats();
@@ -773,10 +787,10 @@ mod tests {
         let store = open(dir.path());
         let meta = TestMeta(String::new());
         let first = body(300_000, 9);
-        store.insert("pinned", &meta, &first).unwrap();
+        store.insert("pinned", &meta, &first, true).unwrap();
         let hit = store.get("pinned").unwrap();
         for i in 0..100 {
-            let _ = store.insert(&format!("x-{i}"), &meta, &body(300_000, i as u8));
+            let _ = store.insert(&format!("x-{i}"), &meta, &body(300_000, i as u8), true);
         }
         assert_eq!(
             &hit.body[..],
@@ -791,9 +805,11 @@ mod tests {
         let (a, b) = (body(50_000, 1), body(60_000, 2));
         {
             let store = open(dir.path());
-            store.insert("a", &TestMeta("ma".into()), &a).unwrap();
-            store.insert("b", &TestMeta("mb".into()), &b).unwrap();
-            store.insert("gone", &TestMeta("mg".into()), &a).unwrap();
+            store.insert("a", &TestMeta("ma".into()), &a, true).unwrap();
+            store.insert("b", &TestMeta("mb".into()), &b, true).unwrap();
+            store
+                .insert("gone", &TestMeta("mg".into()), &a, true)
+                .unwrap();
             assert!(store.remove("gone"));
             store.flush().unwrap();
         }
@@ -822,8 +838,12 @@ mod tests {
         let a = body(10_000, 3);
         {
             let store = open(dir.path());
-            store.insert("a", &TestMeta(String::new()), &a).unwrap();
-            store.insert("b", &TestMeta(String::new()), &a).unwrap();
+            store
+                .insert("a", &TestMeta(String::new()), &a, true)
+                .unwrap();
+            store
+                .insert("b", &TestMeta(String::new()), &a, true)
+                .unwrap();
             store.flush().unwrap();
         }
         // Turn b back into a reservation, as if the process died before committing it.
@@ -846,10 +866,10 @@ mod tests {
         {
             let store = open(dir.path());
             store
-                .insert("k", &TestMeta("old".into()), &body(1000, 1))
+                .insert("k", &TestMeta("old".into()), &body(1000, 1), true)
                 .unwrap();
             store
-                .insert("k", &TestMeta("new".into()), &body(1000, 2))
+                .insert("k", &TestMeta("new".into()), &body(1000, 2), true)
                 .unwrap();
             assert_eq!(store.stats().objects, 1);
         }
@@ -861,7 +881,12 @@ mod tests {
     fn too_large_objects_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let err = store.insert("big", &TestMeta(String::new()), &body(2 * MIB as usize, 0));
+        let err = store.insert(
+            "big",
+            &TestMeta(String::new()),
+            &body(2 * MIB as usize, 0),
+            true,
+        );
         assert!(matches!(err, Err(StoreError::TooLarge(_))));
     }
 }

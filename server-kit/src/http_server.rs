@@ -19,11 +19,42 @@ use tokio::net::TcpListener;
 
 use crate::{Body, Shutdown};
 
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves HTTP on `listener` until `shutdown` drains, then waits up to `grace` for in-flight
 /// responses to finish (or less, if `shutdown` stops). The handler sees each request and the
 /// peer's address, and always produces a response: errors are responses too.
 pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: Shutdown, grace: Duration)
 where
+    H: Fn(http::Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    serve_with(listener, None, handler, shutdown, grace).await;
+}
+
+/// Like [`serve`], over TLS: HTTP/2 or HTTP/1.1 as ALPN decides (the acceptor's config offers
+/// the protocols).
+pub async fn serve_tls<H, F>(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    handler: H,
+    shutdown: Shutdown,
+    grace: Duration,
+) where
+    H: Fn(http::Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    serve_with(listener, Some(acceptor), handler, shutdown, grace).await;
+}
+
+async fn serve_with<H, F>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handler: H,
+    shutdown: Shutdown,
+    grace: Duration,
+) where
     H: Fn(http::Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = http::Response<Body>> + Send + 'static,
 {
@@ -51,12 +82,38 @@ where
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(request, peer).await) }
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let result =
+                match tls {
+                    None => {
+                        let connection =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(connection.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        let connection =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(connection.into_owned()).await
+                    }
+                };
+            if let Err(error) = result {
                 tracing::debug!(%peer, error = %error, "connection ended with an error");
             }
         });

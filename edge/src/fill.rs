@@ -1,0 +1,293 @@
+//! Request coalescing: one origin fetch per object, however many viewers ask at once.
+//!
+//! The first request for a key that is neither stored nor in flight becomes the *leader*: it
+//! starts a [`Fill`] in a task of its own (so the fetch finishes for the others and for the
+//! store even if the leader's viewer leaves). Every later request for the key, until the object
+//! is stored, joins that fill as a *waiter*. A fill keeps the chunks received so far; each
+//! waiter streams them from the first, then follows new ones as they arrive, so every viewer
+//! gets bytes as soon as the origin sends them.
+//!
+//! A fill that fails after its headers ends every waiter's body with an error, never a clean
+//! end: hyper then resets the stream (HTTP/2) or closes the connection before the promised
+//! length (HTTP/1.1), so no viewer mistakes a truncated segment for a complete one.
+//! The model is pingora's cache lock, with the body shared instead of re-read from the cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use server_kit::Body;
+use tokio::sync::watch;
+
+use crate::error::EdgeError;
+
+/// The response headers a fill got from the origin.
+#[derive(Debug, Clone)]
+pub struct FillHead {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub content_length: Option<u64>,
+}
+
+/// One origin fetch shared by every request for its key.
+#[derive(Debug)]
+pub struct Fill {
+    progress: watch::Sender<u64>,
+    data: Mutex<FillData>,
+}
+
+#[derive(Debug, Default)]
+struct FillData {
+    head: Option<Result<FillHead, EdgeError>>,
+    chunks: Vec<Bytes>,
+    received: u64,
+    end: Option<Result<(), EdgeError>>,
+}
+
+impl Default for Fill {
+    fn default() -> Self {
+        Self {
+            progress: watch::Sender::new(0),
+            data: Mutex::new(FillData::default()),
+        }
+    }
+}
+
+impl Fill {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FillData> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn notify(&self) {
+        self.progress.send_modify(|v| *v += 1);
+    }
+
+    /// Leader: the origin's headers arrived (or the fetch failed before them).
+    pub fn set_head(&self, head: Result<FillHead, EdgeError>) {
+        let failed = head.is_err();
+        {
+            let mut data = self.lock();
+            if let Err(error) = &head {
+                data.end = Some(Err(error.clone()));
+            }
+            data.head = Some(head);
+        }
+        if failed {
+            tracing::debug!("fill failed before headers");
+        }
+        self.notify();
+    }
+
+    /// Leader: a body chunk arrived.
+    pub fn push(&self, chunk: Bytes) {
+        // An empty chunk would read as "nothing yet" to waiters; it carries nothing anyway.
+        if chunk.is_empty() {
+            return;
+        }
+        {
+            let mut data = self.lock();
+            data.received += chunk.len() as u64;
+            data.chunks.push(chunk);
+        }
+        self.notify();
+    }
+
+    /// Leader: the body ended, well or badly.
+    pub fn finish(&self, end: Result<(), EdgeError>) {
+        self.lock().end = Some(end);
+        self.notify();
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.lock().received
+    }
+
+    /// The chunks of a completed fill (for the store).
+    pub fn chunks(&self) -> Vec<Bytes> {
+        self.lock().chunks.clone()
+    }
+
+    /// Waits for the origin's headers.
+    pub async fn head(&self) -> Result<FillHead, EdgeError> {
+        let mut rx = self.progress.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if let Some(head) = &self.lock().head {
+                return head.clone();
+            }
+            if rx.changed().await.is_err() {
+                return Err(EdgeError::Internal("the fill ended without headers".into()));
+            }
+        }
+    }
+
+    /// The body from byte `skip`, at most `take` bytes, as it arrives. Ends with an error if
+    /// the fill fails.
+    pub fn body(self: &Arc<Self>, skip: u64, take: Option<u64>) -> Body {
+        struct Cursor {
+            fill: Arc<Fill>,
+            rx: watch::Receiver<u64>,
+            chunk: usize,
+            /// Absolute position of the start of `chunk`.
+            at: u64,
+            skip: u64,
+            left: Option<u64>,
+        }
+        let cursor = Cursor {
+            rx: self.progress.subscribe(),
+            fill: self.clone(),
+            chunk: 0,
+            at: 0,
+            skip,
+            left: take,
+        };
+        let stream = futures_util::stream::unfold(cursor, |mut c| async move {
+            loop {
+                if c.left == Some(0) {
+                    return None;
+                }
+                c.rx.borrow_and_update();
+                let next = {
+                    let data = c.fill.lock();
+                    match data.chunks.get(c.chunk) {
+                        Some(chunk) => Ok(Some(chunk.clone())),
+                        None => match &data.end {
+                            Some(Ok(())) => Ok(None),
+                            Some(Err(error)) => Err(error.to_io()),
+                            None => Ok(Some(Bytes::new())),
+                        },
+                    }
+                };
+                match next {
+                    Ok(Some(chunk)) if chunk.is_empty() => {
+                        // Nothing new yet: wait for the leader.
+                        if c.rx.changed().await.is_err() {
+                            let error =
+                                EdgeError::Internal("the origin fetch was abandoned".into());
+                            return Some((Err(error.to_io()), c));
+                        }
+                    }
+                    Ok(Some(chunk)) => {
+                        let start = c.at;
+                        c.at += chunk.len() as u64;
+                        c.chunk += 1;
+                        if c.at <= c.skip {
+                            continue;
+                        }
+                        let from = c.skip.saturating_sub(start) as usize;
+                        let mut piece = chunk.slice(from..);
+                        if let Some(left) = c.left.as_mut() {
+                            if (piece.len() as u64) > *left {
+                                piece = piece.slice(..*left as usize);
+                            }
+                            *left -= piece.len() as u64;
+                        }
+                        return Some((Ok(hyper::body::Frame::data(piece)), c));
+                    }
+                    Ok(None) => return None,
+                    Err(error) => return Some((Err(error), c)),
+                }
+            }
+        });
+        StreamBody::new(stream).boxed_unsync()
+    }
+}
+
+/// The fills in flight, by key.
+#[derive(Debug, Default)]
+pub struct Fills {
+    inflight: Mutex<HashMap<String, Arc<Fill>>>,
+}
+
+impl Fills {
+    /// Joins the fill for `key`, or starts one. The bool is true for the leader, which must
+    /// drive the fill and call [`Fills::remove`] when it is done.
+    pub fn join_or_start(&self, key: &str) -> (Arc<Fill>, bool) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(fill) = inflight.get(key) {
+            return (fill.clone(), false);
+        }
+        let fill = Arc::new(Fill::default());
+        inflight.insert(key.to_owned(), fill.clone());
+        (fill, true)
+    }
+
+    /// True when a fill for `key` is in flight.
+    pub fn contains(&self, key: &str) -> bool {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(key)
+    }
+
+    /// Forgets the fill for `key` (if it is still `fill`).
+    pub fn remove(&self, key: &str, fill: &Arc<Fill>) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if inflight.get(key).is_some_and(|f| Arc::ptr_eq(f, fill)) {
+            inflight.remove(key);
+        }
+    }
+
+    /// Fills in flight now.
+    pub fn len(&self) -> usize {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(body: Body) -> Result<Vec<u8>, std::io::Error> {
+        let bytes = body.collect().await?.to_bytes();
+        Ok(bytes.to_vec())
+    }
+
+    #[tokio::test]
+    async fn waiters_see_all_bytes_and_slices() {
+        let fill = Arc::new(Fill::default());
+        let whole = fill.body(0, None);
+        let middle = fill.body(3, Some(4));
+        fill.set_head(Ok(FillHead {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            content_length: Some(10),
+        }));
+        fill.push(Bytes::from_static(b"0123"));
+        fill.push(Bytes::from_static(b"456789"));
+        fill.finish(Ok(()));
+        assert_eq!(collect(whole).await.unwrap(), b"0123456789");
+        assert_eq!(collect(middle).await.unwrap(), b"3456");
+        // A late waiter still gets everything.
+        assert_eq!(collect(fill.body(0, None)).await.unwrap(), b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn a_failed_fill_ends_bodies_with_an_error() {
+        let fill = Arc::new(Fill::default());
+        let body = fill.body(0, None);
+        fill.push(Bytes::from_static(b"partial"));
+        fill.finish(Err(EdgeError::OriginBody("reset".into())));
+        assert!(collect(body).await.is_err());
+    }
+
+    #[test]
+    fn one_leader_per_key() {
+        let fills = Fills::default();
+        let (a, leader_a) = fills.join_or_start("k");
+        let (b, leader_b) = fills.join_or_start("k");
+        assert!(leader_a && !leader_b && Arc::ptr_eq(&a, &b));
+        fills.remove("k", &a);
+        assert!(fills.join_or_start("k").1);
+    }
+}

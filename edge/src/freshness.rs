@@ -1,0 +1,381 @@
+//! Shared-cache semantics (RFC 9111): may a response be stored, for how long is it fresh, how
+//! old is it, and may a stale copy be served.
+//!
+//! Everything here is pure; callers pass the clock (`SystemTime`, since stored objects outlive
+//! the process and a restart must not reset their age).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, StatusCode, header};
+
+/// The `Cache-Control` directives a shared cache acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+    pub no_store: bool,
+    pub no_cache: bool,
+    pub private: bool,
+    pub public: bool,
+    pub must_revalidate: bool,
+    pub stale_while_revalidate: Option<u64>,
+    pub stale_if_error: Option<u64>,
+    pub immutable: bool,
+}
+
+impl CacheControl {
+    /// Parses every `Cache-Control` field of `headers`. Unknown directives are ignored and a
+    /// malformed number drops only that directive, as RFC 9111 §4.2.1 asks. A `no-cache` or
+    /// `private` with a field list is treated as the unqualified directive (stricter, safe).
+    pub fn parse(headers: &HeaderMap) -> Self {
+        let mut cc = CacheControl::default();
+        for value in headers.get_all(header::CACHE_CONTROL) {
+            let Ok(value) = value.to_str() else { continue };
+            for directive in split_directives(value) {
+                let (name, arg) = match directive.split_once('=') {
+                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                    None => (directive.trim(), None),
+                };
+                let seconds = || arg.and_then(|a| a.parse::<u64>().ok());
+                match name.to_ascii_lowercase().as_str() {
+                    "max-age" => cc.max_age = seconds().or(cc.max_age),
+                    "s-maxage" => cc.s_maxage = seconds().or(cc.s_maxage),
+                    "no-store" => cc.no_store = true,
+                    "no-cache" => cc.no_cache = true,
+                    "private" => cc.private = true,
+                    "public" => cc.public = true,
+                    "must-revalidate" | "proxy-revalidate" => cc.must_revalidate = true,
+                    "stale-while-revalidate" => cc.stale_while_revalidate = seconds(),
+                    "stale-if-error" => cc.stale_if_error = seconds(),
+                    "immutable" => cc.immutable = true,
+                    _ => {}
+                }
+            }
+        }
+        cc
+    }
+}
+
+/// Splits a Cache-Control value on commas outside quoted strings.
+fn split_directives(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&value[start..]);
+    out.into_iter().filter(|d| !d.trim().is_empty()).collect()
+}
+
+/// What the cache decided about a response when it stored it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// Freshness lifetime.
+    pub lifetime: Duration,
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
+    /// `no-cache`: every use needs a successful revalidation first.
+    pub no_cache: bool,
+    /// `must-revalidate`: never served stale, not even on origin errors.
+    pub must_revalidate: bool,
+}
+
+/// Statuses we store (complete bodies only; partial responses are never stored).
+fn storable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 200 | 203 | 300 | 301 | 308 | 404 | 410)
+}
+
+/// May this response to a GET be stored by a shared cache?
+pub fn storable(
+    request: &HeaderMap,
+    status: StatusCode,
+    response: &HeaderMap,
+    cc: &CacheControl,
+) -> bool {
+    if !storable_status(status) || cc.no_store || cc.private {
+        return false;
+    }
+    if response.get_all(header::VARY).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|f| f.trim() == "*"))
+            .unwrap_or(true)
+    }) {
+        return false;
+    }
+    // Cookies are per viewer: such a response is shared only when the origin says so.
+    if response.contains_key(header::SET_COOKIE) && !cc.public {
+        return false;
+    }
+    // RFC 9111 §3.5: a request with credentials is stored only with explicit permission.
+    if request.contains_key(header::AUTHORIZATION)
+        && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate)
+    {
+        return false;
+    }
+    // Without explicit freshness or a validator to revalidate with, storing buys nothing
+    // except for heuristically cacheable statuses.
+    let explicit =
+        cc.s_maxage.is_some() || cc.max_age.is_some() || response.contains_key(header::EXPIRES);
+    let validator =
+        response.contains_key(header::ETAG) || response.contains_key(header::LAST_MODIFIED);
+    explicit || validator || cc.public
+}
+
+/// The storage policy for a response received at `response_time`.
+pub fn policy(response: &HeaderMap, cc: &CacheControl) -> Policy {
+    let lifetime = if let Some(s) = cc.s_maxage.or(cc.max_age) {
+        Duration::from_secs(s)
+    } else if let Some(expires) = date(response, header::EXPIRES) {
+        let date = date(response, header::DATE).unwrap_or_else(SystemTime::now);
+        expires.duration_since(date).unwrap_or_default()
+    } else if let (Some(modified), Some(date)) = (
+        date(response, header::LAST_MODIFIED),
+        date(response, header::DATE),
+    ) {
+        // Heuristic freshness (RFC 9111 §4.2.2): a tenth of the time since modification,
+        // at most a day.
+        (date.duration_since(modified).unwrap_or_default() / 10).min(Duration::from_secs(86_400))
+    } else {
+        Duration::ZERO
+    };
+    let lifetime = if cc.no_cache {
+        Duration::ZERO
+    } else {
+        lifetime
+    };
+    Policy {
+        lifetime,
+        stale_while_revalidate: Duration::from_secs(cc.stale_while_revalidate.unwrap_or(0)),
+        stale_if_error: Duration::from_secs(cc.stale_if_error.unwrap_or(0)),
+        no_cache: cc.no_cache,
+        must_revalidate: cc.must_revalidate || cc.no_cache,
+    }
+}
+
+/// The corrected initial age of a response (RFC 9111 §4.2.3), in whole seconds.
+pub fn initial_age(
+    response: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> u64 {
+    let age_value = response
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let apparent = date(response, header::DATE)
+        .and_then(|d| response_time.duration_since(d).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let delay = response_time
+        .duration_since(request_time)
+        .unwrap_or_default()
+        .as_secs();
+    apparent.max(age_value.saturating_add(delay))
+}
+
+/// How old a stored response is now.
+pub fn current_age(initial_age: u64, response_time: SystemTime, now: SystemTime) -> Duration {
+    Duration::from_secs(initial_age) + now.duration_since(response_time).unwrap_or_default()
+}
+
+/// What a stored response may be used for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Serve it.
+    Fresh,
+    /// Serve it, and revalidate in the background.
+    StaleWhileRevalidate,
+    /// Revalidate first; if the origin fails, serving it is allowed when `if_error` is true.
+    Stale { if_error: bool },
+}
+
+/// Evaluates a stored response of age `age` under `policy`.
+pub fn evaluate(policy: &Policy, age: Duration) -> Freshness {
+    if !policy.no_cache && age < policy.lifetime {
+        return Freshness::Fresh;
+    }
+    if policy.must_revalidate {
+        return Freshness::Stale { if_error: false };
+    }
+    let staleness = age.saturating_sub(policy.lifetime);
+    if staleness < policy.stale_while_revalidate {
+        return Freshness::StaleWhileRevalidate;
+    }
+    Freshness::Stale {
+        if_error: staleness < policy.stale_if_error,
+    }
+}
+
+fn date(headers: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+}
+
+/// Milliseconds since the epoch, for storing times.
+pub fn to_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The inverse of [`to_millis`].
+pub fn from_millis(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn parses_directives() {
+        let cc = CacheControl::parse(&headers(&[
+            ("cache-control", "public, max-age=60, s-maxage=\"30\""),
+            (
+                "cache-control",
+                "stale-while-revalidate=5,stale-if-error=600, Immutable",
+            ),
+        ]));
+        assert_eq!(cc.max_age, Some(60));
+        assert_eq!(cc.s_maxage, Some(30));
+        assert!(cc.public && cc.immutable);
+        assert_eq!(cc.stale_while_revalidate, Some(5));
+        assert_eq!(cc.stale_if_error, Some(600));
+        let cc = CacheControl::parse(&headers(&[(
+            "cache-control",
+            "max-age=abc, no-cache=\"set-cookie, x\"",
+        )]));
+        assert_eq!(cc.max_age, None);
+        assert!(cc.no_cache);
+    }
+
+    #[test]
+    fn what_is_stored() {
+        let req = HeaderMap::new();
+        let ok = StatusCode::OK;
+        let check = |resp: &[(&str, &str)]| {
+            let h = headers(resp);
+            storable(&req, ok, &h, &CacheControl::parse(&h))
+        };
+        assert!(check(&[("cache-control", "max-age=60")]));
+        assert!(check(&[("etag", "\"x\"")]));
+        assert!(!check(&[("cache-control", "no-store, max-age=60")]));
+        assert!(!check(&[("cache-control", "private, max-age=60")]));
+        assert!(!check(&[("cache-control", "max-age=60"), ("vary", "*")]));
+        assert!(!check(&[
+            ("cache-control", "max-age=60"),
+            ("set-cookie", "a=b")
+        ]));
+        assert!(check(&[
+            ("cache-control", "public, max-age=60"),
+            ("set-cookie", "a=b")
+        ]));
+        assert!(!check(&[]));
+        let h = headers(&[("cache-control", "max-age=60")]);
+        assert!(!storable(
+            &req,
+            StatusCode::PARTIAL_CONTENT,
+            &h,
+            &CacheControl::parse(&h)
+        ));
+        let auth = headers(&[("authorization", "Bearer x")]);
+        assert!(!storable(&auth, ok, &h, &CacheControl::parse(&h)));
+    }
+
+    #[test]
+    fn lifetimes() {
+        let h = headers(&[("cache-control", "max-age=60, s-maxage=10")]);
+        assert_eq!(
+            policy(&h, &CacheControl::parse(&h)).lifetime,
+            Duration::from_secs(10)
+        );
+        let h = headers(&[
+            ("date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+            ("expires", "Thu, 01 Jan 2026 00:05:00 GMT"),
+        ]);
+        assert_eq!(
+            policy(&h, &CacheControl::parse(&h)).lifetime,
+            Duration::from_secs(300)
+        );
+        let h = headers(&[
+            ("date", "Thu, 11 Jan 2026 00:00:00 GMT"),
+            ("last-modified", "Thu, 01 Jan 2026 00:00:00 GMT"),
+        ]);
+        assert_eq!(
+            policy(&h, &CacheControl::parse(&h)).lifetime,
+            Duration::from_secs(86_400)
+        );
+        let h = headers(&[("cache-control", "no-cache, max-age=60")]);
+        assert_eq!(
+            policy(&h, &CacheControl::parse(&h)).lifetime,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn ages() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let h = headers(&[("age", "30")]);
+        assert_eq!(initial_age(&h, t0, t0 + Duration::from_secs(2)), 32);
+        assert_eq!(
+            current_age(32, t0, t0 + Duration::from_secs(8)),
+            Duration::from_secs(40)
+        );
+        assert_eq!(
+            current_age(0, t0, t0 - Duration::from_secs(8)),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn staleness_windows() {
+        let p = Policy {
+            lifetime: Duration::from_secs(10),
+            stale_while_revalidate: Duration::from_secs(5),
+            stale_if_error: Duration::from_secs(60),
+            ..Policy::default()
+        };
+        assert_eq!(evaluate(&p, Duration::from_secs(9)), Freshness::Fresh);
+        assert_eq!(
+            evaluate(&p, Duration::from_secs(12)),
+            Freshness::StaleWhileRevalidate
+        );
+        assert_eq!(
+            evaluate(&p, Duration::from_secs(30)),
+            Freshness::Stale { if_error: true }
+        );
+        assert_eq!(
+            evaluate(&p, Duration::from_secs(100)),
+            Freshness::Stale { if_error: false }
+        );
+        let strict = Policy {
+            must_revalidate: true,
+            ..p
+        };
+        assert_eq!(
+            evaluate(&strict, Duration::from_secs(12)),
+            Freshness::Stale { if_error: false }
+        );
+    }
+}

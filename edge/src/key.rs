@@ -1,0 +1,155 @@
+//! Cache keys.
+//!
+//! The key is the host (lower-case, without port) and the path as sent, plus only the query
+//! parameters the config names, in the config's order: per-viewer tokens and cache busters in
+//! the query string do not split the cache. Responses with `Vary` are stored under a variant
+//! key that adds the values of the named request headers, and in-flight fetches are coalesced
+//! per `Accept-Encoding`, so a viewer never receives an encoding it did not ask for.
+
+use http::{HeaderMap, HeaderName, Request, header};
+
+/// The base key of a request.
+pub fn cache_key<B>(request: &Request<B>, key_params: &[String]) -> String {
+    let host = request
+        .uri()
+        .host()
+        .map(str::to_owned)
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(|h| strip_port(h).to_owned())
+        })
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut key = host;
+    key.push_str(request.uri().path());
+    if !key_params.is_empty()
+        && let Some(query) = request.uri().query()
+    {
+        let mut first = true;
+        for wanted in key_params {
+            for pair in query.split('&') {
+                let name = pair.split('=').next().unwrap_or("");
+                if name == wanted {
+                    key.push(if first { '?' } else { '&' });
+                    key.push_str(pair);
+                    first = false;
+                }
+            }
+        }
+    }
+    key
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split(']')
+            .next()
+            .map(|h| &host[..h.len() + 1])
+            .unwrap_or(host);
+    }
+    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+}
+
+/// The key under which concurrent misses share one origin fetch.
+pub fn fill_key(base: &str, headers: &HeaderMap) -> String {
+    format!(
+        "{base}\0ae={}",
+        normalized(headers, &header::ACCEPT_ENCODING)
+    )
+}
+
+/// The key of the variant of `base` selected by the request headers named in `vary`.
+pub fn variant_key(base: &str, vary: &[HeaderName], headers: &HeaderMap) -> String {
+    let mut key = base.to_owned();
+    for name in vary {
+        key.push('\0');
+        key.push_str(name.as_str());
+        key.push('=');
+        key.push_str(&normalized(headers, name));
+    }
+    key
+}
+
+/// The header names a response varies on (`None` for no `Vary`).
+pub fn vary_names(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
+    let mut names: Vec<HeaderName> = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    (!names.is_empty()).then_some(names)
+}
+
+fn normalized(headers: &HeaderMap, name: &HeaderName) -> String {
+    let mut values: Vec<String> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+        .collect();
+    values.sort();
+    values.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, host: Option<&str>) -> Request<()> {
+        let mut r = Request::get(uri);
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        r.body(()).unwrap()
+    }
+
+    #[test]
+    fn keys_ignore_tokens_and_ports() {
+        let params = vec!["v".to_owned()];
+        assert_eq!(
+            cache_key(
+                &request("/vod/a/seg_1.m4s?token=abc&v=2", Some("Edge.Test:8080")),
+                &params
+            ),
+            "edge.test/vod/a/seg_1.m4s?v=2"
+        );
+        assert_eq!(cache_key(&request("/x?token=1", Some("e")), &params), "e/x");
+        assert_eq!(
+            cache_key(&request("http://h.test:81/x", None), &[]),
+            "h.test/x"
+        );
+        assert_eq!(
+            cache_key(&request("/x", Some("[::1]:8080")), &[]),
+            "[::1]/x"
+        );
+    }
+
+    #[test]
+    fn variants_follow_vary() {
+        let mut resp = HeaderMap::new();
+        resp.insert("vary", "Accept-Encoding, accept-language".parse().unwrap());
+        let names = vary_names(&resp).unwrap();
+        let mut req = HeaderMap::new();
+        req.insert("accept-encoding", "GZIP, br".parse().unwrap());
+        let a = variant_key("h/x", &names, &req);
+        req.insert("accept-encoding", "br,gzip".parse().unwrap());
+        assert_eq!(
+            variant_key("h/x", &names, &req),
+            a,
+            "order and case do not matter"
+        );
+        req.insert("accept-encoding", "identity".parse().unwrap());
+        assert_ne!(variant_key("h/x", &names, &req), a);
+        assert!(vary_names(&HeaderMap::new()).is_none());
+    }
+}

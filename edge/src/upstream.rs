@@ -1,0 +1,155 @@
+//! Fetching from the origins: a hyper client whose host names resolve through hickory-resolver
+//! (so DNS TTLs are honoured by its cache), trying each configured origin in order.
+//!
+//! An origin is skipped on a connection error, a timeout before headers, or a 5xx; the last
+//! origin's answer (or error) is what the edge gets.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hickory_resolver::TokioResolver;
+use http::{HeaderMap, Request, Response, Uri};
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+
+use crate::error::EdgeError;
+
+/// The origins and a pooled client to reach them.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    origins: Vec<Uri>,
+    client: Client<HttpConnector<DnsResolver>, Empty<Bytes>>,
+    first_byte_timeout: Duration,
+}
+
+impl Upstream {
+    /// `origins` must be `http://host[:port][/base]` URLs (checked by the config).
+    pub fn new(
+        origins: &[String],
+        connect_timeout: Duration,
+        first_byte_timeout: Duration,
+    ) -> Result<Self, EdgeError> {
+        let origins = origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').parse::<Uri>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EdgeError::Internal(format!("origin URL: {e}").into()))?;
+        let mut connector = HttpConnector::new_with_resolver(DnsResolver::new());
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Self {
+            origins,
+            client,
+            first_byte_timeout,
+        })
+    }
+
+    /// GETs `path_and_query` with `headers`, origin after origin.
+    pub async fn get(
+        &self,
+        path_and_query: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<Incoming>, EdgeError> {
+        let mut failures = Vec::new();
+        for (i, origin) in self.origins.iter().enumerate() {
+            let last = i + 1 == self.origins.len();
+            let uri = format!(
+                "{}{}",
+                origin.to_string().trim_end_matches('/'),
+                path_and_query
+            );
+            let mut request = Request::get(&uri);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let request = request.body(Empty::new()).map_err(|e| {
+                EdgeError::BadRequest(format!("cannot build origin request: {e}").into())
+            })?;
+            match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await
+            {
+                Ok(Ok(response)) if response.status().is_server_error() && !last => {
+                    tracing::warn!(origin = %origin, status = %response.status(), "origin answered 5xx; trying the next");
+                    failures.push(format!("{origin}: {}", response.status()));
+                }
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(error)) => {
+                    tracing::warn!(origin = %origin, %error, "origin request failed");
+                    failures.push(format!("{origin}: {error}"));
+                }
+                Err(_) => {
+                    tracing::warn!(origin = %origin, timeout = ?self.first_byte_timeout, "origin timed out");
+                    if last {
+                        return Err(EdgeError::OriginTimeout);
+                    }
+                    failures.push(format!("{origin}: timed out"));
+                }
+            }
+        }
+        Err(EdgeError::OriginUnreachable(failures.join("; ").into()))
+    }
+}
+
+/// Resolves origin host names with hickory-resolver, whose cache follows record TTLs.
+#[derive(Clone)]
+pub struct DnsResolver {
+    resolver: TokioResolver,
+}
+
+impl std::fmt::Debug for DnsResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DnsResolver")
+    }
+}
+
+impl DnsResolver {
+    fn new() -> Self {
+        // The system configuration (/etc/resolv.conf, /etc/hosts); without one, hickory's
+        // defaults, so that IP-literal origins still work on a machine with no resolver.
+        let resolver = match TokioResolver::builder_tokio().and_then(|b| b.build()) {
+            Ok(resolver) => resolver,
+            Err(error) => {
+                tracing::warn!(%error, "no system DNS configuration; using defaults");
+                TokioResolver::builder_with_config(
+                    hickory_resolver::config::ResolverConfig::from_name_servers(Vec::new()),
+                    hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+                )
+                .build()
+                .unwrap_or_else(|e| panic!("hickory-resolver default configuration failed: {e}"))
+            }
+        };
+        Self { resolver }
+    }
+}
+
+impl tower_service::Service<Name> for DnsResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let resolver = self.resolver.clone();
+        Box::pin(async move {
+            let lookup = resolver
+                .lookup_ip(name.as_str())
+                .await
+                .map_err(|e| std::io::Error::other(format!("resolving {}: {e}", name.as_str())))?;
+            let addrs: Vec<SocketAddr> = lookup.iter().map(|ip| SocketAddr::new(ip, 0)).collect();
+            Ok(addrs.into_iter())
+        })
+    }
+}
