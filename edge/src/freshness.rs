@@ -319,7 +319,7 @@ mod tests {
             Duration::from_secs(300)
         );
         let h = headers(&[
-            ("date", "Thu, 11 Jan 2026 00:00:00 GMT"),
+            ("date", "Sun, 11 Jan 2026 00:00:00 GMT"),
             ("last-modified", "Thu, 01 Jan 2026 00:00:00 GMT"),
         ]);
         assert_eq!(
