@@ -100,6 +100,11 @@ impl Fill {
         self.notify();
     }
 
+    /// True once the whole body arrived intact.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.lock().end, Some(Ok(())))
+    }
+
     /// Bytes received so far.
     pub fn received(&self) -> u64 {
         self.lock().received

@@ -209,11 +209,19 @@ impl Edge {
             }
         }
         let fill = self.start_fill(request, &base, None, false);
+        // A fill that already completed is being written to the store: its bytes are the edge's
+        // own, so this is a hit, not a trip to the origin.
+        let cached = if fill.is_complete() { HIT } else { MISS };
         match fill.head().await {
             Ok(head) if head.status == StatusCode::NOT_MODIFIED => {
                 self.after_revalidation(request, &key).await
             }
-            Ok(head) => (self.fill_response(request, &fill, &head), MISS),
+            Ok(head) => {
+                if cached == HIT {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                }
+                (self.fill_response(request, &fill, &head, cached), cached)
+            }
             Err(error) => (error_response(&error), ERROR),
         }
     }
@@ -240,7 +248,7 @@ impl Edge {
             Ok(head) if head.status.is_server_error() && if_error => {
                 (self.store_response(request, &stale, age(), STALE), STALE)
             }
-            Ok(head) => (self.fill_response(request, &fill, &head), MISS),
+            Ok(head) => (self.fill_response(request, &fill, &head, MISS), MISS),
             Err(error) if if_error => {
                 tracing::warn!(%error, "origin failed; serving stale (stale-if-error)");
                 (self.store_response(request, &stale, age(), STALE), STALE)
@@ -506,6 +514,7 @@ impl Edge {
         request: &Request<Incoming>,
         fill: &Arc<Fill>,
         head: &FillHead,
+        cache: &'static str,
     ) -> Response<Body> {
         let mut headers = HeaderMap::with_capacity(head.headers.len() + 3);
         for (name, value) in &head.headers {
@@ -514,7 +523,7 @@ impl Edge {
             }
         }
         headers.insert(header::AGE, HeaderValue::from_static("0"));
-        headers.insert("x-cache", HeaderValue::from_static(MISS));
+        headers.insert("x-cache", HeaderValue::from_static(cache));
         respond(
             request,
             head.status,

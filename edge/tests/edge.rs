@@ -1,39 +1,746 @@
-//! End-to-end tests of the edge binary.
+//! End-to-end tests of the edge binary against real origins on 127.0.0.1:0: our own origin
+//! binary, or the scripted origin of test-support where a test needs an origin that misbehaves.
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use http::StatusCode;
-use test_support::http::get;
-use test_support::{ServerProcess, Sig, run_to_end};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use test_support::http::{Reply, fetch, get, send};
+use test_support::origin::{Route, TestOrigin, generated_body};
+use test_support::{ServerProcess, Sig, run_to_end, testdata};
 
 const EDGE: &str = env!("CARGO_BIN_EXE_edge");
+const ORIGIN: &str = "origin";
 
-#[tokio::test]
-async fn starts_answers_admin_and_drains_on_sigterm() {
-    let args = [
+/// Starts an edge in front of `origin` with its store in `dir`.
+fn start_edge(origin: &str, dir: &Path, extra: &[&str]) -> ServerProcess {
+    let store = dir.join("edge.store");
+    let store = store.to_str().expect("utf-8");
+    let mut args = vec![
         "--listen",
         "127.0.0.1:0",
         "--admin",
         "127.0.0.1:0",
+        "--origin",
+        origin,
+        "--store",
+        store,
         "--name",
-        "e1",
+        "test-edge",
         "--region",
-        "r1",
+        "test-region",
     ];
-    let mut edge = ServerProcess::start(EDGE, &args, &["http", "admin"]);
-    let status = get(&format!("{}/status", edge.addr("admin")), &[]).await;
-    assert_eq!(status.status, StatusCode::OK);
+    if !extra.contains(&"--capacity") {
+        args.extend_from_slice(&["--capacity", "64MiB"]);
+    }
+    args.extend_from_slice(extra);
+    ServerProcess::start(EDGE, &args, &["http", "admin"])
+}
+
+/// Our real origin binary over testdata, built by cargo beside this test's binary.
+fn start_real_origin() -> ServerProcess {
+    let bin = Path::new(EDGE).with_file_name(ORIGIN);
     assert!(
-        status.text().contains("\"name\":\"e1\""),
-        "{}",
-        status.text()
+        bin.exists(),
+        "build the origin first (cargo test --workspace builds it): {}",
+        bin.display()
     );
+    let media = testdata().join("media");
+    let args = [
+        "--media",
+        media.to_str().expect("utf-8"),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ];
+    ServerProcess::start(bin.to_str().expect("utf-8"), &args, &["http", "admin"])
+}
+
+async fn status_json(edge: &ServerProcess) -> String {
+    get(&format!("{}/status", edge.addr("admin")), &[])
+        .await
+        .text()
+}
+
+fn json_number(json: &str, field: &str) -> f64 {
+    let at = json
+        .find(&format!("\"{field}\":"))
+        .unwrap_or_else(|| panic!("no {field} in {json}"));
+    let rest = &json[at + field.len() + 3..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("{field} is not a number in {json}"))
+}
+
+fn cache(reply: &Reply) -> &str {
+    reply.header("x-cache")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn miss_then_hit_with_identical_bytes_and_one_origin_request() {
+    let origin = start_real_origin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(origin.addr("http"), dir.path(), &[]);
+    let path = "/vod/big-clock/720p/seg_00003.m4s";
+    let url = format!("{}{path}", edge.addr("http"));
+    let first = get(&url, &[]).await;
+    let second = get(&url, &[]).await;
+    assert_eq!(
+        (first.status, second.status),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    assert_eq!((cache(&first), cache(&second)), ("MISS", "HIT"));
+    assert_eq!(first.body, second.body);
+    assert_eq!(
+        first.body,
+        std::fs::read(testdata().join(format!("media{path}"))).expect("segment")
+    );
+    assert_eq!(second.header("x-served-by"), "test-edge;region=test-region");
+    assert_eq!(second.header("content-type"), "video/iso.segment");
+    assert!(!second.header("age").is_empty());
+    let metrics = get(&format!("{}/metrics", origin.addr("admin")), &[])
+        .await
+        .text();
+    assert!(
+        metrics
+            .contains("meridian_origin_requests_total{status_class=\"2xx\",kind=\"segment\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_misses_make_one_origin_fetch_and_stream_early() {
+    raise_fd_limit();
+    let origin = TestOrigin::start().await;
+    let body = generated_body("big", 4 << 20);
+    // 4 MiB in 64 chunks, 20 ms apart: the origin takes more than a second to send it.
+    origin.route(
+        "/big.m4s",
+        Route::ok(body.clone(), "public, max-age=3600").paced(64 * 1024, Duration::from_millis(20)),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let url = Arc::new(format!("{}/big.m4s", edge.addr("http")));
+    let expected = Arc::new(body);
+
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let (url, expected) = (url.clone(), expected.clone());
+        tasks.push(tokio::spawn(async move {
+            let response = send(Method::GET, &url, &[]).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let mut body = response.into_body();
+            let mut at = 0usize;
+            let mut first_byte = None;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.expect("body frame");
+                if let Some(data) = frame.data_ref() {
+                    first_byte.get_or_insert_with(Instant::now);
+                    assert_eq!(
+                        &expected[at..at + data.len()],
+                        &data[..],
+                        "bytes at {at} differ"
+                    );
+                    at += data.len();
+                }
+            }
+            assert_eq!(at, expected.len(), "body is complete");
+            first_byte.expect("some bytes arrived")
+        }));
+    }
+    let mut first_bytes = Vec::new();
+    for task in tasks {
+        first_bytes.push(task.await.expect("request task"));
+    }
+    assert_eq!(origin.hits("/big.m4s"), 1, "exactly one origin fetch");
+    let finished = origin
+        .finished_at("/big.m4s")
+        .expect("origin finished sending");
+    let late = first_bytes.iter().filter(|t| **t >= finished).count();
+    assert_eq!(
+        late, 0,
+        "{late} waiters got their first byte only after the origin had finished"
+    );
+    let metrics = get(&format!("{}/metrics", edge.addr("admin")), &[])
+        .await
+        .text();
+    assert!(
+        metrics.contains("meridian_edge_coalesced_waiters_total 999"),
+        "{metrics}"
+    );
+}
+
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(65_536), hard);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_abort_reaches_the_viewer_as_an_error_and_nothing_is_stored() {
+    let origin = TestOrigin::start().await;
+    let body = generated_body("abort", 2 << 20);
+    origin.route(
+        "/broken.m4s",
+        Route::ok(body, "public, max-age=3600").abort_after(1 << 20),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let url = format!("{}/broken.m4s", edge.addr("http"));
+    for attempt in 1..=2 {
+        let response = send(Method::GET, &url, &[]).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "headers were already on their way"
+        );
+        assert_eq!(response.headers()["content-length"], "2097152");
+        let result = response.into_body().collect().await;
+        assert!(
+            result.is_err(),
+            "attempt {attempt}: a truncated body must not end cleanly"
+        );
+        assert_eq!(
+            origin.hits("/broken.m4s"),
+            attempt,
+            "each attempt fetches again"
+        );
+    }
+    let status = status_json(&edge).await;
+    assert_eq!(json_number(&status, "objects"), 0.0, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_never_exceeds_capacity_and_keeps_what_is_used() {
+    let origin = TestOrigin::start().await;
+    origin.generate(256 * 1024, "public, max-age=3600");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 16 MiB of store, 48 MiB written.
+    let edge = start_edge(&origin.url(), dir.path(), &["--capacity", "16MiB"]);
+    let base = edge.addr("http").to_owned();
+    assert_eq!(cache(&get(&format!("{base}/obj/hot"), &[]).await), "MISS");
+    for i in 0..192 {
+        let reply = get(&format!("{base}/obj/{i}"), &[]).await;
+        assert_eq!(reply.body, generated_body(&format!("/obj/{i}"), 256 * 1024));
+        assert_eq!(
+            cache(&get(&format!("{base}/obj/hot"), &[]).await),
+            "HIT",
+            "after object {i}"
+        );
+        let status = status_json(&edge).await;
+        assert!(
+            json_number(&status, "used_bytes") <= json_number(&status, "capacity_bytes"),
+            "{status}"
+        );
+        let file = std::fs::metadata(dir.path().join("edge.store"))
+            .expect("store file")
+            .len();
+        assert_eq!(file, 16 << 20, "the file is never resized");
+    }
+    assert_eq!(
+        cache(&get(&format!("{base}/obj/191"), &[]).await),
+        "HIT",
+        "the newest survives"
+    );
+    assert_eq!(
+        cache(&get(&format!("{base}/obj/20"), &[]).await),
+        "MISS",
+        "an old, unused object is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_restart_keeps_the_cache_warm() {
+    let origin = TestOrigin::start().await;
+    origin.generate(100 * 1024, "public, max-age=3600");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut edge = start_edge(&origin.url(), dir.path(), &[]);
+    for i in 0..100 {
+        assert_eq!(
+            cache(&get(&format!("{}/w/{i}", edge.addr("http")), &[]).await),
+            "MISS"
+        );
+    }
+    wait_for_objects(&edge, 100).await;
+    edge.signal(Sig::SIGTERM);
+    assert!(edge.wait_exit(Duration::from_secs(15)).success());
+
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let mut hits = 0;
+    for i in 0..100 {
+        let reply = get(&format!("{}/w/{i}", edge.addr("http")), &[]).await;
+        assert_eq!(reply.body, generated_body(&format!("/w/{i}"), 100 * 1024));
+        hits += usize::from(cache(&reply) == "HIT");
+    }
+    assert!(
+        hits >= 99,
+        "only {hits} of 100 objects were hits after a clean restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_stored_objects_are_hits_and_no_byte_is_corrupt() {
+    let origin = TestOrigin::start().await;
+    origin.generate(200 * 1024, "public, max-age=3600");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut edge = start_edge(&origin.url(), dir.path(), &[]);
+    let base = edge.addr("http").to_owned();
+    for i in 0..40 {
+        get(&format!("{base}/k/{i}"), &[]).await;
+    }
+    wait_for_objects(&edge, 40).await;
+    // Keep writing while the edge is killed.
+    let writer = {
+        let base = base.clone();
+        tokio::spawn(async move {
+            for i in 40..400 {
+                let client_result = tokio::time::timeout(Duration::from_secs(5), async {
+                    test_support::http::try_get(&format!("{base}/k/{i}")).await
+                })
+                .await;
+                if !matches!(client_result, Ok(Ok(_))) {
+                    break;
+                }
+            }
+        })
+    };
+    let stored_before = loop {
+        let objects = json_number(&status_json(&edge).await, "objects") as usize;
+        if objects >= 60 {
+            break objects;
+        }
+        tokio::task::yield_now().await;
+    };
+    edge.signal(Sig::SIGKILL);
+    edge.wait_exit(Duration::from_secs(10));
+    let _ = writer.await;
+
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let recovered = json_number(&status_json(&edge).await, "objects") as usize;
+    assert!(
+        recovered >= stored_before,
+        "{recovered} objects recovered, {stored_before} were stored before the kill"
+    );
+    let mut hits = 0;
+    for i in 0..400 {
+        let path = format!("/k/{i}");
+        let reply = get(&format!("{}{path}", edge.addr("http")), &[]).await;
+        assert_eq!(
+            reply.body,
+            generated_body(&path, 200 * 1024),
+            "{path} is not the origin's bytes"
+        );
+        hits += usize::from(cache(&reply) == "HIT");
+    }
+    assert!(
+        hits >= stored_before,
+        "{hits} hits, {stored_before} objects were stored before the kill"
+    );
+}
+
+/// Waits until the edge has stored `n` objects and no origin fetch is in flight.
+async fn wait_for_objects(edge: &ServerProcess, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = status_json(edge).await;
+        if json_number(&status, "objects") as usize >= n
+            && json_number(&status, "fills_in_flight") == 0.0
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edge never stored {n} objects: {status}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_object_is_fetched_again_never_served() {
+    let origin = TestOrigin::start().await;
+    let body = generated_body("precious", 300 * 1024);
+    origin.route(
+        "/precious.m4s",
+        Route::ok(body.clone(), "public, max-age=3600"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut edge = start_edge(&origin.url(), dir.path(), &[]);
+    get(&format!("{}/precious.m4s", edge.addr("http")), &[]).await;
+    wait_for_objects(&edge, 1).await;
+    edge.signal(Sig::SIGTERM);
+    assert!(edge.wait_exit(Duration::from_secs(15)).success());
+
+    let path = dir.path().join("edge.store");
+    let mut raw = std::fs::read(&path).expect("store file");
+    let at = raw
+        .windows(64)
+        .position(|w| w == &body[5000..5064])
+        .expect("body in the store");
+    raw[at + 10] ^= 0x55;
+    std::fs::write(&path, &raw).expect("write store");
+
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let reply = get(&format!("{}/precious.m4s", edge.addr("http")), &[]).await;
+    assert_eq!(cache(&reply), "MISS");
+    assert_eq!(reply.body, body);
+    assert_eq!(origin.hits("/precious.m4s"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_head_revalidation_and_stale_if_error() {
+    let origin = TestOrigin::start().await;
+    let body = generated_body("seg", 100_000);
+    origin.route(
+        "/fresh.m4s",
+        Route::ok(body.clone(), "public, max-age=3600").header("etag", "\"v1\""),
+    );
+    origin.route(
+        "/always.m3u8",
+        Route::ok("#EXTM3U\n", "public, max-age=0").header("etag", "\"p1\""),
+    );
+    origin.route(
+        "/fallback.m4s",
+        Route::ok(body.clone(), "public, max-age=0, stale-if-error=600").header("etag", "\"f1\""),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let base = edge.addr("http").to_owned();
+
+    // A range on a miss fills the cache; later ranges are hits.
+    let first = get(&format!("{base}/fresh.m4s"), &[("range", "bytes=10-19")]).await;
+    assert_eq!(first.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(first.body, body[10..20]);
+    wait_for_objects(&edge, 1).await;
+    let part = get(&format!("{base}/fresh.m4s"), &[("range", "bytes=0-99")]).await;
+    assert_eq!(
+        (part.status, cache(&part)),
+        (StatusCode::PARTIAL_CONTENT, "HIT")
+    );
+    assert_eq!(part.body, body[..100]);
+    assert_eq!(part.header("content-range"), "bytes 0-99/100000");
+    let past = get(&format!("{base}/fresh.m4s"), &[("range", "bytes=100000-")]).await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    let head = fetch(Method::HEAD, &format!("{base}/fresh.m4s"), &[]).await;
+    assert_eq!((head.status, cache(&head)), (StatusCode::OK, "HIT"));
+    assert_eq!(head.header("content-length"), "100000");
+    assert!(head.body.is_empty());
+    let viewer_304 = get(&format!("{base}/fresh.m4s"), &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(viewer_304.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(origin.hits("/fresh.m4s"), 1);
+
+    // Stale at once: the second request revalidates with the ETag and gets a 304.
+    assert_eq!(
+        cache(&get(&format!("{base}/always.m3u8"), &[]).await),
+        "MISS"
+    );
+    wait_for_objects(&edge, 2).await;
+    let revalidated = get(&format!("{base}/always.m3u8"), &[]).await;
+    assert_eq!(cache(&revalidated), "REVALIDATED");
+    assert_eq!(revalidated.text(), "#EXTM3U\n");
+    assert_eq!(origin.not_modified("/always.m3u8"), 1);
+
+    // The origin goes away: stale-if-error serves the stored copy; without it, an error.
+    assert_eq!(
+        cache(&get(&format!("{base}/fallback.m4s"), &[]).await),
+        "MISS"
+    );
+    wait_for_objects(&edge, 3).await;
+    origin.stop();
+    let stale = get(&format!("{base}/fallback.m4s"), &[]).await;
+    assert_eq!(
+        (stale.status, cache(&stale)),
+        (StatusCode::OK, "STALE"),
+        "{:?} {}\n{}",
+        stale.headers,
+        status_json(&edge).await,
+        edge.stderr()
+    );
+    assert_eq!(stale.body, body);
+    let gone = get(&format!("{base}/always.m3u8"), &[]).await;
+    assert_eq!(gone.status, StatusCode::BAD_GATEWAY);
+    assert!(gone.text().contains("origin error"), "{}", gone.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_tokens_do_not_split_the_cache_and_vary_star_is_not_stored() {
+    let origin = TestOrigin::start().await;
+    origin.route("/t.m4s", Route::ok("segment", "public, max-age=3600"));
+    origin.route(
+        "/star",
+        Route::ok("per viewer", "public, max-age=3600").header("vary", "*"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let base = edge.addr("http").to_owned();
+    assert_eq!(
+        cache(&get(&format!("{base}/t.m4s?token=alice"), &[]).await),
+        "MISS"
+    );
+    assert_eq!(
+        cache(&get(&format!("{base}/t.m4s?token=bob"), &[]).await),
+        "HIT"
+    );
+    get(&format!("{base}/star"), &[]).await;
+    assert_eq!(cache(&get(&format!("{base}/star"), &[]).await), "MISS");
+    assert_eq!(origin.hits("/star"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_needs_the_token() {
+    let origin = TestOrigin::start().await;
+    origin.generate(1000, "public, max-age=3600");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "admin_token = \"s3cret\"\n").expect("write config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let base = edge.addr("http").to_owned();
+    for path in ["/p/a.m4s", "/p/b.m4s", "/q/c.m4s"] {
+        get(&format!("{base}{path}"), &[]).await;
+    }
+    let purge = Method::from_bytes(b"PURGE").expect("method");
+    let none = fetch(purge.clone(), &format!("{base}/p/a.m4s"), &[]).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    let wrong = fetch(
+        purge.clone(),
+        &format!("{base}/p/a.m4s"),
+        &[("authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(cache(&get(&format!("{base}/p/a.m4s"), &[]).await), "HIT");
+    let ok = fetch(
+        purge.clone(),
+        &format!("{base}/p/a.m4s"),
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(
+        (ok.status, ok.text().trim()),
+        (StatusCode::OK, "{\"purged\":1}")
+    );
+    assert_eq!(cache(&get(&format!("{base}/p/a.m4s"), &[]).await), "MISS");
+    let prefix = fetch(
+        purge,
+        &format!("{base}/p/*"),
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(prefix.text().trim(), "{\"purged\":2}");
+    assert_eq!(cache(&get(&format!("{base}/q/c.m4s"), &[]).await), "HIT");
+
+    let admin = edge.addr("admin");
+    let drain = fetch(
+        Method::POST,
+        &format!("{admin}/drain"),
+        &[("authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(drain.status, StatusCode::UNAUTHORIZED);
+    let drain = fetch(
+        Method::POST,
+        &format!("{admin}/drain"),
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(drain.status, StatusCode::OK);
+    assert!(status_json(&edge).await.contains("\"draining\":true"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_is_disabled_without_a_token() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let purge = Method::from_bytes(b"PURGE").expect("method");
+    let reply = fetch(
+        purge,
+        &format!("{}/x", edge.addr("http")),
+        &[("authorization", "Bearer x")],
+    )
+    .await;
+    assert!(reply.status.is_client_error());
+    assert_eq!(
+        fetch(Method::POST, &format!("{}/x", edge.addr("http")), &[])
+            .await
+            .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_test_ca_and_http2_work() {
+    let origin = TestOrigin::start().await;
+    origin.route("/s.m4s", Route::ok("over tls", "public, max-age=3600"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = test_pki(dir.path());
+    let args = [
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().expect("utf-8"),
+        "--tls-key",
+        key.to_str().expect("utf-8"),
+    ];
+    let store = dir.path().join("edge.store");
+    let origin_url = origin.url();
+    let mut all = vec![
+        "--admin",
+        "127.0.0.1:0",
+        "--origin",
+        &origin_url,
+        "--store",
+        store.to_str().expect("utf-8"),
+    ];
+    all.extend_from_slice(&args);
+    let edge = ServerProcess::start(EDGE, &all, &["http", "https", "admin"]);
+    let https = edge.addr("https").replace("127.0.0.1", "localhost");
+    let (code, version, body) = curl(&[
+        "--cacert",
+        ca.to_str().expect("utf-8"),
+        "--http2",
+        &format!("{https}/s.m4s"),
+    ]);
+    assert_eq!(
+        (code.as_str(), version.as_str(), body.as_str()),
+        ("200", "2", "over tls")
+    );
+    let (code, version, _) = curl(&[
+        "--cacert",
+        ca.to_str().expect("utf-8"),
+        "--http1.1",
+        &format!("{https}/s.m4s"),
+    ]);
+    assert_eq!((code.as_str(), version.as_str()), ("200", "1.1"));
+    let (code, version, body) = curl(&[
+        "--http2-prior-knowledge",
+        &format!("{}/s.m4s", edge.addr("http")),
+    ]);
+    assert_eq!(
+        (code.as_str(), version.as_str(), body.as_str()),
+        ("200", "2", "over tls")
+    );
+    // Without the CA, the certificate is refused.
+    let output = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", &format!("{https}/s.m4s")])
+        .output()
+        .expect("curl");
+    assert!(!output.status.success());
+}
+
+/// Runs curl; returns status code, HTTP version and body.
+fn curl(args: &[&str]) -> (String, String, String) {
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-S",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code} %{http_version}",
+        ])
+        .args(args)
+        .output()
+        .expect("curl must be installed");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let mut parts = tail.split_whitespace();
+    let code = parts.next().unwrap_or("").to_owned();
+    let version = parts.next().unwrap_or("").to_owned();
+    (code, version, body.to_owned())
+}
+
+/// A test CA and a certificate for localhost signed by it, written as PEM files.
+fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Meridian test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    let cert = params.signed_by(&key, &issuer).expect("cert");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("edge.pem"),
+        dir.join("edge.key"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).expect("write ca");
+    std::fs::write(&paths.1, cert.pem()).expect("write cert");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("write key");
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_playlists_follow_the_origin_and_prefetch_fetches_the_next_segments() {
+    let origin = start_real_origin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(origin.addr("http"), dir.path(), &["--prefetch", "2"]);
+    let base = format!("{}/vod/color-bars/360p", edge.addr("http"));
+    assert_eq!(
+        cache(&get(&format!("{base}/index.m3u8"), &[]).await),
+        "MISS"
+    );
+    assert_eq!(
+        cache(&get(&format!("{base}/seg_00000.m4s"), &[]).await),
+        "MISS"
+    );
+    // Wait until the two prefetches are stored (playlist, segment 0, segments 1 and 2).
+    wait_for_objects(&edge, 4).await;
+    let next = get(&format!("{base}/seg_00001.m4s"), &[]).await;
+    assert_eq!(cache(&next), "HIT", "segment 1 was prefetched");
+    // Playing segment 1 prefetches segment 3 (segment 2 is already there).
+    wait_for_objects(&edge, 5).await;
+    let metrics = get(&format!("{}/metrics", edge.addr("admin")), &[])
+        .await
+        .text();
+    assert!(
+        metrics.contains("meridian_edge_prefetches_total{outcome=\"issued\"} 3\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("meridian_edge_prefetches_total{outcome=\"used\"} 1\n"),
+        "{metrics}"
+    );
+    // Four distinct segments, each fetched from the origin once: never twice.
+    let origin_metrics = get(&format!("{}/metrics", origin.addr("admin")), &[])
+        .await
+        .text();
+    assert!(
+        origin_metrics.contains("kind=\"segment\"} 4\n"),
+        "{origin_metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_answers_admin_and_drains_on_sigterm() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut edge = start_edge(&origin.url(), dir.path(), &[]);
+    let status = status_json(&edge).await;
+    assert!(status.contains("\"name\":\"test-edge\""), "{status}");
+    assert!(status.contains("\"load\":0.0"), "{status}");
     edge.signal(Sig::SIGTERM);
     assert!(edge.wait_exit(Duration::from_secs(10)).success());
 }
 
 #[test]
-fn check_config_names_an_unknown_key() {
+fn check_config_names_an_unknown_key_and_accepts_the_example() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("edge.toml");
     std::fs::write(&bad, "name = \"e1\"\n\ncapacityy = \"1GiB\"\n").expect("write");
@@ -46,4 +753,14 @@ fn check_config_names_an_unknown_key() {
         stderr.contains("capacityy") && stderr.contains("line 3"),
         "{stderr}"
     );
+    let example = testdata().join("edge.toml");
+    let (status, _, stderr) = run_to_end(
+        EDGE,
+        &[
+            "--check-config",
+            "--config",
+            example.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(status.success(), "{stderr}");
 }

@@ -75,3 +75,19 @@ pub async fn fetch(method: Method, url: &str, headers: &[(&str, &str)]) -> Reply
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     fetch(Method::GET, url, headers).await
 }
+
+/// `GET url`, reporting failures (connection refused, broken body) instead of panicking.
+pub async fn try_get(url: &str) -> Result<Reply, String> {
+    let request = Request::builder()
+        .uri(url)
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
+    let response = client().request(request).await.map_err(|e| e.to_string())?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}

@@ -7,6 +7,7 @@
 //!   access to a streaming response for tests that read slowly.
 
 pub mod http;
+pub mod origin;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
