@@ -1,1 +1,106 @@
-fn main() {}
+//! Store micro-benchmarks: the write path (insert a segment, evicting as needed), the read path
+//! on hot pages, and the read path on cold pages with and without `MADV_WILLNEED`, which is how
+//! we chose what the edge does before sending a stored body (see ARCHITECTURE.md).
+//!
+//! Run: `cargo bench -p edge --bench store`.
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use edge::meta::CachedMeta;
+use edge::store::Store;
+use http::{HeaderMap, StatusCode};
+
+const MIB: usize = 1 << 20;
+
+fn meta() -> CachedMeta {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "video/iso.segment".parse().expect("header"));
+    headers.insert(
+        "cache-control",
+        "public, max-age=31536000, immutable"
+            .parse()
+            .expect("header"),
+    );
+    let now = std::time::SystemTime::now();
+    CachedMeta::new(StatusCode::OK, &headers, now, now)
+}
+
+fn segment() -> Vec<Bytes> {
+    let data: Vec<u8> = (0..MIB).map(|i| (i * 7 % 251) as u8).collect();
+    data.chunks(64 * 1024).map(Bytes::copy_from_slice).collect()
+}
+
+/// Touches every page of a body, as copying it to a socket would.
+fn touch(body: &Bytes) -> u64 {
+    body.iter().step_by(4096).map(|&b| u64::from(b)).sum()
+}
+
+fn benches(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Store<CachedMeta> =
+        Store::open(&dir.path().join("bench.store"), 256 * MIB as u64, 0).expect("store");
+    let (meta, body) = (meta(), segment());
+    let mut group = c.benchmark_group("store");
+    group.throughput(Throughput::Bytes(MIB as u64));
+
+    // Cold reads first: after the insert benchmark the file has so many dirty pages under
+    // writeback that dropping pages from the page cache does not take.
+    store
+        .insert("host/cold.m4s", &meta, &body, true)
+        .expect("insert");
+    let cold = |name: &str, will_need: bool, group: &mut criterion::BenchmarkGroup<'_, _>| {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let object = store.get("host/cold.m4s").expect("hit");
+                    store.drop_pages(&object.body);
+                    assert!(!store.is_resident(&object.body), "pages were not dropped");
+                },
+                |()| {
+                    let object = store.get("host/cold.m4s").expect("hit");
+                    if will_need {
+                        store.will_need(&object.body);
+                    }
+                    black_box(touch(&object.body))
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    };
+    cold("get_cold_1MiB", false, &mut group);
+    cold("get_cold_1MiB_willneed", true, &mut group);
+
+    store
+        .insert("host/hot.m4s", &meta, &body, true)
+        .expect("insert");
+    group.bench_function("get_hot_1MiB", |b| {
+        b.iter(|| {
+            let object = store.get("host/hot.m4s").expect("hit");
+            black_box(touch(&object.body))
+        })
+    });
+    group.bench_function("residency_check_hot_1MiB", |b| {
+        let object = store.get("host/hot.m4s").expect("hit");
+        b.iter(|| black_box(store.is_resident(&object.body)))
+    });
+
+    let mut i = 0u64;
+    group.bench_function("insert_1MiB", |b| {
+        b.iter(|| {
+            i += 1;
+            store
+                .insert(&format!("host/vod/seg_{i}.m4s"), &meta, &body, true)
+                .expect("insert");
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = store;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(store);

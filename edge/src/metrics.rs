@@ -121,13 +121,7 @@ impl Metrics {
     }
 
     pub fn request_done(&self, cache: &'static str, status: http::StatusCode, seconds: f64) {
-        let status_class = match status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
+        let status_class = server_kit::cors::status_class(status);
         self.requests
             .get_or_create(&RequestLabels {
                 cache,

@@ -13,17 +13,6 @@ pub const REQUESTS: &str = "meridian_origin_requests";
 pub const BODY_BYTES: &str = "meridian_origin_body_bytes_sent";
 pub const IN_FLIGHT: &str = "meridian_origin_requests_in_flight";
 
-/// The class of an HTTP status, as a bounded label value.
-pub fn status_class(status: http::StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     status_class: &'static str,
@@ -72,7 +61,7 @@ impl Metrics {
     pub fn request_done(&self, status: http::StatusCode, kind: MediaKind) {
         self.requests
             .get_or_create(&RequestLabels {
-                status_class: status_class(status),
+                status_class: server_kit::cors::status_class(status),
                 kind: kind.label(),
             })
             .inc();

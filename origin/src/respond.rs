@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderMap, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use server_kit::{Body, body};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -203,19 +203,4 @@ async fn body_for(
             Ok(StreamBody::new(stream).boxed_unsync())
         }
     }
-}
-
-/// Adds the CORS headers that let a player on another origin read our responses, including the
-/// headers the player page shows (which edge served a segment, and how).
-pub fn add_cors(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(
-            "Content-Length, Content-Range, ETag, Last-Modified, Age, X-Cache, X-Served-By",
-        ),
-    );
 }

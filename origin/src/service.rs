@@ -85,7 +85,7 @@ impl Origin {
             let (mut response, kind) = self.answer(&request).await;
             self.metrics.in_flight().dec();
             self.metrics.request_done(response.status(), kind);
-            respond::add_cors(response.headers_mut());
+            server_kit::cors::allow_any_origin(response.headers_mut());
             let status = response.status();
             if status.is_server_error() {
                 tracing::error!(%status, "request failed");
@@ -101,7 +101,7 @@ impl Origin {
     async fn answer(&self, request: &Request<Incoming>) -> (Response<Body>, MediaKind) {
         let method = request.method();
         if method == Method::OPTIONS {
-            return (preflight(), MediaKind::Other);
+            return (server_kit::cors::preflight(), MediaKind::Other);
         }
         if method != Method::GET && method != Method::HEAD {
             let mut response = body::text(
@@ -254,23 +254,4 @@ fn vod_path<S: AsRef<str>>(title: &str, rest: &[S]) -> Vec<String> {
     let mut path = vec!["vod".to_owned(), title.to_owned()];
     path.extend(rest.iter().map(|s| s.as_ref().to_owned()));
     path
-}
-
-fn preflight() -> Response<Body> {
-    let mut response = Response::new(body::empty());
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Range, If-None-Match, If-Modified-Since, If-Range"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    response
 }

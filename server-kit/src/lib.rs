@@ -13,6 +13,7 @@
 //! - [`http_server`]: the accept loop with HTTP/1.1 and HTTP/2, tracked for graceful drain.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and `/status` for every server.
 //! - [`body`]: the response body type all our HTTP handlers return.
+//! - [`cors`]: CORS headers and preflight for browser players, and status classes for metrics.
 //!
 //! It holds no logic that belongs to one component.
 
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod http_server;
 pub mod listener;
 pub mod shutdown;
