@@ -764,3 +764,38 @@ fn check_config_names_an_unknown_key_and_accepts_the_example() {
     );
     assert!(status.success(), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origins_fail_over_in_order_and_names_resolve() {
+    let broken = TestOrigin::start().await;
+    broken.route(
+        "/f.m4s",
+        Route {
+            status: 503,
+            ..Route::ok("overloaded", "no-store")
+        },
+    );
+    let healthy = TestOrigin::start().await;
+    healthy.route(
+        "/f.m4s",
+        Route::ok("from the second origin", "public, max-age=60"),
+    );
+    healthy.route("/g.m4s", Route::ok("also second", "public, max-age=60"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The second origin is named, not numbered: it resolves through hickory-resolver
+    // (localhost comes from /etc/hosts).
+    let named = healthy.url().replace("127.0.0.1", "localhost");
+    let edge = start_edge(&broken.url(), dir.path(), &["--origin", &named]);
+    let reply = get(&format!("{}/f.m4s", edge.addr("http")), &[]).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (StatusCode::OK, "from the second origin")
+    );
+    assert_eq!((broken.hits("/f.m4s"), healthy.hits("/f.m4s")), (1, 1));
+    broken.stop();
+    let reply = get(&format!("{}/g.m4s", edge.addr("http")), &[]).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (StatusCode::OK, "also second")
+    );
+}
