@@ -1,6 +1,33 @@
 //! The geo-router's configuration: a TOML file, overridden by command-line flags.
+//!
+//! ```toml
+//! name = "router-1"                 # this router's name among its peers
+//! dns = "127.0.0.1:5353"            # UDP and TCP
+//! http = "127.0.0.1:8053"           # steering, redirects, peer view exchange
+//! admin = "127.0.0.1:9053"
+//! topology = "topology.toml"
+//! geoip = "geoip/meridian-city.mmdb"
+//! zone = "meridian.test"
+//! service_names = ["video"]          # video.meridian.test gets per-client answers
+//! default_region = "eu-west"        # clients with no location (default: the first region)
+//! answer_count = 4
+//! ttl = "30s"                       # DNS TTL; "changing_ttl" while the fleet is changing
+//! changing_ttl = "5s"
+//! changing_window = "30s"
+//! overload = 0.8                    # an edge above this load takes no new viewers
+//! dev_mode = false                  # lets the HTTP API take ?client=IP
+//! peers = ["http://127.0.0.2:8053"] # other routers' HTTP APIs
+//! [probe]
+//! interval = "500ms"
+//! timeout = "300ms"
+//! down_after = 2
+//! up_after = 3
+//! [[nameservers]]
+//! name = "ns1"
+//! address = "127.0.0.1"
+//! ```
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,27 +37,135 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouterConfig {
-    /// Address of the steering and redirect API.
+    pub name: String,
+    pub dns: SocketAddr,
     pub http: SocketAddr,
-    /// Address of the admin surface.
     pub admin: SocketAddr,
-    /// The fleet topology file.
     pub topology: PathBuf,
-    /// The DNS zone the router is authoritative for.
+    pub geoip: PathBuf,
     pub zone: String,
-    /// How long a drain waits for in-flight responses.
+    pub service_names: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_region: Option<String>,
+    pub answer_count: usize,
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub changing_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub changing_window: Duration,
+    pub overload: f64,
+    pub dev_mode: bool,
+    pub peers: Vec<String>,
+    pub probe: ProbeConfig,
+    pub nameservers: Vec<NameServer>,
+    /// TTL the steering manifests ask players to wait before reloading them.
+    #[serde(with = "humantime_serde")]
+    pub steering_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+}
+
+/// How edges are probed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub down_after: u32,
+    pub up_after: u32,
+}
+
+/// One NS record of the zone and its address (glue).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameServer {
+    pub name: String,
+    pub address: IpAddr,
 }
 
 impl Default for RouterConfig {
     fn default() -> Self {
         Self {
+            name: "router-1".into(),
+            dns: SocketAddr::from(([127, 0, 0, 1], 5353)),
             http: SocketAddr::from(([127, 0, 0, 1], 8053)),
             admin: SocketAddr::from(([127, 0, 0, 1], 9053)),
             topology: PathBuf::from("testdata/topology.toml"),
+            geoip: PathBuf::from("testdata/geoip/meridian-city.mmdb"),
             zone: "meridian.test".into(),
+            service_names: vec!["video".into()],
+            default_region: None,
+            answer_count: 4,
+            ttl: Duration::from_secs(30),
+            changing_ttl: Duration::from_secs(5),
+            changing_window: Duration::from_secs(30),
+            overload: 0.8,
+            dev_mode: false,
+            peers: Vec::new(),
+            probe: ProbeConfig::default(),
+            nameservers: vec![NameServer {
+                name: "ns1".into(),
+                address: IpAddr::from([127, 0, 0, 1]),
+            }],
+            steering_ttl: Duration::from_secs(10),
             grace: Duration::from_secs(5),
         }
+    }
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_millis(300),
+            down_after: 2,
+            up_after: 3,
+        }
+    }
+}
+
+impl RouterConfig {
+    /// Checks what serde cannot, naming the key at fault.
+    pub fn validate(&self, topology: &topology::Topology) -> Result<(), String> {
+        if self.zone.trim_matches('.').is_empty() {
+            return Err("zone: must not be empty".into());
+        }
+        if let Some(region) = &self.default_region
+            && topology.region(region).is_none()
+        {
+            return Err(format!(
+                "default_region: {region:?} is not a region of the topology"
+            ));
+        }
+        if self.answer_count == 0 {
+            return Err("answer_count: must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.overload) {
+            return Err(format!(
+                "overload: {} must be between 0 and 1",
+                self.overload
+            ));
+        }
+        if self.probe.down_after == 0 || self.probe.up_after == 0 {
+            return Err("probe: down_after and up_after must be at least 1".into());
+        }
+        if self.probe.timeout >= self.probe.interval {
+            return Err("probe.timeout: must be shorter than probe.interval".into());
+        }
+        Ok(())
+    }
+
+    /// The region for clients with no location.
+    pub fn default_region<'a>(&'a self, topology: &'a topology::Topology) -> &'a str {
+        self.default_region.as_deref().unwrap_or_else(|| {
+            topology
+                .regions
+                .first()
+                .map(|r| r.name.as_str())
+                .unwrap_or("")
+        })
     }
 }

@@ -1,24 +1,38 @@
 //! Meridian's geo-router: decides which edge every viewer goes to.
 //!
-//! Today it loads and validates the fleet topology and runs the process contract (HTTP and admin
-//! listeners, drain on SIGTERM). GeoIP-aware DNS, health probes, content steering and redirects
-//! arrive with their own issue; until then its HTTP API answers 503 and says so.
-//!
 //! Layout:
 //! - [`config`]: the TOML config and the flags that override it.
-//! - [`run`]: serves pre-bound listeners until the [`Shutdown`] says to stop.
+//! - [`geoip`]: locating a client in a MaxMind-format database (two layouts).
+//! - [`decision`]: the pure routing decision (nearest usable region, overload rule).
+//! - [`fleet`]: health per edge, the peer quorum, the last known-good view.
+//! - [`probe`]: probing edges and polling peer routers.
+//! - [`router`]: the shared state and the one decision DNS and HTTP both use.
+//! - [`dns`]: the authoritative DNS handler (ECS-aware).
+//! - [`api`]: steering manifests, redirects, the peer view.
+//! - [`metrics`].
+//!
+//! [`run`] serves pre-bound sockets until the [`Shutdown`] says to stop.
 
+pub mod api;
 pub mod config;
+pub mod decision;
+pub mod dns;
+pub mod fleet;
+pub mod geoip;
+pub mod metrics;
+pub mod probe;
+pub mod router;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use http::StatusCode;
+use server_kit::Shutdown;
 use server_kit::admin::Admin;
-use server_kit::{Shutdown, body};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use topology::Topology;
 
 pub use config::RouterConfig;
+pub use router::Router;
 
 /// Errors that stop the router from starting.
 #[derive(Debug, thiserror::Error)]
@@ -26,43 +40,104 @@ pub use config::RouterConfig;
 pub enum Error {
     #[error(transparent)]
     Topology(#[from] topology::Error),
+    #[error("{0}")]
+    Setup(String),
 }
 
-/// The listeners `main` (or a test) bound for the router.
+/// The sockets `main` (or a test) bound for the router.
 #[derive(Debug)]
 pub struct Listeners {
+    pub dns_udp: UdpSocket,
+    pub dns_tcp: TcpListener,
     pub http: TcpListener,
     pub admin: TcpListener,
 }
 
-/// Serves until `shutdown` drains or stops.
+/// Builds the router's state from its config (topology and GeoIP loaded and checked).
+pub fn build(
+    config: RouterConfig,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Result<Arc<Router>, Error> {
+    let topology = Topology::load(&config.topology)?;
+    config
+        .validate(&topology)
+        .map_err(|e| Error::Setup(format!("invalid config: {e}")))?;
+    let geoip = geoip::GeoIp::open(&config.geoip).map_err(Error::Setup)?;
+    let metrics = metrics::Metrics::register(registry);
+    Ok(Arc::new(Router::new(config, geoip, topology, metrics)))
+}
+
+/// Serves DNS, the HTTP API and the admin surface until `shutdown` drains or stops. Each
+/// notification on `reload` re-reads the topology file; a bad file is refused and the old
+/// topology kept.
 pub async fn run(
     listeners: Listeners,
     config: RouterConfig,
     shutdown: Shutdown,
+    reload: Arc<tokio::sync::Notify>,
 ) -> Result<(), Error> {
-    let topology = Arc::new(Topology::load(&config.topology)?);
+    let grace = config.grace;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let router = build(config, &mut registry)?;
+    let topology = router.fleet.topology();
     tracing::info!(
         regions = topology.regions.len(),
         edges = topology.edges.len(),
-        "topology loaded"
+        geoip = router.geoip.database_type(),
+        "router ready"
     );
-    let registry = Arc::new(prometheus_client::registry::Registry::default());
-    let status = {
-        let topology = topology.clone();
-        let shutdown = shutdown.clone();
-        Arc::new(move || {
-            serde_json::json!({
-                "service": "geo-router",
-                "zone": config.zone,
-                "regions": topology.regions,
-                "edges": topology.edges,
-                "draining": shutdown.is_draining(),
-            })
+
+    let mut dns =
+        hickory_server::Server::new(dns::DnsHandler::new(router.clone()).map_err(Error::Setup)?);
+    dns.register_socket(listeners.dns_udp);
+    dns.register_listener(listeners.dns_tcp, Duration::from_secs(5), 65_535);
+
+    let prober = tokio::spawn(probe::run(
+        router.fleet.clone(),
+        router.config.peers.clone(),
+        router.config.probe.clone(),
+        router.metrics.clone(),
+        shutdown.clone(),
+    ));
+    let reloader = {
+        let (router, shutdown) = (router.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.draining() => return,
+                    _ = reload.notified() => {}
+                }
+                match Topology::load(&router.config.topology) {
+                    Ok(topology) => match router.config.validate(&topology) {
+                        Ok(()) => {
+                            tracing::info!(edges = topology.edges.len(), "topology reloaded");
+                            router.reload(topology);
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "new topology refused; keeping the old one")
+                        }
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, "new topology refused; keeping the old one")
+                    }
+                }
+            }
         })
     };
-    let admin = Admin::new(registry, status, shutdown.clone());
+
     let admin_shutdown = Shutdown::new();
+    let status = {
+        let (router, shutdown) = (router.clone(), shutdown.clone());
+        Arc::new(move || {
+            let mut json = router.fleet.to_json();
+            json["service"] = serde_json::json!("geo-router");
+            json["zone"] = serde_json::json!(router.config.zone);
+            json["draining"] = serde_json::json!(shutdown.is_draining());
+            json["dns_ttl_seconds"] = serde_json::json!(router.ttl().as_secs());
+            json
+        })
+    };
+    let admin = Admin::new(Arc::new(registry), status, shutdown.clone());
     let admin_task = tokio::spawn(server_kit::http_server::serve(
         listeners.admin,
         move |request, peer| {
@@ -70,21 +145,25 @@ pub async fn run(
             async move { admin.handle(request, peer).await }
         },
         admin_shutdown.clone(),
-        config.grace,
+        grace,
     ));
+
+    let api_router = router.clone();
     server_kit::http_server::serve(
         listeners.http,
-        |_request, _peer| async {
-            body::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "geo-router: routing is not implemented yet",
-            )
-        },
-        shutdown,
-        config.grace,
+        move |request, peer| api::handle(api_router.clone(), request, peer),
+        shutdown.clone(),
+        grace,
     )
     .await;
+    // DNS answers stay up until the HTTP drain is over, then stop.
+    if let Err(error) = dns.shutdown_gracefully().await {
+        tracing::warn!(%error, "DNS server stopped with an error");
+    }
+    let _ = prober.await;
+    reloader.abort();
     admin_shutdown.stop();
     let _ = admin_task.await;
+    tracing::info!("router stopped");
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! The `geo-router` binary: parse flags, load config, bind, run.
+//! The `geo-router` binary: parse flags, load config, bind, run. SIGHUP reloads the topology.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -15,6 +16,9 @@ use server_kit::{Shutdown, cli::CommonArgs, config, listener};
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    /// DNS address, UDP and TCP (overrides `dns`).
+    #[arg(long, value_name = "ADDR")]
+    dns: Option<SocketAddr>,
     /// Address of the HTTP API (overrides `http`).
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
@@ -24,9 +28,21 @@ struct Cli {
     /// Fleet topology file (overrides `topology`).
     #[arg(long, value_name = "FILE")]
     topology: Option<PathBuf>,
+    /// GeoIP database, MaxMind format (overrides `geoip`).
+    #[arg(long, value_name = "FILE")]
+    geoip: Option<PathBuf>,
     /// DNS zone (overrides `zone`).
     #[arg(long, value_name = "NAME")]
     zone: Option<String>,
+    /// This router's name among its peers (overrides `name`).
+    #[arg(long)]
+    name: Option<String>,
+    /// A peer router's HTTP API URL; repeat for several (overrides `peers`).
+    #[arg(long = "peer", value_name = "URL")]
+    peers: Vec<String>,
+    /// Let the HTTP API take ?client=IP (overrides `dev_mode`).
+    #[arg(long)]
+    dev_mode: bool,
 }
 
 fn main() -> ExitCode {
@@ -43,11 +59,23 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let (mut config, base) = config::load_or_default::<RouterConfig>(cli.common.config.as_deref())?;
     config.topology = config::resolve(&base, &config.topology);
+    config.geoip = config::resolve(&base, &config.geoip);
     config.topology = cli.topology.unwrap_or(config.topology);
+    config.geoip = cli.geoip.unwrap_or(config.geoip);
+    config.dns = cli.dns.unwrap_or(config.dns);
     config.http = cli.http.unwrap_or(config.http);
     config.admin = cli.admin.unwrap_or(config.admin);
     config.zone = cli.zone.unwrap_or(config.zone);
-    topology::Topology::load(&config.topology)?;
+    config.name = cli.name.unwrap_or(config.name);
+    if !cli.peers.is_empty() {
+        config.peers = cli.peers;
+    }
+    config.dev_mode |= cli.dev_mode;
+    let topology = topology::Topology::load(&config.topology)?;
+    config
+        .validate(&topology)
+        .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+    geo_router::geoip::GeoIp::open(&config.geoip).map_err(|e| anyhow::anyhow!(e))?;
     if cli.common.check_config {
         println!(
             "config ok\n{}",
@@ -59,11 +87,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         let shutdown = Shutdown::new();
         shutdown.on_signals()?;
+        let reload = Arc::new(tokio::sync::Notify::new());
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        let notify = reload.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                notify.notify_one();
+            }
+        });
+        let dns_udp = tokio::net::UdpSocket::bind(config.dns)
+            .await
+            .with_context(|| format!("cannot listen on {} for dns-udp", config.dns))?;
+        let udp_addr = dns_udp.local_addr()?;
+        // TCP on the same port as UDP, so that port 0 gives one port for both.
+        let dns_tcp = listener::bind_tcp("dns-tcp", udp_addr).await?;
+        listener::announce("dns-udp", udp_addr);
+        listener::announce("dns-tcp", dns_tcp.local_addr()?);
         let listeners = Listeners {
+            dns_udp,
+            dns_tcp,
             http: listener::bind_http("http", config.http).await?,
             admin: listener::bind_http("admin", config.admin).await?,
         };
-        geo_router::run(listeners, config, shutdown).await?;
+        geo_router::run(listeners, config, shutdown, reload).await?;
         Ok(())
     })
 }

@@ -38,7 +38,12 @@ const CITIES: &[City] = &[
         country: "US",
         latitude: 42.3601,
         longitude: -71.0589,
-        ranges: &["127.1.0.0/16", "192.0.2.0/24", "198.18.1.0/24", "2001:db8:1::/48"],
+        ranges: &[
+            "127.1.0.0/16",
+            "192.0.2.0/24",
+            "198.18.1.0/24",
+            "2001:db8:1::/48",
+        ],
     },
     City {
         name: "Paris",
@@ -46,7 +51,12 @@ const CITIES: &[City] = &[
         country: "FR",
         latitude: 48.8566,
         longitude: 2.3522,
-        ranges: &["127.2.0.0/16", "198.51.100.0/24", "198.18.2.0/24", "2001:db8:2::/48"],
+        ranges: &[
+            "127.2.0.0/16",
+            "198.51.100.0/24",
+            "198.18.2.0/24",
+            "2001:db8:2::/48",
+        ],
     },
     City {
         name: "Kuala Lumpur",
@@ -54,7 +64,12 @@ const CITIES: &[City] = &[
         country: "MY",
         latitude: 3.1390,
         longitude: 101.6869,
-        ranges: &["127.3.0.0/16", "203.0.113.0/24", "198.18.3.0/24", "2001:db8:3::/48"],
+        ranges: &[
+            "127.3.0.0/16",
+            "203.0.113.0/24",
+            "198.18.3.0/24",
+            "2001:db8:3::/48",
+        ],
     },
 ];
 
@@ -96,7 +111,10 @@ struct DbIpCity {
 
 fn writer(kind: &str) -> Writer {
     Writer::builder(kind)
-        .description(&[("en", "Meridian test GeoIP data: documentation and loopback ranges only")])
+        .description(&[(
+            "en",
+            "Meridian test GeoIP data: documentation and loopback ranges only",
+        )])
         .build_epoch(UNIX_EPOCH + Duration::from_secs(1_767_225_600))
         .build()
 }

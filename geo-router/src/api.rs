@@ -1,0 +1,274 @@
+//! The router's HTTP API: content steering manifests, redirects, and the view exchanged with
+//! peer routers.
+//!
+//! - `GET /steer/hls`: HLS content steering (`VERSION`, `TTL`, `RELOAD-URI`, `PATHWAY-PRIORITY`,
+//!   `PATHWAY-CLONES`). Each region contributes one pathway, named after the edge that serves it
+//!   now and cloned from the playlist's default pathway (`.`) with that edge's host, so a dead
+//!   edge's pathway disappears from the manifest at once. Reads `_HLS_pathway` (kept first when
+//!   still the best of its region) and `_HLS_throughput`.
+//! - `GET /steer/dash`: the same decision for DASH (`SERVICE-LOCATION-PRIORITY` too; dash.js
+//!   quotes `_DASH_pathway`).
+//! - `GET /r/<path>`: 302 to the chosen edge's URL for that path.
+//! - `GET /view`: this router's own probe verdicts, for its peers.
+//! - `GET /fleet`: the fleet as JSON, for the fleet page.
+//!
+//! In development mode (`dev_mode = true`) a `client=IP` query parameter stands in for the
+//! caller's address, so one machine can play viewers from many places.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use server_kit::{Body, body};
+
+use crate::router::{Routed, Router};
+
+/// Answers one API request.
+pub async fn handle(
+    router: Arc<Router>,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    if request.method() == Method::OPTIONS {
+        return server_kit::cors::preflight();
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return body::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "client error: the router API takes GET",
+        );
+    }
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let mut response = match path.as_str() {
+        "/steer/hls" => steering(&router, &query, peer, Flavour::Hls),
+        "/steer/dash" => steering(&router, &query, peer, Flavour::Dash),
+        "/view" => {
+            router.metrics.api("view");
+            json(&serde_json::to_value(router.fleet.own_view()).unwrap_or_default())
+        }
+        "/fleet" => {
+            router.metrics.api("fleet");
+            json(&router.fleet.to_json())
+        }
+        p if p.starts_with("/r/") => redirect(&router, &p[2..], &query, peer),
+        _ => body::text(
+            StatusCode::NOT_FOUND,
+            "client error: try /steer/hls, /steer/dash, /r/<path>, /fleet",
+        ),
+    };
+    server_kit::cors::allow_any_origin(response.headers_mut());
+    response
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Flavour {
+    Hls,
+    Dash,
+}
+
+/// Query parameters, decoded.
+fn params(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The address to locate: `client=` in development mode, else the caller's. `Err` is the
+/// message for a 400.
+fn client_ip(
+    router: &Router,
+    params: &[(String, String)],
+    peer: SocketAddr,
+) -> Result<IpAddr, String> {
+    match param(params, "client") {
+        Some(value) if router.config.dev_mode => value
+            .parse()
+            .map_err(|_| format!("client error: client={value:?} is not an IP address")),
+        _ => Ok(peer.ip()),
+    }
+}
+
+/// Per region in decision order: the edge that serves it now (the best usable one).
+fn pathways(routed: &Routed) -> Vec<(usize, usize)> {
+    let topology = &routed.snapshot.topology;
+    let mut out = Vec::new();
+    for &r in &routed.decision.regions {
+        let region = &topology.regions[r].name;
+        let best = routed
+            .decision
+            .edges
+            .iter()
+            .copied()
+            .find(|&e| &topology.edges[e].region == region)
+            .or_else(|| {
+                // Regions beyond the answer's length: their least loaded usable edge.
+                let status = &routed.snapshot.status;
+                topology
+                    .edges
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, e)| &e.region == region && status[*i].up && !status[*i].draining)
+                    .min_by(|a, b| status[a.0].load.total_cmp(&status[b.0].load))
+                    .map(|(i, _)| i)
+            });
+        if let Some(e) = best {
+            out.push((r, e));
+        }
+    }
+    out
+}
+
+fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) -> Response<Body> {
+    let params = params(query);
+    let ip = match client_ip(router, &params, peer) {
+        Ok(ip) => ip,
+        Err(message) => return body::text(StatusCode::BAD_REQUEST, message),
+    };
+    let current = match flavour {
+        Flavour::Hls => param(&params, "_HLS_pathway"),
+        Flavour::Dash => param(&params, "_DASH_pathway"),
+    }
+    .map(|p| p.trim_matches('"').to_owned());
+    let throughput = param(&params, "_HLS_throughput").or(param(&params, "_DASH_throughput"));
+    router.metrics.api(if flavour == Flavour::Hls {
+        "steer_hls"
+    } else {
+        "steer_dash"
+    });
+    let routed = router.route(Some(ip));
+    let topology = &routed.snapshot.topology;
+    let mut ways = pathways(&routed);
+    // Stability: a player already on a pathway that is still its region's choice stays on it
+    // when that region is first; otherwise the new order applies at once.
+    if let Some(current) = &current
+        && let Some(pos) = ways
+            .iter()
+            .position(|&(_, e)| &topology.edges[e].name == current)
+        && pos > 0
+        && ways[pos].0 == ways[0].0
+    {
+        ways.swap(0, pos);
+    }
+    tracing::debug!(client = %ip, current = ?current, throughput = ?throughput, "steering");
+    let ids: Vec<&str> = ways
+        .iter()
+        .map(|&(_, e)| topology.edges[e].name.as_str())
+        .collect();
+    let clones: Vec<serde_json::Value> = ways
+        .iter()
+        .map(|&(_, e)| {
+            let edge = &topology.edges[e];
+            let host = edge
+                .http
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.authority().map(|a| a.to_string()))
+                .unwrap_or_default();
+            serde_json::json!({"BASE-ID": ".", "ID": edge.name, "URI-REPLACEMENT": {"HOST": host}})
+        })
+        .collect();
+    // RELOAD-URI keeps what identifies the viewer (client=) and drops the player's own params.
+    let keep: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| !k.starts_with("_HLS_") && !k.starts_with("_DASH_"))
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect();
+    let path = if flavour == Flavour::Hls {
+        "/steer/hls"
+    } else {
+        "/steer/dash"
+    };
+    let reload = if keep.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", keep.join("&"))
+    };
+    let mut manifest = serde_json::json!({
+        "VERSION": 1,
+        "TTL": router.config.steering_ttl.as_secs().max(1),
+        "RELOAD-URI": reload,
+        "PATHWAY-PRIORITY": ids,
+        "PATHWAY-CLONES": clones,
+    });
+    if flavour == Flavour::Dash {
+        manifest["SERVICE-LOCATION-PRIORITY"] = serde_json::json!(ids);
+    }
+    let mut response = json(&manifest);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn redirect(router: &Router, path: &str, query: &str, peer: SocketAddr) -> Response<Body> {
+    let params = params(query);
+    let ip = match client_ip(router, &params, peer) {
+        Ok(ip) => ip,
+        Err(message) => return body::text(StatusCode::BAD_REQUEST, message),
+    };
+    router.metrics.api("redirect");
+    let routed = router.route(Some(ip));
+    let Some(&edge) = routed.decision.edges.first() else {
+        return body::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "router error: no edge can serve this client now; retry",
+        );
+    };
+    let base = routed.snapshot.topology.edges[edge]
+        .http
+        .trim_end_matches('/');
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("client="))
+        .collect();
+    let location = if rest.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{path}?{}", rest.join("&"))
+    };
+    let Ok(location) = HeaderValue::from_str(&location) else {
+        return body::text(
+            StatusCode::BAD_REQUEST,
+            "client error: the path cannot be redirected",
+        );
+    };
+    let mut response = body::text(StatusCode::FOUND, "redirecting to the nearest edge");
+    response.headers_mut().insert(header::LOCATION, location);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn json(value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(body::full(value.to_string()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

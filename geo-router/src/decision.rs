@@ -1,0 +1,237 @@
+//! The routing decision, pure: given the fleet's health and load and where a client is, which
+//! regions in which order, and which edges to answer with.
+//!
+//! Rules (from DESIGN.md):
+//! - Regions are ordered by great-circle distance from the client (or from the default region
+//!   for clients with no location), but a region with a healthy, non-draining edge that has
+//!   headroom comes before any region without one, and a region with no usable edge comes last.
+//! - Within a region, an edge above the overload threshold takes no new viewers while another
+//!   edge of the region has headroom; edges are listed least loaded first.
+
+use topology::Topology;
+
+/// What the router knows of one edge (same order as `Topology::edges`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgeStatus {
+    pub up: bool,
+    pub load: f64,
+    pub draining: bool,
+}
+
+impl Default for EdgeStatus {
+    fn default() -> Self {
+        Self {
+            up: true,
+            load: 0.0,
+            draining: false,
+        }
+    }
+}
+
+/// The outcome for one client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Region indices, best first (every region appears once).
+    pub regions: Vec<usize>,
+    /// Edge indices to answer with, best first.
+    pub edges: Vec<usize>,
+}
+
+const EARTH_RADIUS_KM: f64 = 6371.0;
+
+/// Great-circle distance in kilometres (haversine).
+pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
+    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+}
+
+/// Decides for a client at `client` (None: unknown, use `default_region`).
+pub fn decide(
+    topology: &Topology,
+    status: &[EdgeStatus],
+    client: Option<(f64, f64)>,
+    default_region: &str,
+    overload: f64,
+    count: usize,
+) -> Decision {
+    let origin = client.or_else(|| {
+        topology
+            .region(default_region)
+            .map(|r| (r.latitude, r.longitude))
+    });
+    let usable = |i: usize| status.get(i).is_some_and(|s| s.up && !s.draining);
+    let headroom = |i: usize| usable(i) && status.get(i).is_some_and(|s| s.load <= overload);
+    let mut regions: Vec<(u8, f64, usize)> = topology
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(r, region)| {
+            let edges = || {
+                topology
+                    .edges
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.region == region.name)
+                    .map(|(i, _)| i)
+            };
+            let rank = if edges().any(headroom) {
+                0
+            } else if edges().any(usable) {
+                1
+            } else {
+                2
+            };
+            let distance =
+                origin.map_or(0.0, |o| distance_km(o, (region.latitude, region.longitude)));
+            // The default region wins ties for clients with no location.
+            let distance = if client.is_none() && region.name == default_region {
+                -1.0
+            } else {
+                distance
+            };
+            (rank, distance, r)
+        })
+        .collect();
+    regions.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let regions: Vec<usize> = regions.into_iter().map(|(_, _, r)| r).collect();
+
+    let mut edges = Vec::with_capacity(count);
+    for &r in &regions {
+        let name = &topology.regions[r].name;
+        let mut candidates: Vec<usize> = topology
+            .edges
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| &e.region == name && usable(*i))
+            .map(|(i, _)| i)
+            .collect();
+        if candidates.iter().any(|&i| headroom(i)) {
+            candidates.retain(|&i| headroom(i));
+        }
+        candidates.sort_by(|&a, &b| status[a].load.total_cmp(&status[b].load).then(a.cmp(&b)));
+        for i in candidates {
+            if edges.len() == count {
+                break;
+            }
+            edges.push(i);
+        }
+    }
+    if edges.is_empty() {
+        // Nothing is usable anywhere: answering with the nearest region's edges beats
+        // answering with nothing (the player retries; an empty answer stops it).
+        if let Some(&r) = regions.first() {
+            let name = &topology.regions[r].name;
+            edges.extend(
+                topology
+                    .edges
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| &e.region == name)
+                    .map(|(i, _)| i)
+                    .take(count),
+            );
+        }
+    }
+    Decision { regions, edges }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology() -> Topology {
+        Topology::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/topology.toml"),
+        )
+        .expect("topology")
+    }
+
+    fn names(t: &Topology, d: &Decision) -> Vec<String> {
+        d.edges.iter().map(|&i| t.edges[i].name.clone()).collect()
+    }
+
+    const BOSTON: (f64, f64) = (42.36, -71.06);
+    const PARIS: (f64, f64) = (48.86, 2.35);
+
+    #[test]
+    fn distances_are_great_circle() {
+        let d = distance_km((40.71, -74.01), (51.51, -0.13));
+        assert!((d - 5570.0).abs() < 30.0, "New York to London: {d}");
+        assert_eq!(distance_km(PARIS, PARIS), 0.0);
+    }
+
+    #[test]
+    fn nearest_region_first_then_the_next() {
+        let t = topology();
+        let status = vec![EdgeStatus::default(); t.edges.len()];
+        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 4);
+        assert_eq!(
+            names(&t, &d),
+            ["us-east-1", "us-east-2", "eu-west-1", "eu-west-2"]
+        );
+        let d = decide(&t, &status, Some(PARIS), "eu-west", 0.8, 3);
+        assert_eq!(names(&t, &d), ["eu-west-1", "eu-west-2", "us-east-1"]);
+        let d = decide(&t, &status, None, "ap-southeast", 0.8, 2);
+        assert_eq!(names(&t, &d), ["ap-southeast-1", "ap-southeast-2"]);
+    }
+
+    #[test]
+    fn dead_draining_and_overloaded_edges() {
+        let t = topology();
+        let mut status = vec![EdgeStatus::default(); t.edges.len()];
+        status[0].up = false; // us-east-1
+        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 4);
+        assert_eq!(
+            names(&t, &d),
+            ["us-east-2", "eu-west-1", "eu-west-2", "ap-southeast-1"]
+        );
+        status[0] = EdgeStatus {
+            up: true,
+            load: 0.85,
+            draining: false,
+        };
+        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 2);
+        assert_eq!(
+            names(&t, &d),
+            ["us-east-2", "eu-west-1"],
+            "an overloaded edge takes no new viewers"
+        );
+        status[1].load = 0.9; // both us-east edges overloaded: the next region with headroom leads
+        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 2);
+        assert_eq!(names(&t, &d), ["eu-west-1", "eu-west-2"]);
+        assert_eq!(
+            t.regions[d.regions[2]].name, "us-east",
+            "a fully overloaded region is demoted"
+        );
+        status[2].draining = true;
+        let d = decide(&t, &status, Some(PARIS), "eu-west", 0.8, 1);
+        assert_eq!(names(&t, &d), ["eu-west-2"]);
+    }
+
+    #[test]
+    fn a_dead_region_is_demoted() {
+        let t = topology();
+        let mut status = vec![EdgeStatus::default(); t.edges.len()];
+        status[2].up = false;
+        status[3].up = false;
+        let d = decide(&t, &status, Some(PARIS), "eu-west", 0.8, 4);
+        assert_eq!(t.regions[d.regions[0]].name, "us-east");
+        assert_eq!(t.regions[*d.regions.last().unwrap()].name, "eu-west");
+        let all_down = vec![
+            EdgeStatus {
+                up: false,
+                ..EdgeStatus::default()
+            };
+            t.edges.len()
+        ];
+        assert_eq!(
+            decide(&t, &all_down, Some(PARIS), "eu-west", 0.8, 4)
+                .edges
+                .len(),
+            2
+        );
+    }
+}

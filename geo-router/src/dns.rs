@@ -1,0 +1,249 @@
+//! The authoritative DNS handler: our own `RequestHandler`, because hickory's built-in catalog
+//! ignores EDNS Client Subnet.
+//!
+//! For the zone's service names, A and AAAA answers are chosen per client: located by the ECS
+//! address when the query carries one, else by the source address; the ECS option is echoed
+//! with the scope of the GeoIP network that decided the answer. The apex answers SOA and NS
+//! (with glue); other names in the zone get NXDOMAIN, names outside it REFUSED. Malformed
+//! packets never reach this code: hickory's server answers FORMERR or drops them.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{
+    Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode,
+};
+use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_server::proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use crate::router::Router;
+
+/// Answers queries for one zone.
+#[derive(Debug)]
+pub struct DnsHandler {
+    router: Arc<Router>,
+    zone: LowerName,
+    services: Vec<LowerName>,
+    soa: Record,
+    ns: Vec<Record>,
+    glue: Vec<(LowerName, Record)>,
+}
+
+impl DnsHandler {
+    pub fn new(router: Arc<Router>) -> Result<Self, String> {
+        let config = &router.config;
+        let zone = Name::from_ascii(format!("{}.", config.zone.trim_end_matches('.')))
+            .map_err(|e| format!("zone: {e}"))?;
+        let child = |label: &str| -> Result<Name, String> {
+            Name::from_ascii(label)
+                .and_then(|n| n.append_domain(&zone))
+                .map_err(|e| format!("{label:?} under zone {zone}: {e}"))
+        };
+        let services = config
+            .service_names
+            .iter()
+            .map(|s| child(s).map(LowerName::from))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("service_names: {e}"))?;
+        let primary = match config.nameservers.first() {
+            Some(ns) => child(&ns.name)?,
+            None => child("ns1")?,
+        };
+        let soa = SOA::new(
+            primary,
+            child("hostmaster")?,
+            1,
+            3600,
+            600,
+            86_400,
+            config.changing_ttl.as_secs() as u32,
+        );
+        let soa = Record::from_rdata(zone.clone(), 3600, RData::SOA(soa));
+        let mut ns = Vec::new();
+        let mut glue = Vec::new();
+        for server in &config.nameservers {
+            let name = child(&server.name).map_err(|e| format!("nameservers: {e}"))?;
+            ns.push(Record::from_rdata(
+                zone.clone(),
+                3600,
+                RData::NS(NS(name.clone())),
+            ));
+            let rdata = match server.address {
+                IpAddr::V4(v4) => RData::A(A(v4)),
+                IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+            };
+            glue.push((
+                LowerName::from(name.clone()),
+                Record::from_rdata(name, 3600, rdata),
+            ));
+        }
+        Ok(Self {
+            router,
+            zone: LowerName::from(zone),
+            services,
+            soa,
+            ns,
+            glue,
+        })
+    }
+}
+
+fn qtype_label(t: RecordType) -> &'static str {
+    match t {
+        RecordType::A => "A",
+        RecordType::AAAA => "AAAA",
+        RecordType::SOA => "SOA",
+        RecordType::NS => "NS",
+        _ => "other",
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for DnsHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let error = || MessageResponseBuilder::from_message_request(request);
+        let meta = &request.metadata;
+        let fail = |code: ResponseCode| {
+            let mut metadata = Metadata::response_from_request(meta);
+            metadata.response_code = code;
+            ResponseInfo::from(Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            })
+        };
+        if meta.message_type != MessageType::Query || meta.op_code != OpCode::Query {
+            self.router.metrics.query("other", "notimp", "");
+            let response = error().error_msg(meta, ResponseCode::NotImp);
+            return response_handle
+                .send_response(response)
+                .await
+                .unwrap_or_else(|_| fail(ResponseCode::NotImp));
+        }
+        let queries = request.queries.queries();
+        let [query] = queries else {
+            self.router.metrics.query("other", "formerr", "");
+            let response = error().error_msg(meta, ResponseCode::FormErr);
+            return response_handle
+                .send_response(response)
+                .await
+                .unwrap_or_else(|_| fail(ResponseCode::FormErr));
+        };
+        let (name, qtype) = (query.name(), query.query_type());
+        if !self.zone.zone_of(name) || query.query_class() != DNSClass::IN {
+            self.router.metrics.query(qtype_label(qtype), "refused", "");
+            let response = error().error_msg(meta, ResponseCode::Refused);
+            return response_handle
+                .send_response(response)
+                .await
+                .unwrap_or_else(|_| fail(ResponseCode::Refused));
+        }
+
+        let mut metadata = Metadata::response_from_request(meta);
+        metadata.authoritative = true;
+        metadata.recursion_available = false;
+
+        // ECS: locate by the client's subnet when given (RFC 7871); a /0 means "do not use".
+        let subnet = request
+            .edns
+            .as_ref()
+            .and_then(|e| match e.option(EdnsCode::Subnet) {
+                Some(EdnsOption::Subnet(s)) if s.source_prefix() > 0 => Some(*s),
+                _ => None,
+            });
+        let mut edns = request.edns.as_ref().map(|_| {
+            let mut e = Edns::new();
+            e.set_max_payload(1232);
+            e
+        });
+
+        let mut answers: Vec<Record> = Vec::new();
+        let mut additionals: Vec<Record> = Vec::new();
+        let mut authority_soa = false;
+        let mut region = String::new();
+        let result;
+        if *name == self.zone {
+            match qtype {
+                RecordType::SOA => answers.push(self.soa.clone()),
+                RecordType::NS => {
+                    answers.extend(self.ns.iter().cloned());
+                    additionals.extend(self.glue.iter().map(|(_, r)| r.clone()));
+                }
+                _ => authority_soa = true,
+            }
+            result = if authority_soa { "nodata" } else { "ok" };
+        } else if self.services.contains(name) {
+            let client = subnet
+                .map(|s| s.addr())
+                .unwrap_or_else(|| request.src().ip());
+            let routed = self.router.route(Some(client));
+            let ttl = self.router.ttl().as_secs() as u32;
+            if let Some(&r) = routed.decision.regions.first() {
+                region = routed.snapshot.topology.regions[r].name.clone();
+            }
+            for &e in &routed.decision.edges {
+                for address in &routed.snapshot.topology.edges[e].dns {
+                    let rdata = match (qtype, address) {
+                        (RecordType::A, IpAddr::V4(v4)) => RData::A(A(*v4)),
+                        (RecordType::AAAA, IpAddr::V6(v6)) => RData::AAAA(AAAA(*v6)),
+                        _ => continue,
+                    };
+                    answers.push(Record::from_rdata(Name::from(name.clone()), ttl, rdata));
+                }
+            }
+            if let (Some(edns), Some(s)) = (edns.as_mut(), subnet) {
+                edns.options_mut()
+                    .insert(EdnsOption::Subnet(ClientSubnet::new(
+                        s.addr(),
+                        s.source_prefix(),
+                        routed.scope,
+                    )));
+            }
+            authority_soa = answers.is_empty();
+            result = if authority_soa { "nodata" } else { "ok" };
+        } else if let Some((_, glue)) = self.glue.iter().find(|(n, _)| n == name) {
+            if glue.record_type() == qtype {
+                answers.push(glue.clone());
+            } else {
+                authority_soa = true;
+            }
+            result = if authority_soa { "nodata" } else { "ok" };
+        } else {
+            metadata.response_code = ResponseCode::NXDomain;
+            authority_soa = true;
+            result = "nxdomain";
+        }
+        self.router
+            .metrics
+            .query(qtype_label(qtype), result, &region);
+
+        let soa: Vec<Record> = if authority_soa {
+            vec![self.soa.clone()]
+        } else {
+            Vec::new()
+        };
+        // A builder of its own, so that the EDNS it borrows may live shorter than the request.
+        let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
+        let response = builder.build(
+            metadata,
+            answers.iter(),
+            self.ns.iter().take(0),
+            soa.iter(),
+            additionals.iter(),
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(error) => {
+                tracing::warn!(%error, "sending a DNS response failed");
+                fail(ResponseCode::ServFail)
+            }
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! What the router believes about the fleet: its own probe verdicts, its peers' verdicts, and
+//! the effective health that answers use.
+//!
+//! - Each edge's admin `/status` is probed every interval: it goes down after `down_after`
+//!   consecutive failures and up after `up_after` consecutive successes; load and draining come
+//!   from the same probe.
+//! - Routers exchange their own verdicts (`GET /view` on the HTTP API). An edge is out of
+//!   answers only when a majority of the routers this one can reach (itself included) see it
+//!   down, so one partitioned router cannot take healthy edges out on its own word.
+//! - A router that reaches no peer and sees every edge down keeps its last known-good view
+//!   rather than blackholing every viewer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use topology::Topology;
+
+use crate::decision::EdgeStatus;
+
+/// One edge as this router sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeHealth {
+    /// This router's own probe verdict.
+    pub own_up: bool,
+    #[serde(skip)]
+    pub ok_streak: u32,
+    #[serde(skip)]
+    pub fail_streak: u32,
+    pub load: f64,
+    pub draining: bool,
+    /// The verdict answers use (after the quorum).
+    pub up: bool,
+    /// When the effective verdict last changed, and why.
+    pub last_change: Option<Change>,
+}
+
+/// A change of an edge's effective state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub at_unix_ms: u64,
+    pub up: bool,
+    pub why: String,
+}
+
+impl Default for EdgeHealth {
+    fn default() -> Self {
+        // Optimistic start: a router that just started answers at once; a dead edge is out
+        // after `down_after` probes.
+        Self {
+            own_up: true,
+            ok_streak: 0,
+            fail_streak: 0,
+            load: 0.0,
+            draining: false,
+            up: true,
+            last_change: None,
+        }
+    }
+}
+
+/// The result of one probe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    Ok { load: f64, draining: bool },
+    Failed(String),
+}
+
+/// A peer router's published view.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct View {
+    pub router: String,
+    /// Names of the edges this router's own probes see down.
+    pub down: Vec<String>,
+}
+
+#[derive(Debug)]
+struct PeerView {
+    seen: Instant,
+    down: HashSet<String>,
+}
+
+/// The fleet state shared by the DNS handler, the HTTP API and the prober.
+#[derive(Debug)]
+pub struct Fleet {
+    name: String,
+    inner: RwLock<Inner>,
+    peers: Mutex<HashMap<String, PeerView>>,
+    last_change: Mutex<Option<Instant>>,
+    down_after: u32,
+    up_after: u32,
+    peer_expiry: Duration,
+}
+
+#[derive(Debug)]
+struct Inner {
+    topology: Arc<Topology>,
+    edges: Vec<EdgeHealth>,
+    last_good: Option<Vec<bool>>,
+}
+
+/// A consistent copy for one decision.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub topology: Arc<Topology>,
+    pub status: Vec<EdgeStatus>,
+}
+
+impl Fleet {
+    pub fn new(
+        name: &str,
+        topology: Topology,
+        down_after: u32,
+        up_after: u32,
+        interval: Duration,
+    ) -> Self {
+        let edges = vec![EdgeHealth::default(); topology.edges.len()];
+        Self {
+            name: name.to_owned(),
+            inner: RwLock::new(Inner {
+                topology: Arc::new(topology),
+                edges,
+                last_good: None,
+            }),
+            peers: Mutex::new(HashMap::new()),
+            last_change: Mutex::new(None),
+            down_after,
+            up_after,
+            peer_expiry: interval * 3,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current topology.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.read().topology.clone()
+    }
+
+    /// What decisions use now.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.read();
+        Snapshot {
+            topology: inner.topology.clone(),
+            status: inner
+                .edges
+                .iter()
+                .map(|e| EdgeStatus {
+                    up: e.up,
+                    load: e.load,
+                    draining: e.draining,
+                })
+                .collect(),
+        }
+    }
+
+    /// True when some edge changed state within `window` (answers then use a short TTL).
+    pub fn changed_within(&self, window: Duration) -> bool {
+        self.last_change
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < window)
+    }
+
+    /// Replaces the topology (SIGHUP), keeping what is known of edges that stay.
+    pub fn replace_topology(&self, topology: Topology) {
+        let mut inner = self.write();
+        let old: HashMap<String, EdgeHealth> = inner
+            .topology
+            .edges
+            .iter()
+            .zip(inner.edges.iter())
+            .map(|(e, h)| (e.name.clone(), h.clone()))
+            .collect();
+        inner.edges = topology
+            .edges
+            .iter()
+            .map(|e| old.get(&e.name).cloned().unwrap_or_default())
+            .collect();
+        inner.topology = Arc::new(topology);
+        inner.last_good = None;
+    }
+
+    /// Records one round of probe results (same order as the topology's edges).
+    pub fn record_probes(&self, topology: &Arc<Topology>, results: Vec<Probe>) {
+        let mut inner = self.write();
+        if !Arc::ptr_eq(&inner.topology, topology) {
+            return; // The topology was reloaded while probing; the next round counts.
+        }
+        for (health, result) in inner.edges.iter_mut().zip(results) {
+            match result {
+                Probe::Ok { load, draining } => {
+                    health.ok_streak += 1;
+                    health.fail_streak = 0;
+                    health.load = load;
+                    health.draining = draining;
+                    if !health.own_up && health.ok_streak >= self.up_after {
+                        health.own_up = true;
+                    }
+                }
+                Probe::Failed(_) => {
+                    health.fail_streak += 1;
+                    health.ok_streak = 0;
+                    if health.own_up && health.fail_streak >= self.down_after {
+                        health.own_up = false;
+                    }
+                }
+            }
+        }
+        drop(inner);
+        self.recompute();
+    }
+
+    /// Records a peer's view (or forgets it on `None`: unreachable).
+    pub fn record_peer(&self, peer: &str, view: Option<View>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        match view {
+            Some(view) => {
+                peers.insert(
+                    peer.to_owned(),
+                    PeerView {
+                        seen: Instant::now(),
+                        down: view.down.into_iter().collect(),
+                    },
+                );
+            }
+            None => {
+                // Kept until it expires: one lost poll does not change the quorum.
+            }
+        }
+        drop(peers);
+        self.recompute();
+    }
+
+    /// This router's own view, for its peers.
+    pub fn own_view(&self) -> View {
+        let inner = self.read();
+        View {
+            router: self.name.clone(),
+            down: inner
+                .topology
+                .edges
+                .iter()
+                .zip(inner.edges.iter())
+                .filter(|(_, h)| !h.own_up)
+                .map(|(e, _)| e.name.clone())
+                .collect(),
+        }
+    }
+
+    /// Peers heard from recently.
+    pub fn reachable_peers(&self) -> usize {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers
+            .values()
+            .filter(|p| p.seen.elapsed() < self.peer_expiry)
+            .count()
+    }
+
+    /// Recomputes the effective verdicts from own and peer views.
+    fn recompute(&self) {
+        let peer_downs: Vec<HashSet<String>> = {
+            let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+            peers
+                .values()
+                .filter(|p| p.seen.elapsed() < self.peer_expiry)
+                .map(|p| p.down.clone())
+                .collect()
+        };
+        let voters = 1 + peer_downs.len();
+        let mut inner = self.write();
+        let names: Vec<String> = inner
+            .topology
+            .edges
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        let mut verdicts: Vec<(bool, usize)> = names
+            .iter()
+            .zip(inner.edges.iter())
+            .map(|(name, health)| {
+                let down_votes = usize::from(!health.own_up)
+                    + peer_downs.iter().filter(|d| d.contains(name)).count();
+                (down_votes * 2 <= voters, down_votes)
+            })
+            .collect();
+        // Alone, and everything looks down: more likely our own network than the whole fleet.
+        let all_down = verdicts.iter().all(|(up, _)| !up);
+        let kept = peer_downs.is_empty() && all_down && inner.last_good.is_some();
+        if kept && let Some(good) = &inner.last_good {
+            for (verdict, up) in verdicts.iter_mut().zip(good) {
+                verdict.0 = *up;
+            }
+        }
+        let mut changed = false;
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        for ((health, (up, down_votes)), name) in
+            inner.edges.iter_mut().zip(verdicts.iter()).zip(&names)
+        {
+            if health.up != *up {
+                let why = if kept {
+                    "no peer reachable and every edge looks down: keeping the last known-good view"
+                        .to_owned()
+                } else if *up {
+                    format!("{down_votes} of {voters} routers see it down")
+                } else {
+                    format!(
+                        "{down_votes} of {voters} routers see it down (own probes: {} failures)",
+                        health.fail_streak
+                    )
+                };
+                tracing::info!(edge = %name, up, %why, "edge state changed");
+                health.up = *up;
+                health.last_change = Some(Change {
+                    at_unix_ms: now_ms,
+                    up: *up,
+                    why,
+                });
+                changed = true;
+            }
+        }
+        if inner.edges.iter().any(|h| h.up) && !kept {
+            inner.last_good = Some(inner.edges.iter().map(|h| h.up).collect());
+        }
+        drop(inner);
+        if changed {
+            *self.last_change.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
+    }
+
+    /// The JSON view of the fleet for `/status` and `/fleet`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let inner = self.read();
+        let edges: Vec<serde_json::Value> = inner
+            .topology
+            .edges
+            .iter()
+            .zip(inner.edges.iter())
+            .map(|(e, h)| {
+                serde_json::json!({
+                    "name": e.name, "region": e.region, "http": e.http, "dns": e.dns,
+                    "capacity": e.capacity, "up": h.up, "own_probe_up": h.own_up,
+                    "load": h.load, "draining": h.draining, "last_change": h.last_change,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "router": self.name,
+            "regions": inner.topology.regions,
+            "edges": edges,
+            "reachable_peers": self.reachable_peers(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fleet() -> (Fleet, Arc<Topology>) {
+        let t = Topology::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/topology.toml"),
+        )
+        .unwrap();
+        let f = Fleet::new("r1", t, 2, 3, Duration::from_secs(3600));
+        let topo = f.topology();
+        (f, topo)
+    }
+
+    fn round(f: &Fleet, t: &Arc<Topology>, first_ok: bool) {
+        let mut results = vec![
+            Probe::Ok {
+                load: 0.1,
+                draining: false
+            };
+            t.edges.len()
+        ];
+        if !first_ok {
+            results[0] = Probe::Failed("refused".into());
+        }
+        f.record_probes(t, results);
+    }
+
+    #[test]
+    fn down_after_two_failures_up_after_three_successes() {
+        let (f, t) = fleet();
+        round(&f, &t, false);
+        assert!(f.snapshot().status[0].up, "one failure is not enough");
+        round(&f, &t, false);
+        assert!(!f.snapshot().status[0].up);
+        assert!(f.changed_within(Duration::from_secs(5)));
+        round(&f, &t, true);
+        round(&f, &t, true);
+        assert!(!f.snapshot().status[0].up);
+        round(&f, &t, true);
+        assert!(f.snapshot().status[0].up);
+    }
+
+    #[test]
+    fn a_minority_cannot_take_an_edge_out() {
+        let (f, t) = fleet();
+        let names: Vec<String> = t.edges.iter().map(|e| e.name.clone()).collect();
+        // This router's probes see everything down, two peers see everything up.
+        f.record_peer(
+            "p2",
+            Some(View {
+                router: "p2".into(),
+                down: vec![],
+            }),
+        );
+        f.record_peer(
+            "p3",
+            Some(View {
+                router: "p3".into(),
+                down: vec![],
+            }),
+        );
+        let failed = vec![Probe::Failed("unreachable".into()); t.edges.len()];
+        f.record_probes(&t, failed.clone());
+        f.record_probes(&t, failed);
+        assert!(
+            f.snapshot().status.iter().all(|s| s.up),
+            "two of three see them up"
+        );
+        // When a peer agrees an edge is down, the majority takes it out.
+        f.record_peer(
+            "p2",
+            Some(View {
+                router: "p2".into(),
+                down: vec![names[0].clone()],
+            }),
+        );
+        let status = f.snapshot().status;
+        assert!(!status[0].up && status[1].up);
+    }
+
+    #[test]
+    fn alone_and_all_down_keeps_the_last_good_view() {
+        let (f, t) = fleet();
+        round(&f, &t, true);
+        let failed = vec![Probe::Failed("unreachable".into()); t.edges.len()];
+        f.record_probes(&t, failed.clone());
+        f.record_probes(&t, failed);
+        assert!(
+            f.snapshot().status.iter().all(|s| s.up),
+            "split brain must not empty the CDN"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! The geo-router's Prometheus metrics. Labels are bounded: query type, result, region (from the
+//! topology), probe outcome.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueryLabels {
+    qtype: &'static str,
+    result: &'static str,
+    region: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    endpoint: &'static str,
+}
+
+/// Handles to the router's metrics; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    queries: Family<QueryLabels, Counter>,
+    decision: Histogram,
+    probes: Family<OutcomeLabels, Counter>,
+    api: Family<ApiLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            queries: Family::default(),
+            decision: Histogram::new(exponential_buckets(0.000_001, 2.0, 20)),
+            probes: Family::default(),
+            api: Family::default(),
+        };
+        registry.register(
+            "meridian_router_dns_queries",
+            "DNS queries, by type, result and region answered",
+            m.queries.clone(),
+        );
+        registry.register(
+            "meridian_router_decision_seconds",
+            "Time to choose edges for one client",
+            m.decision.clone(),
+        );
+        registry.register(
+            "meridian_router_probes",
+            "Edge probes, by outcome",
+            m.probes.clone(),
+        );
+        registry.register(
+            "meridian_router_api_requests",
+            "HTTP API requests, by endpoint",
+            m.api.clone(),
+        );
+        m
+    }
+
+    /// `region` must come from the topology (bounded), or be empty.
+    pub fn query(&self, qtype: &'static str, result: &'static str, region: &str) {
+        self.queries
+            .get_or_create(&QueryLabels {
+                qtype,
+                result,
+                region: region.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn decision(&self, seconds: f64) {
+        self.decision.observe(seconds);
+    }
+
+    pub fn probe(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.probes.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn api(&self, endpoint: &'static str) {
+        self.api.get_or_create(&ApiLabels { endpoint }).inc();
+    }
+}

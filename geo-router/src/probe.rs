@@ -1,0 +1,110 @@
+//! The prober: every interval, each edge's admin `/status` and each peer router's `/view`, all
+//! at once, each bounded by the probe timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use server_kit::Shutdown;
+
+use crate::config::ProbeConfig;
+use crate::fleet::{Fleet, Probe, View};
+use crate::metrics::Metrics;
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// Runs until `shutdown` drains.
+pub async fn run(
+    fleet: Arc<Fleet>,
+    peers: Vec<String>,
+    config: ProbeConfig,
+    metrics: Metrics,
+    shutdown: Shutdown,
+) {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(config.timeout));
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(10))
+        .build(connector);
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.draining() => return,
+            _ = ticker.tick() => {}
+        }
+        let topology = fleet.topology();
+        let edge_probes = topology.edges.iter().map(|edge| {
+            let url = format!("{}/status", edge.admin.trim_end_matches('/'));
+            probe_edge(&client, url, config.timeout)
+        });
+        let peer_polls = peers.iter().map(|peer| {
+            let url = format!("{}/view", peer.trim_end_matches('/'));
+            poll_peer(&client, url, config.timeout)
+        });
+        let (results, views) = tokio::join!(join_all(edge_probes), join_all(peer_polls));
+        for result in &results {
+            metrics.probe(matches!(result, Probe::Ok { .. }));
+        }
+        fleet.record_probes(&topology, results);
+        for (peer, view) in peers.iter().zip(views) {
+            fleet.record_peer(peer, view);
+        }
+    }
+}
+
+async fn get_json(
+    client: &HttpClient,
+    url: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
+    let fetch = async {
+        let response = client.get(uri).await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("status {}", response.status()));
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+    };
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+async fn probe_edge(client: &HttpClient, url: String, timeout: Duration) -> Probe {
+    match get_json(client, &url, timeout).await {
+        Ok(status) => Probe::Ok {
+            load: status.get("load").and_then(|v| v.as_f64()).unwrap_or(0.0),
+            draining: status
+                .get("draining")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+        },
+        Err(error) => {
+            tracing::debug!(%url, %error, "probe failed");
+            Probe::Failed(error)
+        }
+    }
+}
+
+async fn poll_peer(client: &HttpClient, url: String, timeout: Duration) -> Option<View> {
+    match get_json(client, &url, timeout).await {
+        Ok(value) => serde_json::from_value(value).ok(),
+        Err(error) => {
+            tracing::debug!(%url, %error, "peer unreachable");
+            None
+        }
+    }
+}
