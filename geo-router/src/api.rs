@@ -107,18 +107,24 @@ fn client_ip(
     }
 }
 
-/// Per region in decision order: the edge that serves it now (the best usable one).
-fn pathways(routed: &Routed) -> Vec<(usize, usize)> {
+/// Per region in decision order: the edge that serves it now.
+fn pathways(routed: &Routed, current: Option<&str>) -> Vec<(usize, usize)> {
     let topology = &routed.snapshot.topology;
     let mut out = Vec::new();
     for &r in &routed.decision.regions {
         let region = &topology.regions[r].name;
-        let best = routed
+        let in_region = |e: &usize| &topology.edges[*e].region == region;
+        // Stability: the player's current pathway stays its region's pathway while the decision
+        // would still answer with it, so a player never hops between two good edges.
+        let kept = routed
             .decision
             .edges
             .iter()
             .copied()
-            .find(|&e| &topology.edges[e].region == region)
+            .filter(in_region)
+            .find(|&e| Some(topology.edges[e].name.as_str()) == current);
+        let best = kept
+            .or_else(|| routed.decision.edges.iter().copied().find(in_region))
             .or_else(|| {
                 // Regions beyond the answer's length: their least loaded usable edge.
                 let status = &routed.snapshot.status;
@@ -156,18 +162,7 @@ fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) ->
     });
     let routed = router.route(Some(ip));
     let topology = &routed.snapshot.topology;
-    let mut ways = pathways(&routed);
-    // Stability: a player already on a pathway that is still its region's choice stays on it
-    // when that region is first; otherwise the new order applies at once.
-    if let Some(current) = &current
-        && let Some(pos) = ways
-            .iter()
-            .position(|&(_, e)| &topology.edges[e].name == current)
-        && pos > 0
-        && ways[pos].0 == ways[0].0
-    {
-        ways.swap(0, pos);
-    }
+    let ways = pathways(&routed, current.as_deref());
     tracing::debug!(client = %ip, current = ?current, throughput = ?throughput, "steering");
     let ids: Vec<&str> = ways
         .iter()

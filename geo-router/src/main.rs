@@ -96,12 +96,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 notify.notify_one();
             }
         });
-        let dns_udp = tokio::net::UdpSocket::bind(config.dns)
-            .await
-            .with_context(|| format!("cannot listen on {} for dns-udp", config.dns))?;
+        let (dns_udp, dns_tcp) = bind_dns(config.dns).await?;
         let udp_addr = dns_udp.local_addr()?;
-        // TCP on the same port as UDP, so that port 0 gives one port for both.
-        let dns_tcp = listener::bind_tcp("dns-tcp", udp_addr).await?;
         listener::announce("dns-udp", udp_addr);
         listener::announce("dns-tcp", dns_tcp.local_addr()?);
         let listeners = Listeners {
@@ -113,4 +109,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         geo_router::run(listeners, config, shutdown, reload).await?;
         Ok(())
     })
+}
+
+/// Binds DNS on UDP and TCP at the same address. With port 0, the TCP side takes the port the
+/// UDP side got; if that TCP port is taken, both try again on a new port.
+async fn bind_dns(
+    addr: SocketAddr,
+) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let mut attempts = 0;
+    loop {
+        let udp = tokio::net::UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for dns-udp"))?;
+        let udp_addr = udp.local_addr()?;
+        match listener::bind_tcp("dns-tcp", udp_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(error) if addr.port() == 0 && attempts < 20 => {
+                attempts += 1;
+                tracing::debug!(%error, "TCP port of the UDP one is taken; trying another");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }

@@ -1,37 +1,612 @@
-//! End-to-end tests of the geo-router binary.
+//! End-to-end tests of the geo-router binary: real DNS queries over UDP and TCP, real HTTP, and
+//! edges that are real processes (or scripted status servers where a test needs a given load).
 
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_server::proto::rr::{Name, RData, RecordType};
 use http::StatusCode;
 use test_support::http::get;
+use test_support::origin::{Route, TestOrigin};
 use test_support::{ServerProcess, Sig, run_to_end, testdata};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 
 const ROUTER: &str = env!("CARGO_BIN_EXE_geo-router");
+const SERVICE: &str = "video.meridian.test.";
 
-fn topology() -> String {
-    testdata()
-        .join("topology.toml")
-        .to_string_lossy()
-        .into_owned()
+/// Regions as in testdata/topology.toml; each edge is (name, region, dns address).
+const EDGES: [(&str, &str, &str); 6] = [
+    ("us-east-1", "us-east", "127.0.1.1"),
+    ("us-east-2", "us-east", "127.0.1.2"),
+    ("eu-west-1", "eu-west", "127.0.2.1"),
+    ("eu-west-2", "eu-west", "127.0.2.2"),
+    ("ap-southeast-1", "ap-southeast", "127.0.3.1"),
+    ("ap-southeast-2", "ap-southeast", "127.0.3.2"),
+];
+
+const REGIONS: &str = r#"
+[[regions]]
+name = "us-east"
+latitude = 40.71
+longitude = -74.01
+
+[[regions]]
+name = "eu-west"
+latitude = 51.51
+longitude = -0.13
+
+[[regions]]
+name = "ap-southeast"
+latitude = 1.35
+longitude = 103.82
+"#;
+
+/// Writes a topology whose edges' admin URLs are `admin[i]`.
+fn write_topology(path: &Path, admin: &[String]) {
+    let mut text = REGIONS.to_owned();
+    for ((name, region, dns), admin) in EDGES.iter().zip(admin) {
+        text.push_str(&format!(
+            "\n[[edges]]\nname = \"{name}\"\nregion = \"{region}\"\nhttp = \"http://{dns}:8080\"\nadmin = \"{admin}\"\ndns = [\"{dns}\"]\ncapacity = 100\n"
+        ));
+    }
+    std::fs::write(path, text).expect("write topology");
 }
 
-#[tokio::test]
-async fn starts_reports_the_fleet_and_drains_on_sigterm() {
-    let topology = topology();
-    let args = [
+/// A scripted edge admin surface reporting `load`.
+async fn status_server(load: f64) -> TestOrigin {
+    let server = TestOrigin::start().await;
+    set_load(&server, load);
+    server
+}
+
+fn set_load(server: &TestOrigin, load: f64) {
+    server.route(
+        "/status",
+        Route::ok(
+            format!("{{\"load\":{load},\"draining\":false}}"),
+            "no-store",
+        ),
+    );
+}
+
+struct Router {
+    process: ServerProcess,
+    dns: SocketAddr,
+}
+
+fn start_router(topology: &Path, extra: &[&str]) -> Router {
+    let geoip = testdata().join("geoip/meridian-city.mmdb");
+    let dir = topology.parent().expect("folder");
+    let config = dir.join(format!("router-{}.toml", std::process::id()));
+    std::fs::write(&config, "default_region = \"ap-southeast\"\ndev_mode = true\nttl = \"30s\"\nchanging_ttl = \"2s\"\n").expect("config");
+    let mut args = vec![
+        "--config",
+        config.to_str().expect("utf-8"),
         "--topology",
-        topology.as_str(),
-        "--http",
+        topology.to_str().expect("utf-8"),
+        "--geoip",
+        geoip.to_str().expect("utf-8"),
+        "--dns",
         "127.0.0.1:0",
         "--admin",
         "127.0.0.1:0",
     ];
-    let mut router = ServerProcess::start(ROUTER, &args, &["http", "admin"]);
-    let status = get(&format!("{}/status", router.addr("admin")), &[]).await;
-    assert_eq!(status.status, StatusCode::OK);
-    assert!(status.text().contains("\"eu-west-2\""), "{}", status.text());
-    router.signal(Sig::SIGTERM);
-    assert!(router.wait_exit(Duration::from_secs(10)).success());
+    if !extra.contains(&"--http") {
+        args.extend_from_slice(&["--http", "127.0.0.1:0"]);
+    }
+    args.extend_from_slice(extra);
+    let process = ServerProcess::start(ROUTER, &args, &["dns-udp", "dns-tcp", "http", "admin"]);
+    let dns = process.addr("dns-udp").parse().expect("dns address");
+    Router { process, dns }
+}
+
+fn query_message(name: &str, qtype: RecordType, ecs: Option<(IpAddr, u8)>) -> Vec<u8> {
+    let mut message = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    message.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    if let Some((addr, prefix)) = ecs {
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(addr, prefix, 0)));
+    }
+    message.set_edns(edns);
+    message.to_vec().expect("encode query")
+}
+
+fn rand_id() -> u16 {
+    (Instant::now().elapsed().subsec_nanos() ^ std::process::id()) as u16
+}
+
+async fn udp_query(
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    ecs: Option<(IpAddr, u8)>,
+) -> Message {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    socket
+        .send_to(&query_message(name, qtype, ecs), server)
+        .await
+        .expect("send");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+        .await
+        .expect("a DNS answer within 5 s")
+        .expect("recv");
+    Message::from_vec(&buf[..n]).expect("decode answer")
+}
+
+/// A UDP query the way resolvers send one: retried on silence, since UDP may drop packets
+/// (here: the server's receive buffer overflowing while it is flooded).
+async fn udp_query_retrying(
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    ecs: Option<(IpAddr, u8)>,
+) -> Message {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let query = query_message(name, qtype, ecs);
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..10 {
+        socket.send_to(&query, server).await.expect("send");
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buf)).await
+        {
+            return Message::from_vec(&buf[..n]).expect("decode answer");
+        }
+    }
+    panic!("no answer to 10 tries over 10 s");
+}
+
+async fn tcp_query(
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    ecs: Option<(IpAddr, u8)>,
+) -> Message {
+    let mut stream = TcpStream::connect(server).await.expect("connect");
+    let query = query_message(name, qtype, ecs);
+    stream
+        .write_all(&(query.len() as u16).to_be_bytes())
+        .await
+        .expect("write");
+    stream.write_all(&query).await.expect("write");
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.expect("length");
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf).await.expect("answer");
+    Message::from_vec(&buf).expect("decode answer")
+}
+
+fn addresses(message: &Message) -> Vec<String> {
+    message
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ecs_scope(message: &Message) -> Option<u8> {
+    match message.edns.as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(s) => Some(s.scope_prefix()),
+        _ => None,
+    }
+}
+
+const BOSTON: (&str, u8) = ("192.0.2.0", 24);
+const PARIS: (&str, u8) = ("198.51.100.0", 24);
+
+fn ecs(place: (&str, u8)) -> Option<(IpAddr, u8)> {
+    Some((place.0.parse().expect("ip"), place.1))
+}
+
+async fn healthy_fleet(dir: &Path) -> (Vec<TestOrigin>, PathBuf) {
+    let mut servers = Vec::new();
+    for _ in EDGES {
+        servers.push(status_server(0.1).await);
+    }
+    let topology = dir.join("topology.toml");
+    let admin: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    write_topology(&topology, &admin);
+    (servers, topology)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_by_client_subnet_over_udp_and_tcp_and_serves_the_zone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_servers, topology) = healthy_fleet(dir.path()).await;
+    let router = start_router(&topology, &[]);
+
+    let boston = udp_query(router.dns, SERVICE, RecordType::A, ecs(BOSTON)).await;
+    assert_eq!(boston.metadata.response_code, ResponseCode::NoError);
+    assert!(boston.metadata.authoritative);
+    assert_eq!(
+        addresses(&boston),
+        ["127.0.1.1", "127.0.1.2", "127.0.2.1", "127.0.2.2"]
+    );
+    assert_eq!(
+        ecs_scope(&boston),
+        Some(24),
+        "the scope is the GeoIP network's"
+    );
+    assert!(boston.answers.iter().all(|r| r.ttl == 30));
+
+    let paris = udp_query(router.dns, SERVICE, RecordType::A, ecs(PARIS)).await;
+    assert_eq!(&addresses(&paris)[..2], ["127.0.2.1", "127.0.2.2"]);
+    let paris_v6 = udp_query(
+        router.dns,
+        SERVICE,
+        RecordType::A,
+        Some(("2001:db8:2::".parse().expect("ip"), 48)),
+    )
+    .await;
+    assert_eq!(&addresses(&paris_v6)[..2], ["127.0.2.1", "127.0.2.2"]);
+    assert_eq!(ecs_scope(&paris_v6), Some(48));
+
+    // No ECS, from 127.0.0.1 (not in the database): the default region.
+    let local = udp_query(router.dns, SERVICE, RecordType::A, None).await;
+    assert_eq!(&addresses(&local)[..2], ["127.0.3.1", "127.0.3.2"]);
+
+    let tcp = tcp_query(router.dns, SERVICE, RecordType::A, ecs(BOSTON)).await;
+    assert_eq!(addresses(&tcp), addresses(&boston));
+
+    let soa = udp_query(router.dns, "meridian.test.", RecordType::SOA, None).await;
+    assert_eq!(soa.answers.len(), 1);
+    assert!(matches!(soa.answers[0].data, RData::SOA(_)));
+    let ns = tcp_query(router.dns, "meridian.test.", RecordType::NS, None).await;
+    assert!(matches!(ns.answers[0].data, RData::NS(_)));
+    let mut glue = ns.clone();
+    glue.answers = ns.additionals.clone();
+    assert_eq!(addresses(&glue), ["127.0.0.1"]);
+
+    let missing = udp_query(router.dns, "nope.meridian.test.", RecordType::A, None).await;
+    assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
+    assert!(matches!(
+        missing.authorities.first().map(|r| &r.data),
+        Some(RData::SOA(_))
+    ));
+    let outside = udp_query(router.dns, "example.com.", RecordType::A, None).await;
+    assert_eq!(outside.metadata.response_code, ResponseCode::Refused);
+    let aaaa = udp_query(router.dns, SERVICE, RecordType::AAAA, ecs(BOSTON)).await;
+    assert_eq!(
+        (aaaa.metadata.response_code, aaaa.answers.len()),
+        (ResponseCode::NoError, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_garbage_packets_do_not_stop_the_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_servers, topology) = healthy_fleet(dir.path()).await;
+    let router = start_router(&topology, &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let valid = query_message(SERVICE, RecordType::A, ecs(BOSTON));
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..10_000u32 {
+        let packet: Vec<u8> = if i % 2 == 0 {
+            // A valid query cut short at a random length, or with random bytes flipped.
+            let mut p = valid.clone();
+            let r = next();
+            if r % 3 == 0 {
+                p.truncate((r as usize / 3) % p.len());
+            } else {
+                let at = (r as usize >> 8) % p.len();
+                p[at] ^= (r >> 32) as u8 | 1;
+            }
+            p
+        } else {
+            let len = (next() % 600) as usize;
+            (0..len).map(|_| next() as u8).collect()
+        };
+        socket.send_to(&packet, router.dns).await.expect("send");
+        if i % 1000 == 999 {
+            if router.process.stderr().contains("panicked") {
+                panic!("the router panicked: {}", router.process.stderr());
+            }
+            let answer = udp_query_retrying(router.dns, SERVICE, RecordType::A, ecs(BOSTON)).await;
+            assert_eq!(
+                addresses(&answer).len(),
+                4,
+                "after {} garbage packets",
+                i + 1
+            );
+        }
+    }
+    let answer = tcp_query(router.dns, SERVICE, RecordType::A, ecs(PARIS)).await;
+    assert_eq!(addresses(&answer)[0], "127.0.2.1");
+}
+
+/// Polls until `check` holds, or panics after `limit`; returns the time it took.
+async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn steering_ids(router: &Router, client: &str) -> Vec<String> {
+    let url = format!("{}/steer/hls?client={client}", router.process.addr("http"));
+    let reply = get(&url, &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let manifest: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON manifest");
+    manifest["PATHWAY-PRIORITY"]
+        .as_array()
+        .expect("PATHWAY-PRIORITY")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_edge_leaves_answers_fast_and_comes_back_and_overload_moves_viewers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge_bin = Path::new(ROUTER).with_file_name("edge");
+    assert!(
+        edge_bin.exists(),
+        "build the edge first (cargo test --workspace does): {}",
+        edge_bin.display()
+    );
+    let start_edge = |admin: &str| {
+        let store = dir.path().join("us-east-1.store");
+        ServerProcess::start(
+            edge_bin.to_str().expect("utf-8"),
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                admin,
+                "--store",
+                store.to_str().expect("utf-8"),
+                "--capacity",
+                "4MiB",
+                "--name",
+                "us-east-1",
+            ],
+            &["http", "admin"],
+        )
+    };
+    let mut edge = start_edge("127.0.0.1:0");
+    let edge_admin = edge.addr("admin").to_owned();
+    let mut servers = Vec::new();
+    for _ in 1..EDGES.len() {
+        servers.push(status_server(0.1).await);
+    }
+    let mut admin = vec![edge_admin.clone()];
+    admin.extend(servers.iter().map(|s| s.url()));
+    let topology = dir.path().join("topology.toml");
+    write_topology(&topology, &admin);
+    let router = start_router(&topology, &[]);
+    let dns = router.dns;
+    let names_edge = |answer: &Message| addresses(answer).contains(&"127.0.1.1".to_owned());
+    assert!(names_edge(
+        &udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await
+    ));
+    assert_eq!(steering_ids(&router, "192.0.2.9").await[0], "us-east-1");
+
+    edge.signal(Sig::SIGKILL);
+    edge.wait_exit(Duration::from_secs(5));
+    let took = within(
+        Duration::from_secs(2),
+        "the dead edge leaves DNS answers and steering",
+        || async {
+            !names_edge(&udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await)
+                && !steering_ids(&router, "192.0.2.9")
+                    .await
+                    .contains(&"us-east-1".to_owned())
+        },
+    )
+    .await;
+    eprintln!("dead edge out of answers and steering after {took:?}");
+    let answer = udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await;
+    assert_eq!(addresses(&answer)[0], "127.0.1.2");
+    assert!(
+        answer.answers.iter().all(|r| r.ttl == 2),
+        "the TTL is short while the fleet changes"
+    );
+
+    // Back on the same admin address: in after three good probes (1.5 s) and about 2 s more.
+    let addr = edge_admin.trim_start_matches("http://");
+    let _edge = start_edge(addr);
+    let took = within(
+        Duration::from_secs(4),
+        "the restarted edge is back",
+        || async { names_edge(&udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await) },
+    )
+    .await;
+    eprintln!("restarted edge back after {took:?}");
+
+    // eu-west-1 reports 85% load: Paris viewers go to eu-west-2, which has headroom.
+    set_load(&servers[1], 0.85);
+    within(
+        Duration::from_secs(3),
+        "the overloaded edge takes no new viewers",
+        || async {
+            let a = addresses(&udp_query(dns, SERVICE, RecordType::A, ecs(PARIS)).await);
+            a[0] == "127.0.2.2" && !a.contains(&"127.0.2.1".to_owned())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (servers, topology) = healthy_fleet(dir.path()).await;
+    let router = start_router(&topology, &[]);
+    let before = steering_ids(&router, "198.51.100.7").await;
+    assert_eq!(before[0], "eu-west-1");
+    assert_eq!(before.len(), 3, "one pathway per region: {before:?}");
+
+    let dash = get(
+        &format!(
+            "{}/steer/dash?client=198.51.100.7&_DASH_pathway=%22eu-west-2%22",
+            router.process.addr("http")
+        ),
+        &[],
+    )
+    .await;
+    let dash: serde_json::Value = serde_json::from_slice(&dash.body).expect("JSON");
+    assert_eq!(
+        dash["SERVICE-LOCATION-PRIORITY"][0], "eu-west-2",
+        "a player stays on its pathway while it is fine"
+    );
+    assert_eq!(
+        dash["PATHWAY-CLONES"][0]["URI-REPLACEMENT"]["HOST"],
+        "127.0.2.2:8080"
+    );
+
+    let redirect = get(
+        &format!(
+            "{}/r/vod/big-clock/master.m3u8?client=192.0.2.1&token=x",
+            router.process.addr("http")
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(redirect.status, StatusCode::FOUND);
+    assert_eq!(
+        redirect.header("location"),
+        "http://127.0.1.1:8080/vod/big-clock/master.m3u8?token=x"
+    );
+
+    // The nearest region dies: its pathways move to the end at once.
+    servers[2].stop();
+    servers[3].stop();
+    within(
+        Duration::from_secs(3),
+        "steering demotes the dead region",
+        || async {
+            let ids = steering_ids(&router, "198.51.100.7").await;
+            ids[0] == "us-east-1" && !ids.iter().any(|i| i.starts_with("eu-west"))
+        },
+    )
+    .await;
+}
+
+/// A free loopback port, found by binding port 0 and letting it go.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_cut_off_from_the_edges_does_not_drop_them_on_its_own_word() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_servers, topology) = healthy_fleet(dir.path()).await;
+    // The cut-off router's probes go nowhere: every admin URL is a closed port.
+    let cut_topology = dir.path().join("cut.toml");
+    let closed: Vec<String> = EDGES
+        .iter()
+        .map(|_| format!("http://127.0.0.1:{}", free_port()))
+        .collect();
+    write_topology(&cut_topology, &closed);
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let http = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let (h0, h1, h2) = (http(0), http(1), http(2));
+    let (u0, u1, u2) = (url(0), url(1), url(2));
+    let a = start_router(
+        &topology,
+        &["--name", "a", "--http", &h0, "--peer", &u1, "--peer", &u2],
+    );
+    let b = start_router(
+        &topology,
+        &["--name", "b", "--http", &h1, "--peer", &u0, "--peer", &u2],
+    );
+    let c = start_router(
+        &cut_topology,
+        &["--name", "c", "--http", &h2, "--peer", &u0, "--peer", &u1],
+    );
+
+    // Wait until c's own probes have failed and it hears both peers.
+    within(
+        Duration::from_secs(10),
+        "c sees every edge down itself and hears its peers",
+        || async {
+            let status = get(&format!("{}/status", c.process.addr("admin")), &[])
+                .await
+                .text();
+            status.contains("\"reachable_peers\":2") && !status.contains("\"own_probe_up\":true")
+        },
+    )
+    .await;
+    for router in [&a, &b, &c] {
+        let answer = udp_query(router.dns, SERVICE, RecordType::A, ecs(BOSTON)).await;
+        assert_eq!(
+            addresses(&answer),
+            ["127.0.1.1", "127.0.1.2", "127.0.2.1", "127.0.2.2"]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_topology_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (servers, topology) = healthy_fleet(dir.path()).await;
+    let router = start_router(&topology, &[]);
+    let admin: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    let mut text = std::fs::read_to_string(&topology).expect("read");
+    text.push_str(&format!(
+        "\n[[edges]]\nname = \"us-east-3\"\nregion = \"us-east\"\nhttp = \"http://127.0.1.3:8080\"\nadmin = \"{}\"\ndns = [\"127.0.1.3\"]\ncapacity = 100\n",
+        admin[0]
+    ));
+    std::fs::write(&topology, &text).expect("write");
+    router.process.signal(Sig::SIGHUP);
+    within(
+        Duration::from_secs(5),
+        "the new edge is answered",
+        || async {
+            addresses(&udp_query(router.dns, SERVICE, RecordType::A, ecs(BOSTON)).await)
+                .contains(&"127.0.1.3".to_owned())
+        },
+    )
+    .await;
+    std::fs::write(&topology, "this is not a topology").expect("write");
+    router.process.signal(Sig::SIGHUP);
+    // The old topology keeps answering, through and after the refused reload.
+    for _ in 0..20 {
+        let answer = udp_query(router.dns, SERVICE, RecordType::A, ecs(BOSTON)).await;
+        assert!(addresses(&answer).contains(&"127.0.1.3".to_owned()));
+    }
+    let status = get(&format!("{}/status", router.process.addr("admin")), &[])
+        .await
+        .text();
+    assert!(status.contains("us-east-3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_servers, topology) = healthy_fleet(dir.path()).await;
+    let mut router = start_router(&topology, &[]);
+    let status = get(&format!("{}/status", router.process.addr("admin")), &[]).await;
+    assert!(status.text().contains("\"eu-west-2\""));
+    router.process.signal(Sig::SIGTERM);
+    assert!(router.process.wait_exit(Duration::from_secs(10)).success());
 }
 
 #[test]
