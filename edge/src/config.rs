@@ -60,6 +60,11 @@ pub struct EdgeConfig {
     pub key_query_params: Vec<String>,
     /// How many following segments to prefetch after a segment request (0: off).
     pub prefetch: usize,
+    /// Where a draining edge sends new requests: the base URL of an edge in its neighbour
+    /// region (the launcher and Terraform fill it from the topology). Unset: a draining edge
+    /// keeps serving, and only the router's steering moves viewers away.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_to: Option<String>,
     /// Bearer token for PURGE and drain. Unset: those operations are disabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
@@ -96,6 +101,7 @@ impl Default for EdgeConfig {
             max_object_size: ByteSize(64 << 20),
             key_query_params: Vec::new(),
             prefetch: 2,
+            drain_to: None,
             admin_token: None,
             max_requests: 1000,
             grace: Duration::from_secs(10),
@@ -126,6 +132,12 @@ impl EdgeConfig {
                 return Err(format!(
                     "origins: {origin:?} must be an http:// URL with a host"
                 ));
+            }
+        }
+        if let Some(to) = &self.drain_to {
+            let uri: http::Uri = to.parse().map_err(|e| format!("drain_to: {to:?} is not a URL: {e}"))?;
+            if uri.scheme().is_none() || uri.host().is_none() {
+                return Err(format!("drain_to: {to:?} must be an absolute URL"));
             }
         }
         if self.capacity.0 < 2 << 20 {

@@ -46,6 +46,7 @@ pub struct Edge {
     key_params: Vec<String>,
     max_object_size: u64,
     admin_token: Option<String>,
+    drain_to: Option<String>,
     body_idle_timeout: Duration,
     /// Which header names each base key varies on, learnt from responses.
     vary: moka::sync::Cache<String, Arc<Vec<HeaderName>>>,
@@ -66,6 +67,7 @@ const STALE: &str = "STALE";
 const REVALIDATED: &str = "REVALIDATED";
 const ERROR: &str = "ERROR";
 const PASS: &str = "PASS";
+const DRAIN: &str = "DRAIN";
 
 impl Edge {
     pub fn new(
@@ -94,6 +96,7 @@ impl Edge {
             key_params: config.key_query_params.clone(),
             max_object_size: config.max_object_size.0,
             admin_token: config.admin_token.clone(),
+            drain_to: config.drain_to.as_ref().map(|t| t.trim_end_matches('/').to_owned()),
             body_idle_timeout: config.body_idle_timeout,
             vary: moka::sync::Cache::new(100_000),
             drain_mode: AtomicBool::new(false),
@@ -117,7 +120,10 @@ impl Edge {
             self.in_flight.fetch_add(1, Ordering::Relaxed);
             self.metrics.in_flight.inc();
             let (response, cache) = match *request.method() {
-                Method::GET | Method::HEAD => self.serve(&request).await,
+                Method::GET | Method::HEAD => match self.drain_redirect(&request) {
+                    Some(response) => (response, DRAIN),
+                    None => self.serve(&request).await,
+                },
                 Method::OPTIONS => (server_kit::cors::preflight(), PASS),
                 _ if request.method().as_str() == "PURGE" => (self.purge(&request), PASS),
                 _ => {
@@ -168,6 +174,21 @@ impl Edge {
             })
             .boxed_unsync();
         Response::from_parts(parts, body)
+    }
+
+    /// While the operator drains this edge, new requests go to the neighbour region's edge.
+    /// Responses already streaming are not touched: they finish.
+    fn drain_redirect(&self, request: &Request<Incoming>) -> Option<Response<Body>> {
+        if !self.drain_mode.load(Ordering::Relaxed) {
+            return None;
+        }
+        let to = self.drain_to.as_ref()?;
+        let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let location = HeaderValue::from_str(&format!("{to}{path}")).ok()?;
+        let mut response = body::text(StatusCode::FOUND, "this edge is draining; continue at the next region");
+        response.headers_mut().insert(header::LOCATION, location);
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Some(response)
     }
 
     async fn serve(

@@ -498,7 +498,11 @@ async fn purge_needs_the_token() {
     origin.generate(1000, "public, max-age=3600");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("edge.toml");
-    std::fs::write(&config, "admin_token = \"s3cret\"\n").expect("write config");
+    std::fs::write(
+        &config,
+        "admin_token = \"s3cret\"\ndrain_to = \"http://127.0.0.9:8080\"\n",
+    )
+    .expect("write config");
     let edge = start_edge(
         &origin.url(),
         dir.path(),
@@ -555,6 +559,18 @@ async fn purge_needs_the_token() {
     .await;
     assert_eq!(drain.status, StatusCode::OK);
     assert!(status_json(&edge).await.contains("\"draining\":true"));
+    // Draining: new requests go to the neighbour region's edge.
+    let moved = get(&format!("{base}/q/c.m4s?t=1"), &[]).await;
+    assert_eq!(moved.status, StatusCode::FOUND);
+    assert_eq!(moved.header("location"), "http://127.0.0.9:8080/q/c.m4s?t=1");
+    let undrain = fetch(
+        Method::DELETE,
+        &format!("{admin}/drain"),
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(undrain.status, StatusCode::OK);
+    assert_eq!(cache(&get(&format!("{base}/q/c.m4s"), &[]).await), "HIT");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
