@@ -135,7 +135,9 @@ impl EdgeConfig {
             }
         }
         if let Some(to) = &self.drain_to {
-            let uri: http::Uri = to.parse().map_err(|e| format!("drain_to: {to:?} is not a URL: {e}"))?;
+            let uri: http::Uri = to
+                .parse()
+                .map_err(|e| format!("drain_to: {to:?} is not a URL: {e}"))?;
             if uri.scheme().is_none() || uri.host().is_none() {
                 return Err(format!("drain_to: {to:?} must be an absolute URL"));
             }

@@ -57,21 +57,24 @@ pub struct Listeners {
     pub admin: TcpListener,
 }
 
-/// Opens the store, then serves until `shutdown` drains (finishing in-flight responses within
-/// the grace period) or stops.
+/// Opens (and recovers) the store the config names. Done before the listeners are announced,
+/// so that a `listening` line means the edge can serve.
+pub fn open_store(config: &EdgeConfig) -> Result<store::Store<meta::CachedMeta>, Error> {
+    Ok(store::Store::open(
+        &config.store,
+        config.capacity.0,
+        config.region_size.0,
+    )?)
+}
+
+/// Serves until `shutdown` drains (finishing in-flight responses within the grace period) or
+/// stops.
 pub async fn run(
     listeners: Listeners,
     config: EdgeConfig,
+    store: store::Store<meta::CachedMeta>,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
-    let (path, capacity, region) = (
-        config.store.clone(),
-        config.capacity.0,
-        config.region_size.0,
-    );
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&path, capacity, region))
-        .await
-        .map_err(|e| Error::Setup(format!("internal: store open task failed: {e}")))??;
     let acceptor = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) if !listeners.https.is_empty() => {
             Some(tls::acceptor(cert, key).map_err(Error::Setup)?)

@@ -92,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let store = edge::open_store(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async {
         let shutdown = Shutdown::new();
@@ -107,7 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             https.push(l);
         }
         let admin = listener::bind_http("admin", config.admin).await?;
-        edge::run(Listeners { http, https, admin }, config, shutdown).await?;
+        edge::run(Listeners { http, https, admin }, config, store, shutdown).await?;
         Ok(())
     })
 }

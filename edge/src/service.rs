@@ -96,7 +96,10 @@ impl Edge {
             key_params: config.key_query_params.clone(),
             max_object_size: config.max_object_size.0,
             admin_token: config.admin_token.clone(),
-            drain_to: config.drain_to.as_ref().map(|t| t.trim_end_matches('/').to_owned()),
+            drain_to: config
+                .drain_to
+                .as_ref()
+                .map(|t| t.trim_end_matches('/').to_owned()),
             body_idle_timeout: config.body_idle_timeout,
             vary: moka::sync::Cache::new(100_000),
             drain_mode: AtomicBool::new(false),
@@ -183,11 +186,20 @@ impl Edge {
             return None;
         }
         let to = self.drain_to.as_ref()?;
-        let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let location = HeaderValue::from_str(&format!("{to}{path}")).ok()?;
-        let mut response = body::text(StatusCode::FOUND, "this edge is draining; continue at the next region");
+        let mut response = body::text(
+            StatusCode::FOUND,
+            "this edge is draining; continue at the next region",
+        );
         response.headers_mut().insert(header::LOCATION, location);
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Some(response)
     }
 

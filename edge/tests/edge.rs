@@ -562,7 +562,10 @@ async fn purge_needs_the_token() {
     // Draining: new requests go to the neighbour region's edge.
     let moved = get(&format!("{base}/q/c.m4s?t=1"), &[]).await;
     assert_eq!(moved.status, StatusCode::FOUND);
-    assert_eq!(moved.header("location"), "http://127.0.0.9:8080/q/c.m4s?t=1");
+    assert_eq!(
+        moved.header("location"),
+        "http://127.0.0.9:8080/q/c.m4s?t=1"
+    );
     let undrain = fetch(
         Method::DELETE,
         &format!("{admin}/drain"),

@@ -33,6 +33,10 @@ pub struct OriginConfig {
     pub grace: Duration,
     /// The simulated live channels.
     pub live: LiveConfig,
+    /// HLS content steering server (the geo-router's `/steer/hls`). When set, every HLS
+    /// multivariant playlist served carries `#EXT-X-CONTENT-STEERING` pointing at it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steering_hls: Option<String>,
 }
 
 /// Settings of the simulated live channels.
@@ -55,6 +59,7 @@ impl Default for OriginConfig {
             media: PathBuf::from("testdata/media"),
             grace: Duration::from_secs(10),
             live: LiveConfig::default(),
+            steering_hls: None,
         }
     }
 }

@@ -35,6 +35,7 @@ const OTHER_CACHE: &str = "public, max-age=300";
 pub struct Origin {
     root: PathBuf,
     live: LiveConfig,
+    steering_hls: Option<String>,
     metrics: Metrics,
     started: Instant,
 }
@@ -67,6 +68,7 @@ impl Origin {
         Ok(Self {
             root,
             live: config.live.clone(),
+            steering_hls: config.steering_hls.clone(),
             metrics,
             started: Instant::now(),
         })
@@ -150,6 +152,12 @@ impl Origin {
     async fn file(&self, segments: &[String]) -> Result<Representation, Refusal> {
         let path = paths::resolve(&self.root, segments).await?;
         let (kind, content_type) = media::classify(&segments.join("/"));
+        if kind == MediaKind::Playlist
+            && let Some(steering) = &self.steering_hls
+            && path.extension().is_some_and(|e| e == "m3u8")
+        {
+            return self.steered_master(&path, steering).await;
+        }
         let cache_control = match kind {
             MediaKind::Segment => SEGMENT_CACHE,
             MediaKind::Playlist | MediaKind::Subtitle => VOD_PLAYLIST_CACHE,
@@ -164,6 +172,42 @@ impl Origin {
                     message: "internal: cannot open the media file".into(),
                 }
             })
+    }
+
+    /// An HLS playlist with `#EXT-X-CONTENT-STEERING` added when it is a multivariant one. Its
+    /// variant URIs stay relative, so the steering server's pathway clones (which replace the
+    /// host) send the player to the edge they name.
+    async fn steered_master(&self, path: &Path, steering: &str) -> Result<Representation, Refusal> {
+        let internal = |error: std::io::Error| {
+            tracing::error!(%error, path = %path.display(), "internal: cannot read playlist");
+            Refusal {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: "internal: cannot read the playlist".into(),
+            }
+        };
+        let text = tokio::fs::read_to_string(path).await.map_err(internal)?;
+        let modified = tokio::fs::metadata(path)
+            .await
+            .and_then(|m| m.modified())
+            .map_err(internal)?;
+        let text = if text.contains("#EXT-X-STREAM-INF")
+            && !text.contains("#EXT-X-CONTENT-STEERING")
+        {
+            let tag = format!("#EXT-X-CONTENT-STEERING:SERVER-URI=\"{steering}\",PATHWAY-ID=\".\"");
+            match text.split_once('\n') {
+                Some((first, rest)) => format!("{first}\n{tag}\n{rest}"),
+                None => text,
+            }
+        } else {
+            text
+        };
+        Ok(Representation::memory(
+            Bytes::from(text),
+            MediaKind::Playlist,
+            "application/vnd.apple.mpegurl",
+            VOD_PLAYLIST_CACHE.to_owned(),
+            modified,
+        ))
     }
 
     async fn vod_playlist(

@@ -269,6 +269,39 @@ fn media_sequence(playlist: &str) -> u64 {
 }
 
 #[tokio::test]
+async fn multivariant_playlists_carry_the_steering_server() {
+    let origin = start_origin(
+        &media(),
+        &["--steering-hls", "http://127.0.0.1:8053/steer/hls"],
+    );
+    let master = get(
+        &format!("{}/vod/big-clock/master.m3u8", origin.addr("http")),
+        &[],
+    )
+    .await;
+    let lines: Vec<&str> = master
+        .body
+        .split(|b| *b == b'\n')
+        .map(|l| std::str::from_utf8(l).unwrap_or(""))
+        .collect();
+    assert_eq!(lines[0], "#EXTM3U");
+    assert_eq!(
+        lines[1],
+        "#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://127.0.0.1:8053/steer/hls\",PATHWAY-ID=\".\""
+    );
+    assert!(!master.header("etag").is_empty());
+    let media = get(
+        &format!("{}/vod/big-clock/720p/index.m3u8", origin.addr("http")),
+        &[],
+    )
+    .await;
+    assert!(
+        !media.text().contains("CONTENT-STEERING"),
+        "media playlists are left alone"
+    );
+}
+
+#[tokio::test]
 async fn cors_preflight_and_methods() {
     let origin = start_origin(&media(), &[]);
     let url = format!("{}/vod/big-clock/master.m3u8", origin.addr("http"));

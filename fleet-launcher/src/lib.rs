@@ -1,0 +1,15 @@
+//! The local multi-region CDN on one machine: the product's main job as one command.
+//!
+//! From a topology file the launcher starts the origin, the geo-router and every edge as child
+//! processes on loopback addresses (127.0.0.0/8 gives every edge its own address), waits for
+//! each `listening` line, and serves the player and fleet pages plus a small control API on
+//! one HTTP port. Ctrl-C (or SIGTERM) stops every child by PID and waits for it.
+//!
+//! Layout:
+//! - [`plan`]: what to start, derived from the topology (addresses, configs, drain targets).
+//! - [`supervisor`]: starting children, readiness, kill -9, drain, restore, stop.
+//! - [`control`]: the pages and `POST /api/edges/<name>/{kill,drain,undrain,restore}`.
+
+pub mod control;
+pub mod plan;
+pub mod supervisor;

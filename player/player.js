@@ -1,0 +1,179 @@
+// The Meridian player page: plays a stream through the local fleet with hls.js (content
+// steering on, retries and timeouts set for fast failover) or dash.js, and shows which edge
+// served every segment (X-Served-By), the buffer, stalls, and the regions' health.
+//
+// window.meridian is what the browser test reads: the segment log, stalls, fatal errors.
+
+const $ = (id) => document.getElementById(id);
+const state = (window.meridian = {
+  log: [],          // {at, url, servedBy, region, cache, ms, ok}
+  stalls: [],       // {startedAt, ms}
+  stallStarted: null,
+  playingOnce: false,
+  fatal: null,
+  errors: [],
+  pathway: null,
+});
+
+const config = await (await fetch('/api/config')).json();
+const client = () => $('client').value;
+let player = null;
+
+function servedBy(headerValue) {
+  if (!headerValue) return { edge: '?', region: '?' };
+  const [edge, region] = headerValue.split(';region=');
+  return { edge, region: region || '?' };
+}
+
+function record(entry) {
+  state.log.push(entry);
+  const row = document.createElement('tr');
+  if (!entry.ok) row.className = 'failed';
+  const name = entry.url.split('/').slice(-2).join('/');
+  for (const text of [new Date(entry.at).toISOString().slice(11, 23), name,
+    entry.ok ? `${entry.edge} (${entry.region})` : 'failed', entry.cache || '', String(entry.ms)]) {
+    const cell = document.createElement('td');
+    cell.textContent = text;
+    row.appendChild(cell);
+  }
+  const body = $('log').tBodies[0];
+  body.insertBefore(row, body.firstChild);
+  while (body.rows.length > 40) body.deleteRow(body.rows.length - 1);
+  if (entry.ok) $('edge').textContent = `${entry.edge} (${entry.region})`;
+}
+
+function stop() {
+  if (player && player.destroy) player.destroy();
+  if (player && player.reset) player.reset();
+  player = null;
+}
+
+function playHls(url) {
+  const hls = new Hls({
+    contentSteeringEnabled: true,
+    debug: { log() {}, info() {}, debug() {}, warn: (...a) => console.warn(...a), error: (...a) => console.error(...a) },
+    lowLatencyMode: false,
+    // Fail over fast: a dead edge refuses at once on loopback; do not keep retrying it.
+    fragLoadPolicy: { default: {
+      maxTimeToFirstByteMs: 2000, maxLoadTimeMs: 6000,
+      timeoutRetry: { maxNumRetry: 1, retryDelayMs: 0, maxRetryDelayMs: 0 },
+      errorRetry: { maxNumRetry: 2, retryDelayMs: 100, maxRetryDelayMs: 300 },
+    } },
+    playlistLoadPolicy: { default: {
+      maxTimeToFirstByteMs: 2000, maxLoadTimeMs: 4000,
+      timeoutRetry: { maxNumRetry: 1, retryDelayMs: 0, maxRetryDelayMs: 0 },
+      errorRetry: { maxNumRetry: 2, retryDelayMs: 100, maxRetryDelayMs: 300 },
+    } },
+    // The steering server locates the viewer; in development mode it takes ?client=.
+    xhrSetup(xhr, requestUrl) {
+      if (requestUrl.includes('/steer/')) {
+        const sep = requestUrl.includes('?') ? '&' : '?';
+        xhr.open('GET', `${requestUrl}${sep}client=${encodeURIComponent(client())}`, true);
+      }
+    },
+  });
+  hls.on(Hls.Events.FRAG_LOADED, (_, data) => {
+    const xhr = data.networkDetails;
+    const who = servedBy(xhr && xhr.getResponseHeader ? xhr.getResponseHeader('X-Served-By') : null);
+    const stats = data.frag.stats || data.part?.stats;
+    const ms = stats ? Math.round(stats.loading.end - stats.loading.start) : 0;
+    record({ at: Date.now(), url: data.frag.url, ...who,
+      cache: xhr && xhr.getResponseHeader ? xhr.getResponseHeader('X-Cache') : '', ms, ok: true });
+  });
+  hls.on(Hls.Events.ERROR, (_, data) => {
+    const text = `${data.type}/${data.details}${data.fatal ? ' (fatal)' : ''}`;
+    state.errors.push({ at: Date.now(), text, fatal: data.fatal, url: data.frag?.url || data.url || '' });
+    if (data.frag && data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      record({ at: Date.now(), url: data.frag.url, edge: '', region: '', ms: 0, ok: false });
+    }
+    $('errors').textContent = `${state.errors.length}: ${text}`;
+    if (data.fatal) state.fatal = text;
+  });
+  hls.on(Hls.Events.STEERING_MANIFEST_LOADED, (_, data) => {
+    state.pathway = data.steeringManifest['PATHWAY-PRIORITY'][0];
+    $('pathway').textContent = data.steeringManifest['PATHWAY-PRIORITY'].join(' → ');
+  });
+  hls.on(Hls.Events.MANIFEST_PARSED, () => $('video').play().catch(() => {}));
+  hls.loadSource(url);
+  hls.attachMedia($('video'));
+  return hls;
+}
+
+function playDash(url) {
+  const dash = dashjs.MediaPlayer().create();
+  dash.updateSettings({ streaming: { retryAttempts: { MediaSegment: 2 }, retryIntervals: { MediaSegment: 200 } } });
+  dash.on(dashjs.MediaPlayer.events.FRAGMENT_LOADING_COMPLETED, (e) => {
+    const request = e.request || {};
+    record({ at: Date.now(), url: request.url || '', edge: '(see network)', region: '', ms: 0, ok: !e.error });
+  });
+  dash.on(dashjs.MediaPlayer.events.ERROR, (e) => {
+    state.errors.push({ at: Date.now(), text: JSON.stringify(e.error || e), fatal: true });
+    state.fatal = JSON.stringify(e.error || e);
+    $('errors').textContent = state.fatal;
+  });
+  dash.initialize($('video'), url, true);
+  return dash;
+}
+
+function start() {
+  stop();
+  const [kind, title] = $('stream').value.split('/');
+  const file = $('protocol').value === 'hls' ? 'master.m3u8' : 'manifest.mpd';
+  // The router's redirect sends the viewer to the nearest edge; steering takes over from there.
+  const url = `${config.router}/r/${kind}/${title}/${file}?client=${encodeURIComponent(client())}`;
+  player = $('protocol').value === 'hls' ? playHls(url) : playDash(url);
+  $('video').play().catch(() => {});
+}
+
+const video = $('video');
+video.addEventListener('playing', () => {
+  state.playingOnce = true;
+  if (state.stallStarted !== null) {
+    const ms = Date.now() - state.stallStarted;
+    state.stalls.push({ startedAt: state.stallStarted, ms });
+    state.stallStarted = null;
+  }
+});
+video.addEventListener('waiting', () => {
+  if (state.playingOnce && state.stallStarted === null) state.stallStarted = Date.now();
+});
+
+setInterval(() => {
+  const b = video.buffered;
+  const ahead = b.length ? b.end(b.length - 1) - video.currentTime : 0;
+  $('position').textContent = `${video.currentTime.toFixed(1)} s`;
+  $('buffer').textContent = `${ahead.toFixed(1)} s`;
+  const total = state.stalls.reduce((s, x) => s + x.ms, 0);
+  $('stalls').textContent = `${state.stalls.length} (${total} ms)`;
+}, 250);
+
+async function refreshRegions() {
+  try {
+    const fleet = await (await fetch(`${config.router}/fleet`)).json();
+    const list = $('regions');
+    list.textContent = '';
+    for (const region of fleet.regions) {
+      const edges = fleet.edges.filter((e) => e.region === region.name);
+      const item = document.createElement('li');
+      item.innerHTML = `<strong>${region.name}</strong>: ` + edges.map((e) => {
+        const cls = !e.up ? 'down' : e.draining ? 'draining' : 'up';
+        return `<span class="${cls}">${e.name} ${!e.up ? 'down' : e.draining ? 'draining' : `${Math.round(e.load * 100)}%`}</span>`;
+      }).join(', ');
+      list.appendChild(item);
+    }
+  } catch (error) {
+    $('regions').textContent = `router unreachable: ${error}`;
+  }
+}
+setInterval(refreshRegions, 1000);
+refreshRegions();
+
+async function act(verb) {
+  const last = [...state.log].reverse().find((e) => e.ok && e.edge && e.edge !== '?');
+  if (!last) return;
+  await fetch(`/api/edges/${last.edge}/${verb}`, { method: 'POST' });
+}
+$('play').addEventListener('click', start);
+$('kill').addEventListener('click', () => act('kill'));
+$('drain').addEventListener('click', () => act('drain'));
+state.start = start;

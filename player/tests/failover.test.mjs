@@ -1,0 +1,129 @@
+// The story people come for, in a real browser: press Play, kill (or drain) the edge that
+// serves the stream, and the video carries on from another region.
+//
+// Starts the local fleet with meridian-local (the debug binaries cargo test built, unless
+// MERIDIAN_BIN_DIR says otherwise), drives Debian's Chromium headless with playwright-core,
+// and reads the page's own log (window.meridian): positions, X-Served-By of every segment,
+// stalls and errors. Prints the measured stall times.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const binDir = process.env.MERIDIAN_BIN_DIR || path.join(root, 'target/debug');
+const control = '127.0.0.1:8000';
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+let fleet;
+let browser;
+
+before(async () => {
+  fleet = spawn(path.join(binDir, 'meridian-local'), ['--bin-dir', binDir, '--run-dir', path.join(root, 'target/meridian-browser-test'), '--edge-capacity', '64MiB'], {
+    cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  // Ready when the launcher prints its summary (after every child's listening lines).
+  const lines = createInterface({ input: fleet.stdout });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the fleet did not start within 60 s')), 60_000);
+    lines.on('line', (line) => { if (line.startsWith('Meridian local CDN is up')) { clearTimeout(timer); resolve(); } });
+    fleet.once('exit', (code) => reject(new Error(`meridian-local exited early (${code})`)));
+  });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (fleet && fleet.exitCode === null) {
+    fleet.kill('SIGINT');
+    await once(fleet, 'exit');
+  }
+});
+
+async function openPlayer(client) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`http://${control}/`);
+  await page.selectOption('#client', client);
+  await page.click('#play');
+  return page;
+}
+
+const position = (page) => page.evaluate(() => document.getElementById('video').currentTime);
+
+/** Waits until playback has advanced `seconds` from where it is now (or fails after `limit`). */
+async function playFor(page, seconds, limitMs) {
+  const start = await position(page);
+  const deadline = Date.now() + limitMs;
+  let last = start;
+  while (last - start < seconds) {
+    assert.ok(Date.now() < deadline, `playback advanced only ${(last - start).toFixed(1)} s of ${seconds} s`);
+    await page.waitForTimeout(250);
+    last = await position(page);
+  }
+  return last;
+}
+
+const snapshot = (page) => page.evaluate(() => {
+  const m = window.meridian;
+  const openStall = m.stallStarted === null ? 0 : Date.now() - m.stallStarted;
+  return { log: m.log, stalls: m.stalls, openStall, fatal: m.fatal, errors: m.errors };
+});
+
+async function servingEdge(page) {
+  const { log } = await snapshot(page);
+  const last = [...log].reverse().find((e) => e.ok && e.edge && e.edge !== '?');
+  assert.ok(last, 'some segment was served');
+  return last;
+}
+
+async function act(edge, verb) {
+  const response = await fetch(`http://${control}/api/edges/${edge}/${verb}`, { method: 'POST' });
+  assert.equal(response.status, 200, await response.text());
+}
+
+test('kill -9 of the serving edge: playback carries on from another region', async () => {
+  const page = await openPlayer('192.0.2.10');
+  await playFor(page, 10, 40_000);
+  const victim = await servingEdge(page);
+  const killedAt = Date.now();
+  await act(victim.edge, 'kill');
+  await playFor(page, 15, 45_000);
+  const s = await snapshot(page);
+  const stallMs = s.stalls.filter((x) => x.startedAt >= killedAt - 1000).reduce((a, x) => a + x.ms, 0) + s.openStall;
+  console.log(`kill: serving edge ${victim.edge} (${victim.region}) killed; stall after the kill ${stallMs} ms`);
+  assert.equal(s.fatal, null, `no fatal player error: ${JSON.stringify(s.errors)}`);
+  const after = s.log.filter((e) => e.ok && e.at > killedAt);
+  assert.ok(after.length >= 4, 'segments kept coming after the kill');
+  assert.ok(after.every((e) => e.edge !== victim.edge), 'nothing came from the dead edge');
+  assert.notEqual(after[0].region, victim.region, `the first segment after the kill came from another region (${after[0].edge})`);
+  assert.ok(stallMs <= 2000, `stall ${stallMs} ms is more than 2 s`);
+  await page.screenshot({ path: path.join(root, 'docs/player.png') });
+  await page.close();
+  await act(victim.edge, 'restore');
+});
+
+test('drain of the serving edge: no stall and no failed segment request', async () => {
+  const page = await openPlayer('198.51.100.10');
+  await playFor(page, 10, 40_000);
+  const drained = await servingEdge(page);
+  const drainedAt = Date.now();
+  await act(drained.edge, 'drain');
+  await playFor(page, 15, 45_000);
+  const s = await snapshot(page);
+  const stallMs = s.stalls.filter((x) => x.startedAt >= drainedAt).reduce((a, x) => a + x.ms, 0) + s.openStall;
+  console.log(`drain: serving edge ${drained.edge} drained; stall after the drain ${stallMs} ms`);
+  assert.equal(s.fatal, null);
+  const after = s.log.filter((e) => e.at > drainedAt);
+  assert.ok(after.every((e) => e.ok), `no failed segment request: ${JSON.stringify(after.filter((e) => !e.ok))}`);
+  assert.ok(after.filter((e) => e.ok).every((e) => e.edge !== drained.edge || e.at - drainedAt < 100), 'new requests left the drained edge');
+  assert.equal(stallMs, 0, `stall ${stallMs} ms`);
+  await page.close();
+  await act(drained.edge, 'undrain');
+});
