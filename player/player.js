@@ -83,7 +83,10 @@ function playHls(url) {
   hls.on(Hls.Events.ERROR, (_, data) => {
     const text = `${data.type}/${data.details}${data.fatal ? ' (fatal)' : ''}`;
     state.errors.push({ at: Date.now(), text, fatal: data.fatal, url: data.frag?.url || data.url || '' });
-    if (data.frag && data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+    // A failed request, not one the player cancelled itself (hls.js aborts in-flight loads
+    // when it switches pathway or level).
+    const failedLoad = data.details === Hls.ErrorDetails.FRAG_LOAD_ERROR || data.details === Hls.ErrorDetails.FRAG_LOAD_TIMEOUT;
+    if (data.frag && failedLoad) {
       record({ at: Date.now(), url: data.frag.url, edge: '', region: '', ms: 0, ok: false });
     }
     $('errors').textContent = `${state.errors.length}: ${text}`;

@@ -55,6 +55,26 @@ def segments(out_dir):
     return [(float(d), os.path.getsize(os.path.join(out_dir, uri))) for d, uri in found]
 
 
+def fold_short_tail(out_dir):
+    """AAC frames (1024 samples) do not divide 2 s, so audio as long as the video ends with a
+    sliver of a segment (about 21 ms) that the video lacks. Appending that fragment to the segment
+    before it (an fMP4 segment may hold several moof/mdat pairs) keeps every rendition at the
+    same segment count and the audio exactly as long as the video: no hole at a live loop point."""
+    path = os.path.join(out_dir, "index.m3u8")
+    text = open(path).read()
+    found = re.findall(r"#EXTINF:([0-9.]+),\s*\n(\S+)", text)
+    if len(found) < 2 or float(found[-1][0]) >= 0.5:
+        return
+    (prev_d, prev_uri), (last_d, last_uri) = found[-2], found[-1]
+    with open(os.path.join(out_dir, prev_uri), "ab") as prev, open(os.path.join(out_dir, last_uri), "rb") as last:
+        prev.write(last.read())
+    os.remove(os.path.join(out_dir, last_uri))
+    merged = f"{float(prev_d) + float(last_d):.6f}"
+    text = text.replace(f"#EXTINF:{last_d},\n{last_uri}\n", "")
+    text = text.replace(f"#EXTINF:{prev_d},\n{prev_uri}\n", f"#EXTINF:{merged},\n{prev_uri}\n")
+    open(path, "w").write(text)
+
+
 def peak_and_average_bps(segs):
     peak = max(size * 8 / dur for dur, size in segs)
     average = sum(size for _, size in segs) * 8 / sum(dur for dur, _ in segs)
@@ -81,11 +101,10 @@ def make_title(name, seconds, source, tone, colour):
         mpd_video.append(f'      <Representation id="{rname}" codecs="{codec}" bandwidth="{peak}" '
                          f'width="{w}" height="{h}" frameRate="{FPS}" sar="1:1"/>')
     audio_dir = os.path.join(title_dir, "audio")
-    # The audio stops 50 ms short of the video: AAC frames (1024 samples) do not divide 2 s, and
-    # ending exactly on the boundary leaves a 21 ms sixteenth segment that the video lacks.
     hls_fmp4(["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000",
-              "-t", f"{seconds - 0.05:.2f}",
+              "-t", str(seconds),
               "-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-ac", "2", "-ar", "48000"], audio_dir)
+    fold_short_tail(audio_dir)
     audio_peak, _ = peak_and_average_bps(segments(audio_dir))
 
     with open(os.path.join(title_dir, "master.m3u8"), "w") as f:

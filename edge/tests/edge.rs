@@ -715,6 +715,8 @@ async fn live_playlists_follow_the_origin_and_prefetch_fetches_the_next_segments
         cache(&get(&format!("{base}/index.m3u8"), &[]).await),
         "MISS"
     );
+    // Prefetch reads the media playlist from the store, so let it land there first.
+    wait_for_objects(&edge, 1).await;
     assert_eq!(
         cache(&get(&format!("{base}/seg_00000.m4s"), &[]).await),
         "MISS"

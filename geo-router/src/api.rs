@@ -172,11 +172,13 @@ fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) ->
         .iter()
         .map(|&(_, e)| {
             let edge = &topology.edges[e];
+            // The host name only: hls.js applies HOST to the URL's hostname, so a port here would
+            // make the clone keep the base pathway's host. Edges share one port per fleet.
             let host = edge
                 .http
                 .parse::<http::Uri>()
                 .ok()
-                .and_then(|u| u.authority().map(|a| a.to_string()))
+                .and_then(|u| u.host().map(str::to_owned))
                 .unwrap_or_default();
             serde_json::json!({"BASE-ID": ".", "ID": edge.name, "URI-REPLACEMENT": {"HOST": host}})
         })

@@ -473,7 +473,7 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
     );
     assert_eq!(
         dash["PATHWAY-CLONES"][0]["URI-REPLACEMENT"]["HOST"],
-        "127.0.2.2:8080"
+        "127.0.2.2"
     );
 
     let redirect = get(
