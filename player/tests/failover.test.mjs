@@ -30,7 +30,8 @@ before(async () => {
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the fleet did not start within 60 s')), 60_000);
     lines.on('line', (line) => { if (line.startsWith('Meridian local CDN is up')) { clearTimeout(timer); resolve(); } });
-    fleet.once('exit', (code) => reject(new Error(`meridian-local exited early (${code})`)));
+    fleet.once('exit', (code) => { clearTimeout(timer); reject(new Error(`meridian-local exited early (${code})`)); });
+    fleet.once('error', (error) => { clearTimeout(timer); reject(new Error(`cannot start meridian-local from ${binDir}: ${error.message}`)); });
   });
   browser = await chromium.launch({
     executablePath: chromiumPath,
