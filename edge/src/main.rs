@@ -52,14 +52,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    server_kit::telemetry::init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("edge: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    server_kit::cli::main("edge", || run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -512,6 +512,7 @@ async fn purge_needs_the_token() {
     for path in ["/p/a.m4s", "/p/b.m4s", "/q/c.m4s"] {
         get(&format!("{base}{path}"), &[]).await;
     }
+    wait_for_objects(&edge, 3).await;
     let purge = Method::from_bytes(b"PURGE").expect("method");
     let none = fetch(purge.clone(), &format!("{base}/p/a.m4s"), &[]).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
@@ -534,6 +535,7 @@ async fn purge_needs_the_token() {
         (StatusCode::OK, "{\"purged\":1}")
     );
     assert_eq!(cache(&get(&format!("{base}/p/a.m4s"), &[]).await), "MISS");
+    wait_for_objects(&edge, 3).await;
     let prefix = fetch(
         purge,
         &format!("{base}/p/*"),

@@ -138,15 +138,7 @@ pub async fn run(
         })
     };
     let admin = Admin::new(Arc::new(registry), status, shutdown.clone());
-    let admin_task = tokio::spawn(server_kit::http_server::serve(
-        listeners.admin,
-        move |request, peer| {
-            let admin = admin.clone();
-            async move { admin.handle(request, peer).await }
-        },
-        admin_shutdown.clone(),
-        grace,
-    ));
+    let admin_task = admin.spawn(listeners.admin, admin_shutdown.clone(), grace);
 
     let api_router = router.clone();
     server_kit::http_server::serve(

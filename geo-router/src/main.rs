@@ -46,14 +46,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    server_kit::telemetry::init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("geo-router: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    server_kit::cli::main("geo-router", || run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -67,15 +67,7 @@ pub async fn run(
         Arc::new(move || origin.status(shutdown.is_draining()))
     };
     let admin = Admin::new(Arc::new(registry), status, shutdown.clone());
-    let admin_task = tokio::spawn(server_kit::http_server::serve(
-        listeners.admin,
-        move |request, peer| {
-            let admin = admin.clone();
-            async move { admin.handle(request, peer).await }
-        },
-        admin_shutdown.clone(),
-        config.grace,
-    ));
+    let admin_task = admin.spawn(listeners.admin, admin_shutdown.clone(), config.grace);
 
     let handler = move |request, peer| {
         let origin = origin.clone();

@@ -37,14 +37,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    server_kit::telemetry::init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("origin: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    server_kit::cli::main("origin", || run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -42,6 +42,24 @@ impl Admin {
         }
     }
 
+    /// Serves the admin endpoints on `listener` in a task of their own until `shutdown` says so.
+    pub fn spawn(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: Shutdown,
+        grace: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::http_server::serve(
+            listener,
+            move |request, peer| {
+                let admin = self.clone();
+                async move { admin.handle(request, peer).await }
+            },
+            shutdown,
+            grace,
+        ))
+    }
+
     /// Answers one admin request.
     pub async fn handle(
         &self,
