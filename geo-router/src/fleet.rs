@@ -348,7 +348,7 @@ impl Fleet {
             .zip(inner.edges.iter())
             .map(|(e, h)| {
                 serde_json::json!({
-                    "name": e.name, "region": e.region, "http": e.http, "dns": e.dns,
+                    "name": e.name, "region": e.region, "http": e.http, "admin": e.admin, "dns": e.dns,
                     "capacity": e.capacity, "up": h.up, "own_probe_up": h.own_up,
                     "load": h.load, "draining": h.draining, "last_change": h.last_change,
                 })
