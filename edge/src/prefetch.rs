@@ -118,9 +118,6 @@ impl Prefetcher {
         }
     }
 
-    /// A stored prefetched object is remembered until a viewer asks for it.
-    pub fn note_stored(&self, _key: &str) {}
-
     /// A viewer asked for `key`: if it was prefetched, the prefetch was used.
     pub fn note_use(&self, key: &str) {
         if self.pending.remove(key).is_some() {

@@ -54,7 +54,6 @@ pub struct Edge {
     /// Operator drain (router and viewers are told; the process keeps serving).
     pub drain_mode: AtomicBool,
     pub max_requests: u32,
-    in_flight: AtomicU64,
     lookups: AtomicU64,
     hits: AtomicU64,
     pub started: Instant,
@@ -104,7 +103,6 @@ impl Edge {
             vary: moka::sync::Cache::new(100_000),
             drain_mode: AtomicBool::new(false),
             max_requests: config.max_requests,
-            in_flight: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             started: Instant::now(),
@@ -120,7 +118,6 @@ impl Edge {
         let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
         async move {
             let started = Instant::now();
-            self.in_flight.fetch_add(1, Ordering::Relaxed);
             self.metrics.in_flight.inc();
             let (response, cache) = match *request.method() {
                 Method::GET | Method::HEAD => match self.drain_redirect(&request) {
@@ -141,7 +138,6 @@ impl Edge {
                     (r, PASS)
                 }
             };
-            self.in_flight.fetch_sub(1, Ordering::Relaxed);
             self.metrics.in_flight.dec();
             let response = self.finish(response, cache);
             let status = response.status();
@@ -499,9 +495,6 @@ impl Edge {
                 base.to_owned()
             }
         };
-        if prefetch {
-            self.prefetcher.note_stored(&key);
-        }
         let store = self.store.clone();
         let inserted =
             tokio::task::spawn_blocking(move || store.insert(&key, &meta, &chunks, !prefetch))
@@ -632,7 +625,8 @@ impl Edge {
         let stats = self.store.stats();
         let lookups = self.lookups.load(Ordering::Relaxed);
         let hits = self.hits.load(Ordering::Relaxed);
-        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        // The gauge is the one count of requests in flight; /status and /metrics agree.
+        let in_flight = self.metrics.in_flight.get().max(0) as u64;
         serde_json::json!({
             "service": "edge",
             "name": self.name,

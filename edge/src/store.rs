@@ -409,11 +409,7 @@ impl<M: Meta> Store<M> {
     /// Current counters.
     pub fn stats(&self) -> StoreStats {
         let state = self.inner.lock();
-        let used = state
-            .regions
-            .iter()
-            .map(|r| if r.fill > 0 { r.fill } else { 0 })
-            .sum();
+        let used = state.regions.iter().map(|r| r.fill).sum();
         StoreStats {
             capacity: self.inner.capacity,
             used,

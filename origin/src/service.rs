@@ -8,8 +8,10 @@
 //! - `/live/<title>/<anything else>`: the VOD file of the same name (master playlist, init
 //!   segments), so relative URIs in the VOD master work unchanged for live.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -36,6 +38,8 @@ pub struct Origin {
     root: PathBuf,
     live: LiveConfig,
     steering_hls: Option<String>,
+    /// Parsed VOD playlists for live channels, by path, with the file's modification time.
+    parsed: Mutex<HashMap<PathBuf, (SystemTime, Arc<live::VodPlaylist>)>>,
     metrics: Metrics,
     started: Instant,
 }
@@ -69,6 +73,7 @@ impl Origin {
             root,
             live: config.live.clone(),
             steering_hls: config.steering_hls.clone(),
+            parsed: Mutex::new(HashMap::new()),
             metrics,
             started: Instant::now(),
         })
@@ -214,18 +219,40 @@ impl Origin {
         &self,
         title: &str,
         rendition: &str,
-    ) -> Result<live::VodPlaylist, Refusal> {
+    ) -> Result<Arc<live::VodPlaylist>, Refusal> {
         let path = paths::resolve(&self.root, &vod_path(title, &[rendition, "index.m3u8"])).await?;
+        // Every live playlist and live segment request needs the parsed VOD playlist: keep it,
+        // keyed by path and modification time, so a changed file is read again.
+        let modified = tokio::fs::metadata(&path)
+            .await
+            .and_then(|m| m.modified())
+            .ok();
+        if let Some((at, parsed)) = self
+            .parsed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&path)
+            && Some(*at) == modified
+        {
+            return Ok(parsed.clone());
+        }
         let text = tokio::fs::read_to_string(&path)
             .await
             .map_err(|_| Refusal::from(PathError::NotFound))?;
-        live::parse_vod(&text).map_err(|error| {
+        let parsed = Arc::new(live::parse_vod(&text).map_err(|error| {
             tracing::error!(%error, path = %path.display(), "internal: VOD playlist cannot be looped");
             Refusal {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: format!("internal: the VOD playlist cannot be looped: {error}"),
             }
-        })
+        })?);
+        if let Some(at) = modified {
+            self.parsed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path, (at, parsed.clone()));
+        }
+        Ok(parsed)
     }
 
     fn interval(&self, vod: &live::VodPlaylist) -> Duration {
