@@ -22,6 +22,8 @@
 //! timeout = "300ms"
 //! down_after = 2
 //! up_after = 3
+//! apex = ["127.0.0.1"]            # A/AAAA at the zone apex
+//! hostmaster = "hostmaster"         # SOA mailbox label
 //! [[nameservers]]
 //! name = "ns1"
 //! address = "127.0.0.1"
@@ -59,6 +61,10 @@ pub struct RouterConfig {
     pub peers: Vec<String>,
     pub probe: ProbeConfig,
     pub nameservers: Vec<NameServer>,
+    /// Addresses of the zone apex itself (A and AAAA at `zone`), e.g. a website.
+    pub apex: Vec<IpAddr>,
+    /// The SOA's responsible mailbox, as a label under the zone (`hostmaster.<zone>`).
+    pub hostmaster: String,
     /// TTL the steering manifests ask players to wait before reloading them.
     #[serde(with = "humantime_serde")]
     pub steering_ttl: Duration,
@@ -110,6 +116,8 @@ impl Default for RouterConfig {
                 name: "ns1".into(),
                 address: IpAddr::from([127, 0, 0, 1]),
             }],
+            apex: Vec::new(),
+            hostmaster: "hostmaster".into(),
             steering_ttl: Duration::from_secs(10),
             grace: Duration::from_secs(5),
         }

@@ -31,6 +31,7 @@ pub struct DnsHandler {
     soa: Record,
     ns: Vec<Record>,
     glue: Vec<(LowerName, Record)>,
+    apex: Vec<Record>,
 }
 
 impl DnsHandler {
@@ -55,7 +56,7 @@ impl DnsHandler {
         };
         let soa = SOA::new(
             primary,
-            child("hostmaster")?,
+            child(&config.hostmaster).map_err(|e| format!("hostmaster: {e}"))?,
             1,
             3600,
             600,
@@ -81,7 +82,19 @@ impl DnsHandler {
                 Record::from_rdata(name, 3600, rdata),
             ));
         }
+        let apex = config
+            .apex
+            .iter()
+            .map(|address| {
+                let rdata = match address {
+                    IpAddr::V4(v4) => RData::A(A(*v4)),
+                    IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+                };
+                Record::from_rdata(zone.clone(), 3600, rdata)
+            })
+            .collect();
         Ok(Self {
+            apex,
             router,
             zone: LowerName::from(zone),
             services,
@@ -176,7 +189,15 @@ impl RequestHandler for DnsHandler {
                     answers.extend(self.ns.iter().cloned());
                     additionals.extend(self.glue.iter().map(|(_, r)| r.clone()));
                 }
-                _ => authority_soa = true,
+                _ => {
+                    answers.extend(
+                        self.apex
+                            .iter()
+                            .filter(|r| r.record_type() == qtype)
+                            .cloned(),
+                    );
+                    authority_soa = answers.is_empty();
+                }
             }
             result = if authority_soa { "nodata" } else { "ok" };
         } else if self.services.contains(name) {

@@ -82,7 +82,7 @@ fn start_router(topology: &Path, extra: &[&str]) -> Router {
     let geoip = testdata().join("geoip/meridian-city.mmdb");
     let dir = topology.parent().expect("folder");
     let config = dir.join(format!("router-{}.toml", std::process::id()));
-    std::fs::write(&config, "default_region = \"ap-southeast\"\ndev_mode = true\nttl = \"30s\"\nchanging_ttl = \"2s\"\n").expect("config");
+    std::fs::write(&config, "default_region = \"ap-southeast\"\ndev_mode = true\nttl = \"30s\"\nchanging_ttl = \"2s\"\napex = [\"127.0.0.53\"]\n").expect("config");
     let mut args = vec![
         "--config",
         config.to_str().expect("utf-8"),
@@ -266,6 +266,12 @@ async fn answers_by_client_subnet_over_udp_and_tcp_and_serves_the_zone() {
     glue.answers = ns.additionals.clone();
     assert_eq!(addresses(&glue), ["127.0.0.1"]);
 
+    let apex = udp_query(router.dns, "meridian.test.", RecordType::A, None).await;
+    assert_eq!(
+        addresses(&apex),
+        ["127.0.0.53"],
+        "apex records come from config"
+    );
     let missing = udp_query(router.dns, "nope.meridian.test.", RecordType::A, None).await;
     assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
     assert!(matches!(
