@@ -162,6 +162,12 @@ impl Edge {
                 .headers
                 .insert("x-cache", HeaderValue::from_static(cache));
         }
+        // Every response says how old it is; the edge's own answers (errors, redirects) are new.
+        if !parts.headers.contains_key(header::AGE) {
+            parts
+                .headers
+                .insert(header::AGE, HeaderValue::from_static("0"));
+        }
         server_kit::cors::allow_any_origin(&mut parts.headers);
         let counter = self.metrics.bytes_sent(cache);
         let body = body

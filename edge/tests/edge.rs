@@ -466,6 +466,8 @@ async fn ranges_head_revalidation_and_stale_if_error() {
     let gone = get(&format!("{base}/always.m3u8"), &[]).await;
     assert_eq!(gone.status, StatusCode::BAD_GATEWAY);
     assert!(gone.text().contains("origin error"), "{}", gone.text());
+    assert_eq!(gone.header("x-served-by"), "test-edge;region=test-region");
+    assert_eq!((gone.header("x-cache"), gone.header("age")), ("ERROR", "0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
