@@ -133,12 +133,18 @@ video.addEventListener('playing', () => {
   state.playingOnce = true;
   if (state.stallStarted !== null) {
     const ms = Date.now() - state.stallStarted;
-    state.stalls.push({ startedAt: state.stallStarted, ms });
+    state.stalls.push({ startedAt: state.stallStarted, ms, context: state.stallContext });
     state.stallStarted = null;
   }
 });
 video.addEventListener('waiting', () => {
-  if (state.playingOnce && state.stallStarted === null) state.stallStarted = Date.now();
+  if (state.playingOnce && state.stallStarted === null) {
+    state.stallStarted = Date.now();
+    const b = video.buffered;
+    const ranges = [];
+    for (let i = 0; i < b.length; i++) ranges.push([b.start(i).toFixed(2), b.end(i).toFixed(2)]);
+    state.stallContext = { at: video.currentTime.toFixed(2), ranges };
+  }
 });
 
 setInterval(() => {

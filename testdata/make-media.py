@@ -20,7 +20,7 @@ FPS = 30
 
 # name, seconds, lavfi video source, audio tone (Hz), caption colour
 TITLES = [
-    ("big-clock", 30, "testsrc2=size=1280x720:rate=30", 440, "white"),
+    ("big-clock", 32, "testsrc2=size=1280x720:rate=30", 440, "white"),
     ("color-bars", 24, "smptehdbars=size=1280x720:rate=30", 660, "yellow"),
 ]
 
@@ -32,6 +32,8 @@ RENDITIONS = [
 ]
 AUDIO_KBPS = 64
 AUDIO_CODEC = "mp4a.40.2"
+AUDIO_RATE = 48000
+AAC_FRAME = 1024
 
 
 def run(args):
@@ -55,26 +57,6 @@ def segments(out_dir):
     return [(float(d), os.path.getsize(os.path.join(out_dir, uri))) for d, uri in found]
 
 
-def fold_short_tail(out_dir):
-    """AAC frames (1024 samples) do not divide 2 s, so audio as long as the video ends with a
-    sliver of a segment (about 21 ms) that the video lacks. Appending that fragment to the segment
-    before it (an fMP4 segment may hold several moof/mdat pairs) keeps every rendition at the
-    same segment count and the audio exactly as long as the video: no hole at a live loop point."""
-    path = os.path.join(out_dir, "index.m3u8")
-    text = open(path).read()
-    found = re.findall(r"#EXTINF:([0-9.]+),\s*\n(\S+)", text)
-    if len(found) < 2 or float(found[-1][0]) >= 0.5:
-        return
-    (prev_d, prev_uri), (last_d, last_uri) = found[-2], found[-1]
-    with open(os.path.join(out_dir, prev_uri), "ab") as prev, open(os.path.join(out_dir, last_uri), "rb") as last:
-        prev.write(last.read())
-    os.remove(os.path.join(out_dir, last_uri))
-    merged = f"{float(prev_d) + float(last_d):.6f}"
-    text = text.replace(f"#EXTINF:{last_d},\n{last_uri}\n", "")
-    text = text.replace(f"#EXTINF:{prev_d},\n{prev_uri}\n", f"#EXTINF:{merged},\n{prev_uri}\n")
-    open(path, "w").write(text)
-
-
 def peak_and_average_bps(segs):
     peak = max(size * 8 / dur for dur, size in segs)
     average = sum(size for _, size in segs) * 8 / sum(dur for dur, _ in segs)
@@ -95,16 +77,24 @@ def make_title(name, seconds, source, tone, colour):
         hls_fmp4([*video_in, "-an", "-vf", f"scale={w}:{h}", "-c:v", "libx264",
                   "-profile:v", profile, "-level:v", level, "-pix_fmt", "yuv420p",
                   "-preset", "veryfast", "-b:v", f"{kbps}k", "-maxrate", f"{kbps * 3 // 2}k",
-                  "-bufsize", f"{kbps * 2}k", *gop], out)
+                  "-bufsize", f"{kbps * 2}k", *gop,
+                  # No B-frames: presentation starts at 0 like the audio's, so a live loop
+                  # point joins both tracks without a hole (hls.js stalled on one).
+                  "-bf", "0"], out)
         peak, avg = peak_and_average_bps(segments(out))
         master_rows.append((rname, w, h, codec, peak, avg))
         mpd_video.append(f'      <Representation id="{rname}" codecs="{codec}" bandwidth="{peak}" '
                          f'width="{w}" height="{h}" frameRate="{FPS}" sar="1:1"/>')
     audio_dir = os.path.join(title_dir, "audio")
-    hls_fmp4(["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000",
-              "-t", str(seconds),
-              "-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-ac", "2", "-ar", "48000"], audio_dir)
-    fold_short_tail(audio_dir)
+    # The audio must last exactly as long as the video, or every live loop point opens a hole
+    # (or an overlap) between the tracks that grows by the difference each loop and stalls the
+    # player. An AAC frame is 1024 samples and the encoder adds one frame of priming, so the
+    # input is one frame short, and a title lasts a whole number of frames (32 s and 24 s at
+    # 48 kHz are 1500 and 1125 frames; 30 s would be 1406.25).
+    assert (seconds * AUDIO_RATE) % AAC_FRAME == 0, f"{name}: {seconds} s is not whole AAC frames"
+    hls_fmp4(["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate={AUDIO_RATE}",
+              "-t", f"{seconds - AAC_FRAME / AUDIO_RATE:.6f}",
+              "-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-ac", "2", "-ar", str(AUDIO_RATE)], audio_dir)
     audio_peak, _ = peak_and_average_bps(segments(audio_dir))
 
     with open(os.path.join(title_dir, "master.m3u8"), "w") as f:
@@ -135,7 +125,7 @@ def make_title(name, seconds, source, tone, colour):
                    segmentAlignment="true" startWithSAP="1">
       {template}
       <Representation id="audio" codecs="{AUDIO_CODEC}" bandwidth="{audio_peak}"
-                      audioSamplingRate="48000">
+                      audioSamplingRate="{AUDIO_RATE}">
         <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
                                    value="2"/>
       </Representation>

@@ -4,8 +4,9 @@
 //! - `GET /steer/hls`: HLS content steering (`VERSION`, `TTL`, `RELOAD-URI`, `PATHWAY-PRIORITY`,
 //!   `PATHWAY-CLONES`). Each region contributes one pathway, named after the edge that serves it
 //!   now and cloned from the playlist's default pathway (`.`) with that edge's host, so a dead
-//!   edge's pathway disappears from the manifest at once. Reads `_HLS_pathway` (kept first when
-//!   still the best of its region) and `_HLS_throughput`.
+//!   edge's pathway disappears from the manifest at once. The order is
+//!   `decision::steering`'s: `_HLS_pathway` says where the player is, so a player on a good edge
+//!   stays there and a player on a failed edge leaves its region.
 //! - `GET /steer/dash`: the same decision for DASH (`SERVICE-LOCATION-PRIORITY` too; dash.js
 //!   quotes `_DASH_pathway`).
 //! - `GET /r/<path>`: 302 to the chosen edge's URL for that path.
@@ -22,7 +23,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use server_kit::{Body, body};
 
-use crate::router::{Routed, Router};
+use crate::decision;
+use crate::router::Router;
 
 /// Answers one API request.
 pub async fn handle(
@@ -107,42 +109,6 @@ fn client_ip(
     }
 }
 
-/// Per region in decision order: the edge that serves it now.
-fn pathways(routed: &Routed, current: Option<&str>) -> Vec<(usize, usize)> {
-    let topology = &routed.snapshot.topology;
-    let mut out = Vec::new();
-    for &r in &routed.decision.regions {
-        let region = &topology.regions[r].name;
-        let in_region = |e: &usize| &topology.edges[*e].region == region;
-        // Stability: the player's current pathway stays its region's pathway while the decision
-        // would still answer with it, so a player never hops between two good edges.
-        let kept = routed
-            .decision
-            .edges
-            .iter()
-            .copied()
-            .filter(in_region)
-            .find(|&e| Some(topology.edges[e].name.as_str()) == current);
-        let best = kept
-            .or_else(|| routed.decision.edges.iter().copied().find(in_region))
-            .or_else(|| {
-                // Regions beyond the answer's length: their least loaded usable edge.
-                let status = &routed.snapshot.status;
-                topology
-                    .edges
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, e)| &e.region == region && status[*i].up && !status[*i].draining)
-                    .min_by(|a, b| status[a.0].load.total_cmp(&status[b.0].load))
-                    .map(|(i, _)| i)
-            });
-        if let Some(e) = best {
-            out.push((r, e));
-        }
-    }
-    out
-}
-
 fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) -> Response<Body> {
     let params = params(query);
     let ip = match client_ip(router, &params, peer) {
@@ -162,15 +128,24 @@ fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) ->
     });
     let routed = router.route(Some(ip));
     let topology = &routed.snapshot.topology;
-    let ways = pathways(&routed, current.as_deref());
+    let current_edge = current
+        .as_deref()
+        .and_then(|name| topology.edges.iter().position(|e| e.name == name));
+    let ways = decision::steering(
+        topology,
+        &routed.snapshot.status,
+        &routed.decision,
+        current_edge,
+        router.config.overload,
+    );
     tracing::debug!(client = %ip, current = ?current, throughput = ?throughput, "steering");
     let ids: Vec<&str> = ways
         .iter()
-        .map(|&(_, e)| topology.edges[e].name.as_str())
+        .map(|&e| topology.edges[e].name.as_str())
         .collect();
     let clones: Vec<serde_json::Value> = ways
         .iter()
-        .map(|&(_, e)| {
+        .map(|&e| {
             let edge = &topology.edges[e];
             // The host name only: hls.js applies HOST to the URL's hostname, so a port here would
             // make the clone keep the base pathway's host. Edges share one port per fleet.

@@ -138,6 +138,67 @@ pub fn decide(
     Decision { regions, edges }
 }
 
+/// The steering pathways for one player, best first: one edge per region.
+///
+/// `current` is the edge whose pathway the player is on now (from `_HLS_pathway` or
+/// `_DASH_pathway`). The rules, on top of the decision's region order:
+/// - **Handed over, stay.** A player on a usable edge with headroom keeps that edge first, even
+///   when it is not in its nearest region: every pathway switch costs the player a playlist
+///   reload and risks a stall, so a viewer moved by a failure is not moved back mid-session.
+/// - **Failed, leave the region.** A player whose edge is down or draining gets that region
+///   last: the failure that took its edge may take the region's others (a site, a power feed, an
+///   uplink), and the neighbour region is where DESIGN.md hands viewers over. The region's other
+///   edges keep their own viewers and still take new ones.
+pub fn steering(
+    topology: &Topology,
+    status: &[EdgeStatus],
+    decision: &Decision,
+    current: Option<usize>,
+    overload: f64,
+) -> Vec<usize> {
+    let usable = |i: usize| status.get(i).is_some_and(|s| s.up && !s.draining);
+    let headroom = |i: usize| usable(i) && status.get(i).is_some_and(|s| s.load <= overload);
+    let current_region = current
+        .and_then(|e| topology.edges.get(e))
+        .map(|e| &e.region);
+    let mut ways: Vec<(usize, usize)> = Vec::new();
+    for &r in &decision.regions {
+        let region = &topology.regions[r].name;
+        let in_region = |e: &usize| &topology.edges[*e].region == region;
+        let kept = current.filter(|&e| in_region(&e) && headroom(e));
+        let best = kept
+            .or_else(|| decision.edges.iter().copied().find(in_region))
+            .or_else(|| {
+                // Regions beyond the answer's length: their least loaded usable edge.
+                (0..topology.edges.len())
+                    .filter(|&i| in_region(&i) && usable(i))
+                    .min_by(|&a, &b| status[a].load.total_cmp(&status[b].load))
+            });
+        if let Some(e) = best {
+            ways.push((r, e));
+        }
+    }
+    match current {
+        Some(e) if headroom(e) => {
+            if let Some(at) = ways.iter().position(|&(_, w)| w == e) {
+                let way = ways.remove(at);
+                ways.insert(0, way);
+            }
+        }
+        Some(_) => {
+            if let Some(at) = ways
+                .iter()
+                .position(|&(r, _)| Some(&topology.regions[r].name) == current_region)
+            {
+                let way = ways.remove(at);
+                ways.push(way);
+            }
+        }
+        None => {}
+    }
+    ways.into_iter().map(|(_, e)| e).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +270,70 @@ mod tests {
         status[2].draining = true;
         let d = decide(&t, &status, Some(PARIS), "eu-west", 0.8, 1);
         assert_eq!(names(&t, &d), ["eu-west-2"]);
+    }
+
+    fn steer(
+        t: &Topology,
+        status: &[EdgeStatus],
+        at: (f64, f64),
+        current: Option<&str>,
+    ) -> Vec<String> {
+        let d = decide(t, status, Some(at), "eu-west", 0.8, 2);
+        let current =
+            current.map(|name| t.edges.iter().position(|e| e.name == name).expect("edge"));
+        steering(t, status, &d, current, 0.8)
+            .into_iter()
+            .map(|i| t.edges[i].name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn steering_gives_one_pathway_per_region_nearest_first() {
+        let t = topology();
+        let status = vec![EdgeStatus::default(); t.edges.len()];
+        assert_eq!(
+            steer(&t, &status, BOSTON, None),
+            ["us-east-1", "eu-west-1", "ap-southeast-1"]
+        );
+        assert_eq!(
+            steer(&t, &status, BOSTON, Some("us-east-2")),
+            ["us-east-2", "eu-west-1", "ap-southeast-1"],
+            "a player keeps its good edge"
+        );
+    }
+
+    #[test]
+    fn a_handed_over_player_stays_and_a_failed_region_goes_last() {
+        let t = topology();
+        let mut status = vec![EdgeStatus::default(); t.edges.len()];
+        status[0].up = false; // us-east-1 died
+        assert_eq!(
+            steer(&t, &status, BOSTON, Some("us-east-1")),
+            ["eu-west-1", "ap-southeast-1", "us-east-2"],
+            "the viewer of the dead edge leaves its region"
+        );
+        assert_eq!(
+            steer(&t, &status, BOSTON, Some("eu-west-1")),
+            ["eu-west-1", "us-east-2", "ap-southeast-1"],
+            "once handed over it is not moved back"
+        );
+        assert_eq!(
+            steer(&t, &status, BOSTON, None),
+            ["us-east-2", "eu-west-1", "ap-southeast-1"],
+            "new viewers still get the region's healthy edge"
+        );
+        status[0].up = true;
+        status[0].draining = true;
+        assert_eq!(
+            steer(&t, &status, BOSTON, Some("us-east-1"))[0],
+            "eu-west-1"
+        );
+        status[0].draining = false;
+        status[2].load = 0.95; // eu-west-1 overloaded: no longer sticky
+        assert_eq!(
+            steer(&t, &status, BOSTON, Some("eu-west-1"))[0],
+            "us-east-1"
+        );
     }
 
     #[test]

@@ -496,8 +496,42 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
         "http://127.0.1.1:8080/vod/big-clock/master.m3u8?token=x"
     );
 
-    // The nearest region dies: its pathways move to the end at once.
+    // eu-west-1 dies: its viewers leave the region, new viewers get its sibling.
     servers[2].stop();
+    let hls_from = |pathway: &'static str| {
+        let url = format!(
+            "{}/steer/hls?client=198.51.100.7&_HLS_pathway={pathway}",
+            router.process.addr("http")
+        );
+        async move {
+            let manifest = get(&url, &[]).await;
+            let manifest: serde_json::Value = serde_json::from_slice(&manifest.body).expect("JSON");
+            manifest["PATHWAY-PRIORITY"]
+                .as_array()
+                .expect("priority")
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    within(
+        Duration::from_secs(3),
+        "the dead edge's viewers are sent to the neighbour region",
+        || async {
+            let ids = hls_from("eu-west-1").await;
+            ids.first().map(String::as_str) == Some("us-east-1")
+                && ids.last().map(String::as_str) == Some("eu-west-2")
+        },
+    )
+    .await;
+    assert_eq!(steering_ids(&router, "198.51.100.7").await[0], "eu-west-2");
+    assert_eq!(
+        hls_from("us-east-1").await[0],
+        "us-east-1",
+        "and stay there"
+    );
+
+    // The nearest region dies: its pathways move to the end at once.
     servers[3].stop();
     within(
         Duration::from_secs(3),
