@@ -104,18 +104,58 @@ function playHls(url) {
 
 function playDash(url) {
   const dash = dashjs.MediaPlayer().create();
-  dash.updateSettings({ streaming: { retryAttempts: { MediaSegment: 2 }, retryIntervals: { MediaSegment: 200 } } });
+  // The steering server locates the viewer; in development mode it takes ?client=.
+  dash.extend('RequestModifier', () => ({
+    modifyRequestHeader: (xhr) => xhr,
+    modifyRequestURL: (u) => (u.includes('/steer/') ? `${u}${u.includes('?') ? '&' : '?'}client=${encodeURIComponent(client())}` : u),
+  }), true);
+  // Fail over fast, as for hls.js: one quick retry, then the next pathway. A short buffer, as
+  // hls.js keeps for live: dash.js would otherwise fetch a whole short VOD title at once, and a
+  // handover must work while the player is still fetching.
+  dash.updateSettings({ streaming: {
+    applyContentSteering: true,
+    buffer: { stableBufferTime: 6, bufferTimeAtTopQuality: 6, bufferTimeAtTopQualityLongForm: 6 },
+    retryAttempts: { MediaSegment: 1, InitializationSegment: 1, MPD: 2 },
+    retryIntervals: { MediaSegment: 100, InitializationSegment: 100, MPD: 200 },
+  } });
   dash.on(dashjs.MediaPlayer.events.FRAGMENT_LOADING_COMPLETED, (e) => {
     const request = e.request || {};
-    record({ at: Date.now(), url: request.url || '', edge: '(see network)', region: '', ms: 0, ok: !e.error });
+    const edge = edgeAt(request.url || '');
+    record({ at: Date.now(), url: request.url || '', edge: edge ? edge.name : '?', region: edge ? edge.region : '?',
+      cache: '', ms: Math.round((request.requestEndDate - request.requestStartDate) || 0), ok: !e.error });
   });
+  dash.on(dashjs.MediaPlayer.events.CONTENT_STEERING_REQUEST_COMPLETED, (e) => {
+    const priority = e.currentSteeringResponseData?.pathwayPriority || [];
+    state.pathway = priority[0] || null;
+    $('pathway').textContent = priority.join(' → ');
+  });
+  // dash.js has no fatal flag: a failed segment or init segment download (codes 17, 27, 28) is
+  // one it recovers from by retrying or by moving to the next pathway; anything else stops it.
+  const recoverable = new Set([17, 27, 28]);
   dash.on(dashjs.MediaPlayer.events.ERROR, (e) => {
-    state.errors.push({ at: Date.now(), text: JSON.stringify(e.error || e), fatal: true });
-    state.fatal = JSON.stringify(e.error || e);
-    $('errors').textContent = state.fatal;
+    const error = e.error || {};
+    const fatal = !recoverable.has(error.code);
+    const url = error.data?.request?.url || '';
+    const text = `${error.code}: ${error.message || JSON.stringify(e)}`;
+    state.errors.push({ at: Date.now(), text, fatal, url });
+    if (!fatal && url) record({ at: Date.now(), url, edge: '', region: '', ms: 0, ok: false });
+    if (fatal) state.fatal = text;
+    $('errors').textContent = `${state.errors.length}: ${text}`;
   });
   dash.initialize($('video'), url, true);
   return dash;
+}
+
+/** The fleet's edge whose HTTP address a URL points at (dash.js does not expose headers). */
+function edgeAt(url) {
+  const fleet = state.fleet;
+  if (!fleet || !url) return null;
+  try {
+    const host = new URL(url).host;
+    return fleet.edges.find((e) => e.http && new URL(e.http).host === host) || null;
+  } catch {
+    return null;
+  }
 }
 
 function start() {
@@ -159,6 +199,7 @@ setInterval(() => {
 async function refreshRegions() {
   try {
     const fleet = await (await fetch(`${config.router}/fleet`)).json();
+    state.fleet = fleet;
     const list = $('regions');
     list.textContent = '';
     for (const region of fleet.regions) {

@@ -112,6 +112,8 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
             a.origin_admin.to_string(),
             "--steering-hls".into(),
             format!("http://{}/steer/hls", a.router_http),
+            "--steering-dash".into(),
+            format!("http://{}/steer/dash", a.router_http),
         ],
         listeners: 2,
     };

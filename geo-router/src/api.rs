@@ -147,14 +147,18 @@ fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) ->
         .iter()
         .map(|&e| {
             let edge = &topology.edges[e];
-            // The host name only: hls.js applies HOST to the URL's hostname, so a port here would
-            // make the clone keep the base pathway's host. Edges share one port per fleet.
-            let host = edge
-                .http
-                .parse::<http::Uri>()
-                .ok()
-                .and_then(|u| u.host().map(str::to_owned))
-                .unwrap_or_default();
+            // hls.js applies HOST to the URL's host name only, so a port there would make the
+            // clone keep the base pathway's host: edges share one port per fleet. dash.js puts
+            // HOST in front of the path as it is, so it gets the port too.
+            let uri = edge.http.parse::<http::Uri>().ok();
+            let host = match flavour {
+                Flavour::Hls => uri.as_ref().and_then(|u| u.host()).map(str::to_owned),
+                Flavour::Dash => uri
+                    .as_ref()
+                    .and_then(|u| u.authority())
+                    .map(|a| a.as_str().to_owned()),
+            }
+            .unwrap_or_default();
             serde_json::json!({"BASE-ID": ".", "ID": edge.name, "URI-REPLACEMENT": {"HOST": host}})
         })
         .collect();

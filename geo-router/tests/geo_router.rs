@@ -478,8 +478,8 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
         "a player stays on its pathway while it is fine"
     );
     assert_eq!(
-        dash["PATHWAY-CLONES"][0]["URI-REPLACEMENT"]["HOST"],
-        "127.0.2.2"
+        dash["PATHWAY-CLONES"][0]["URI-REPLACEMENT"]["HOST"], "127.0.2.2:8080",
+        "dash.js takes HOST with its port"
     );
 
     let redirect = get(

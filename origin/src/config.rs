@@ -37,6 +37,10 @@ pub struct OriginConfig {
     /// multivariant playlist served carries `#EXT-X-CONTENT-STEERING` pointing at it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steering_hls: Option<String>,
+    /// DASH content steering server (the geo-router's `/steer/dash`). When set, every MPD
+    /// served carries `<ContentSteering>` pointing at it and a `BaseURL` for pathway `.`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steering_dash: Option<String>,
 }
 
 /// Settings of the simulated live channels.
@@ -60,6 +64,7 @@ impl Default for OriginConfig {
             grace: Duration::from_secs(10),
             live: LiveConfig::default(),
             steering_hls: None,
+            steering_dash: None,
         }
     }
 }

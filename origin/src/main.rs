@@ -31,6 +31,9 @@ struct Cli {
     /// HLS content steering server URL (overrides `steering_hls`).
     #[arg(long, value_name = "URL")]
     steering_hls: Option<String>,
+    /// DASH content steering server URL (overrides `steering_dash`).
+    #[arg(long, value_name = "URL")]
+    steering_dash: Option<String>,
     /// How often live channels advance, e.g. `2s` (overrides `live.segment_interval`).
     #[arg(long, value_name = "DURATION", value_parser = humantime_serde::re::humantime::parse_duration)]
     live_interval: Option<Duration>,
@@ -50,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     config.admin = cli.admin.unwrap_or(config.admin);
     config.live.window = cli.live_window.unwrap_or(config.live.window);
     config.steering_hls = cli.steering_hls.or(config.steering_hls);
+    config.steering_dash = cli.steering_dash.or(config.steering_dash);
     config.live.segment_interval = cli.live_interval.or(config.live.segment_interval);
     config.validate()?;
     if cli.common.check_config {

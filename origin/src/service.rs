@@ -38,6 +38,7 @@ pub struct Origin {
     root: PathBuf,
     live: LiveConfig,
     steering_hls: Option<String>,
+    steering_dash: Option<String>,
     /// Parsed VOD playlists for live channels, by path, with the file's modification time.
     parsed: Mutex<HashMap<PathBuf, (SystemTime, Arc<live::VodPlaylist>)>>,
     metrics: Metrics,
@@ -73,6 +74,7 @@ impl Origin {
             root,
             live: config.live.clone(),
             steering_hls: config.steering_hls.clone(),
+            steering_dash: config.steering_dash.clone(),
             parsed: Mutex::new(HashMap::new()),
             metrics,
             started: Instant::now(),
@@ -157,11 +159,14 @@ impl Origin {
     async fn file(&self, segments: &[String]) -> Result<Representation, Refusal> {
         let path = paths::resolve(&self.root, segments).await?;
         let (kind, content_type) = media::classify(&segments.join("/"));
-        if kind == MediaKind::Playlist
-            && let Some(steering) = &self.steering_hls
-            && path.extension().is_some_and(|e| e == "m3u8")
-        {
-            return self.steered_master(&path, steering).await;
+        if kind == MediaKind::Playlist {
+            let extension = path.extension().and_then(|e| e.to_str());
+            if let (Some("m3u8"), Some(server)) = (extension, &self.steering_hls) {
+                return steered(&path, content_type, |text| hls_steering(text, server)).await;
+            }
+            if let (Some("mpd"), Some(server)) = (extension, &self.steering_dash) {
+                return steered(&path, content_type, |text| dash_steering(text, server)).await;
+            }
         }
         let cache_control = match kind {
             MediaKind::Segment => SEGMENT_CACHE,
@@ -177,42 +182,6 @@ impl Origin {
                     message: "internal: cannot open the media file".into(),
                 }
             })
-    }
-
-    /// An HLS playlist with `#EXT-X-CONTENT-STEERING` added when it is a multivariant one. Its
-    /// variant URIs stay relative, so the steering server's pathway clones (which replace the
-    /// host) send the player to the edge they name.
-    async fn steered_master(&self, path: &Path, steering: &str) -> Result<Representation, Refusal> {
-        let internal = |error: std::io::Error| {
-            tracing::error!(%error, path = %path.display(), "internal: cannot read playlist");
-            Refusal {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: "internal: cannot read the playlist".into(),
-            }
-        };
-        let text = tokio::fs::read_to_string(path).await.map_err(internal)?;
-        let modified = tokio::fs::metadata(path)
-            .await
-            .and_then(|m| m.modified())
-            .map_err(internal)?;
-        let text = if text.contains("#EXT-X-STREAM-INF")
-            && !text.contains("#EXT-X-CONTENT-STEERING")
-        {
-            let tag = format!("#EXT-X-CONTENT-STEERING:SERVER-URI=\"{steering}\",PATHWAY-ID=\".\"");
-            match text.split_once('\n') {
-                Some((first, rest)) => format!("{first}\n{tag}\n{rest}"),
-                None => text,
-            }
-        } else {
-            text
-        };
-        Ok(Representation::memory(
-            Bytes::from(text),
-            MediaKind::Playlist,
-            "application/vnd.apple.mpegurl",
-            VOD_PLAYLIST_CACHE.to_owned(),
-            modified,
-        ))
     }
 
     async fn vod_playlist(
@@ -325,4 +294,105 @@ fn vod_path<S: AsRef<str>>(title: &str, rest: &[S]) -> Vec<String> {
     let mut path = vec!["vod".to_owned(), title.to_owned()];
     path.extend(rest.iter().map(|s| s.as_ref().to_owned()));
     path
+}
+
+/// A playlist or MPD read whole and rewritten by `steer` (content steering added), served from
+/// memory with the file's modification time.
+async fn steered(
+    path: &Path,
+    content_type: &'static str,
+    steer: impl FnOnce(String) -> String,
+) -> Result<Representation, Refusal> {
+    let internal = |error: std::io::Error| {
+        tracing::error!(%error, path = %path.display(), "internal: cannot read playlist");
+        Refusal {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "internal: cannot read the playlist".into(),
+        }
+    };
+    let text = tokio::fs::read_to_string(path).await.map_err(internal)?;
+    let modified = tokio::fs::metadata(path)
+        .await
+        .and_then(|m| m.modified())
+        .map_err(internal)?;
+    Ok(Representation::memory(
+        Bytes::from(steer(text)),
+        MediaKind::Playlist,
+        content_type,
+        VOD_PLAYLIST_CACHE.to_owned(),
+        modified,
+    ))
+}
+
+/// Adds `#EXT-X-CONTENT-STEERING` to a multivariant playlist (media playlists pass unchanged).
+/// Variant URIs stay relative, so the steering server's pathway clones (which replace the host)
+/// send the player to the edge they name.
+fn hls_steering(text: String, server: &str) -> String {
+    if !text.contains("#EXT-X-STREAM-INF") || text.contains("#EXT-X-CONTENT-STEERING") {
+        return text;
+    }
+    let tag = format!("#EXT-X-CONTENT-STEERING:SERVER-URI=\"{server}\",PATHWAY-ID=\".\"");
+    match text.split_once('\n') {
+        Some((first, rest)) => format!("{first}\n{tag}\n{rest}"),
+        None => text,
+    }
+}
+
+/// Adds `<ContentSteering>` and a `BaseURL` for pathway `.` (the MPD's own folder, wherever it
+/// was fetched from) right after the `<MPD>` start tag. dash.js clones pathways from that
+/// `BaseURL` with each edge's host, as hls.js does from the default pathway.
+fn dash_steering(text: String, server: &str) -> String {
+    if text.contains("<ContentSteering") {
+        return text;
+    }
+    let Some(open) = text.find("<MPD") else {
+        return text;
+    };
+    let Some(end) = text[open..].find('>').map(|i| open + i + 1) else {
+        return text;
+    };
+    let server = server
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('"', "&quot;");
+    format!(
+        "{}\n  <BaseURL serviceLocation=\".\">./</BaseURL>\n  <ContentSteering defaultServiceLocation=\".\" queryBeforeStart=\"true\">{server}</ContentSteering>{}",
+        &text[..end],
+        &text[end..]
+    )
+}
+
+#[cfg(test)]
+mod steering_tests {
+    use super::*;
+
+    #[test]
+    fn hls_steering_goes_into_multivariant_playlists_only() {
+        let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\na/index.m3u8\n".to_owned();
+        let steered = hls_steering(master, "http://r/steer/hls");
+        assert!(steered.starts_with(
+            "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://r/steer/hls\",PATHWAY-ID=\".\"\n"
+        ));
+        let media = "#EXTM3U\n#EXTINF:2,\nseg.m4s\n".to_owned();
+        assert_eq!(hls_steering(media.clone(), "http://r"), media);
+    }
+
+    #[test]
+    fn dash_steering_follows_the_mpd_start_tag_and_escapes_the_url() {
+        let mpd = "<?xml version=\"1.0\"?>\n<MPD a=\"1\">\n  <Period/>\n</MPD>\n".to_owned();
+        let steered = dash_steering(mpd, "http://r/steer/dash?a=1&b=2");
+        let doc = roxmltree::Document::parse(&steered).expect("still XML");
+        let steering = doc
+            .descendants()
+            .find(|n| n.has_tag_name("ContentSteering"))
+            .expect("ContentSteering");
+        assert_eq!(steering.text(), Some("http://r/steer/dash?a=1&b=2"));
+        assert_eq!(steering.attribute("defaultServiceLocation"), Some("."));
+        let base = doc
+            .descendants()
+            .find(|n| n.has_tag_name("BaseURL"))
+            .expect("BaseURL");
+        assert_eq!(base.attribute("serviceLocation"), Some("."));
+        assert_eq!(dash_steering("not an mpd".into(), "x"), "not an mpd");
+    }
 }

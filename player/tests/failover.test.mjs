@@ -54,10 +54,12 @@ after(async () => {
   }
 });
 
-async function openPlayer(client) {
+async function openPlayer(client, { protocol = 'hls', stream = 'live/big-clock' } = {}) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(`http://${control}/`);
   await page.selectOption('#client', client);
+  await page.selectOption('#protocol', protocol);
+  await page.selectOption('#stream', stream);
   await page.click('#play');
   return page;
 }
@@ -142,4 +144,25 @@ test('drain of the serving edge: no stall and no failed segment request', async 
   assert.equal(stallMs, 0, `no stall after the drain: ${JSON.stringify(s.stalls)}`);
   await page.close();
   await act(drained.edge, 'undrain');
+});
+
+test('DASH (dash.js, content steering): kill -9 of the serving edge, playback carries on from another region', async () => {
+  const page = await openPlayer('203.0.113.10', { protocol: 'dash', stream: 'vod/big-clock' });
+  await playFor(page, 8, 40_000);
+  const victim = await servingEdge(page);
+  const killing = Date.now();
+  await act(victim.edge, 'kill');
+  const killedAt = Date.now();
+  await playFor(page, 12, 45_000);
+  const s = await snapshot(page);
+  const stallMs = s.stalls.filter((x) => x.startedAt >= killing - 1000).reduce((a, x) => a + x.ms, 0) + s.openStall;
+  const after = s.log.filter((e) => e.ok && e.at > killedAt);
+  console.log(`dash kill: serving edge ${victim.edge} (${victim.region}) killed; stall after the kill ${stallMs} ms; then ${[...new Set(after.map((e) => e.edge))].join(', ')}`);
+  if (process.env.DEBUG) console.log(JSON.stringify({ stalls: s.stalls, log: s.log.map((e) => ({ ...e, at: e.at - killedAt })), errors: s.errors }, null, 1));
+  assert.equal(s.fatal, null, `no fatal player error: ${JSON.stringify(s.errors)}`);
+  assert.ok(after.length >= 3, 'segments kept coming after the kill');
+  assert.ok(after.every((e) => e.region !== victim.region), `every segment after the kill came from another region than ${victim.region}`);
+  assert.ok(stallMs <= 2000, `stall ${stallMs} ms is more than 2 s`);
+  await page.close();
+  await act(victim.edge, 'restore');
 });
