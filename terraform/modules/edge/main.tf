@@ -1,0 +1,49 @@
+# One Meridian edge, rendered: its TOML config, a systemd unit, a cloud-init document that
+# installs both, and the node's entry for the fleet's topology file. Nothing is created here;
+# envs/ decide where the edge runs.
+
+terraform {
+  required_version = ">= 1.6"
+}
+
+locals {
+  listen   = coalesce(var.listen_address, var.address)
+  dns      = var.dns != null ? var.dns : (can(cidrhost("${var.address}/32", 0)) ? [var.address] : [])
+  drain_to = coalesce(var.drain_to, "${var.router_urls[0]}/r")
+
+  config = templatefile("${path.module}/edge.toml.tftpl", {
+    name           = var.name
+    region         = var.region
+    listen         = "${local.listen}:${var.http_port}"
+    admin          = "${local.listen}:${var.admin_port}"
+    origins        = var.origin_urls
+    store          = var.store_path
+    store_capacity = var.store_capacity
+    prefetch       = var.prefetch
+    drain_to       = local.drain_to
+    admin_token    = var.admin_token
+  })
+
+  systemd_unit = templatefile("${path.module}/meridian-edge.service.tftpl", {
+    name        = var.name
+    binary      = var.binary
+    config_path = var.config_path
+    store_dir   = dirname(var.store_path)
+  })
+
+  cloud_init = templatefile("${path.module}/cloud-init.yaml.tftpl", {
+    config       = local.config
+    config_path  = var.config_path
+    systemd_unit = local.systemd_unit
+    store_dir    = dirname(var.store_path)
+  })
+
+  topology_entry = {
+    name     = var.name
+    region   = var.region
+    http     = "http://${var.address}:${var.http_port}"
+    admin    = "http://${var.address}:${var.admin_port}"
+    dns      = local.dns
+    capacity = var.capacity
+  }
+}

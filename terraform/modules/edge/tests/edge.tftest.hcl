@@ -1,0 +1,125 @@
+# Plans modules/edge with typical inputs and checks what it renders; envs/local's test runs the
+# rendered config for real.
+
+variables {
+  name        = "eu-west-1"
+  region      = "eu-west"
+  capacity    = 800
+  address     = "198.51.100.7"
+  origin_urls = ["https://origin-a.example", "https://origin-b.example"]
+  router_urls = ["http://router.example:8053"]
+}
+
+run "renders_config_unit_cloud_init_and_topology_entry" {
+  command = plan
+
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "listen = [\"198.51.100.7:8080\"]")
+    error_message = "the edge listens on its address and the HTTP port"
+  }
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "origins = [\"https://origin-a.example\", \"https://origin-b.example\"]")
+    error_message = "origins in order"
+  }
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "drain_to = \"http://router.example:8053/r\"")
+    error_message = "a draining edge sends new requests through the first router's redirect by default"
+  }
+  assert {
+    condition     = !strcontains(nonsensitive(output.config), "admin_token")
+    error_message = "no admin token unless one is given"
+  }
+  assert {
+    condition     = strcontains(output.systemd_unit, "ExecStart=/usr/local/bin/edge --config /etc/meridian/edge.toml")
+    error_message = "the unit runs the edge with its config"
+  }
+  assert {
+    condition     = yamldecode(nonsensitive(output.cloud_init)).write_files[0].content == nonsensitive(output.config)
+    error_message = "cloud-init is valid YAML and writes the config exactly"
+  }
+  assert {
+    condition     = yamldecode(nonsensitive(output.cloud_init)).write_files[1].content == output.systemd_unit
+    error_message = "cloud-init writes the unit exactly"
+  }
+  assert {
+    condition     = contains(yamldecode(nonsensitive(output.cloud_init)).runcmd, "systemctl enable --now meridian-edge.service")
+    error_message = "cloud-init starts the edge"
+  }
+  assert {
+    condition = jsonencode(output.topology_entry) == jsonencode({
+      name     = "eu-west-1"
+      region   = "eu-west"
+      http     = "http://198.51.100.7:8080"
+      admin    = "http://198.51.100.7:9090"
+      dns      = ["198.51.100.7"]
+      capacity = 800
+    })
+    error_message = "the topology entry names the node, its URLs, its DNS address and capacity"
+  }
+}
+
+run "cloud_instance_listens_everywhere_and_keeps_its_token" {
+  command = plan
+
+  variables {
+    listen_address = "0.0.0.0"
+    admin_token    = "s3cret"
+    drain_to       = "http://eu-west-2.example:8080"
+  }
+
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "listen = [\"0.0.0.0:8080\"]")
+    error_message = "listen_address overrides the bind address"
+  }
+  assert {
+    condition     = output.topology_entry.http == "http://198.51.100.7:8080"
+    error_message = "viewers still reach the advertised address"
+  }
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "admin_token = \"s3cret\"") && strcontains(nonsensitive(output.config), "drain_to = \"http://eu-west-2.example:8080\"")
+    error_message = "token and drain target as given"
+  }
+}
+
+run "a_host_name_address_has_no_dns_entry_by_default" {
+  command = plan
+  variables {
+    address = "edge-7.example"
+  }
+  assert {
+    condition     = length(output.topology_entry.dns) == 0
+    error_message = "DNS answers need addresses; a host name gives none unless dns is set"
+  }
+}
+
+run "rejects_a_bad_name" {
+  command = plan
+  variables {
+    name = "EU West"
+  }
+  expect_failures = [var.name]
+}
+
+run "rejects_no_origin" {
+  command = plan
+  variables {
+    origin_urls = []
+  }
+  expect_failures = [var.origin_urls]
+}
+
+run "rejects_a_store_size_without_unit" {
+  command = plan
+  variables {
+    store_capacity = "8"
+  }
+  expect_failures = [var.store_capacity]
+}
+
+run "rejects_a_router_url_with_a_path" {
+  command = plan
+  variables {
+    router_urls = ["http://router.example:8053/steer"]
+  }
+  expect_failures = [var.router_urls]
+}

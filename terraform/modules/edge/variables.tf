@@ -1,0 +1,120 @@
+variable "name" {
+  description = "The edge's name, unique in the fleet (it appears in X-Served-By and in DNS answers' order)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,62}$", var.name))
+    error_message = "name: lower-case letters, digits and '-', at most 63 characters, e.g. \"us-east-1\"."
+  }
+}
+
+variable "region" {
+  description = "The region the edge belongs to (a region of the fleet's topology)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]*$", var.region))
+    error_message = "region: lower-case letters, digits and '-', e.g. \"eu-west\"."
+  }
+}
+
+variable "capacity" {
+  description = "Requests in flight the edge is sized for: the router's load is in-flight / capacity."
+  type        = number
+  validation {
+    condition     = var.capacity >= 1 && floor(var.capacity) == var.capacity
+    error_message = "capacity: a whole number of requests in flight, at least 1."
+  }
+}
+
+variable "address" {
+  description = "The address viewers reach the edge at: an IP (it goes into the router's DNS answers) or a host name."
+  type        = string
+}
+
+variable "dns" {
+  description = "Addresses the router answers with for this edge (default: [address] when it is an IP)."
+  type        = list(string)
+  default     = null
+}
+
+variable "listen_address" {
+  description = "The address the edge binds (default: address). On a cloud instance, 0.0.0.0."
+  type        = string
+  default     = null
+}
+
+variable "http_port" {
+  description = "HTTP port. Every edge of a fleet uses the same one (HLS pathway clones carry host names only)."
+  type        = number
+  default     = 8080
+}
+
+variable "admin_port" {
+  description = "Admin port (/healthz, /readyz, /metrics, /status, drain)."
+  type        = number
+  default     = 9090
+}
+
+variable "origin_urls" {
+  description = "Origins, tried in order."
+  type        = list(string)
+  validation {
+    condition     = length(var.origin_urls) > 0 && alltrue([for u in var.origin_urls : can(regex("^https?://[^/]+", u))])
+    error_message = "origin_urls: at least one http:// or https:// URL."
+  }
+}
+
+variable "router_urls" {
+  description = "The geo-routers' HTTP API URLs. A draining edge redirects new requests to the first one's /r/, which sends each viewer to the best other edge (unless drain_to is set)."
+  type        = list(string)
+  validation {
+    condition     = length(var.router_urls) > 0 && alltrue([for u in var.router_urls : can(regex("^https?://[^/]+$", u))])
+    error_message = "router_urls: at least one http:// or https:// URL without a path, e.g. \"http://router.example:8053\"."
+  }
+}
+
+variable "drain_to" {
+  description = "Where a draining edge sends new requests (a URL prefix; the request path is appended). Default: <first router URL>/r."
+  type        = string
+  default     = null
+}
+
+variable "store_path" {
+  description = "The store file (memory-mapped, preallocated)."
+  type        = string
+  default     = "/var/lib/meridian/edge.store"
+}
+
+variable "store_capacity" {
+  description = "The store's size, e.g. \"8GiB\"."
+  type        = string
+  default     = "1GiB"
+  validation {
+    condition     = can(regex("^[0-9]+(B|KiB|MiB|GiB|TiB)$", var.store_capacity))
+    error_message = "store_capacity: a whole number with a unit: B, KiB, MiB, GiB or TiB, e.g. \"8GiB\"."
+  }
+}
+
+variable "prefetch" {
+  description = "Segments of a rendition to prefetch ahead of a viewer (0: off)."
+  type        = number
+  default     = 2
+}
+
+variable "admin_token" {
+  description = "Bearer token for PURGE and drain (null: both are refused)."
+  type        = string
+  default     = null
+  sensitive   = true
+}
+
+variable "binary" {
+  description = "The edge binary on the node."
+  type        = string
+  default     = "/usr/local/bin/edge"
+}
+
+variable "config_path" {
+  description = "Where the node keeps the edge's config file."
+  type        = string
+  default     = "/etc/meridian/edge.toml"
+}

@@ -1,0 +1,58 @@
+# Plans modules/fleet and checks the topology and router config it writes; envs/local's test has
+# the real router read them.
+
+variables {
+  regions = [
+    { name = "us-east", latitude = 40.71, longitude = -74.01, neighbours = ["eu-west"] },
+    { name = "eu-west", latitude = 51.51, longitude = -0.13 },
+  ]
+  edges = [
+    { name = "us-east-1", region = "us-east", http = "http://192.0.2.1:8080", admin = "http://192.0.2.1:9090", dns = ["192.0.2.1"], capacity = 500 },
+  ]
+  topology_path = "/etc/meridian/topology.toml"
+  geoip_path    = "/var/lib/meridian/city.mmdb"
+  router        = { name = "router-a", peers = ["http://198.51.100.2:8053"] }
+}
+
+run "writes_topology_and_router_config" {
+  command = plan
+
+  assert {
+    condition     = strcontains(output.topology, "[[edges]]\nname = \"us-east-1\"\nregion = \"us-east\"\nhttp = \"http://192.0.2.1:8080\"\nadmin = \"http://192.0.2.1:9090\"\ndns = [\"192.0.2.1\"]\ncapacity = 500\n")
+    error_message = "the edge's entry, in the topology format"
+  }
+  assert {
+    condition     = strcontains(output.topology, "name = \"us-east\"\nlatitude = 40.71\nlongitude = -74.01\nneighbours = [\"eu-west\"]\n")
+    error_message = "regions with their neighbours"
+  }
+  assert {
+    condition     = strcontains(output.router_config, "topology = \"/etc/meridian/topology.toml\"") && strcontains(output.router_config, "peers = [\"http://198.51.100.2:8053\"]")
+    error_message = "the router reads the topology and knows its peers"
+  }
+  assert {
+    condition     = output.regions_without_edges == ["eu-west"]
+    error_message = "regions nobody serves are reported"
+  }
+}
+
+run "rejects_an_edge_in_an_unknown_region" {
+  command = plan
+  variables {
+    edges = [
+      { name = "sa-east-1", region = "sa-east", http = "http://192.0.2.9:8080", admin = "http://192.0.2.9:9090", dns = ["192.0.2.9"], capacity = 500 },
+    ]
+  }
+  expect_failures = [var.edges]
+}
+
+run "rejects_duplicate_regions" {
+  command = plan
+  variables {
+    regions = [
+      { name = "us-east", latitude = 40.71, longitude = -74.01 },
+      { name = "us-east", latitude = 41, longitude = -75 },
+    ]
+    edges = []
+  }
+  expect_failures = [var.regions]
+}
