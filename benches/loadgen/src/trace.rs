@@ -1,0 +1,158 @@
+//! The synthetic catalogue and the request traces replayed against every server and every
+//! simulated policy. Seeded: the same arguments give the same sequence.
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+
+/// `titles` titles of `segments` segments each, under `vod/bench/`.
+#[derive(Debug, Clone, Copy)]
+pub struct Catalogue {
+    pub titles: usize,
+    pub segments: usize,
+}
+
+impl Catalogue {
+    pub fn objects(&self) -> usize {
+        self.titles * self.segments
+    }
+
+    /// The path of object `i` (title-major).
+    pub fn segment_path(&self, i: usize) -> String {
+        format!(
+            "/vod/bench/t{:03}/seg_{:05}.m4s",
+            i / self.segments,
+            i % self.segments
+        )
+    }
+
+    pub fn playlist_path(&self, title: usize) -> String {
+        format!("/vod/bench/t{title:03}/index.m3u8")
+    }
+}
+
+/// One request of a trace: a path, and the object it is (None for playlists, which the
+/// simulator leaves out: they are tiny and short-lived).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub path: String,
+    pub object: Option<usize>,
+}
+
+/// `requests` segment requests, Zipf(`alpha`) over the catalogue's objects in a random rank
+/// order (popularity is not tied to title or position).
+pub fn zipf(catalogue: Catalogue, alpha: f64, requests: usize, seed: u64) -> Vec<Request> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = catalogue.objects();
+    let mut rank_to_object: Vec<usize> = (0..n).collect();
+    rank_to_object.shuffle(&mut rng);
+    let zipf = Zipf::new(n as f64, alpha).expect("Zipf parameters");
+    (0..requests)
+        .map(|_| {
+            let rank = zipf.sample(&mut rng) as usize - 1;
+            let object = rank_to_object[rank.min(n - 1)];
+            Request {
+                path: catalogue.segment_path(object),
+                object: Some(object),
+            }
+        })
+        .collect()
+}
+
+/// Viewing sessions, each a list of requests played in order: a title chosen by Zipf(`alpha`)
+/// over titles, its playlist, then `length` consecutive segments from a random start (wrapping
+/// round). Sessions are independent, so a load tool runs several at once.
+pub fn sessions(
+    catalogue: Catalogue,
+    alpha: f64,
+    count: usize,
+    length: usize,
+    seed: u64,
+) -> Vec<Vec<Request>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let zipf = Zipf::new(catalogue.titles as f64, alpha).expect("Zipf parameters");
+    (0..count)
+        .map(|_| {
+            let title = (zipf.sample(&mut rng) as usize - 1).min(catalogue.titles - 1);
+            let start = rng.random_range(0..catalogue.segments);
+            let mut session = vec![Request {
+                path: catalogue.playlist_path(title),
+                object: None,
+            }];
+            for k in 0..length.min(catalogue.segments) {
+                let object = title * catalogue.segments + (start + k) % catalogue.segments;
+                session.push(Request {
+                    path: catalogue.segment_path(object),
+                    object: Some(object),
+                });
+            }
+            session
+        })
+        .collect()
+}
+
+/// The sessions in the order a server sees them when `concurrency` viewers play at once, each
+/// taking the next session when it finishes one (round-robin interleaving, the simulator's view).
+pub fn interleave(sessions: &[Vec<Request>], concurrency: usize) -> Vec<Request> {
+    let mut out = Vec::new();
+    let mut queue = sessions.iter();
+    let mut playing: Vec<std::slice::Iter<'_, Request>> =
+        queue.by_ref().take(concurrency).map(|s| s.iter()).collect();
+    while !playing.is_empty() {
+        let mut i = 0;
+        while i < playing.len() {
+            match playing[i].next() {
+                Some(r) => {
+                    out.push(r.clone());
+                    i += 1;
+                }
+                None => match queue.next() {
+                    Some(next) => playing[i] = next.iter(),
+                    None => drop(playing.remove(i)),
+                },
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAT: Catalogue = Catalogue {
+        titles: 10,
+        segments: 20,
+    };
+
+    #[test]
+    fn zipf_is_seeded_and_skewed() {
+        let a = zipf(CAT, 1.0, 5000, 7);
+        assert_eq!(a, zipf(CAT, 1.0, 5000, 7));
+        let mut counts = vec![0usize; CAT.objects()];
+        for r in &a {
+            counts[r.object.expect("segment")] += 1;
+        }
+        counts.sort_unstable_by(|x, y| y.cmp(x));
+        assert!(
+            counts[0] > 10 * counts[100],
+            "the head is far hotter than the tail"
+        );
+    }
+
+    #[test]
+    fn sessions_play_consecutive_segments_after_the_playlist() {
+        let s = sessions(CAT, 0.8, 5, 4, 1);
+        for session in &s {
+            assert!(session[0].path.ends_with("index.m3u8"));
+            let objects: Vec<usize> = session[1..].iter().filter_map(|r| r.object).collect();
+            assert_eq!(objects.len(), 4);
+            for w in objects.windows(2) {
+                assert!(w[1] == w[0] + 1 || w[1] % CAT.segments == 0);
+            }
+        }
+        let all = interleave(&s, 2);
+        assert_eq!(all.len(), 25, "every request once");
+    }
+}
