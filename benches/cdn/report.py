@@ -109,14 +109,17 @@ for t in tests:
 w("## Cache hits: latency at a fixed rate (open loop, loadgen, 64 connections)\n")
 w("Requests leave on a fixed schedule and latency counts from the scheduled time, so queueing "
   "inside a slow server shows (no coordinated omission).\n")
-w("| object | server | rate asked | achieved/s | p50 ms | p99 ms | p99.9 ms | CPU s per 1,000 req | errors |")
-w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+w("| object | server | rate asked | achieved/s | p50 ms | p99 ms | p99.9 ms | CPU s per 1,000 req | errors | edge p99 ratio | edge CPU ratio |")
+w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for t in tests:
+    edge = one(server="edge", test=t, kind="open")
     for s in SERVERS:
         r = one(server=s, test=t, kind="open")
         if r:
+            peer = s in PEERS and edge
             w(f"| {t} | {NAMES[s]} | {f(r['rate'], 0)} | {f(r['rps'], 0)} | {f(r['p50_ms'], 2)} | {f(r['p99_ms'], 2)} | "
-              f"{f(r['p999_ms'], 2)} | {f(r['cpu_s_per_1k'], 3)} | {r['errors']} |")
+              f"{f(r['p999_ms'], 2)} | {f(r['cpu_s_per_1k'], 3)} | {r['errors']} | "
+              f"{ratio(edge['p99_ms'], r['p99_ms']) if peer else ''} | {ratio(edge['cpu_s_per_1k'], r['cpu_s_per_1k']) if peer else ''} |")
 w("")
 
 # --- workloads -----------------------------------------------------------------------------
@@ -127,29 +130,35 @@ w("1,000 objects of 1 MiB (40 titles × 25 segments), popularity Zipf(α) in a r
 w("\"Cache MB\" is what the cache held at the end by its own account; every cache was given "
   "256 MiB (268 MB). A cache that holds more than it was given gets a higher hit ratio than "
   "its capacity allows.\n")
-w("| α | server | hit ratio | origin MB | cache MB at end | requests/s | p50 ms | p99 ms |")
-w("|---|---|---:|---:|---:|---:|---:|---:|")
+w("| α | server | hit ratio | origin MB | cache MB at end | requests/s | p50 ms | p99 ms | edge hit-ratio ratio | edge origin-MB ratio |")
+w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 chart_hit = {}
 for alpha in ["0.8", "1.0"]:
+    edge = one(server="edge", test=f"zipf {alpha}")
     for s in ["edge", "nginx", "varnish"]:
         r = one(server=s, test=f"zipf {alpha}")
         if r:
+            peer = s in PEERS and edge
             chart_hit[(f"Zipf α {alpha}", s)] = r["hit_ratio"]
             w(f"| {alpha} | {NAMES[s]} | {f(r['hit_ratio'], 3)} | {f(r['origin_mb'], 0)} | {f(r.get('cache_mb'), 0)} | {f(r['rps'], 0)} | "
-              f"{f(r['latency']['p50_ms'], 2)} | {f(r['latency']['p99_ms'], 2)} |")
+              f"{f(r['latency']['p50_ms'], 2)} | {f(r['latency']['p99_ms'], 2)} | "
+              f"{ratio(edge['hit_ratio'], r['hit_ratio']) if peer else ''} | {ratio(edge['origin_mb'], r['origin_mb']) if peer else ''} |")
 w("")
 w("## Viewing sessions, with and without the edge's prefetch\n")
 w("Viewers pick a title (Zipf 0.8 over 40), fetch its playlist, then play 10 consecutive "
   "segments as fast as they arrive; 32 at once. Prefetch fetches the next 2 segments of a "
   "rendition ahead of the viewer, so its misses are the origin's, not the viewer's.\n")
-w("| server | segment hit ratio | origin MB | cache MB at end | p50 ms | p99 ms | p99.9 ms |")
-w("|---|---:|---:|---:|---:|---:|---:|")
+w("| server | segment hit ratio | origin MB | cache MB at end | p50 ms | p99 ms | p99.9 ms | edge (prefetch) hit-ratio ratio | edge (prefetch) p99 ratio |")
+w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+edge = one(server="edge-prefetch", test="sessions")
 for s in ["edge", "edge-prefetch", "nginx", "varnish"]:
     r = one(server=s, test="sessions")
     if r:
+        peer = s in PEERS and edge
         chart_hit[("sessions", s)] = r["hit_ratio"]
         w(f"| {NAMES[s]} | {f(r['hit_ratio'], 3)} | {f(r['origin_mb'], 0)} | {f(r.get('cache_mb'), 0)} | {f(r['latency']['p50_ms'], 2)} | "
-          f"{f(r['latency']['p99_ms'], 2)} | {f(r['latency']['p999_ms'], 2)} |")
+          f"{f(r['latency']['p99_ms'], 2)} | {f(r['latency']['p999_ms'], 2)} | "
+          f"{ratio(edge['hit_ratio'], r['hit_ratio']) if peer else ''} | {ratio(edge['latency']['p99_ms'], r['latency']['p99_ms']) if peer else ''} |")
 w("")
 w(svg_bars("hit-ratio.svg", "Measured hit ratio (higher is better)", ["Zipf α 0.8", "Zipf α 1.0", "sessions"],
            ["edge", "edge-prefetch", "nginx", "varnish"], chart_hit, "hit ratio", "{:.2f}"))
@@ -158,13 +167,16 @@ w("")
 w("## Live-event burst\n")
 w("1,000 clients on their own connections ask for each new (uncached) 1 MiB segment at the same "
   "moment; origin fetches counted at the origin.\n")
-w("| server | origin fetches per segment | TTFB p50 ms | TTFB p99 ms | TTFB max ms | complete p99 ms | errors |")
-w("|---|---:|---:|---:|---:|---:|---:|")
+w("| server | origin fetches per segment | TTFB p50 ms | TTFB p99 ms | TTFB max ms | complete p99 ms | errors | edge TTFB p99 ratio |")
+w("|---|---:|---:|---:|---:|---:|---:|---:|")
+edge = one(server="edge", kind="burst")
 for s in ["edge", "nginx", "varnish"]:
     r = one(server=s, kind="burst")
     if r:
+        peer = s in PEERS and edge
         w(f"| {NAMES[s]} | {f(r['origin_fetches_per_segment'], 2)} | {f(r['ttfb']['p50_ms'], 1)} | {f(r['ttfb']['p99_ms'], 1)} | "
-          f"{f(r['ttfb']['max_ms'], 1)} | {f(r['latency']['p99_ms'], 1)} | {r['errors']} |")
+          f"{f(r['ttfb']['max_ms'], 1)} | {f(r['latency']['p99_ms'], 1)} | {r['errors']} | "
+          f"{ratio(edge['ttfb']['p99_ms'], r['ttfb']['p99_ms']) if peer else ''} |")
 w("")
 
 w("## Warm restart (edge)\n")
