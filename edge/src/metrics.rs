@@ -39,6 +39,7 @@ pub struct Metrics {
     store_capacity: Gauge,
     store_objects: Gauge,
     evicted_objects: Gauge,
+    reinserted_objects: Gauge,
     evicted_regions: Gauge,
 }
 
@@ -58,6 +59,7 @@ impl Metrics {
             store_capacity: Gauge::default(),
             store_objects: Gauge::default(),
             evicted_objects: Gauge::default(),
+            reinserted_objects: Gauge::default(),
             evicted_regions: Gauge::default(),
         };
         let r = registry;
@@ -113,6 +115,11 @@ impl Metrics {
             m.evicted_objects.clone(),
         );
         r.register(
+            "meridian_edge_store_reinserted_objects",
+            "Objects of evicted regions written again because they had been read, since start",
+            m.reinserted_objects.clone(),
+        );
+        r.register(
             "meridian_edge_store_evicted_regions",
             "Store regions emptied for reuse since start",
             m.evicted_regions.clone(),
@@ -157,6 +164,7 @@ impl Metrics {
         self.store_capacity.set(stats.capacity as i64);
         self.store_objects.set(stats.objects as i64);
         self.evicted_objects.set(stats.evicted_objects as i64);
+        self.reinserted_objects.set(stats.reinserted_objects as i64);
         self.evicted_regions.set(stats.evicted_regions as i64);
     }
 }

@@ -8,7 +8,9 @@
 //! - `Belady`: the offline optimum: out goes the object used furthest in the future, and an
 //!   object used later than everything cached is not admitted. No policy can do better.
 //! - `RegionLru`: the edge's store: objects appended to an open region; when none has room, the
-//!   least recently used region is emptied whole (a hit refreshes its region).
+//!   least recently used region is emptied whole (a hit refreshes its region), and with
+//!   reinsertion (the edge's setting) the objects read since they were written go into the
+//!   reopened region first, up to half of it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -226,6 +228,9 @@ pub struct RegionLru {
     open: usize,
     tick: u64,
     home: HashMap<usize, usize>,
+    /// Objects hit since they were written: reinsertion candidates.
+    hit: HashSet<usize>,
+    reinsert: bool,
 }
 
 impl RegionLru {
@@ -238,36 +243,69 @@ impl RegionLru {
             open: 0,
             tick: 0,
             home: HashMap::new(),
+            hit: HashSet::new(),
+            reinsert: false,
+        }
+    }
+
+    /// The same, but an evicted region's objects that were hit since they were written are
+    /// written again into the next region instead of dropped (CacheLib's reinsertion).
+    pub fn with_reinsertion(regions: usize, per_region: usize) -> Self {
+        Self {
+            reinsert: true,
+            ..Self::new(regions, per_region)
         }
     }
 }
 
 impl Policy for RegionLru {
     fn name(&self) -> &'static str {
-        "edge (region LRU)"
+        if self.reinsert {
+            "edge (region LRU + reinsertion)"
+        } else {
+            "region LRU, no reinsertion"
+        }
     }
 
     fn access(&mut self, object: usize, _: usize) -> bool {
         self.tick += 1;
         if let Some(&r) = self.home.get(&object) {
             self.used[r] = self.tick;
+            self.hit.insert(object);
             return true;
         }
+        self.make_room();
+        self.regions[self.open].push(object);
+        self.home.insert(object, self.open);
+        self.used[self.open] = self.tick;
+        false
+    }
+}
+
+impl RegionLru {
+    fn make_room(&mut self) {
         if self.regions[self.open].len() >= self.per_region {
             // Never-used regions first (tick 0), then the least recently used, the full open
             // region among them, as the store does.
             let next = (0..self.regions.len())
                 .min_by_key(|&r| (self.used[r], r))
                 .expect("two regions at least");
-            for o in self.regions[next].drain(..) {
-                self.home.remove(&o);
-            }
+            let evicted: Vec<usize> = self.regions[next].drain(..).collect();
             self.open = next;
+            for o in evicted {
+                self.home.remove(&o);
+                // Reinsert what was hit, once (its hit mark is spent), while the region has
+                // room: the rest of the region's room stays for new objects.
+                if self.reinsert
+                    && self.hit.remove(&o)
+                    && self.regions[next].len() < self.per_region / 2
+                {
+                    self.regions[next].push(o);
+                    self.home.insert(o, next);
+                }
+            }
+            self.used[next] = self.tick;
         }
-        self.regions[self.open].push(object);
-        self.home.insert(object, self.open);
-        self.used[self.open] = self.tick;
-        false
     }
 }
 

@@ -1,5 +1,6 @@
-//! `hitsim`: the hit ratio of the edge's region LRU, LRU, S3-FIFO and Belady's optimum on the
-//! benchmark's traces at equal capacity. Prints one JSON object per trace.
+//! `hitsim`: the hit ratio of the edge's region LRU (with and without reinsertion), LRU, S3-FIFO
+//! and Belady's optimum on the benchmark's traces at equal capacity. Prints one JSON object per
+//! trace.
 
 use clap::Parser;
 use loadgen::sim::{self, Belady, Lru, Policy, RegionLru, S3Fifo};
@@ -59,6 +60,7 @@ fn main() {
     for (name, t) in traces {
         let regions = cli.capacity / cli.per_region.max(1);
         let mut policies: Vec<Box<dyn Policy>> = vec![
+            Box::new(RegionLru::with_reinsertion(regions, cli.per_region)),
             Box::new(RegionLru::new(regions, cli.per_region)),
             Box::new(Lru::new(cli.capacity)),
             Box::new(S3Fifo::new(cli.capacity)),
