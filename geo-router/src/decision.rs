@@ -185,6 +185,8 @@ pub fn steering(
                 ways.insert(0, way);
             }
         }
+        // Up but overloaded: no longer sticky, but not failed either; the usual order.
+        Some(e) if usable(e) => {}
         Some(_) => {
             if let Some(at) = ways
                 .iter()
@@ -333,6 +335,12 @@ mod tests {
         assert_eq!(
             steer(&t, &status, BOSTON, Some("eu-west-1"))[0],
             "us-east-1"
+        );
+        status[2].load = 0.0;
+        status[0].load = 0.95; // us-east-1 overloaded: its viewers are not sent out of the region
+        assert_eq!(
+            steer(&t, &status, BOSTON, Some("us-east-1")),
+            ["us-east-2", "eu-west-1", "ap-southeast-1"]
         );
     }
 
