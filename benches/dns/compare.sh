@@ -142,6 +142,7 @@ stop_all() {
   while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$pids"
   while read -r pid; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
   done <"$pids"
   : >"$pids"
 }

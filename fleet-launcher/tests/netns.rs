@@ -245,6 +245,24 @@ impl Lab {
     }
 }
 
+/// Sends SIGKILL to a child we started and have not reaped (so the PID is still ours).
+fn kill_pid(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            kill_pid(self.0);
+        }
+    }
+}
+
 fn require(program: &str, arg: &str, package: &str) {
     assert!(
         Command::new(program)
@@ -350,6 +368,17 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ffmpeg");
+    // Whatever happens, ffmpeg does not outlive the test nor hang it: a watchdog kills it (by PID)
+    // after 90 s, and the guard on unwind.
+    let ffmpeg_pid = ffmpeg.id();
+    let guard = KillOnDrop(ffmpeg_pid);
+    let (done, watchdog) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if watchdog.recv_timeout(Duration::from_secs(90)).is_err() {
+            eprintln!("ffmpeg: no end after 90 s; killing it");
+            kill_pid(ffmpeg_pid);
+        }
+    });
     let stderr = ffmpeg.stderr.take().expect("stderr");
     let warnings = std::thread::spawn(move || {
         BufReader::new(stderr)
@@ -360,6 +389,7 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
     let mut progress = BufReader::new(ffmpeg.stdout.take().expect("stdout")).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut killed_at = None;
+    let mut before = 0.0;
     for line in progress.by_ref() {
         let line = line.expect("progress");
         assert!(Instant::now() < deadline, "ffmpeg did not get on");
@@ -369,7 +399,12 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
         let us: i64 = us.parse().unwrap_or(0);
         if us >= 8_000_000 {
             let served = lab.edge_requests(1);
-            assert!(served > 0.0, "ffmpeg was reading from us-east-1");
+            // Three playlists, then segments: it was reading them from us-east-1.
+            assert!(
+                served >= 6.0,
+                "ffmpeg was reading from us-east-1 ({served} requests)"
+            );
+            before = lab.edge_requests(2);
             edges[0].signal(Sig::SIGKILL);
             edges[0].wait_exit(Duration::from_secs(10));
             killed_at = Some(us);
@@ -385,6 +420,9 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
         line.expect("progress");
     }
     let status = ffmpeg.wait().expect("wait ffmpeg");
+    // Reaped: its PID is no longer ours to signal.
+    std::mem::forget(guard);
+    let _ = done.send(());
     let warnings = warnings.join().expect("stderr reader");
     eprintln!("ffmpeg said:\n{}", warnings.join("\n"));
     assert!(status.success(), "ffmpeg failed: {warnings:?}");
@@ -393,7 +431,7 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
         .filter(|l| l.contains("Failed to open segment") || l.contains("skipping"))
         .collect();
     assert!(lost.is_empty(), "no segment lost: {lost:?}");
-    let after = lab.edge_requests(2);
+    let after = lab.edge_requests(2) - before;
     eprintln!("ffmpeg: eu-west-1 served {after} requests after the kill");
     assert!(
         after > 0.0,

@@ -161,7 +161,7 @@ test('DASH (dash.js, content steering): kill -9 of the serving edge, playback ca
   if (process.env.DEBUG) console.log(JSON.stringify({ stalls: s.stalls, log: s.log.map((e) => ({ ...e, at: e.at - killedAt })), errors: s.errors }, null, 1));
   assert.equal(s.fatal, null, `no fatal player error: ${JSON.stringify(s.errors)}`);
   assert.ok(after.length >= 3, 'segments kept coming after the kill');
-  assert.ok(after.every((e) => e.region !== victim.region), `every segment after the kill came from another region than ${victim.region}`);
+  assert.ok(after.every((e) => e.region !== '?' && e.region !== victim.region), `every segment after the kill came from a known edge in another region than ${victim.region}`);
   assert.ok(stallMs <= 2000, `stall ${stallMs} ms is more than 2 s`);
   await page.close();
   await act(victim.edge, 'restore');

@@ -4,7 +4,7 @@
 # router SIGHUP; nothing else restarts. `terraform destroy` stops every process by its PID.
 
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.9" # validations that read other variables
 }
 
 locals {
@@ -94,7 +94,7 @@ resource "terraform_data" "topology" {
   triggers_replace = [module.fleet.topology]
 
   provisioner "local-exec" {
-    command = "${local.scripts}/write-file.sh"
+    command = "'${local.scripts}/write-file.sh'"
     environment = {
       FILE           = "${local.run_dir}/topology.toml"
       CONTENT        = module.fleet.topology

@@ -3,13 +3,17 @@
 # envs/ decide where the edge runs.
 
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.9" # validations that read other variables
 }
 
 locals {
-  listen   = coalesce(var.listen_address, var.address)
-  dns      = var.dns != null ? var.dns : (can(cidrhost("${var.address}/32", 0)) ? [var.address] : [])
-  drain_to = coalesce(var.drain_to, "${var.router_urls[0]}/r")
+  address_is_ip = can(cidrhost("${var.address}/32", 0)) || can(cidrhost("${var.address}/128", 0))
+  # The edge binds an IP (a host name as `address` means: bind every address).
+  listen_ip = var.listen_address != null ? var.listen_address : (local.address_is_ip ? var.address : "0.0.0.0")
+  listen    = strcontains(local.listen_ip, ":") ? "[${local.listen_ip}]" : local.listen_ip
+  host      = strcontains(var.address, ":") ? "[${var.address}]" : var.address
+  dns       = var.dns != null ? var.dns : (local.address_is_ip ? [var.address] : [])
+  drain_to  = coalesce(var.drain_to, "${var.router_urls[0]}/r")
 
   config = templatefile("${path.module}/edge.toml.tftpl", {
     name           = var.name
@@ -41,8 +45,8 @@ locals {
   topology_entry = {
     name     = var.name
     region   = var.region
-    http     = "http://${var.address}:${var.http_port}"
-    admin    = "http://${var.address}:${var.admin_port}"
+    http     = "http://${local.host}:${var.http_port}"
+    admin    = "http://${local.host}:${var.admin_port}"
     dns      = local.dns
     capacity = var.capacity
   }

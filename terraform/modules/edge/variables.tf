@@ -37,9 +37,13 @@ variable "dns" {
 }
 
 variable "listen_address" {
-  description = "The address the edge binds (default: address). On a cloud instance, 0.0.0.0."
+  description = "The IP the edge binds (default: address when it is an IP, else 0.0.0.0). On a cloud instance, 0.0.0.0."
   type        = string
   default     = null
+  validation {
+    condition     = var.listen_address == null || can(cidrhost("${coalesce(var.listen_address, "0.0.0.0")}/32", 0)) || can(cidrhost("${coalesce(var.listen_address, "::")}/128", 0))
+    error_message = "listen_address: an IP address (IPv4 or IPv6), e.g. \"0.0.0.0\"."
+  }
 }
 
 variable "http_port" {

@@ -4,7 +4,7 @@
 # here too, before anything is deployed.
 
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.9" # validations that read other variables
 }
 
 locals {

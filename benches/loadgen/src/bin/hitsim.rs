@@ -19,6 +19,10 @@ struct Cli {
     /// Objects a store region holds (the edge's region size / record size).
     #[arg(long)]
     per_region: usize,
+    /// Regions in the edge's store (capacity / region size): with the per-region count, the
+    /// edge's real room, a little below `capacity` for the records' headers.
+    #[arg(long)]
+    regions: usize,
     /// Zipf requests.
     #[arg(long, default_value_t = 5000)]
     count: usize,
@@ -58,7 +62,7 @@ fn main() {
         ),
     ];
     for (name, t) in traces {
-        let regions = cli.capacity / cli.per_region.max(1);
+        let regions = cli.regions;
         let mut policies: Vec<Box<dyn Policy>> = vec![
             Box::new(RegionLru::with_reinsertion(regions, cli.per_region)),
             Box::new(RegionLru::new(regions, cli.per_region)),

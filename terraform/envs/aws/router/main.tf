@@ -132,13 +132,19 @@ locals {
 }
 
 resource "aws_instance" "router" {
-  ami                         = data.aws_ami.debian.id
-  instance_type               = var.instance_type
-  key_name                    = var.ssh_key_name
-  vpc_security_group_ids      = [aws_security_group.router.id]
-  user_data                   = local.cloud_init
-  user_data_replace_on_change = false # a topology change is pushed with SIGHUP, not a new instance
+  ami                    = data.aws_ami.debian.id
+  instance_type          = var.instance_type
+  key_name               = var.ssh_key_name
+  vpc_security_group_ids = [aws_security_group.router.id]
+  user_data              = local.cloud_init
+  # cloud-init writes files only at first boot, so a new topology or config means a new
+  # instance; the new one is up before the old goes, and the Elastic IP moves over.
+  user_data_replace_on_change = true
   tags                        = { Name = "meridian-${var.name}" }
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_eip_association" "router" {

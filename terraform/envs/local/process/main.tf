@@ -51,7 +51,8 @@ locals {
 }
 
 resource "terraform_data" "process" {
-  triggers_replace = [var.restart_on]
+  # A new binary or new arguments restart it too; otherwise destroy would look for the old one.
+  triggers_replace = [var.restart_on, var.binary, var.args]
 
   input = {
     name    = var.name
@@ -61,7 +62,7 @@ resource "terraform_data" "process" {
   }
 
   provisioner "local-exec" {
-    command = "${self.input.scripts}/write-file.sh"
+    command = "'${self.input.scripts}/write-file.sh'"
     environment = {
       FILE    = var.config_file == null ? "" : var.config_file
       CONTENT = var.config
@@ -69,7 +70,8 @@ resource "terraform_data" "process" {
   }
 
   provisioner "local-exec" {
-    command = join(" ", concat(["${self.input.scripts}/start.sh", self.input.binary], [for a in var.args : "'${a}'"]))
+    # Every word single-quoted for the shell (a ' inside becomes '\'').
+    command = join(" ", [for word in concat(["${self.input.scripts}/start.sh", self.input.binary], var.args) : "'${replace(word, "'", "'\\''")}'"])
     environment = {
       NAME    = self.input.name
       RUN_DIR = self.input.run_dir
@@ -79,7 +81,7 @@ resource "terraform_data" "process" {
 
   provisioner "local-exec" {
     when    = destroy
-    command = "${self.input.scripts}/stop.sh"
+    command = "'${self.input.scripts}/stop.sh'"
     environment = {
       NAME    = self.input.name
       RUN_DIR = self.input.run_dir

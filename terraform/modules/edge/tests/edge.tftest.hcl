@@ -30,8 +30,8 @@ run "renders_config_unit_cloud_init_and_topology_entry" {
     error_message = "no admin token unless one is given"
   }
   assert {
-    condition     = strcontains(output.systemd_unit, "ExecStart=/usr/local/bin/edge --config /etc/meridian/edge.toml")
-    error_message = "the unit runs the edge with its config"
+    condition     = strcontains(output.systemd_unit, "LoadCredential=edge.toml:/etc/meridian/edge.toml") && strcontains(output.systemd_unit, "ExecStart=/usr/local/bin/edge --config $${CREDENTIALS_DIRECTORY}/edge.toml")
+    error_message = "the unit hands the dynamic user the root-only config and runs the edge with it"
   }
   assert {
     condition     = yamldecode(nonsensitive(output.cloud_init)).write_files[0].content == nonsensitive(output.config)
@@ -90,6 +90,33 @@ run "a_host_name_address_has_no_dns_entry_by_default" {
     condition     = length(output.topology_entry.dns) == 0
     error_message = "DNS answers need addresses; a host name gives none unless dns is set"
   }
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "listen = [\"0.0.0.0:8080\"]")
+    error_message = "an edge known by name binds every address"
+  }
+}
+
+run "ipv6_addresses_get_brackets" {
+  command = plan
+  variables {
+    address = "2001:db8::7"
+  }
+  assert {
+    condition     = output.topology_entry.http == "http://[2001:db8::7]:8080" && strcontains(nonsensitive(output.config), "listen = [\"[2001:db8::7]:8080\"]")
+    error_message = "IPv6 in URLs and socket addresses is bracketed"
+  }
+  assert {
+    condition     = output.topology_entry.dns == tolist(["2001:db8::7"])
+    error_message = "an IPv6 address is a DNS answer too"
+  }
+}
+
+run "rejects_a_host_name_to_bind" {
+  command = plan
+  variables {
+    listen_address = "edge-7.example"
+  }
+  expect_failures = [var.listen_address]
 }
 
 run "rejects_a_bad_name" {
