@@ -82,7 +82,8 @@ function playHls(url) {
   });
   hls.on(Hls.Events.ERROR, (_, data) => {
     const text = `${data.type}/${data.details}${data.fatal ? ' (fatal)' : ''}`;
-    state.errors.push({ at: Date.now(), text, fatal: data.fatal, url: data.frag?.url || data.url || '' });
+    state.errors.push({ at: Date.now(), text, fatal: data.fatal, url: data.frag?.url || data.url || '',
+      reason: String(data.reason || data.error?.message || ''), level: data.frag?.level, sn: data.frag?.sn });
     // A failed request, not one the player cancelled itself (hls.js aborts in-flight loads
     // when it switches pathway or level).
     const failedLoad = data.details === Hls.ErrorDetails.FRAG_LOAD_ERROR || data.details === Hls.ErrorDetails.FRAG_LOAD_TIMEOUT;

@@ -6,7 +6,8 @@
 //!   now and cloned from the playlist's default pathway (`.`) with that edge's host, so a dead
 //!   edge's pathway disappears from the manifest at once. The order is
 //!   `decision::steering`'s: `_HLS_pathway` says where the player is, so a player on a good edge
-//!   stays there and a player on a failed edge leaves its region.
+//!   stays there, a player on a failed edge leaves its region, and a player on a draining edge
+//!   keeps its pathway (the edge redirects each request to its neighbour region).
 //! - `GET /steer/dash`: the same decision for DASH (`SERVICE-LOCATION-PRIORITY` too; dash.js
 //!   quotes `_DASH_pathway`).
 //! - `GET /r/<path>`: 302 to the chosen edge's URL for that path.

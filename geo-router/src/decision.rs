@@ -145,10 +145,14 @@ pub fn decide(
 /// - **Handed over, stay.** A player on a usable edge with headroom keeps that edge first, even
 ///   when it is not in its nearest region: every pathway switch costs the player a playlist
 ///   reload and risks a stall, so a viewer moved by a failure is not moved back mid-session.
-/// - **Failed, leave the region.** A player whose edge is down or draining gets that region
-///   last: the failure that took its edge may take the region's others (a site, a power feed, an
-///   uplink), and the neighbour region is where DESIGN.md hands viewers over. The region's other
-///   edges keep their own viewers and still take new ones.
+/// - **Failed, leave the region.** A player whose edge is down gets that region last: the
+///   failure that took its edge may take the region's others (a site, a power feed, an uplink),
+///   and the neighbour region is where DESIGN.md hands viewers over. The region's other edges
+///   keep their own viewers and still take new ones.
+/// - **Draining, stay on the pathway.** A draining edge answers each request with a redirect to
+///   its neighbour region, so its players are handed over request by request without switching
+///   pathway: measured, an hls.js pathway switch in mid-stream sometimes drops a fragment ("no
+///   media in msn"), a stall the redirect avoids. New players are not sent to it.
 pub fn steering(
     topology: &Topology,
     status: &[EdgeStatus],
@@ -158,6 +162,7 @@ pub fn steering(
 ) -> Vec<usize> {
     let usable = |i: usize| status.get(i).is_some_and(|s| s.up && !s.draining);
     let headroom = |i: usize| usable(i) && status.get(i).is_some_and(|s| s.load <= overload);
+    let draining = |i: usize| status.get(i).is_some_and(|s| s.up && s.draining);
     let current_region = current
         .and_then(|e| topology.edges.get(e))
         .map(|e| &e.region);
@@ -183,6 +188,15 @@ pub fn steering(
             if let Some(at) = ways.iter().position(|&(_, w)| w == e) {
                 let way = ways.remove(at);
                 ways.insert(0, way);
+            }
+        }
+        Some(e) if draining(e) => {
+            let region = topology
+                .regions
+                .iter()
+                .position(|r| Some(&r.name) == current_region);
+            if let Some(r) = region {
+                ways.insert(0, (r, e));
             }
         }
         // Up but overloaded: no longer sticky, but not failed either; the usual order.
@@ -327,8 +341,14 @@ mod tests {
         status[0].up = true;
         status[0].draining = true;
         assert_eq!(
-            steer(&t, &status, BOSTON, Some("us-east-1"))[0],
-            "eu-west-1"
+            steer(&t, &status, BOSTON, Some("us-east-1")),
+            ["us-east-1", "us-east-2", "eu-west-1", "ap-southeast-1"],
+            "a draining edge's players stay on its pathway: it redirects them itself"
+        );
+        assert_eq!(
+            steer(&t, &status, BOSTON, None)[0],
+            "us-east-2",
+            "new players do not go to a draining edge"
         );
         status[0].draining = false;
         status[2].load = 0.95; // eu-west-1 overloaded: no longer sticky
