@@ -86,15 +86,9 @@ for t in $(seq 0 $((TITLES - 1))); do printf '/vod/bench/t%03d/index.m3u8\n' "$t
 # (A file, not an array: servers are started inside command substitutions.)
 PIDS=$WORK/pids
 : >"$PIDS"
-cleanup() {
-  local pid
-  while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$PIDS"
-  while read -r pid; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done <"$PIDS"
-}
-trap cleanup EXIT
+# shellcheck source=../lib.sh
+. benches/lib.sh
+trap 'stop_pids "$PIDS"' EXIT
 
 # Starts a command in its own session (so its CPU is the session's), records the PID.
 spawn() { # name core cmd...

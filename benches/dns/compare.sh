@@ -14,15 +14,9 @@ mkdir -p "$dir/gdnsd/zones"
 geoip=$PWD/testdata/geoip/meridian-city.mmdb
 pids=$dir/pids
 : >"$pids"
-cleanup() {
-  local pid
-  while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$pids"
-  while read -r pid; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done <"$pids"
-}
-trap cleanup EXIT
+# shellcheck source=../lib.sh
+. benches/lib.sh
+trap 'stop_pids "$pids"' EXIT
 
 # The same names everywhere: the service name (per-client answers where the server can), the
 # apex SOA, and a name that does not exist.
@@ -138,12 +132,7 @@ PY
 }
 
 stop_all() {
-  local pid
-  while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$pids"
-  while read -r pid; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done <"$pids"
+  stop_pids "$pids"
   : >"$pids"
 }
 
