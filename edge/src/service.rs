@@ -39,6 +39,8 @@ pub struct Edge {
     pub name: String,
     pub region: String,
     served_by: HeaderValue,
+    /// This edge's name, sent to the origin in `meridian-edge` (see `fetch_headers`).
+    name_header: HeaderValue,
     pub store: Store<CachedMeta>,
     fills: Fills,
     upstream: Upstream,
@@ -83,10 +85,13 @@ impl Edge {
             .map_err(|_| {
                 EdgeError::Internal("name or region is not a valid header value".into())
             })?;
+        let name_header = HeaderValue::from_str(&config.name)
+            .map_err(|_| EdgeError::Internal("name is not a valid header value".into()))?;
         Ok(Self {
             name: config.name.clone(),
             region: config.region.clone(),
             served_by,
+            name_header,
             store,
             fills: Fills::default(),
             upstream,
@@ -340,6 +345,10 @@ impl Edge {
             return fill;
         }
         let mut headers = HeaderMap::new();
+        // The edge names itself: a steering origin puts the name into the steering server's URI
+        // in multivariant playlists, so the router knows which edge a player's first pathway
+        // is. Every edge has its own store, so the varying playlist is never shared.
+        headers.insert("meridian-edge", self.name_header.clone());
         if let Some(ae) = request_headers.get(header::ACCEPT_ENCODING) {
             headers.insert(header::ACCEPT_ENCODING, ae.clone());
         }

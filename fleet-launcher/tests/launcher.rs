@@ -54,6 +54,17 @@ async fn the_local_fleet_serves_fails_over_and_stops_cleanly() {
         std::fs::read(testdata().join(format!("media{segment}"))).expect("segment")
     );
     assert!(served.header("x-served-by").contains("region=eu-west"));
+    // The multivariant playlist through that edge names it in the steering URI, so the router
+    // knows which edge the player's default pathway is.
+    let edge_base = location.trim_end_matches(segment);
+    let master = get(&format!("{edge_base}/vod/big-clock/master.m3u8"), &[])
+        .await
+        .text();
+    let edge_name = served.header("x-served-by").split(';').next().unwrap_or("");
+    assert!(
+        master.contains(&format!("/steer/hls?edge={edge_name}\"")),
+        "{master}"
+    );
 
     // Kill that edge through the control API: the router stops naming it.
     let edge = served

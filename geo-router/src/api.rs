@@ -110,6 +110,13 @@ fn client_ip(
     }
 }
 
+/// What a query value must escape: everything but RFC 3986's unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) -> Response<Body> {
     let params = params(query);
     let ip = match client_ip(router, &params, peer) {
@@ -129,9 +136,16 @@ fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) ->
     });
     let routed = router.route(Some(ip));
     let topology = &routed.snapshot.topology;
-    let current_edge = current
-        .as_deref()
-        .and_then(|name| topology.edges.iter().position(|e| e.name == name));
+    let by_name = |name: &str| topology.edges.iter().position(|e| e.name == name);
+    // `edge=` (put into the steering URI by the origin for the edge that fetched the playlist)
+    // says which edge the default pathway `.` is. With it, a player still on `.` is on that edge
+    // and keeps it, under the name `.`: no pathway switch as playback starts.
+    let default_edge = param(&params, "edge").and_then(by_name);
+    let current_edge = match current.as_deref() {
+        Some(".") => default_edge,
+        Some(name) => by_name(name),
+        None => None,
+    };
     let ways = decision::steering(
         topology,
         &routed.snapshot.status,
@@ -142,10 +156,17 @@ fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) ->
     tracing::debug!(client = %ip, current = ?current, throughput = ?throughput, "steering");
     let ids: Vec<&str> = ways
         .iter()
-        .map(|&e| topology.edges[e].name.as_str())
+        .map(|&e| {
+            if Some(e) == default_edge {
+                "."
+            } else {
+                topology.edges[e].name.as_str()
+            }
+        })
         .collect();
     let clones: Vec<serde_json::Value> = ways
         .iter()
+        .filter(|&&e| Some(e) != default_edge)
         .map(|&e| {
             let edge = &topology.edges[e];
             // hls.js applies HOST to the URL's host name only, so a port there would make the
@@ -170,7 +191,7 @@ fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) ->
         .map(|(k, v)| {
             format!(
                 "{k}={}",
-                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                percent_encoding::utf8_percent_encode(v, QUERY_VALUE)
             )
         })
         .collect();

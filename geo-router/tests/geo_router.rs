@@ -482,6 +482,33 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
         "dash.js takes HOST with its port"
     );
 
+    // A player still on the default pathway `.` of a playlist that eu-west-2 fetched: it stays
+    // there, under the name `.`, with no clone of eu-west-2 to switch to.
+    let fresh = get(
+        &format!(
+            "{}/steer/hls?client=198.51.100.7&edge=eu-west-2&_HLS_pathway=.",
+            router.process.addr("http")
+        ),
+        &[],
+    )
+    .await;
+    let fresh: serde_json::Value = serde_json::from_slice(&fresh.body).expect("JSON");
+    assert_eq!(fresh["PATHWAY-PRIORITY"][0], ".", "{fresh}");
+    assert!(
+        fresh["PATHWAY-CLONES"]
+            .as_array()
+            .expect("clones")
+            .iter()
+            .all(|c| c["ID"] != "eu-west-2" && c["BASE-ID"] == "."),
+        "{fresh}"
+    );
+    assert!(
+        fresh["RELOAD-URI"]
+            .as_str()
+            .is_some_and(|u| u.contains("edge=eu-west-2")),
+        "{fresh}"
+    );
+
     let redirect = get(
         &format!(
             "{}/r/vod/big-clock/master.m3u8?client=192.0.2.1&token=x",
@@ -525,6 +552,12 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
     )
     .await;
     assert_eq!(steering_ids(&router, "198.51.100.7").await[0], "eu-west-2");
+    let on_default = hls_from(".&edge=eu-west-1").await;
+    assert_eq!(
+        on_default,
+        ["us-east-1", "ap-southeast-1", "eu-west-2"],
+        "a player whose default pathway is the dead edge leaves it and its region"
+    );
     assert_eq!(
         hls_from("us-east-1").await[0],
         "us-east-1",
@@ -544,13 +577,16 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
     .await;
 }
 
-/// A free loopback port, found by binding port 0 and letting it go.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// A free address for a router whose peers must know it before it starts: port 0 bound and let
+/// go on a loopback address of this test's own (127.77.x.y), so that no other test's listener or
+/// outgoing connection can take the port in between.
+fn free_addr(n: u8) -> std::net::SocketAddr {
+    let pid = std::process::id();
+    let ip = std::net::Ipv4Addr::new(127, 77, (pid % 251) as u8, n);
+    std::net::TcpListener::bind((ip, 0))
         .expect("bind")
         .local_addr()
         .expect("addr")
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -559,14 +595,14 @@ async fn a_router_cut_off_from_the_edges_does_not_drop_them_on_its_own_word() {
     let (_servers, topology) = healthy_fleet(dir.path()).await;
     // The cut-off router's probes go nowhere: every admin URL is a closed port.
     let cut_topology = dir.path().join("cut.toml");
-    let closed: Vec<String> = EDGES
-        .iter()
-        .map(|_| format!("http://127.0.0.1:{}", free_port()))
+    // Nothing listens on this address at all.
+    let closed: Vec<String> = (0..EDGES.len())
+        .map(|i| format!("http://127.78.0.{}:9", i + 1))
         .collect();
     write_topology(&cut_topology, &closed);
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let url = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
-    let http = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let addrs: Vec<std::net::SocketAddr> = (1..=3).map(free_addr).collect();
+    let url = |i: usize| format!("http://{}", addrs[i]);
+    let http = |i: usize| addrs[i].to_string();
     let (h0, h1, h2) = (http(0), http(1), http(2));
     let (u0, u1, u2) = (url(0), url(1), url(2));
     let a = start_router(

@@ -124,7 +124,12 @@ impl Origin {
             return (response, MediaKind::Other);
         }
         let (kind, _) = media::classify(request.uri().path());
-        match self.representation(request.uri().path()).await {
+        let edge = request
+            .headers()
+            .get(EDGE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|name| valid_edge_name(name));
+        match self.representation(request.uri().path(), edge).await {
             Ok(rep) => {
                 let kind = rep.kind;
                 (
@@ -136,7 +141,11 @@ impl Origin {
         }
     }
 
-    async fn representation(&self, raw_path: &str) -> Result<Representation, Refusal> {
+    async fn representation(
+        &self,
+        raw_path: &str,
+        edge: Option<&str>,
+    ) -> Result<Representation, Refusal> {
         let segments = paths::segments(raw_path)?;
         match segments.as_slice() {
             [live, title, rendition, name] if live == "live" => {
@@ -146,26 +155,32 @@ impl Origin {
                 if let Some(k) = live::parse_segment_name(name) {
                     return self.live_segment(title, rendition, k).await;
                 }
-                self.file(&vod_path(title, &[rendition, name])).await
+                self.file(&vod_path(title, &[rendition, name]), edge).await
             }
             [live, title, rest @ ..] if live == "live" && !rest.is_empty() => {
                 let rest: Vec<&String> = rest.iter().collect();
-                self.file(&vod_path(title, &rest)).await
+                self.file(&vod_path(title, &rest), edge).await
             }
-            _ => self.file(&segments).await,
+            _ => self.file(&segments, edge).await,
         }
     }
 
-    async fn file(&self, segments: &[String]) -> Result<Representation, Refusal> {
+    async fn file(
+        &self,
+        segments: &[String],
+        edge: Option<&str>,
+    ) -> Result<Representation, Refusal> {
         let path = paths::resolve(&self.root, segments).await?;
         let (kind, content_type) = media::classify(&segments.join("/"));
         if kind == MediaKind::Playlist {
             let extension = path.extension().and_then(|e| e.to_str());
             if let (Some("m3u8"), Some(server)) = (extension, &self.steering_hls) {
-                return steered(&path, content_type, |text| hls_steering(text, server)).await;
+                let server = steering_uri(server, edge);
+                return steered(&path, content_type, |text| hls_steering(text, &server)).await;
             }
             if let (Some("mpd"), Some(server)) = (extension, &self.steering_dash) {
-                return steered(&path, content_type, |text| dash_steering(text, server)).await;
+                let server = steering_uri(server, edge);
+                return steered(&path, content_type, |text| dash_steering(text, &server)).await;
             }
         }
         let cache_control = match kind {
@@ -264,7 +279,7 @@ impl Origin {
         let uri = &live::vod_segment(&vod, k).uri;
         let mut parts = vec![rendition];
         parts.extend(uri.split('/'));
-        self.file(&vod_path(title, &parts)).await
+        self.file(&vod_path(title, &parts), None).await
     }
 
     /// The JSON for `/status`.
@@ -324,6 +339,30 @@ async fn steered(
     ))
 }
 
+/// The request header in which an edge names itself when it fetches from the origin.
+pub const EDGE_HEADER: &str = "meridian-edge";
+
+/// An edge name fit to go into a URL's query as it is.
+fn valid_edge_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// The steering server's URI for a playlist fetched by `edge`: with `edge=<name>`, the steering
+/// server knows which edge the player's first pathway (`.`, the host it fetched the playlist
+/// from) is, so it can keep the player there instead of switching pathway as playback starts
+/// (an hls.js pathway switch before the first fragment is buffered sometimes never recovers).
+fn steering_uri(server: &str, edge: Option<&str>) -> String {
+    match edge {
+        Some(edge) if server.contains('?') => format!("{server}&edge={edge}"),
+        Some(edge) => format!("{server}?edge={edge}"),
+        None => server.to_owned(),
+    }
+}
+
 /// Adds `#EXT-X-CONTENT-STEERING` to a multivariant playlist (media playlists pass unchanged).
 /// Variant URIs stay relative, so the steering server's pathway clones (which replace the host)
 /// send the player to the edge they name.
@@ -375,6 +414,22 @@ mod steering_tests {
         ));
         let media = "#EXTM3U\n#EXTINF:2,\nseg.m4s\n".to_owned();
         assert_eq!(hls_steering(media.clone(), "http://r"), media);
+    }
+
+    #[test]
+    fn the_fetching_edge_is_named_in_the_steering_uri() {
+        assert_eq!(
+            steering_uri("http://r/steer/hls", Some("eu-west-1")),
+            "http://r/steer/hls?edge=eu-west-1"
+        );
+        assert_eq!(
+            steering_uri("http://r/steer/hls?x=1", Some("a")),
+            "http://r/steer/hls?x=1&edge=a"
+        );
+        assert_eq!(steering_uri("http://r/s", None), "http://r/s");
+        assert!(valid_edge_name("us-east-1") && valid_edge_name("edge_2.a"));
+        assert!(!valid_edge_name("a&b") && !valid_edge_name("") && !valid_edge_name("a b"));
+        assert!(!valid_edge_name(&"x".repeat(65)));
     }
 
     #[test]

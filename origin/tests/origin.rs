@@ -291,6 +291,26 @@ async fn multivariant_playlists_carry_the_steering_server() {
         "#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://127.0.0.1:8053/steer/hls\",PATHWAY-ID=\".\""
     );
     assert!(!master.header("etag").is_empty());
+    // An edge that names itself gets its name into the steering URI; a name that does not
+    // belong in a URL is ignored.
+    for (name, uri) in [
+        (
+            "eu-west-1",
+            "http://127.0.0.1:8053/steer/hls?edge=eu-west-1",
+        ),
+        ("a&b=c", "http://127.0.0.1:8053/steer/hls"),
+    ] {
+        let master = get(
+            &format!("{}/vod/big-clock/master.m3u8", origin.addr("http")),
+            &[("meridian-edge", name)],
+        )
+        .await;
+        assert!(
+            master.text().contains(&format!("SERVER-URI=\"{uri}\"")),
+            "{}",
+            master.text()
+        );
+    }
     let media = get(
         &format!("{}/vod/big-clock/720p/index.m3u8", origin.addr("http")),
         &[],

@@ -56,6 +56,9 @@ after(async () => {
 
 async function openPlayer(client, { protocol = 'hls', stream = 'live/big-clock' } = {}) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // hls.js and dash.js warn on the console; kept for the failure message.
+  page.consoleLines = [];
+  page.on('console', (m) => { if (m.type() !== 'log') page.consoleLines.push(`${m.type()}: ${m.text()}`.slice(0, 300)); });
   await page.goto(`http://${control}/`);
   await page.selectOption('#client', client);
   await page.selectOption('#protocol', protocol);
@@ -72,7 +75,20 @@ async function playFor(page, seconds, limitMs) {
   const deadline = Date.now() + limitMs;
   let last = start;
   while (last - start < seconds) {
-    assert.ok(Date.now() < deadline, `playback advanced only ${(last - start).toFixed(1)} s of ${seconds} s`);
+    if (Date.now() >= deadline) {
+      // Say why: the player's own state and log, so a failure in CI explains itself.
+      const why = await page.evaluate(() => {
+        const v = document.getElementById('video');
+        const ranges = [];
+        for (let i = 0; i < v.buffered.length; i++) ranges.push([+v.buffered.start(i).toFixed(2), +v.buffered.end(i).toFixed(2)]);
+        const m = window.meridian;
+        return { currentTime: v.currentTime, paused: v.paused, readyState: v.readyState, networkState: v.networkState,
+          mediaError: v.error && v.error.message, buffered: ranges, fatal: m.fatal, pathway: m.pathway,
+          errors: m.errors.slice(-10), log: m.log.slice(-10), stalls: m.stalls };
+      });
+      why.console = page.consoleLines.slice(-15);
+      assert.fail(`playback advanced only ${(last - start).toFixed(1)} s of ${seconds} s: ${JSON.stringify(why)}`);
+    }
     await page.waitForTimeout(250);
     last = await position(page);
   }
