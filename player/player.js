@@ -17,6 +17,8 @@ const state = (window.meridian = {
 
 const config = await (await fetch('/api/config')).json();
 const client = () => $('client').value;
+// ?debug on the page's URL turns the player libraries' own logs on (the browser console).
+const debugging = new URLSearchParams(location.search).has('debug');
 let player = null;
 
 function servedBy(headerValue) {
@@ -51,7 +53,7 @@ function stop() {
 function playHls(url) {
   const hls = new Hls({
     contentSteeringEnabled: true,
-    debug: { log() {}, info() {}, debug() {}, warn: (...a) => console.warn(...a), error: (...a) => console.error(...a) },
+    debug: debugging ? true : { log() {}, info() {}, debug() {}, warn: (...a) => console.warn(...a), error: (...a) => console.error(...a) },
     lowLatencyMode: false,
     // Fail over fast: a dead edge refuses at once on loopback; do not keep retrying it.
     fragLoadPolicy: { default: {
@@ -113,7 +115,7 @@ function playDash(url) {
   // Fail over fast, as for hls.js: one quick retry, then the next pathway. A short buffer, as
   // hls.js keeps for live: dash.js would otherwise fetch a whole short VOD title at once, and a
   // handover must work while the player is still fetching.
-  dash.updateSettings({ streaming: {
+  dash.updateSettings({ debug: { logLevel: debugging ? dashjs.Debug.LOG_LEVEL_DEBUG : dashjs.Debug.LOG_LEVEL_WARNING }, streaming: {
     applyContentSteering: true,
     buffer: { stableBufferTime: 6, bufferTimeAtTopQuality: 6, bufferTimeAtTopQualityLongForm: 6 },
     retryAttempts: { MediaSegment: 1, InitializationSegment: 1, MPD: 2 },
@@ -166,6 +168,7 @@ function start() {
   // The router's redirect sends the viewer to the nearest edge; steering takes over from there.
   const url = `${config.router}/r/${kind}/${title}/${file}?client=${encodeURIComponent(client())}`;
   player = $('protocol').value === 'hls' ? playHls(url) : playDash(url);
+  state.player = player; // for debugging from the console
   $('video').play().catch(() => {});
 }
 

@@ -9,6 +9,8 @@
 //! - [`respond`]: one representation (file or generated text) to a response: validators,
 //!   conditional requests, byte ranges, streaming.
 //! - [`live`]: sliding-window HLS playlists built by looping VOD playlists.
+//! - [`live_dash`]: dynamic DASH MPDs for the same live channels, on one continuous timeline.
+//! - [`mp4`]: moves a fragmented-MP4 segment along the timeline (for live DASH).
 //! - [`service`]: the request handler that ties these together, with CORS.
 //! - [`metrics`]: the Prometheus metrics of the origin.
 //!
@@ -16,7 +18,9 @@
 
 pub mod config;
 pub mod live;
+pub mod live_dash;
 pub mod metrics;
+pub mod mp4;
 pub mod paths;
 pub mod respond;
 pub mod service;

@@ -24,7 +24,9 @@ use video_http::media::{self, MediaKind};
 use crate::Error;
 use crate::config::{LiveConfig, OriginConfig};
 use crate::live;
+use crate::live_dash;
 use crate::metrics::Metrics;
+use crate::mp4;
 use crate::paths::{self, PathError};
 use crate::respond::{self, Representation};
 
@@ -155,7 +157,13 @@ impl Origin {
                 if let Some(k) = live::parse_segment_name(name) {
                     return self.live_segment(title, rendition, k).await;
                 }
+                if let Some(k) = live_dash::parse_segment_name(name) {
+                    return self.live_dash_segment(title, rendition, k).await;
+                }
                 self.file(&vod_path(title, &[rendition, name]), edge).await
+            }
+            [live, title, name] if live == "live" && name == "manifest.mpd" => {
+                self.live_mpd(title, edge).await
             }
             [live, title, rest @ ..] if live == "live" && !rest.is_empty() => {
                 let rest: Vec<&String> = rest.iter().collect();
@@ -248,9 +256,7 @@ impl Origin {
     async fn live_playlist(&self, title: &str, rendition: &str) -> Result<Representation, Refusal> {
         let vod = self.vod_playlist(title, rendition).await?;
         let interval = self.interval(&vod);
-        let elapsed = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
+        let elapsed = since_epoch();
         let completed = live::completed_segments(elapsed, interval);
         let text = live::playlist(&vod, completed, self.live.window).ok_or(Refusal {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -269,6 +275,135 @@ impl Origin {
         ))
     }
 
+    /// The live channel's dynamic MPD, from the title's VOD MPD. Its timeline follows the live
+    /// interval, as the HLS playlists do.
+    async fn live_mpd(&self, title: &str, edge: Option<&str>) -> Result<Representation, Refusal> {
+        let path = paths::resolve(&self.root, &vod_path(title, &["manifest.mpd"])).await?;
+        let internal = |message: String| {
+            tracing::error!(path = %path.display(), %message, "internal: cannot make a live MPD");
+            Refusal {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("internal: cannot make a live MPD: {message}"),
+            }
+        };
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+        let vod = live_dash::VodMpd::parse(&text).map_err(|e| internal(e.to_string()))?;
+        // The channel advances as the HLS one does (the first representation's playlist says how
+        // long a segment is, unless the config sets the interval).
+        let mut interval = vod.segment_duration;
+        if let Some(id) = vod.representations.first() {
+            interval = self.interval(&*self.vod_playlist(title, id).await?);
+        }
+        let elapsed = since_epoch();
+        let completed = live::completed_segments(elapsed, interval);
+        let mut text = live_dash::mpd(
+            &vod,
+            completed,
+            self.live.window,
+            interval,
+            SystemTime::now(),
+        )
+        .ok_or(Refusal {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the live channel has no segment yet".into(),
+        })?;
+        if let Some(server) = &self.steering_dash {
+            text = dash_steering(text, &steering_uri(server, edge));
+        }
+        let changed =
+            SystemTime::UNIX_EPOCH + interval.saturating_mul(completed.min(u32::MAX as u64) as u32);
+        Ok(Representation::memory(
+            Bytes::from(text),
+            MediaKind::Playlist,
+            "application/dash+xml",
+            format!("public, max-age={}", interval.as_secs() / 2),
+            changed,
+        ))
+    }
+
+    /// Live DASH segment `k`: live segment `k` with its decode times `k div N` loops later, so
+    /// the channel is one continuous timeline (see `live_dash`). The loop lasts as long as the
+    /// rendition's VOD playlist says, to the millisecond.
+    async fn live_dash_segment(
+        &self,
+        title: &str,
+        rendition: &str,
+        k: u64,
+    ) -> Result<Representation, Refusal> {
+        let vod = self.vod_playlist(title, rendition).await?;
+        let segment = self.live_segment_for(&vod, title, rendition, k).await?;
+        let n = vod.segments.len() as u64;
+        let loop_ms: f64 = vod
+            .segments
+            .iter()
+            .map(|s| s.duration.parse::<f64>().unwrap_or(0.0))
+            .sum::<f64>()
+            * 1000.0;
+        let by = Duration::from_millis(loop_ms.round() as u64).saturating_mul((k / n) as u32);
+        let dir = vod_path(title, &[rendition]);
+        let internal = |message: String| {
+            tracing::error!(title, rendition, k, %message, "internal: cannot make a live DASH segment");
+            Refusal {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("internal: cannot make live DASH segment {k}: {message}"),
+            }
+        };
+        let init_uri = vod
+            .map_uri
+            .as_deref()
+            .ok_or_else(|| internal("the VOD playlist has no EXT-X-MAP".into()))?;
+        let mut init_parts = dir.clone();
+        init_parts.extend(init_uri.split('/').map(str::to_owned));
+        let init_path = paths::resolve(&self.root, &init_parts).await?;
+        let init = tokio::fs::read(&init_path)
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+        let timescale = mp4::timescale(&init).map_err(|e| internal(e.to_string()))?;
+        let mut parts = dir;
+        parts.extend(segment.split('/').map(str::to_owned));
+        let path = paths::resolve(&self.root, &parts).await?;
+        let mut bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+        mp4::shift(&mut bytes, by, timescale).map_err(|e| internal(e.to_string()))?;
+        let modified = tokio::fs::metadata(&path)
+            .await
+            .and_then(|m| m.modified())
+            .map_err(|e| internal(e.to_string()))?;
+        let (kind, content_type) = media::classify(&path.to_string_lossy());
+        Ok(Representation::memory(
+            Bytes::from(bytes),
+            kind,
+            content_type,
+            SEGMENT_CACHE.to_owned(),
+            modified,
+        ))
+    }
+
+    /// The VOD segment URI (relative to the rendition) that live segment `k` repeats, once it
+    /// exists.
+    async fn live_segment_for(
+        &self,
+        vod: &live::VodPlaylist,
+        title: &str,
+        rendition: &str,
+        k: u64,
+    ) -> Result<String, Refusal> {
+        // A live origin cannot serve the future: a player that asks early gets a 404 that no
+        // cache keeps, as from a real packager.
+        let elapsed = since_epoch();
+        if k >= live::completed_segments(elapsed, self.interval(vod)) {
+            tracing::debug!(title, rendition, k, "live segment asked for early");
+            return Err(Refusal {
+                status: StatusCode::NOT_FOUND,
+                message: format!("live segment {k} is not available yet"),
+            });
+        }
+        Ok(live::vod_segment(vod, k).uri.clone())
+    }
+
     async fn live_segment(
         &self,
         title: &str,
@@ -276,7 +411,7 @@ impl Origin {
         k: u64,
     ) -> Result<Representation, Refusal> {
         let vod = self.vod_playlist(title, rendition).await?;
-        let uri = &live::vod_segment(&vod, k).uri;
+        let uri = self.live_segment_for(&vod, title, rendition, k).await?;
         let mut parts = vec![rendition];
         parts.extend(uri.split('/'));
         self.file(&vod_path(title, &parts), None).await
@@ -303,6 +438,13 @@ impl Origin {
             "draining": draining,
         })
     }
+}
+
+/// The live clock: time since the Unix epoch (live channels count segments from it).
+fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 fn vod_path<S: AsRef<str>>(title: &str, rest: &[S]) -> Vec<String> {

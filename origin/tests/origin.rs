@@ -269,6 +269,93 @@ fn media_sequence(playlist: &str) -> u64 {
         .unwrap_or_else(|| panic!("no media sequence in:\n{playlist}"))
 }
 
+/// The first video frame's time in a fragmented MP4 made of `init` and `segment`, by ffprobe.
+fn first_frame_time(dir: &Path, init: &[u8], segment: &[u8]) -> f64 {
+    let file = dir.join("probe.mp4");
+    std::fs::write(&file, [init, segment].concat()).expect("write");
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=start_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe must be installed (apt-get install ffmpeg); .ci/run installs it");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "ffprobe said {text:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn live_dash_is_one_timeline_across_loop_points() {
+    let origin = start_origin(
+        &media(),
+        &["--steering-dash", "http://127.0.0.1:8053/steer/dash"],
+    );
+    let base = format!("{}/live/big-clock", origin.addr("http"));
+    let mpd = get(&format!("{base}/manifest.mpd"), &[]).await;
+    assert_eq!(mpd.status, StatusCode::OK);
+    assert_eq!(mpd.header("content-type"), "application/dash+xml");
+    let text = mpd.text();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed MPD");
+    let root = doc.root_element();
+    assert_eq!(root.attribute("type"), Some("dynamic"));
+    assert_eq!(
+        root.attribute("availabilityStartTime"),
+        Some("1970-01-01T00:00:00Z")
+    );
+    assert!(
+        doc.descendants().any(|n| n.has_tag_name("ContentSteering")),
+        "{text}"
+    );
+    let template = doc
+        .descendants()
+        .find(|n| n.has_tag_name("SegmentTemplate"))
+        .expect("SegmentTemplate");
+    assert_eq!(
+        template.attribute("media"),
+        Some("$RepresentationID$/dash_$Number$.m4s")
+    );
+
+    // The newest segment and the same one a loop (16 segments, 32 s) earlier: one timeline,
+    // each segment starting at its number times 2 s since the epoch.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let newest = now / 2 - 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let init = get(&format!("{base}/720p/init.mp4"), &[]).await.body;
+    for k in [newest, newest - 16] {
+        let reply = get(&format!("{base}/720p/dash_{k}.m4s"), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "dash_{k}");
+        assert!(reply.header("cache-control").contains("immutable"));
+        let start = first_frame_time(dir.path(), &init, &reply.body);
+        assert!(
+            (start - (k * 2) as f64).abs() < 0.001,
+            "dash_{k} starts at {start}, not {}",
+            k * 2
+        );
+    }
+    // The future is not served, and nothing tells a cache to keep the refusal.
+    for name in [
+        format!("dash_{}.m4s", newest + 3),
+        format!("live_{}.m4s", newest + 3),
+    ] {
+        let reply = get(&format!("{base}/720p/{name}"), &[]).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{name}");
+        assert!(reply.header("cache-control").is_empty() && reply.header("etag").is_empty());
+    }
+}
+
 #[tokio::test]
 async fn multivariant_playlists_carry_the_steering_server() {
     let origin = start_origin(

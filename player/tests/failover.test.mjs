@@ -162,8 +162,8 @@ test('drain of the serving edge: no stall and no failed segment request', async 
   await act(drained.edge, 'undrain');
 });
 
-test('DASH (dash.js, content steering): kill -9 of the serving edge, playback carries on from another region', async () => {
-  const page = await openPlayer('203.0.113.10', { protocol: 'dash', stream: 'vod/big-clock' });
+test('live DASH (dash.js, content steering): kill -9 of the serving edge, playback carries on from another region', async () => {
+  const page = await openPlayer('203.0.113.10', { protocol: 'dash', stream: 'live/big-clock' });
   await playFor(page, 8, 40_000);
   const victim = await servingEdge(page);
   const killing = Date.now();
