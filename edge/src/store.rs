@@ -20,14 +20,15 @@
 //! does it: objects of the emptied region that were read since they were written are written
 //! again at the start of the reopened region (up to half of it), so a hot object does not leave
 //! with its cold neighbours. The benchmark's simulator measured it closing most of the hit-ratio
-//! gap to object-level LRU (benches/results/report.md). The survivors are copied out under the
-//! lock, but written back outside it, as any record is: until then they are served from their
-//! copies in memory (`pending`), so lookups do not wait for the rewrite of half a region
-//! (`cargo bench -p edge --bench eviction` measures the longest wait).
+//! gap to object-level LRU (benches/results/report.md). The lock is held only for index
+//! updates: survivors are copied out and written back without it, and served from their copies
+//! in memory (`pending`) in between (`Inner::empty_region`; `cargo bench -p edge --bench
+//! eviction` counts the lookups that waited).
 //!
 //! **Readers never see bytes being overwritten.** A lookup pins the object's region (a counter
 //! taken under the index lock) until the last `Bytes` of its body is dropped; a pinned region is
-//! never chosen for eviction. Records are written before they enter the index, so no reader can
+//! never chosen for eviction, and a region being emptied is rewritten only once its keys have
+//! left the index and its pins have dropped to zero. Records are written before they enter the index, so no reader can
 //! reach a record that is still being written.
 //!
 //! **Crashes.** A record is written in full as RESERVED, then its checksum (xxh3 over key, meta,
@@ -159,6 +160,24 @@ struct Survivor<M> {
     total: u64,
     seq: u64,
 }
+
+/// A survivor as planned under the lock, before its body is copied out.
+struct Planned {
+    key: String,
+    /// Where its record was, to tell whether the index still points at this one.
+    offset: u64,
+    body_start: u64,
+    body_len: u64,
+    meta_bytes: Vec<u8>,
+    total: u64,
+    seq: u64,
+}
+
+/// Room reserved for one record: region, offset in it, the region's epoch, the record's seq.
+type Reservation = (usize, u64, u64, u64);
+
+/// How long emptying a region waits for readers still sending its bodies.
+const PIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A survivor waiting for its rewrite, as lookups see it.
 struct Pending<M> {
@@ -353,20 +372,7 @@ impl<M: Meta> Store<M> {
             return Err(StoreError::TooLarge(body_len));
         }
 
-        let (reserved, rewrite) = {
-            let mut state = inner.lock();
-            let (room, rewrite) = inner.region_with_room(&mut state, total);
-            let reserved = room.map(|region| {
-                let r = &mut state.regions[region];
-                let offset = r.fill;
-                r.fill += total;
-                r.writers += 1;
-                let epoch = r.epoch;
-                state.seq += 1;
-                (region, offset, epoch, state.seq)
-            });
-            (reserved, rewrite)
-        };
+        let (reserved, rewrite) = inner.reserve(total);
         // An eviction's survivors are written first: they are in memory until they are.
         if let Some(rewrite) = rewrite {
             inner.rewrite(rewrite);
@@ -547,9 +553,9 @@ impl<M: Meta> Inner<M> {
         // SAFETY: the range is inside the mapping (checked above), which lives as long as
         // `self`. Callers only write ranges they own exclusively: a freshly reserved record or
         // a survivor's (not in the index, region not evictable while its writer count is
-        // raised), a region header while the region is being reset under the lock with no pins
-        // and no writers, or a record's magic under the lock (readers only read body bytes,
-        // never the magic).
+        // raised), a region header while the region is reset under the lock by the call that
+        // claimed it, once no key points into it and no pins are left, or a record's magic
+        // under the lock (readers only read body bytes, never the magic).
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
@@ -563,7 +569,9 @@ impl<M: Meta> Inner<M> {
     fn read(&self, offset: u64, len: u64) -> &[u8] {
         assert!(offset + len <= self.capacity, "store read out of bounds");
         // SAFETY: the range is inside the mapping, which outlives the borrow of `self`. Callers
-        // read only committed records in pinned regions (never written until unpinned) or, during
+        // read only committed records in pinned regions (never written until unpinned), the
+        // bodies of a region claimed for emptying by the reading call itself (nobody appends to
+        // or resets a claimed region, and no record's body is ever written in place) or, during
         // recovery, before any writer exists.
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset as usize), len as usize) }
     }
@@ -641,9 +649,10 @@ impl<M: Meta> Inner<M> {
 
     /// The objects of region `r` worth keeping when it is evicted: read since they were written,
     /// at most half a region of them and never crowding out the `needed` bytes of the record
-    /// being placed, copied out (the region is about to be rewritten). Each keeps its record's
-    /// sequence number, so a newer write of the same key, still in flight, wins at recovery.
-    fn survivors(&self, state: &State<M>, r: usize, needed: u64) -> Vec<Survivor<M>> {
+    /// being placed. Planned under the lock, copied out without it (`empty_region`). Each keeps
+    /// its record's sequence number, so a newer write of the same key, in flight, wins at
+    /// recovery.
+    fn survivors(&self, state: &State<M>, r: usize, needed: u64) -> Vec<Planned> {
         let room = self.region_size - REGION_HEADER;
         let budget = (room / 2).min(room.saturating_sub(needed));
         let mut used = 0;
@@ -658,20 +667,19 @@ impl<M: Meta> Inner<M> {
                 continue;
             }
             // Sized from the meta as it is now (a revalidation may have grown it).
-            let meta = slot.meta.encode();
-            let total = align(RECORD_HEADER + key.len() as u64 + meta.len() as u64 + slot.body_len);
+            let meta_bytes = slot.meta.encode();
+            let total =
+                align(RECORD_HEADER + key.len() as u64 + meta_bytes.len() as u64 + slot.body_len);
             if used + total > budget {
                 continue;
             }
             used += total;
-            let body = Bytes::copy_from_slice(
-                self.read(self.region_size * r as u64 + slot.body_start, slot.body_len),
-            );
-            out.push(Survivor {
+            out.push(Planned {
                 key: key.clone(),
-                meta: slot.meta.clone(),
-                meta_bytes: meta,
-                body,
+                offset: slot.offset,
+                body_start: slot.body_start,
+                body_len: slot.body_len,
+                meta_bytes,
                 total,
                 seq: self.seq_of(slot),
             });
@@ -679,35 +687,28 @@ impl<M: Meta> Inner<M> {
         out
     }
 
-    /// Places `survivors` at the start of region `r`, just reset: reserves their ranges (the
-    /// region's writer count stays raised until `rewrite` has written them) and serves them
-    /// from memory meanwhile.
+    /// Places the survivors still wanted at the start of region `r`, just reset: reserves
+    /// their ranges for `rewrite`, which the region's claim (its raised writer count) covers.
     fn place(
         &self,
         state: &mut State<M>,
         r: usize,
         survivors: Vec<Survivor<M>>,
     ) -> Option<Rewrite<M>> {
-        if survivors.is_empty() {
-            return None;
-        }
         let mut items = Vec::with_capacity(survivors.len());
         for s in survivors {
+            // A newer write or a purge while the region emptied: nothing to keep.
+            if state.pending.get(&s.key).is_none_or(|p| p.seq != s.seq) {
+                continue;
+            }
             let region = &mut state.regions[r];
             let offset = region.fill;
             region.fill += s.total;
-            state.pending.insert(
-                s.key.clone(),
-                Pending {
-                    meta: s.meta.clone(),
-                    body: s.body.clone(),
-                    seq: s.seq,
-                },
-            );
             items.push((offset, s));
         }
-        state.regions[r].writers += 1;
-        state.evicted_objects = state.evicted_objects.saturating_sub(items.len() as u64);
+        if items.is_empty() {
+            return None;
+        }
         Some(Rewrite {
             region: r,
             epoch: state.regions[r].epoch,
@@ -770,56 +771,158 @@ impl<M: Meta> Inner<M> {
         state.reinserted_objects += kept;
     }
 
-    /// Finds room for a record of `total` bytes: the open region, else a free one, else the
-    /// least recently used region nobody pins or writes, emptied (keeping its read objects:
-    /// the returned `Rewrite`, which the caller writes after releasing the lock).
-    fn region_with_room(
-        &self,
-        state: &mut State<M>,
-        total: u64,
-    ) -> (Result<usize, StoreError>, Option<Rewrite<M>>) {
-        if let Some(open) = state.open
-            && state.regions[open].fill + total <= self.region_size
-        {
-            return (Ok(open), None);
-        }
-        let Some(candidate) = (0..self.region_count)
-            .filter(|&r| Some(r) != state.open)
-            .filter(|&r| state.regions[r].writers == 0 && self.pins[r].load(Ordering::Acquire) == 0)
-            .min_by_key(|&r| {
-                let region = &state.regions[r];
-                // Never-used regions first, then least recently used.
-                (region.fill > REGION_HEADER, region.last_access)
-            })
-        else {
-            return (Err(StoreError::NoSpace), None);
+    /// Reserves room for a record of `total` bytes: `(region, offset, epoch, seq)` in the open
+    /// region, else in a free one, else in the least recently used region nobody pins or
+    /// writes, emptied first (keeping its read objects: the returned `Rewrite`, which the caller
+    /// writes, outside the lock, before its own record).
+    fn reserve(&self, total: u64) -> (Result<Reservation, StoreError>, Option<Rewrite<M>>) {
+        let mut state = self.lock();
+        let open = state
+            .open
+            .filter(|&open| state.regions[open].fill + total <= self.region_size);
+        let (region, rewrite) = match open {
+            Some(open) => (open, None),
+            None => {
+                let Some(candidate) = (0..self.region_count)
+                    .filter(|&r| Some(r) != state.open)
+                    .filter(|&r| {
+                        state.regions[r].writers == 0 && self.pins[r].load(Ordering::Acquire) == 0
+                    })
+                    .min_by_key(|&r| {
+                        let region = &state.regions[r];
+                        // Never-used regions first, then least recently used.
+                        (region.fill > REGION_HEADER, region.last_access)
+                    })
+                else {
+                    return (Err(StoreError::NoSpace), None);
+                };
+                let planned = self.survivors(&state, candidate, total);
+                // Claimed: nobody else chooses, appends to or resets it until we are done.
+                state.regions[candidate].writers += 1;
+                drop(state);
+                let (guard, rewrite) = match self.empty_region(candidate, planned) {
+                    Ok(emptied) => emptied,
+                    Err(error) => return (Err(error), None),
+                };
+                state = guard;
+                state.open = Some(candidate);
+                // The claim passes to the survivors' rewrite, which ends it; without one it
+                // ends here, under the same lock that opened the region.
+                if rewrite.is_none() {
+                    state.regions[candidate].writers -= 1;
+                }
+                (candidate, rewrite)
+            }
         };
-        // Nobody pins or writes `candidate`, and the lock is held until it is reset and its
-        // survivors' ranges are reserved: its bytes are ours to copy out.
-        let survivors = self.survivors(state, candidate, total);
-        self.reset_region(state, candidate);
-        let rewrite = self.place(state, candidate, survivors);
-        state.open = Some(candidate);
         // The survivors' budget left room for this record; a region is never written past.
-        if state.regions[candidate].fill + total > self.region_size {
+        let r = &mut state.regions[region];
+        if r.fill + total > self.region_size {
             return (Err(StoreError::NoSpace), rewrite);
         }
-        (Ok(candidate), rewrite)
+        let offset = r.fill;
+        r.fill += total;
+        r.writers += 1;
+        let epoch = r.epoch;
+        state.seq += 1;
+        (Ok((region, offset, epoch, state.seq)), rewrite)
     }
 
-    fn reset_region(&self, state: &mut State<M>, r: usize) {
-        let keys = std::mem::take(&mut state.regions[r].keys);
-        let mut evicted = 0;
-        for key in keys {
-            if state.index.get(&key).is_some_and(|slot| slot.region == r) {
-                state.index.remove(&key);
-                evicted += 1;
+    /// Empties claimed region `r` for reuse, keeping `planned` survivors, with the lock held
+    /// only for index updates:
+    /// 1. the survivors are copied out without the lock (nobody appends to a claimed region);
+    /// 2. under the lock, every key of the region leaves the index, the survivors into
+    ///    `pending`, so no new reader can pin the region;
+    /// 3. without the lock, the readers still holding its bodies finish (at most `PIN_WAIT`,
+    ///    else the region is left for later and this insert is not stored);
+    /// 4. under the lock, its header is reset and the survivors' ranges reserved.
+    ///
+    /// Returns with the lock held, so the caller opens the region before anyone else sees it.
+    #[allow(clippy::type_complexity)]
+    fn empty_region(
+        &self,
+        r: usize,
+        planned: Vec<Planned>,
+    ) -> Result<(MutexGuard<'_, State<M>>, Option<Rewrite<M>>), StoreError> {
+        let base = self.region_size * r as u64;
+        let copies: Vec<(Planned, Bytes)> = planned
+            .into_iter()
+            .map(|p| {
+                let body = Bytes::copy_from_slice(self.read(base + p.body_start, p.body_len));
+                (p, body)
+            })
+            .collect();
+        let mut survivors = Vec::with_capacity(copies.len());
+        let mut by_key: HashMap<String, (Planned, Bytes)> =
+            copies.into_iter().map(|c| (c.0.key.clone(), c)).collect();
+        {
+            let mut state = self.lock();
+            let keys = std::mem::take(&mut state.regions[r].keys);
+            let mut evicted = 0;
+            for key in keys {
+                if state.index.get(&key).is_none_or(|slot| slot.region != r) {
+                    continue;
+                }
+                let Some(slot) = state.index.remove(&key) else {
+                    continue;
+                };
+                // Kept only if the copy is of the record indexed now.
+                match by_key.remove(&key) {
+                    Some((p, body)) if p.offset == slot.offset => {
+                        state.pending.insert(
+                            key.clone(),
+                            Pending {
+                                meta: slot.meta.clone(),
+                                body: body.clone(),
+                                seq: p.seq,
+                            },
+                        );
+                        survivors.push(Survivor {
+                            key,
+                            meta: slot.meta,
+                            meta_bytes: p.meta_bytes,
+                            body,
+                            total: p.total,
+                            seq: p.seq,
+                        });
+                    }
+                    _ => evicted += 1,
+                }
             }
+            if state.regions[r].fill > REGION_HEADER {
+                state.evicted_regions += 1;
+            }
+            state.evicted_objects += evicted;
+            state.regions[r].live = 0;
         }
-        if state.regions[r].fill > REGION_HEADER {
-            state.evicted_regions += 1;
+        let deadline = std::time::Instant::now() + PIN_WAIT;
+        while self.pins[r].load(Ordering::Acquire) > 0 {
+            if std::time::Instant::now() > deadline {
+                // A slow reader: the region stays empty of keys and is chosen again once it is
+                // unpinned; its survivors are evicted after all.
+                let mut state = self.lock();
+                for s in &survivors {
+                    if state.pending.get(&s.key).is_some_and(|p| p.seq == s.seq) {
+                        state.pending.remove(&s.key);
+                        state.evicted_objects += 1;
+                    }
+                }
+                state.regions[r].writers -= 1;
+                tracing::warn!(
+                    region = r,
+                    "store: a reader held an evicted region too long; not storing this object"
+                );
+                return Err(StoreError::NoSpace);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        state.evicted_objects += evicted;
+        let mut state = self.lock();
+        self.reset_header(&mut state, r);
+        let rewrite = self.place(&mut state, r, survivors);
+        Ok((state, rewrite))
+    }
+
+    /// Starts region `r` again: a new epoch (older records in it no longer count), empty.
+    fn reset_header(&self, state: &mut State<M>, r: usize) {
         let epoch = state.regions[r].epoch + 1;
         let clock = state.tick();
         let region = &mut state.regions[r];
@@ -1142,12 +1245,21 @@ mod tests {
             i += 1;
         }
         // The eviction, as `insert` starts it: the survivors are placed but not yet written.
-        let rewrite = {
-            let mut state = store.inner.lock();
-            let (room, rewrite) = store.inner.region_with_room(&mut state, 150_000);
-            room.expect("room");
-            rewrite.expect("survivors")
-        };
+        let (reserved, rewrite) = store.inner.reserve(150_016);
+        let (region, offset, epoch, seq) = reserved.expect("room");
+        let rewrite = rewrite.expect("survivors");
+        // The record the eviction made room for, written as `insert` would (recovery reads a
+        // region's records in order, so a reserved range must not stay a hole).
+        let filler = joined(&body(150_016 - 64 - 6 - 3, 9));
+        store.inner.write_record(
+            store.inner.region_size * region as u64 + offset,
+            150_016,
+            epoch,
+            seq,
+            b"filler",
+            b"old",
+            &[&filler],
+        );
         let a = store.get("a").expect("a survivor is served meanwhile");
         assert_eq!(&a.body[..], &joined(&body(100_000, b'a'))[..]);
         assert!(
@@ -1177,6 +1289,47 @@ mod tests {
         store.flush().unwrap();
         drop(store);
         check(&open(dir.path()));
+    }
+
+    #[test]
+    fn a_region_still_read_from_after_it_was_emptied_is_left_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = TestMeta("m".into());
+        let store = open(dir.path());
+        store.insert("a", &meta, &body(100_000, 1), true).unwrap();
+        drop(store.get("a"));
+        let region = store.inner.lock().index["a"].region;
+        // The eviction's first steps by hand: planned and claimed, and then a reader pins the
+        // region before its keys leave the index.
+        let planned = {
+            let mut state = store.inner.lock();
+            state.regions[region].writers += 1;
+            store.inner.survivors(&state, region, 1000)
+        };
+        let reader = store.get("a").expect("still indexed");
+        let emptied = store.inner.empty_region(region, planned);
+        assert!(
+            matches!(emptied, Err(StoreError::NoSpace)),
+            "gave up after PIN_WAIT"
+        );
+        assert_eq!(
+            &reader.body[..],
+            &joined(&body(100_000, 1))[..],
+            "the reader's bytes held"
+        );
+        {
+            let state = store.inner.lock();
+            assert_eq!(state.regions[region].writers, 0, "the claim ended");
+            assert!(state.pending.is_empty() && !state.index.contains_key("a"));
+        }
+        drop(reader);
+        // Unpinned, the region is used again.
+        for i in 0..80 {
+            store
+                .insert(&format!("f{i}"), &meta, &body(100_000, i as u8), true)
+                .unwrap();
+        }
+        assert!(store.stats().evicted_regions > 0);
     }
 
     #[test]
