@@ -844,16 +844,15 @@ impl<M: Meta> Inner<M> {
         planned: Vec<Planned>,
     ) -> Result<(MutexGuard<'_, State<M>>, Option<Rewrite<M>>), StoreError> {
         let base = self.region_size * r as u64;
-        let copies: Vec<(Planned, Bytes)> = planned
+        // Copied out by key, to match against the index once the lock is taken again.
+        let mut by_key: HashMap<String, (Planned, Bytes)> = planned
             .into_iter()
             .map(|p| {
                 let body = Bytes::copy_from_slice(self.read(base + p.body_start, p.body_len));
-                (p, body)
+                (p.key.clone(), (p, body))
             })
             .collect();
-        let mut survivors = Vec::with_capacity(copies.len());
-        let mut by_key: HashMap<String, (Planned, Bytes)> =
-            copies.into_iter().map(|c| (c.0.key.clone(), c)).collect();
+        let mut survivors = Vec::with_capacity(by_key.len());
         {
             let mut state = self.lock();
             let keys = std::mem::take(&mut state.regions[r].keys);
