@@ -39,7 +39,7 @@ pub struct Edge {
     pub name: String,
     pub region: String,
     served_by: HeaderValue,
-    /// This edge's name, sent to the origin in `meridian-edge` (see `fetch_headers`).
+    /// This edge's name, sent to the origin in `meridian-edge` (see `start_fill_for`).
     name_header: HeaderValue,
     pub store: Store<CachedMeta>,
     fills: Fills,
