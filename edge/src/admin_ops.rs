@@ -4,14 +4,13 @@
 //! token; `/status` reports it so the geo-router stops sending new viewers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 use server_kit::admin::Admin;
 use server_kit::{Body, body};
 
-use crate::service::Edge;
+use crate::proxy::Edge;
 
 /// Answers one admin request.
 pub async fn handle(
@@ -36,7 +35,7 @@ pub async fn handle(
     if let Some(response) = edge.refusal(request.headers()) {
         return response;
     }
-    edge.drain_mode.store(on, Ordering::Relaxed);
+    edge.set_draining(on);
     tracing::info!(drain = on, "drain mode changed by the operator");
     body::text(StatusCode::OK, if on { "draining" } else { "serving" })
 }

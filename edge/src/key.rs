@@ -6,7 +6,55 @@
 //! key that adds the values of the named request headers, and in-flight fetches are coalesced
 //! per `Accept-Encoding`, so a viewer never receives an encoding it did not ask for.
 
+use std::sync::Arc;
+
 use http::{HeaderMap, HeaderName, Request, header};
+
+/// Which header names each base key varies on, learnt from the responses stored under it.
+#[derive(Debug)]
+pub struct Variants {
+    names: moka::sync::Cache<String, Arc<Vec<HeaderName>>>,
+}
+
+impl Default for Variants {
+    fn default() -> Self {
+        Self {
+            names: moka::sync::Cache::new(100_000),
+        }
+    }
+}
+
+impl Variants {
+    /// The key a request for `base` is stored under: `base` itself, or its variant for the
+    /// request headers the stored response varies on.
+    pub fn key_for(&self, base: &str, headers: &HeaderMap) -> String {
+        match self.names.get(base) {
+            Some(names) => variant_key(base, &names, headers),
+            None => base.to_owned(),
+        }
+    }
+
+    /// Learns from a response about to be stored under `base` what it varies on, and returns
+    /// the key to store it under.
+    pub fn learn(&self, base: &str, response: &HeaderMap, request: &HeaderMap) -> String {
+        match vary_names(response) {
+            Some(names) => {
+                let key = variant_key(base, &names, request);
+                self.names.insert(base.to_owned(), Arc::new(names));
+                key
+            }
+            None => {
+                self.names.invalidate(base);
+                base.to_owned()
+            }
+        }
+    }
+
+    /// Forgets what `base` varies on (it was purged).
+    pub fn forget(&self, base: &str) {
+        self.names.invalidate(base);
+    }
+}
 
 /// The base key of a request.
 pub fn cache_key<B>(request: &Request<B>, key_params: &[String]) -> String {

@@ -6,10 +6,11 @@
 //! - [`meta`]: what is stored beside each body, and its encoding.
 //! - [`freshness`]: RFC 9111 storability, freshness, age and staleness.
 //! - [`key`]: cache keys and `Vary` variants.
-//! - [`fill`]: coalesced origin fetches, streamed to every waiter.
+//! - [`proxy`]: the request path, one module per step (dispatch, lookup, hit, revalidate, miss,
+//!   respond) and the operator's operations (PURGE, drain, `/status`).
+//! - [`fill`]: coalesced origin fetches, streamed to every waiter; the fill leader stores them.
 //! - [`upstream`]: the origin client (hickory-resolver, failover across origins).
-//! - [`service`]: the request path (hit, stale, revalidate, miss) and PURGE.
-//! - [`prefetch`]: fetching the next segments of a rendition a viewer plays.
+//! - [`prefetch`]: which segments of a rendition a viewer will ask for next.
 //! - [`admin_ops`]: drain on/off on the admin listener.
 //! - [`tls`]: HTTPS with HTTP/2 by ALPN.
 //! - [`metrics`], [`error`].
@@ -25,7 +26,7 @@ pub mod key;
 pub mod meta;
 pub mod metrics;
 pub mod prefetch;
-pub mod service;
+pub mod proxy;
 pub mod store;
 pub mod tls;
 pub mod upstream;
@@ -37,7 +38,7 @@ use server_kit::admin::Admin;
 use tokio::net::TcpListener;
 
 pub use config::EdgeConfig;
-pub use service::Edge;
+pub use proxy::Edge;
 
 /// Errors that stop the edge from starting.
 #[derive(Debug, thiserror::Error)]

@@ -6,16 +6,27 @@
 //! is stored or already being fetched, and stored without counting as a use, so prefetched
 //! segments nobody plays are the first to be evicted rather than pushing out hot ones.
 //! Outcomes are counted: `issued`, `used` (a viewer asked for it), `wasted` (forgotten unused).
+//!
+//! This module only decides: [`Prefetcher::plan`] says which segments to fetch, and the
+//! request path starts those fills.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, Request};
+use bytes::Bytes;
 use moka::notification::RemovalCause;
 use video_http::media::{self, MediaKind};
 
 use crate::metrics::Metrics;
-use crate::service::Edge;
+
+/// One segment to prefetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefetch {
+    /// Its base cache key.
+    pub key: String,
+    /// The path to ask the origin for.
+    pub path: String,
+}
 
 /// Prefetch state of one edge.
 #[derive(Debug)]
@@ -51,44 +62,53 @@ impl Prefetcher {
         }
     }
 
-    /// Called for every GET/HEAD before it is served.
-    pub fn on_request<B>(&self, edge: &Arc<Edge>, request: &Request<B>, base: &str) {
+    /// Called for every GET/HEAD before it is served: the segments to fetch next for a viewer
+    /// of `path` (base key `base`). `playlist` reads a stored playlist by key; `skip` says a
+    /// key is stored or being fetched already. The caller fetches what is returned.
+    pub fn plan(
+        &self,
+        path: &str,
+        base: &str,
+        playlist: impl FnOnce(&str) -> Option<Bytes>,
+        skip: impl Fn(&str) -> bool,
+    ) -> Vec<Prefetch> {
         if self.depth == 0 {
-            return;
+            return Vec::new();
         }
         let Some((folder, _)) = base.rsplit_once('/') else {
-            return;
+            return Vec::new();
         };
         let folder = format!("{folder}/");
-        match media::classify(request.uri().path()).0 {
-            MediaKind::Playlist if request.uri().path().ends_with(".m3u8") => {
+        match media::classify(path).0 {
+            MediaKind::Playlist if path.ends_with(".m3u8") => {
                 self.playlists.insert(folder, Arc::from(base));
+                Vec::new()
             }
             MediaKind::Segment => {
-                if let Some(playlist) = self.playlists.get(&folder) {
-                    self.prefetch_after(edge, &playlist, &folder, base, request.headers());
-                }
+                let Some(key) = self.playlists.get(&folder) else {
+                    return Vec::new();
+                };
+                let Some(text) = playlist(&key) else {
+                    return Vec::new();
+                };
+                self.after(&text, &folder, base, skip)
             }
-            _ => {}
+            _ => Vec::new(),
         }
     }
 
-    fn prefetch_after(
+    fn after(
         &self,
-        edge: &Arc<Edge>,
-        playlist: &str,
+        playlist: &[u8],
         folder: &str,
         base: &str,
-        headers: &HeaderMap,
-    ) {
-        let Some(object) = edge.store.get(playlist) else {
-            return;
-        };
-        let Ok(text) = std::str::from_utf8(&object.body) else {
-            return;
+        skip: impl Fn(&str) -> bool,
+    ) -> Vec<Prefetch> {
+        let Ok(text) = std::str::from_utf8(playlist) else {
+            return Vec::new();
         };
         let Some(host_end) = folder.find('/') else {
-            return;
+            return Vec::new();
         };
         let host = &folder[..host_end];
         let segments: Vec<String> = text
@@ -105,17 +125,21 @@ impl Prefetcher {
             })
             .collect();
         let Some(position) = segments.iter().position(|s| s == base) else {
-            return;
+            return Vec::new();
         };
-        for next in segments.iter().skip(position + 1).take(self.depth) {
-            if self.pending.contains_key(next) || edge.has_or_fetching(next, headers) {
+        let mut out = Vec::new();
+        for next in segments.into_iter().skip(position + 1).take(self.depth) {
+            if self.pending.contains_key(&next) || skip(&next) {
                 continue;
             }
             self.pending.insert(next.clone(), ());
             self.metrics.prefetch("issued");
-            let path = &next[host_end..];
-            edge.start_fill_for(next, path, headers, None, true);
+            out.push(Prefetch {
+                path: next[host_end..].to_owned(),
+                key: next,
+            });
         }
+        out
     }
 
     /// A viewer asked for `key`: if it was prefetched, the prefetch was used.
@@ -123,5 +147,75 @@ impl Prefetcher {
         if self.pending.remove(key).is_some() {
             self.metrics.prefetch("used");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefetcher(depth: usize) -> Prefetcher {
+        let mut registry = prometheus_client::registry::Registry::default();
+        Prefetcher::new(depth, Metrics::register(&mut registry))
+    }
+
+    const PLAYLIST: &str = "#EXTM3U\n#EXTINF:2,\nseg_1.m4s\n#EXTINF:2,\nseg_2.m4s?t=1\n\
+                            #EXTINF:2,\n/vod/a/720p/seg_3.m4s\n#EXTINF:2,\nseg_4.m4s\n";
+
+    #[test]
+    fn plans_the_next_segments_once_and_skips_what_is_there() {
+        let p = prefetcher(2);
+        let playlist = |key: &str| {
+            assert_eq!(key, "h/vod/a/720p/index.m3u8");
+            Some(Bytes::from_static(PLAYLIST.as_bytes()))
+        };
+        // Nothing is known before the playlist passed through.
+        assert!(
+            p.plan(
+                "/vod/a/720p/seg_1.m4s",
+                "h/vod/a/720p/seg_1.m4s",
+                playlist,
+                |_| false
+            )
+            .is_empty()
+        );
+        assert!(
+            p.plan(
+                "/vod/a/720p/index.m3u8",
+                "h/vod/a/720p/index.m3u8",
+                playlist,
+                |_| false
+            )
+            .is_empty()
+        );
+        let plan = p.plan(
+            "/vod/a/720p/seg_1.m4s",
+            "h/vod/a/720p/seg_1.m4s",
+            playlist,
+            |key| key.ends_with("seg_2.m4s"),
+        );
+        assert_eq!(
+            plan,
+            vec![Prefetch {
+                key: "h/vod/a/720p/seg_3.m4s".into(),
+                path: "/vod/a/720p/seg_3.m4s".into()
+            }]
+        );
+        // Issued once: asked again, only what was not issued yet.
+        let again = p.plan(
+            "/vod/a/720p/seg_2.m4s",
+            "h/vod/a/720p/seg_2.m4s",
+            playlist,
+            |_| false,
+        );
+        assert_eq!(
+            again.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+            ["h/vod/a/720p/seg_4.m4s"]
+        );
+        assert!(
+            prefetcher(0)
+                .plan("/x.m3u8", "h/x.m3u8", playlist, |_| false)
+                .is_empty()
+        );
     }
 }

@@ -1,8 +1,7 @@
 //! One representation to one HTTP response.
 //!
-//! Files and generated playlists go through the same steps, in RFC 9110's order: conditional
-//! request (`If-None-Match`, else `If-Modified-Since`) → 304; `Range` (subject to `If-Range`) →
-//! 206 or 416; else 200. Files are streamed in 64 KiB chunks from an open handle, never read
+//! Files and generated playlists go through the same steps: `video_http::conditional` decides
+//! 200, 206, 304, 412 or 416 (the edge makes the same decision for what it stores). Files are streamed in 64 KiB chunks from an open handle, never read
 //! whole, so a large file costs a buffer, not its size.
 
 use std::io::SeekFrom;
@@ -16,8 +15,9 @@ use http_body_util::{BodyExt, StreamBody};
 use server_kit::{Body, body};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
+use video_http::conditional::{self, Decision, Validators};
 use video_http::media::MediaKind;
-use video_http::range::{self, RangeOutcome};
+use video_http::range;
 use video_http::validators;
 
 use crate::metrics::Metrics;
@@ -108,29 +108,38 @@ pub async fn respond(
         .header(header::CACHE_CONTROL, &rep.cache_control)
         .header(header::ACCEPT_RANGES, "bytes");
 
-    if not_modified(headers, &rep) {
-        return finish(builder.status(StatusCode::NOT_MODIFIED), body::empty());
-    }
-
-    let outcome = match header_str(headers, &header::RANGE) {
-        Some(value) if if_range_allows(headers, &rep) => range::evaluate(value, rep.len),
-        _ => RangeOutcome::Full,
+    let validators = Validators {
+        etag: Some(&rep.etag),
+        last_modified: Some(rep.modified),
     };
-    let span = match outcome {
-        RangeOutcome::Unsatisfiable => {
-            builder = builder.status(StatusCode::RANGE_NOT_SATISFIABLE).header(
-                header::CONTENT_RANGE,
-                range::unsatisfied_content_range(rep.len),
+    let span = match conditional::decide(method, headers, StatusCode::OK, validators, Some(rep.len))
+    {
+        Decision::NotModified => {
+            return finish(builder.status(StatusCode::NOT_MODIFIED), body::empty());
+        }
+        Decision::PreconditionFailed => {
+            return finish(
+                builder.status(StatusCode::PRECONDITION_FAILED),
+                body::empty(),
             );
+        }
+        Decision::Unsatisfiable => {
+            builder = builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(
+                    header::CONTENT_RANGE,
+                    range::unsatisfied_content_range(rep.len),
+                )
+                .header(header::CONTENT_LENGTH, 0);
             return finish(builder, body::empty());
         }
-        RangeOutcome::Partial(span) => {
+        Decision::Partial(span) => {
             builder = builder
                 .status(StatusCode::PARTIAL_CONTENT)
                 .header(header::CONTENT_RANGE, range::content_range(&span, rep.len));
             span
         }
-        RangeOutcome::Full => 0..rep.len,
+        Decision::Full => 0..rep.len,
     };
     builder = builder
         .header(header::CONTENT_TYPE, rep.content_type)
@@ -158,24 +167,6 @@ fn finish(builder: http::response::Builder, body: Body) -> Response<Body> {
             "internal: bad response headers",
         )
     })
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn not_modified(headers: &HeaderMap, rep: &Representation) -> bool {
-    // If-None-Match takes precedence; If-Modified-Since counts only without it (RFC 9110 §13.2.2).
-    if let Some(value) = header_str(headers, &header::IF_NONE_MATCH) {
-        return validators::none_match_hits(value, &rep.etag);
-    }
-    header_str(headers, &header::IF_MODIFIED_SINCE)
-        .is_some_and(|value| validators::not_modified_since(value, rep.modified))
-}
-
-fn if_range_allows(headers: &HeaderMap, rep: &Representation) -> bool {
-    header_str(headers, &header::IF_RANGE)
-        .is_none_or(|value| validators::if_range_holds(value, &rep.etag, rep.modified))
 }
 
 async fn body_for(

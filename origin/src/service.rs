@@ -128,7 +128,7 @@ impl Origin {
         let (kind, _) = media::classify(request.uri().path());
         let edge = request
             .headers()
-            .get(EDGE_HEADER)
+            .get(video_http::EDGE_NAME_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|name| valid_edge_name(name));
         match self.representation(request.uri().path(), edge).await {
@@ -480,9 +480,6 @@ async fn steered(
         modified,
     ))
 }
-
-/// The request header in which an edge names itself when it fetches from the origin.
-pub const EDGE_HEADER: &str = "meridian-edge";
 
 /// An edge name fit to go into a URL's query as it is.
 fn valid_edge_name(name: &str) -> bool {

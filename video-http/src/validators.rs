@@ -55,7 +55,8 @@ fn opaque(tag: &str) -> &str {
     tag.strip_prefix("W/").unwrap_or(tag)
 }
 
-fn truncate_to_seconds(time: SystemTime) -> SystemTime {
+/// `time` without its fraction of a second, as an HTTP date carries it.
+pub fn truncate_to_seconds(time: SystemTime) -> SystemTime {
     match time.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(since) => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(since.as_secs()),
         Err(_) => time,

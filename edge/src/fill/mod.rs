@@ -11,6 +11,13 @@
 //! end: hyper then resets the stream (HTTP/2) or closes the connection before the promised
 //! length (HTTP/1.1), so no viewer mistakes a truncated segment for a complete one.
 //! The model is pingora's cache lock, with the body shared instead of re-read from the cache.
+//!
+//! This module is the shared state of one fill; [`leader`] is the task that drives it (the
+//! origin fetch, and storing the object once it is complete).
+
+mod leader;
+
+pub use leader::{FillLimits, FillRequest, Filler};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,260 @@
+//! The fill leader: the one task per key that fetches from the origin, feeds the [`Fill`] its
+//! waiters stream from, and stores the object when it is complete and storable.
+//!
+//! [`Filler::start`] joins the fill in flight for a request's fill key or starts one; the
+//! leader runs in a task of its own, so the fetch finishes for the other waiters and for the
+//! store even when the viewer who started it leaves.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
+use tracing::Instrument;
+
+use super::{Fill, FillHead, Fills};
+use crate::error::EdgeError;
+use crate::freshness;
+use crate::key::{self, Variants};
+use crate::meta::CachedMeta;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::upstream::Upstream;
+
+/// What one fill fetches.
+#[derive(Debug, Clone)]
+pub struct FillRequest {
+    /// The base cache key (before `Vary`).
+    pub base: String,
+    /// Path and query to ask the origin for.
+    pub path: String,
+    /// The viewer's request headers (for `Accept-Encoding`, and the `Vary` variant).
+    pub headers: HeaderMap,
+    /// The stored copy being revalidated: its key and meta (validators, refreshed on a 304).
+    pub revalidating: Option<(String, Arc<CachedMeta>)>,
+    /// A prefetch: not counted as a waiter, stored on probation.
+    pub prefetch: bool,
+}
+
+/// Limits a fill keeps to.
+#[derive(Debug, Clone, Copy)]
+pub struct FillLimits {
+    /// Larger bodies are streamed to their waiters but not stored.
+    pub max_object_size: u64,
+    /// A body that sends nothing for this long is abandoned.
+    pub body_idle_timeout: Duration,
+}
+
+/// Starts and leads fills; shared by every request of one edge.
+#[derive(Debug)]
+pub struct Filler {
+    fills: Fills,
+    upstream: Upstream,
+    store: Store<CachedMeta>,
+    variants: Arc<Variants>,
+    metrics: Metrics,
+    limits: FillLimits,
+    /// This edge's name, sent to the origin in the `meridian-edge` header.
+    name_header: HeaderValue,
+}
+
+impl Filler {
+    pub fn new(
+        upstream: Upstream,
+        store: Store<CachedMeta>,
+        variants: Arc<Variants>,
+        metrics: Metrics,
+        limits: FillLimits,
+        name_header: HeaderValue,
+    ) -> Self {
+        Self {
+            fills: Fills::default(),
+            upstream,
+            store,
+            variants,
+            metrics,
+            limits,
+            name_header,
+        }
+    }
+
+    /// Joins the fill in flight for this request, or leads a new one.
+    pub fn start(self: &Arc<Self>, request: FillRequest) -> Arc<Fill> {
+        let fill_key = key::fill_key(&request.base, &request.headers);
+        let (fill, leader) = self.fills.join_or_start(&fill_key);
+        if !leader {
+            if !request.prefetch {
+                self.metrics.coalesced_waiters.inc();
+            }
+            return fill;
+        }
+        let filler = self.clone();
+        let task_fill = fill.clone();
+        tokio::spawn(
+            async move {
+                filler.lead(&task_fill, &request).await;
+                filler.fills.remove(&fill_key, &task_fill);
+            }
+            .instrument(tracing::Span::current()),
+        );
+        fill
+    }
+
+    /// True when a fill for `base` (with these request headers) is in flight.
+    pub fn in_flight(&self, base: &str, headers: &HeaderMap) -> bool {
+        self.fills.contains(&key::fill_key(base, headers))
+    }
+
+    /// Fills in flight now.
+    pub fn len(&self) -> usize {
+        self.fills.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fills.is_empty()
+    }
+
+    /// The headers the origin is sent. The edge names itself: a steering origin puts the name
+    /// into the steering server's URI in multivariant playlists, so the router knows which edge
+    /// a player's first pathway is. Every edge has its own store, so the varying playlist is
+    /// never shared.
+    fn upstream_headers(&self, request: &FillRequest) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(video_http::EDGE_NAME_HEADER, self.name_header.clone());
+        if let Some(ae) = request.headers.get(header::ACCEPT_ENCODING) {
+            headers.insert(header::ACCEPT_ENCODING, ae.clone());
+        }
+        if let Some((_, meta)) = &request.revalidating {
+            let validator = |name| {
+                meta.header(name)
+                    .and_then(|v| HeaderValue::from_str(v).ok())
+            };
+            if let Some(etag) = validator("etag") {
+                headers.insert(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = validator("last-modified") {
+                headers.insert(header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        headers
+    }
+
+    async fn lead(&self, fill: &Arc<Fill>, request: &FillRequest) {
+        let request_time = SystemTime::now();
+        let response = match self
+            .upstream
+            .get(&request.path, &self.upstream_headers(request))
+            .await
+        {
+            Ok(response) => response,
+            Err(error) => {
+                self.metrics.origin_fetch(error.label());
+                tracing::warn!(%error, "origin fetch failed");
+                fill.set_head(Err(error));
+                return;
+            }
+        };
+        let response_time = SystemTime::now();
+        let (parts, body) = response.into_parts();
+        if parts.status == StatusCode::NOT_MODIFIED
+            && let Some((key, old)) = &request.revalidating
+        {
+            self.store.update_meta(
+                key,
+                old.refreshed(&parts.headers, request_time, response_time),
+            );
+            self.metrics.origin_fetch("not_modified");
+            fill.set_head(Ok(FillHead {
+                status: parts.status,
+                headers: parts.headers,
+                content_length: Some(0),
+            }));
+            fill.finish(Ok(()));
+            return;
+        }
+        let content_length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let cc = freshness::CacheControl::parse(&parts.headers);
+        let storable = freshness::storable(&request.headers, parts.status, &parts.headers, &cc)
+            && content_length.is_none_or(|len| len <= self.limits.max_object_size);
+        fill.set_head(Ok(FillHead {
+            status: parts.status,
+            headers: parts.headers.clone(),
+            content_length,
+        }));
+        match self.receive(fill, body, content_length).await {
+            Ok(()) => {
+                self.metrics.origin_fetch("ok");
+                fill.finish(Ok(()));
+                if storable && fill.received() <= self.limits.max_object_size {
+                    let meta =
+                        CachedMeta::new(parts.status, &parts.headers, request_time, response_time);
+                    self.store_object(request, &parts.headers, meta, fill.chunks())
+                        .await;
+                }
+            }
+            Err(error) => {
+                self.metrics.origin_fetch(error.label());
+                tracing::warn!(%error, "origin body failed; nothing stored");
+                fill.finish(Err(error));
+            }
+        }
+    }
+
+    /// Moves the origin's body into the fill until it ends, breaks off or stalls.
+    async fn receive(
+        &self,
+        fill: &Fill,
+        mut body: hyper::body::Incoming,
+        content_length: Option<u64>,
+    ) -> Result<(), EdgeError> {
+        loop {
+            match tokio::time::timeout(self.limits.body_idle_timeout, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        fill.push(data);
+                    }
+                }
+                Ok(Some(Err(error))) => {
+                    return Err(EdgeError::OriginBody(error.to_string().into()));
+                }
+                Ok(None) => {
+                    return match content_length {
+                        Some(len) if len != fill.received() => Err(EdgeError::OriginBody(
+                            format!("body ended at {} of {len} bytes", fill.received()).into(),
+                        )),
+                        _ => Ok(()),
+                    };
+                }
+                Err(_) => return Err(EdgeError::OriginBody("the body stalled".into())),
+            }
+        }
+    }
+
+    async fn store_object(
+        &self,
+        request: &FillRequest,
+        response_headers: &HeaderMap,
+        meta: CachedMeta,
+        chunks: Vec<Bytes>,
+    ) {
+        let key = self
+            .variants
+            .learn(&request.base, response_headers, &request.headers);
+        let store = self.store.clone();
+        let counts_as_use = !request.prefetch;
+        let inserted =
+            tokio::task::spawn_blocking(move || store.insert(&key, &meta, &chunks, counts_as_use))
+                .await;
+        match inserted {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "not stored"),
+            Err(error) => tracing::error!(%error, "internal: store task failed"),
+        }
+        self.metrics.store(&self.store.stats());
+    }
+}

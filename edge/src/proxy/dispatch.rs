@@ -1,0 +1,115 @@
+//! One viewer request in, one response out: the method decides the path (GET and HEAD are
+//! served, OPTIONS is a CORS preflight, PURGE is an operator's), a draining edge redirects, and
+//! every answer gets the headers that show the path it took.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use server_kit::{Body, body};
+use tracing::Instrument;
+
+use super::{DRAIN, Edge, PASS};
+
+impl Edge {
+    /// Answers one viewer request.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
+        async move {
+            let started = Instant::now();
+            self.metrics.in_flight.inc();
+            let (response, cache) = match *request.method() {
+                Method::GET | Method::HEAD => match self.drain_redirect(&request) {
+                    Some(response) => (response, DRAIN),
+                    None => self.lookup(&request).await,
+                },
+                Method::OPTIONS => (server_kit::cors::preflight(), PASS),
+                _ if request.method().as_str() == "PURGE" => (self.purge(&request), PASS),
+                _ => {
+                    let mut r = body::text(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "client error: the edge serves GET and HEAD (and PURGE with a token)",
+                    );
+                    r.headers_mut().insert(
+                        header::ALLOW,
+                        HeaderValue::from_static("GET, HEAD, OPTIONS, PURGE"),
+                    );
+                    (r, PASS)
+                }
+            };
+            self.metrics.in_flight.dec();
+            let response = self.finish(response, cache);
+            let status = response.status();
+            self.metrics
+                .request_done(cache, status, started.elapsed().as_secs_f64());
+            if status.is_server_error() {
+                tracing::error!(%status, cache, "request failed");
+            } else {
+                tracing::debug!(%status, cache, "answered");
+            }
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The headers every answer carries, and the byte count of its body.
+    fn finish(&self, response: Response<Body>, cache: &'static str) -> Response<Body> {
+        let (mut parts, body) = response.into_parts();
+        parts.headers.insert("x-served-by", self.served_by.clone());
+        if !parts.headers.contains_key("x-cache") {
+            parts
+                .headers
+                .insert("x-cache", HeaderValue::from_static(cache));
+        }
+        // Every response says how old it is; the edge's own answers (errors, redirects) are new.
+        if !parts.headers.contains_key(header::AGE) {
+            parts
+                .headers
+                .insert(header::AGE, HeaderValue::from_static("0"));
+        }
+        server_kit::cors::allow_any_origin(&mut parts.headers);
+        let counter = self.metrics.bytes_sent(cache);
+        let body = body
+            .map_frame(move |frame| {
+                if let Some(data) = frame.data_ref() {
+                    counter.inc_by(data.len() as u64);
+                }
+                frame
+            })
+            .boxed_unsync();
+        Response::from_parts(parts, body)
+    }
+
+    /// While the operator drains this edge, new requests go to the neighbour region's edge.
+    /// Responses already streaming are not touched: they finish.
+    fn drain_redirect(&self, request: &Request<Incoming>) -> Option<Response<Body>> {
+        if !self.drain_mode.load(Ordering::Relaxed) {
+            return None;
+        }
+        let to = self.drain_to.as_ref()?;
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let location = HeaderValue::from_str(&format!("{to}{path}")).ok()?;
+        let mut response = body::text(
+            StatusCode::FOUND,
+            "this edge is draining; continue at the next region",
+        );
+        response.headers_mut().insert(header::LOCATION, location);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Some(response)
+    }
+}

@@ -1,0 +1,65 @@
+//! The first step of every GET and HEAD: the cache key, the stored copy if any, and what its
+//! freshness allows. Here too the prefetches a segment request implies are started.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use server_kit::Body;
+
+use super::{Edge, HIT, STALE};
+use crate::fill::FillRequest;
+use crate::freshness::{self, Freshness};
+use crate::key;
+
+impl Edge {
+    /// Serves a GET or HEAD: from the store, after a revalidation, or from a fill.
+    pub(super) async fn lookup(
+        &self,
+        request: &Request<Incoming>,
+    ) -> (Response<Body>, &'static str) {
+        let base = key::cache_key(request, &self.key_params);
+        let key = self.variants.key_for(&base, request.headers());
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        self.start_prefetches(request, &base);
+        let Some(object) = self.store.get(&key) else {
+            return self.miss(request, &base, &key).await;
+        };
+        self.prefetcher.note_use(&key);
+        let age = object.meta.age(SystemTime::now());
+        match freshness::evaluate(&object.meta.policy, age) {
+            Freshness::Fresh => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                (self.hit(request, &object, age, HIT).await, HIT)
+            }
+            Freshness::StaleWhileRevalidate => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                // Refreshed in the background: the fill outlives this request.
+                self.fill_for(request, &base, Some((key, object.meta.clone())));
+                (self.hit(request, &object, age, STALE).await, STALE)
+            }
+            Freshness::Stale { if_error } => {
+                self.revalidate(request, &base, key, object, if_error).await
+            }
+        }
+    }
+
+    fn start_prefetches(&self, request: &Request<Incoming>, base: &str) {
+        let plan = self.prefetcher.plan(
+            request.uri().path(),
+            base,
+            |playlist| self.store.get(playlist).map(|object| object.body),
+            |key| self.store.contains(key) || self.filler.in_flight(key, request.headers()),
+        );
+        for prefetch in plan {
+            self.filler.start(FillRequest {
+                base: prefetch.key,
+                path: prefetch.path,
+                headers: request.headers().clone(),
+                revalidating: None,
+                prefetch: true,
+            });
+        }
+    }
+}

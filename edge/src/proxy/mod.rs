@@ -1,0 +1,149 @@
+//! The edge's request path, one step per module, read top to bottom:
+//!
+//! ```text
+//! dispatch ─► lookup ─► fresh ───────────────────► hit          HIT (ranges, HEAD, 304s here)
+//!   (method,     │    ─► stale-while-revalidate ─► hit          STALE + background refresh
+//!    drain,      │    ─► stale ──────────────────► revalidate   304: REVALIDATED │ 200: MISS
+//!    PURGE)      │                                              │ error: STALE if allowed
+//!                └────► not stored ──────────────► miss         join or lead a fill: MISS
+//!                                       every answer ─► respond (200/206/304/412/416, HEAD)
+//! ```
+//!
+//! - [`dispatch`]: one viewer request in: method, drain redirect, and the headers every answer
+//!   carries (`X-Served-By`, `X-Cache`, `Age`, CORS), metrics and the request's span.
+//! - [`lookup`]: the cache key, the store, and the freshness decision; starts prefetches.
+//! - [`hit`], [`revalidate`], [`miss`]: the three ways an answer is made.
+//! - [`respond`]: a status, headers and a body source to the response this request gets.
+//! - [`ops`]: PURGE, the admin token check, drain mode and `/status`.
+//!
+//! Fetching from the origin is [`crate::fill`]'s job; this module only asks for fills.
+
+mod dispatch;
+mod hit;
+mod lookup;
+mod miss;
+mod ops;
+mod respond;
+mod revalidate;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Instant;
+
+use http::{HeaderValue, Request};
+
+use crate::config::EdgeConfig;
+use crate::error::EdgeError;
+use crate::fill::{Fill, FillLimits, FillRequest, Filler};
+use crate::key::Variants;
+use crate::meta::CachedMeta;
+use crate::metrics::Metrics;
+use crate::prefetch::Prefetcher;
+use crate::store::Store;
+use crate::upstream::Upstream;
+
+/// The shared state of one edge.
+#[derive(Debug)]
+pub struct Edge {
+    name: String,
+    region: String,
+    served_by: HeaderValue,
+    store: Store<CachedMeta>,
+    filler: Arc<Filler>,
+    variants: Arc<Variants>,
+    metrics: Metrics,
+    key_params: Vec<String>,
+    admin_token: Option<String>,
+    drain_to: Option<String>,
+    prefetcher: Prefetcher,
+    /// Operator drain (router and viewers are told; the process keeps serving).
+    drain_mode: AtomicBool,
+    max_requests: u32,
+    lookups: AtomicU64,
+    hits: AtomicU64,
+    started: Instant,
+}
+
+/// Cache status labels, as sent in `X-Cache` and used in metrics.
+const HIT: &str = "HIT";
+const MISS: &str = "MISS";
+const STALE: &str = "STALE";
+const REVALIDATED: &str = "REVALIDATED";
+const ERROR: &str = "ERROR";
+const PASS: &str = "PASS";
+const DRAIN: &str = "DRAIN";
+
+impl Edge {
+    pub fn new(
+        config: &EdgeConfig,
+        store: Store<CachedMeta>,
+        metrics: Metrics,
+    ) -> Result<Self, EdgeError> {
+        let upstream = Upstream::new(
+            &config.origins,
+            config.connect_timeout,
+            config.first_byte_timeout,
+        )?;
+        let served_by = HeaderValue::from_str(&format!("{};region={}", config.name, config.region))
+            .map_err(|_| {
+                EdgeError::Internal("name or region is not a valid header value".into())
+            })?;
+        let name_header = HeaderValue::from_str(&config.name)
+            .map_err(|_| EdgeError::Internal("name is not a valid header value".into()))?;
+        let variants = Arc::new(Variants::default());
+        let filler = Filler::new(
+            upstream,
+            store.clone(),
+            variants.clone(),
+            metrics.clone(),
+            FillLimits {
+                max_object_size: config.max_object_size.0,
+                body_idle_timeout: config.body_idle_timeout,
+            },
+            name_header,
+        );
+        Ok(Self {
+            name: config.name.clone(),
+            region: config.region.clone(),
+            served_by,
+            store,
+            filler: Arc::new(filler),
+            variants,
+            prefetcher: Prefetcher::new(config.prefetch, metrics.clone()),
+            metrics,
+            key_params: config.key_query_params.clone(),
+            admin_token: config.admin_token.clone(),
+            drain_to: config
+                .drain_to
+                .as_ref()
+                .map(|t| t.trim_end_matches('/').to_owned()),
+            drain_mode: AtomicBool::new(false),
+            max_requests: config.max_requests,
+            lookups: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            started: Instant::now(),
+        })
+    }
+
+    /// Joins or leads the fill for a viewer's request. `revalidating` carries the stored copy's
+    /// key and meta, to send its validators and refresh it on a 304.
+    fn fill_for<B>(
+        &self,
+        request: &Request<B>,
+        base: &str,
+        revalidating: Option<(String, Arc<CachedMeta>)>,
+    ) -> Arc<Fill> {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
+        self.filler.start(FillRequest {
+            base: base.to_owned(),
+            path,
+            headers: request.headers().clone(),
+            revalidating,
+            prefetch: false,
+        })
+    }
+}

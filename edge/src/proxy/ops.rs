@@ -1,0 +1,99 @@
+//! What operators and the router ask of an edge: PURGE (on the viewer listener, with the admin
+//! token), the token check itself, drain mode, and the JSON of `/status`.
+
+use std::sync::atomic::Ordering;
+
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use server_kit::{Body, body};
+
+use super::Edge;
+use crate::key;
+
+impl Edge {
+    pub(super) fn purge<B>(&self, request: &Request<B>) -> Response<Body> {
+        if let Some(response) = self.refusal(request.headers()) {
+            return response;
+        }
+        let base = key::cache_key(request, &self.key_params);
+        let purged = match base.strip_suffix('*') {
+            Some(prefix) => self.store.remove_prefix(prefix),
+            None => {
+                self.variants.forget(&base);
+                usize::from(self.store.remove(&base))
+                    + self.store.remove_prefix(&format!("{base}\0"))
+            }
+        };
+        self.metrics.store(&self.store.stats());
+        tracing::info!(key = %base, purged, "purged");
+        let mut response = Response::new(body::full(format!("{{\"purged\":{purged}}}\n")));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+
+    /// Checks the bearer token of an admin operation: `None` when authorized, else the
+    /// refusal to send.
+    pub fn refusal(&self, headers: &HeaderMap) -> Option<Response<Body>> {
+        let Some(token) = &self.admin_token else {
+            return Some(body::text(
+                StatusCode::FORBIDDEN,
+                "client error: this operation is disabled (no admin_token configured)",
+            ));
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            None
+        } else {
+            let mut response = body::text(
+                StatusCode::UNAUTHORIZED,
+                "client error: missing or wrong bearer token",
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Some(response)
+        }
+    }
+
+    /// Turns the operator's drain on or off.
+    pub fn set_draining(&self, on: bool) {
+        self.drain_mode.store(on, Ordering::Relaxed);
+    }
+
+    /// The JSON for `/status`.
+    pub fn status(&self, shutting_down: bool) -> serde_json::Value {
+        let stats = self.store.stats();
+        let lookups = self.lookups.load(Ordering::Relaxed);
+        let hits = self.hits.load(Ordering::Relaxed);
+        // The gauge is the one count of requests in flight; /status and /metrics agree.
+        let in_flight = self.metrics.in_flight.get().max(0) as u64;
+        serde_json::json!({
+            "service": "edge",
+            "name": self.name,
+            "region": self.region,
+            "capacity_bytes": stats.capacity,
+            "used_bytes": stats.used,
+            "objects": stats.objects,
+            "hit_ratio": if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
+            "requests_in_flight": in_flight,
+            "max_requests": self.max_requests,
+            "load": in_flight as f64 / f64::from(self.max_requests),
+            "draining": shutting_down || self.drain_mode.load(Ordering::Relaxed),
+            "fills_in_flight": self.filler.len(),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
