@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - [`config`]: the TOML config and the flags that override it.
-//! - [`store`]: the memory-mapped object store (the only module with `unsafe`).
+//! - [`store`]: the memory-mapped object store (the only module with `unsafe`: raw memory
+//!   access in `store::map`, its callers marked `#[allow(unsafe_code)]`).
 //! - [`meta`]: what is stored beside each body, and its encoding.
 //! - [`freshness`]: RFC 9111 storability, freshness, age and staleness.
 //! - [`key`]: cache keys and `Vary` variants.
