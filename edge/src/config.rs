@@ -114,36 +114,47 @@ impl Default for EdgeConfig {
 
 impl EdgeConfig {
     /// Checks what serde cannot, naming the key at fault.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError { key, problem };
         if self.listen.is_empty() && self.tls_listen.is_empty() {
-            return Err("listen: at least one listen or tls_listen address is needed".into());
+            return Err(invalid(
+                "listen",
+                "at least one listen or tls_listen address is needed".into(),
+            ));
         }
         if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
-            return Err("tls_listen: needs tls_cert and tls_key".into());
+            return Err(invalid("tls_listen", "needs tls_cert and tls_key".into()));
         }
         if self.origins.is_empty() {
-            return Err("origins: at least one origin URL is needed".into());
+            return Err(invalid(
+                "origins",
+                "at least one origin URL is needed".into(),
+            ));
         }
         for origin in &self.origins {
             let uri: http::Uri = origin
                 .parse()
-                .map_err(|e| format!("origins: {origin:?} is not a URL: {e}"))?;
+                .map_err(|e| invalid("origins", format!("{origin:?} is not a URL: {e}")))?;
             if uri.scheme_str() != Some("http") || uri.host().is_none() {
-                return Err(format!(
-                    "origins: {origin:?} must be an http:// URL with a host"
+                return Err(invalid(
+                    "origins",
+                    format!("{origin:?} must be an http:// URL with a host"),
                 ));
             }
         }
         if let Some(to) = &self.drain_to {
             let uri: http::Uri = to
                 .parse()
-                .map_err(|e| format!("drain_to: {to:?} is not a URL: {e}"))?;
+                .map_err(|e| invalid("drain_to", format!("{to:?} is not a URL: {e}")))?;
             if uri.scheme().is_none() || uri.host().is_none() {
-                return Err(format!("drain_to: {to:?} must be an absolute URL"));
+                return Err(invalid(
+                    "drain_to",
+                    format!("{to:?} must be an absolute URL"),
+                ));
             }
         }
         if self.capacity.0 < 2 << 20 {
-            return Err("capacity: must be at least 2MiB".into());
+            return Err(invalid("capacity", "must be at least 2MiB".into()));
         }
         if self.name.is_empty()
             || !self
@@ -151,21 +162,31 @@ impl EdgeConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
-            return Err(format!(
-                "name: {:?} must be letters, digits, '-', '_' or '.'",
-                self.name
+            return Err(invalid(
+                "name",
+                format!("{:?} must be letters, digits, '-', '_' or '.'", self.name),
             ));
         }
         if self.max_requests == 0 {
-            return Err("max_requests: must be above zero".into());
+            return Err(invalid("max_requests", "must be above zero".into()));
         }
         if self.admin_token.as_deref() == Some("") {
-            return Err(
-                "admin_token: must not be empty (leave it out to disable PURGE and drain)".into(),
-            );
+            return Err(invalid(
+                "admin_token",
+                "must not be empty (leave it out to disable PURGE and drain)".into(),
+            ));
         }
         Ok(())
     }
+}
+
+/// A config value that parses but cannot work: the key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config: {key}: {problem}")]
+#[non_exhaustive]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub problem: String,
 }
 
 /// A size in bytes, written in config as `"512MiB"`, `"1GiB"`, `"64KiB"` or a plain number.
@@ -260,6 +281,8 @@ mod tests {
             tls_listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             ..EdgeConfig::default()
         };
-        assert!(config.validate().unwrap_err().contains("tls_cert"));
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.key, "tls_listen");
+        assert!(error.to_string().contains("tls_cert"), "{error}");
     }
 }

@@ -47,8 +47,12 @@ pub use proxy::Edge;
 pub enum Error {
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("edge setup: {0}")]
+    Setup(#[from] error::EdgeError),
 }
 
 /// The listeners `main` (or a test) bound for the edge.
@@ -78,9 +82,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     let acceptor = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) if !listeners.https.is_empty() => {
-            Some(tls::acceptor(cert, key).map_err(Error::Setup)?)
-        }
+        (Some(cert), Some(key)) if !listeners.https.is_empty() => Some(tls::acceptor(cert, key)?),
         _ => None,
     };
     let mut registry = prometheus_client::registry::Registry::default();
@@ -93,9 +95,7 @@ pub async fn run(
         capacity = stats.capacity,
         "store open"
     );
-    let edge = Arc::new(
-        Edge::new(&config, store.clone(), metrics).map_err(|e| Error::Setup(e.to_string()))?,
-    );
+    let edge = Arc::new(Edge::new(&config, store.clone(), metrics)?);
 
     let admin_shutdown = Shutdown::new();
     let status = {
@@ -130,7 +130,10 @@ pub async fn run(
     for listener in listeners.https {
         let (edge, acceptor) = (edge.clone(), acceptor.clone());
         let Some(acceptor) = acceptor else {
-            return Err(Error::Setup("tls_listen needs tls_cert and tls_key".into()));
+            return Err(Error::Config(config::ConfigError {
+                key: "tls_listen",
+                problem: "needs tls_cert and tls_key".into(),
+            }));
         };
         servers.push(tokio::spawn(server_kit::http_server::serve_tls(
             listener,

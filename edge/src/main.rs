@@ -75,9 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     config.name = cli.name.unwrap_or(config.name);
     config.region = cli.region.unwrap_or(config.region);
     config.prefetch = cli.prefetch.unwrap_or(config.prefetch);
-    config
-        .validate()
-        .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+    config.validate()?;
     if cli.common.check_config {
         println!(
             "config ok\n{}",
