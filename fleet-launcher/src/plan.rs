@@ -41,8 +41,8 @@ pub struct Spec {
     pub name: String,
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// How many `listening` lines mean ready.
-    pub listeners: usize,
+    /// The listener kinds whose `listening <kind> <address>` lines together mean ready.
+    pub listeners: &'static [&'static str],
 }
 
 /// An edge as the launcher knows it.
@@ -115,7 +115,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
             "--steering-dash".into(),
             format!("http://{}/steer/dash", a.router_http),
         ],
-        listeners: 2,
+        listeners: &["http", "admin"],
     };
     // Players re-read steering every 2 s here, so a failed edge's pathway leaves their
     // priority list soon after the router notices.
@@ -143,7 +143,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
             a.router_admin.to_string(),
             "--dev-mode".into(),
         ],
-        listeners: 4,
+        listeners: &["dns-udp", "dns-tcp", "http", "admin"],
     };
     let mut edges = Vec::new();
     for edge in &topology.edges {
@@ -176,7 +176,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
                 name: edge.name.clone(),
                 program: bin("edge"),
                 args: vec!["--config".into(), s(&config)],
-                listeners: 2,
+                listeners: &["http", "admin"],
             },
         ));
     }

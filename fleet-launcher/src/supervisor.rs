@@ -13,6 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use server_kit::listener;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
@@ -72,12 +73,15 @@ impl Supervisor {
             })?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let mut seen = 0;
+        let mut seen: HashMap<String, String> = HashMap::new();
         let ready = tokio::time::timeout(READY_TIMEOUT, async {
-            while seen < spec.listeners {
+            while !spec.listeners.iter().all(|k| seen.contains_key(*k)) {
                 match lines.next_line().await {
-                    Ok(Some(line)) if line.starts_with("listening ") => seen += 1,
-                    Ok(Some(_)) => {}
+                    Ok(Some(line)) => {
+                        if let Some((kind, address)) = listener::parse_announcement(&line) {
+                            seen.insert(kind.to_owned(), address.to_owned());
+                        }
+                    }
                     _ => return false,
                 }
             }
@@ -94,7 +98,7 @@ impl Supervisor {
         }
         // Keep reading stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        tracing::info!(name = %spec.name, pid = child.id(), "ready");
+        tracing::info!(name = %spec.name, pid = child.id(), listeners = ?seen, "ready");
         self.children.lock().await.insert(spec.name.clone(), child);
         Ok(())
     }
