@@ -84,16 +84,22 @@ impl Control {
             "drain" => self.supervisor.drain(name, true).await,
             "undrain" => self.supervisor.drain(name, false).await,
             "restore" => self.supervisor.restore(name).await,
-            _ => Err(format!(
-                "unknown action {action:?}: kill, drain, undrain or restore"
-            )),
+            _ => {
+                return body::text(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown action {action:?}: kill, drain, undrain or restore"),
+                );
+            }
         };
         match result {
             Ok(message) => {
                 tracing::info!(%message, "control");
                 body::text(StatusCode::OK, message)
             }
-            Err(message) => body::text(StatusCode::CONFLICT, message),
+            Err(error) => {
+                tracing::warn!(%error, edge = name, action, "control action failed");
+                body::text(error.status(), error.to_string())
+            }
         }
     }
 

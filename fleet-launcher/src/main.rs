@@ -130,7 +130,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             ..Addresses::default()
         },
     };
-    let plan = plan(&inputs).map_err(|e| anyhow::anyhow!(e))?;
+    let plan = plan(&inputs)?;
     let shutdown = Shutdown::new();
     shutdown.on_signals()?;
     // Bound first (so a taken port fails fast), announced once every child is ready.
@@ -139,7 +139,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     let supervisor = Arc::new(Supervisor::new(plan, cli.run_dir.clone()));
     if let Err(error) = supervisor.start_all().await {
         supervisor.stop_all().await;
-        anyhow::bail!(error);
+        return Err(error.into());
     }
     let a = &supervisor.plan.addresses;
     listener::announce("control", format!("http://{control_addr}"));

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use topology::Topology;
 
+use crate::Error;
+
 /// The token the local edges accept for drain and PURGE. A local demo value, written into the
 /// edges' configs under the run folder; a real deployment sets its own (see terraform/).
 pub const LOCAL_TOKEN: &str = "meridian-local";
@@ -75,28 +77,47 @@ pub struct Inputs {
     pub addresses: Addresses,
 }
 
-fn host_port(url: &str) -> Result<String, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
-    let host = uri.host().ok_or_else(|| format!("{url:?} has no host"))?;
+/// `host:port` of an edge's URL, for its `listen` and `admin` config keys.
+fn host_port(edge: &str, url: &str) -> Result<String, Error> {
+    let problem = |problem: String| Error::EdgeUrl {
+        edge: edge.to_owned(),
+        url: url.to_owned(),
+        problem,
+    };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| problem(format!("is not a URL ({e})")))?;
+    let host = uri.host().ok_or_else(|| problem("has no host".into()))?;
     let port = uri.port_u16().unwrap_or(80);
     Ok(format!("{host}:{port}"))
 }
 
 /// Derives the plan and writes the edges' config files into the run folder.
-pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
-    std::fs::create_dir_all(&inputs.run_dir)
-        .map_err(|e| format!("run folder {}: {e}", inputs.run_dir.display()))?;
+pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
+    let run_dir_error = |cause| Error::RunDir {
+        path: inputs.run_dir.clone(),
+        cause,
+    };
+    std::fs::create_dir_all(&inputs.run_dir).map_err(run_dir_error)?;
     // Absolute paths: the children resolve relative ones against their config files' folders.
-    let absolute = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
+    let input = |what, flag, path: &Path| {
+        std::fs::canonicalize(path).map_err(|cause| Error::Input {
+            what,
+            flag,
+            path: path.to_owned(),
+            cause,
+        })
+    };
     let inputs = &Inputs {
-        topology: absolute(&inputs.topology)?,
-        bin_dir: absolute(&inputs.bin_dir).unwrap_or_else(|_| inputs.bin_dir.clone()),
-        media: absolute(&inputs.media)?,
-        geoip: absolute(&inputs.geoip)?,
-        run_dir: absolute(&inputs.run_dir)?,
+        topology: input("topology", "topology", &inputs.topology)?,
+        // A missing binary folder is reported by the first child that cannot start, by name.
+        bin_dir: std::fs::canonicalize(&inputs.bin_dir).unwrap_or_else(|_| inputs.bin_dir.clone()),
+        media: input("media root", "media", &inputs.media)?,
+        geoip: input("GeoIP database", "geoip", &inputs.geoip)?,
+        run_dir: std::fs::canonicalize(&inputs.run_dir).map_err(run_dir_error)?,
         ..inputs.clone()
     };
-    let topology = Topology::load(&inputs.topology).map_err(|e| e.to_string())?;
+    let topology = Topology::load(&inputs.topology).map_err(Error::Topology)?;
     let a = &inputs.addresses;
     let bin = |name: &str| inputs.bin_dir.join(name);
     let s = |p: &Path| p.display().to_string();
@@ -120,11 +141,10 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
     // Players re-read steering every 2 s here, so a failed edge's pathway leaves their
     // priority list soon after the router notices.
     let router_config = inputs.run_dir.join("geo-router.toml");
-    std::fs::write(
+    write(
         &router_config,
         "# Written by meridian-local.\nname = \"local\"\ndev_mode = true\nsteering_ttl = \"2s\"\nchanging_ttl = \"2s\"\n",
-    )
-    .map_err(|e| format!("{}: {e}", router_config.display()))?;
+    )?;
     let router = Spec {
         name: "geo-router".into(),
         program: bin("geo-router"),
@@ -155,8 +175,8 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
         let text = format!(
             "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\n{drain_to}",
             inputs.topology.display(),
-            host_port(&edge.http)?,
-            host_port(&edge.admin)?,
+            host_port(&edge.name, &edge.http)?,
+            host_port(&edge.name, &edge.admin)?,
             edge.name,
             edge.region,
             format!("http://{}", a.origin_http),
@@ -164,7 +184,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
             inputs.edge_capacity,
             LOCAL_TOKEN,
         );
-        std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+        write(&config, &text)?;
         edges.push((
             EdgeInfo {
                 name: edge.name.clone(),
@@ -185,6 +205,13 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
         router,
         edges,
         addresses: a.clone(),
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|cause| Error::Write {
+        path: path.to_owned(),
+        cause,
     })
 }
 
