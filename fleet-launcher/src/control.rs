@@ -111,6 +111,8 @@ impl Control {
             "router_admin": format!("http://{}", a.router_admin),
             "router_dns": a.router_dns.to_string(),
             "origin": format!("http://{}", a.origin_http),
+            "origin_admin": format!("http://{}", a.origin_admin),
+            "loopback_block": plan.loopback_block,
             "edges": plan.edges.iter().map(|(info, _)| info).collect::<Vec<_>>(),
         })
     }

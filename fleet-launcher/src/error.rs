@@ -49,6 +49,22 @@ pub enum Error {
         problem: String,
     },
 
+    /// `--loopback-block` was given but an edge is not in 127.0.0.0/16, so it cannot be moved.
+    #[error(
+        "--loopback-block {block}: edge {edge} is at {address}, outside 127.0.0.0/16; only a topology on 127.0.x.y addresses can be moved (to 127.{block}.x.y): drop the flag or change the topology"
+    )]
+    OutsideBlock {
+        block: u8,
+        edge: String,
+        address: String,
+    },
+
+    /// No loopback block has all of the fleet's addresses free (`--loopback-block auto`).
+    #[error(
+        "--loopback-block auto: no block 127.1-255.x.y has every address of this fleet free (last taken: {taken}); stop an older fleet, or give --loopback-block N"
+    )]
+    NoFreeBlock { taken: String },
+
     /// A file the launcher writes (an edge's config, the router's, a log) cannot be written.
     #[error("cannot write {}: {cause}; is the run folder (--run-dir) writable?", path.display())]
     Write { path: PathBuf, cause: io::Error },
