@@ -75,6 +75,7 @@ async fn the_local_fleet_serves_fails_over_and_stops_cleanly() {
     assert_eq!(edges.len(), 6, "{config}");
     let block = config["loopback_block"].as_u64().expect("loopback_block");
     assert!(block > 0, "auto never picks block 0, the README's fleet");
+    eprintln!("launcher: the fleet is in loopback block {block}, control {control}");
     let in_block = format!("127.{block}.");
     assert!(
         control.starts_with(&format!("http://{in_block}")),

@@ -328,6 +328,10 @@ fn clients_in_their_own_namespaces_are_sent_to_their_own_region() {
             "a client at 198.18.{}.10 goes to {region}; got {answer:?}",
             c + 1
         );
+        eprintln!(
+            "dns: a client at 198.18.{}.10 is sent to {first} ({region})",
+            c + 1
+        );
     }
     drop(edges);
 }
