@@ -6,9 +6,13 @@
 # No provider registry is reachable: the CLI config points at an empty filesystem mirror, and
 # everything here uses only Terraform's built-in terraform_data. envs/aws needs the AWS
 # provider, so it is only format-checked. Binaries: TF_VAR_bin_dir (default target/release).
+# Terraform's working data (.terraform/) goes under target/terraform/, not beside the modules.
 set -euo pipefail
 cd "$(dirname "$0")"
 export CHECKPOINT_DISABLE=1
+data="${CARGO_TARGET_DIR:-$(cd .. && pwd)/target}/terraform"
+# The data folder of module folder $1.
+tf() { local dir=$1; shift; TF_DATA_DIR="$data/$dir" terraform -chdir="$dir" "$@"; }
 mirror="$(mktemp -d)"
 rc="$mirror.tfrc"
 printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' "$mirror" >"$rc"
@@ -21,20 +25,20 @@ terraform fmt -check -recursive
 
 for dir in modules/edge modules/fleet envs/local; do
   echo "== terraform validate $dir"
-  terraform -chdir="$dir" init -backend=false -input=false >/dev/null
-  terraform -chdir="$dir" validate
+  tf "$dir" init -backend=false -input=false >/dev/null
+  tf "$dir" validate
 done
 
 for dir in modules/edge modules/fleet; do
   echo "== terraform test $dir"
-  terraform -chdir="$dir" test
+  tf "$dir" test
 done
 
 echo "== terraform test envs/local"
 run_dir=envs/local/.run-test
 rm -rf "$run_dir"
 status=0
-terraform -chdir=envs/local test || status=$?
+tf envs/local test || status=$?
 
 echo "== nothing left running"
 left=0

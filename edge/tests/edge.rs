@@ -310,11 +310,19 @@ async fn after_kill_9_stored_objects_are_hits_and_no_byte_is_corrupt() {
             }
         })
     };
+    // The kill lands once at least 60 objects are stored, i.e. mid-write; a writer that stalls
+    // or stops first fails the test at the deadline instead of hanging it.
+    let deadline = Instant::now() + Duration::from_secs(30);
     let stored_before = loop {
-        let objects = json_number(&status_json(&edge).await, "objects") as usize;
+        let status = status_json(&edge).await;
+        let objects = json_number(&status, "objects") as usize;
         if objects >= 60 {
             break objects;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the edge stored only {objects} of 60 objects within 30 s of writing: {status}"
+        );
         tokio::task::yield_now().await;
     };
     edge.signal(Sig::SIGKILL);
@@ -657,7 +665,14 @@ async fn https_with_a_test_ca_and_http2_work() {
     );
     // Without the CA, the certificate is refused.
     let output = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", &format!("{https}/s.m4s")])
+        .args([
+            "-s",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            &format!("{https}/s.m4s"),
+        ])
         .output()
         .expect("curl");
     assert!(!output.status.success());

@@ -84,16 +84,22 @@ impl Control {
             "drain" => self.supervisor.drain(name, true).await,
             "undrain" => self.supervisor.drain(name, false).await,
             "restore" => self.supervisor.restore(name).await,
-            _ => Err(format!(
-                "unknown action {action:?}: kill, drain, undrain or restore"
-            )),
+            _ => {
+                return body::text(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown action {action:?}: kill, drain, undrain or restore"),
+                );
+            }
         };
         match result {
             Ok(message) => {
                 tracing::info!(%message, "control");
                 body::text(StatusCode::OK, message)
             }
-            Err(message) => body::text(StatusCode::CONFLICT, message),
+            Err(error) => {
+                tracing::warn!(%error, edge = name, action, "control action failed");
+                body::text(error.status(), error.to_string())
+            }
         }
     }
 
@@ -105,6 +111,8 @@ impl Control {
             "router_admin": format!("http://{}", a.router_admin),
             "router_dns": a.router_dns.to_string(),
             "origin": format!("http://{}", a.origin_http),
+            "origin_admin": format!("http://{}", a.origin_admin),
+            "loopback_block": plan.loopback_block,
             "edges": plan.edges.iter().map(|(info, _)| info).collect::<Vec<_>>(),
         })
     }

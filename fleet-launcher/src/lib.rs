@@ -9,7 +9,11 @@
 //! - [`plan`]: what to start, derived from the topology (addresses, configs, drain targets).
 //! - [`supervisor`]: starting children, readiness, kill -9, drain, restore, stop.
 //! - [`control`]: the pages and `POST /api/edges/<name>/{kill,drain,undrain,restore}`.
+//! - [`error`]: the one error type: who failed, and what to do.
 
 pub mod control;
+pub mod error;
 pub mod plan;
 pub mod supervisor;
+
+pub use error::Error;

@@ -6,6 +6,8 @@
 //! meridian-local drain eu-west-1      # operator drain (viewers move to the neighbour region)
 //! meridian-local undrain eu-west-1
 //! meridian-local restore eu-west-1    # start it again if dead, and undrain
+//! meridian-local --loopback-block 7   # the same fleet in 127.7.0.0/16, beside the default one
+//! meridian-local --loopback-block auto   # in a free block; the `listening control` line says where
 //! ```
 
 use std::net::SocketAddr;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fleet_launcher::control::Control;
-use fleet_launcher::plan::{Addresses, Inputs, plan};
+use fleet_launcher::plan::{Addresses, Inputs, claim_free_block, plan};
 use fleet_launcher::supervisor::Supervisor;
 use server_kit::{Shutdown, listener};
 
@@ -47,9 +49,63 @@ struct Cli {
     /// Store size of each edge.
     #[arg(long, default_value = "256MiB")]
     edge_capacity: String,
-    /// The launcher's own HTTP port (pages and control API).
-    #[arg(long, default_value = "127.0.0.1:8000", global = true)]
-    control: SocketAddr,
+    /// Moves the whole fleet into 127.N.0.0/16: origin, router and control on 127.N.0.1 with
+    /// their usual ports, the topology's edge 127.0.r.e on 127.N.r.e. `auto` picks a block (1-255)
+    /// whose addresses are all free and prints where in its `listening control` line; tests use
+    /// it to run beside a developer's fleet. 0 is where the topology puts the fleet.
+    #[arg(long, default_value = "0", global = true, value_parser = parse_block)]
+    loopback_block: Block,
+    /// The launcher's own HTTP port (pages and control API) [default: 127.N.0.1:8000, N the
+    /// loopback block].
+    #[arg(long, global = true)]
+    control: Option<SocketAddr>,
+}
+
+/// A `--loopback-block` value.
+#[derive(Debug, Clone, Copy)]
+enum Block {
+    Fixed(u8),
+    Auto,
+}
+
+fn parse_block(text: &str) -> Result<Block, String> {
+    match text {
+        "auto" => Ok(Block::Auto),
+        n => n
+            .parse()
+            .map(Block::Fixed)
+            .map_err(|_| format!("{n:?} is neither a block number 0-255 nor `auto`")),
+    }
+}
+
+impl Cli {
+    /// Where the launcher's control port is, for the subcommands that talk to it.
+    fn control(&self) -> anyhow::Result<SocketAddr> {
+        match (self.control, self.loopback_block) {
+            (Some(control), _) => Ok(control),
+            (None, Block::Fixed(block)) => Ok(Addresses::in_block(block).control),
+            (None, Block::Auto) => anyhow::bail!(
+                "--loopback-block auto picks a block when the fleet starts; to act on that fleet, give its block (--loopback-block N) or --control, as its `listening control` line says"
+            ),
+        }
+    }
+
+    fn inputs(&self, block: u8) -> Inputs {
+        let usual = Addresses::in_block(block);
+        Inputs {
+            topology: self.topology.clone(),
+            bin_dir: self.bin_dir.clone(),
+            media: self.media.clone(),
+            geoip: self.geoip.clone(),
+            run_dir: self.run_dir.clone(),
+            edge_capacity: self.edge_capacity.clone(),
+            addresses: Addresses {
+                control: self.control.unwrap_or(usual.control),
+                ..usual
+            },
+            loopback_block: block,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,13 +155,11 @@ async fn act(cli: &Cli, action: &Action) -> anyhow::Result<()> {
     let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
-    let request = http::Request::post(format!("http://{}/api/edges/{edge}/{verb}", cli.control))
+    let control = cli.control()?;
+    let request = http::Request::post(format!("http://{control}/api/edges/{edge}/{verb}"))
         .body(http_body_util::Empty::new())?;
     let response = client.request(request).await.with_context(|| {
-        format!(
-            "no meridian-local answers on {}; is it running?",
-            cli.control
-        )
+        format!("no meridian-local answers on {control}; is it running? (--loopback-block N or --control say where)")
     })?;
     let status = response.status();
     let body = http_body_util::BodyExt::collect(response.into_body())
@@ -118,38 +172,50 @@ async fn act(cli: &Cli, action: &Action) -> anyhow::Result<()> {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<()> {
-    let inputs = Inputs {
-        topology: cli.topology.clone(),
-        bin_dir: cli.bin_dir.clone(),
-        media: cli.media.clone(),
-        geoip: cli.geoip.clone(),
-        run_dir: cli.run_dir.clone(),
-        edge_capacity: cli.edge_capacity.clone(),
-        addresses: Addresses {
-            control: cli.control,
-            ..Addresses::default()
-        },
-    };
-    let plan = plan(&inputs).map_err(|e| anyhow::anyhow!(e))?;
     let shutdown = Shutdown::new();
     shutdown.on_signals()?;
-    // Bound first (so a taken port fails fast), announced once every child is ready.
-    let control_listener = listener::bind_tcp("control", cli.control).await?;
+    // The control port is bound first (so a taken port fails fast), announced once every child
+    // is ready.
+    let (plan, control_listener) = match cli.loopback_block {
+        Block::Fixed(block) => {
+            let plan = plan(&cli.inputs(block))?;
+            let control = listener::bind_tcp("control", plan.addresses.control).await?;
+            (plan, control)
+        }
+        Block::Auto => {
+            anyhow::ensure!(
+                cli.control.is_none(),
+                "--loopback-block auto claims a block by binding its control address 127.N.0.1:8000: drop --control, or give --loopback-block N"
+            );
+            let (plan, control) = claim_free_block(&cli.inputs(0))?;
+            control.set_nonblocking(true)?;
+            (plan, tokio::net::TcpListener::from_std(control)?)
+        }
+    };
     let control_addr = control_listener.local_addr()?;
     let supervisor = Arc::new(Supervisor::new(plan, cli.run_dir.clone()));
     if let Err(error) = supervisor.start_all().await {
         supervisor.stop_all().await;
-        anyhow::bail!(error);
+        return Err(error.into());
     }
     let a = &supervisor.plan.addresses;
     listener::announce("control", format!("http://{control_addr}"));
+    // How the subcommands find this launcher: on 127.0.0.1:8000 unless told otherwise.
+    let block = supervisor.plan.loopback_block;
+    let control_flag = if control_addr == Addresses::default().control {
+        String::new()
+    } else if control_addr == Addresses::in_block(block).control {
+        format!(" --loopback-block {block}")
+    } else {
+        format!(" --control {control_addr}")
+    };
     println!(
-        "Meridian local CDN is up: origin, geo-router, {} edges.\n  Player:  http://{}/\n  Fleet:   http://{}/fleet\n  Router:  http://{}/fleet (JSON)   DNS {} (video.meridian.test)\n  Control: meridian-local kill|drain|undrain|restore <edge>\n  Ctrl-C stops everything.",
+        "Meridian local CDN is up: origin, geo-router, {} edges (loopback block {}).\n  Player:  http://{control_addr}/\n  Fleet:   http://{control_addr}/fleet\n  Router:  http://{}/fleet (JSON)   DNS {} (video.meridian.test)\n  Origin:  http://{}\n  Control: meridian-local{control_flag} kill|drain|undrain|restore <edge>\n  Ctrl-C stops everything.",
         supervisor.plan.edges.len(),
-        control_addr,
-        control_addr,
+        block,
         a.router_http,
         a.router_dns,
+        a.origin_http,
     );
     let control = Arc::new(Control {
         supervisor: supervisor.clone(),

@@ -1,11 +1,20 @@
 //! What the launcher starts, derived from the topology: one origin, one geo-router, and one
 //! edge per topology entry, with its listen and admin addresses taken from the entry's URLs and
 //! its drain target set to the first edge of its region's first neighbour (or nearest region).
+//!
+//! A loopback block moves the whole fleet: with block N, the origin, the router and the control
+//! port listen on 127.N.0.1 (their usual ports), and an edge the topology puts at 127.0.r.e
+//! listens on 127.N.r.e. The router is handed the moved topology (written to the run folder,
+//! as it is for block 0, so both take one path), so every URL it gives out is the moved one.
+//! Two fleets in different blocks share no address: a test's fleet runs beside a developer's.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use topology::Topology;
+
+use crate::Error;
 
 /// The token the local edges accept for drain and PURGE. A local demo value, written into the
 /// edges' configs under the run folder; a real deployment sets its own (see terraform/).
@@ -22,16 +31,24 @@ pub struct Addresses {
     pub control: SocketAddr,
 }
 
+impl Addresses {
+    /// The usual ports on 127.`block`.0.1: block 0 is the README's 127.0.0.1:8000 and friends.
+    pub fn in_block(block: u8) -> Self {
+        let at = |port| SocketAddr::from(([127, block, 0, 1], port));
+        Self {
+            origin_http: at(8080),
+            origin_admin: at(9080),
+            router_dns: at(5353),
+            router_http: at(8053),
+            router_admin: at(9053),
+            control: at(8000),
+        }
+    }
+}
+
 impl Default for Addresses {
     fn default() -> Self {
-        Self {
-            origin_http: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            origin_admin: SocketAddr::from(([127, 0, 0, 1], 9080)),
-            router_dns: SocketAddr::from(([127, 0, 0, 1], 5353)),
-            router_http: SocketAddr::from(([127, 0, 0, 1], 8053)),
-            router_admin: SocketAddr::from(([127, 0, 0, 1], 9053)),
-            control: SocketAddr::from(([127, 0, 0, 1], 8000)),
-        }
+        Self::in_block(0)
     }
 }
 
@@ -41,8 +58,8 @@ pub struct Spec {
     pub name: String,
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// How many `listening` lines mean ready.
-    pub listeners: usize,
+    /// The listener kinds whose `listening <kind> <address>` lines together mean ready.
+    pub listeners: &'static [&'static str],
 }
 
 /// An edge as the launcher knows it.
@@ -61,6 +78,38 @@ pub struct Plan {
     pub router: Spec,
     pub edges: Vec<(EdgeInfo, Spec)>,
     pub addresses: Addresses,
+    /// The loopback block the fleet was moved to (0: where the topology puts it).
+    pub loopback_block: u8,
+}
+
+impl Plan {
+    /// Checks that every address the children will listen on is free now, by binding each (TCP,
+    /// and UDP for the router's DNS) and letting it go at once. The launcher uses it to pick a
+    /// free loopback block; the children's own binds stay the real test.
+    pub fn addresses_free(&self) -> Result<(), (SocketAddr, io::Error)> {
+        let a = &self.addresses;
+        let mut tcp = vec![
+            a.origin_http,
+            a.origin_admin,
+            a.router_dns,
+            a.router_http,
+            a.router_admin,
+        ];
+        for (info, _) in &self.edges {
+            for url in [&info.http, &info.admin] {
+                if let Ok(host_port) = host_port(&info.name, url)
+                    && let Ok(addr) = host_port.parse()
+                {
+                    tcp.push(addr);
+                }
+            }
+        }
+        for addr in tcp {
+            std::net::TcpListener::bind(addr).map_err(|e| (addr, e))?;
+        }
+        std::net::UdpSocket::bind(a.router_dns).map_err(|e| (a.router_dns, e))?;
+        Ok(())
+    }
 }
 
 /// Inputs of a plan.
@@ -73,30 +122,66 @@ pub struct Inputs {
     pub run_dir: PathBuf,
     pub edge_capacity: String,
     pub addresses: Addresses,
+    /// Moves every edge from 127.0.r.e to 127.`loopback_block`.r.e (0: no move). The fleet's
+    /// own addresses are in [`Inputs::addresses`]: [`Addresses::in_block`] gives the usual ones.
+    pub loopback_block: u8,
 }
 
-fn host_port(url: &str) -> Result<String, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
-    let host = uri.host().ok_or_else(|| format!("{url:?} has no host"))?;
+/// `host:port` of an edge's URL, for its `listen` and `admin` config keys.
+fn host_port(edge: &str, url: &str) -> Result<String, Error> {
+    let problem = |problem: String| Error::EdgeUrl {
+        edge: edge.to_owned(),
+        url: url.to_owned(),
+        problem,
+    };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| problem(format!("is not a URL ({e})")))?;
+    let host = uri.host().ok_or_else(|| problem("has no host".into()))?;
     let port = uri.port_u16().unwrap_or(80);
     Ok(format!("{host}:{port}"))
 }
 
 /// Derives the plan and writes the edges' config files into the run folder.
-pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
-    std::fs::create_dir_all(&inputs.run_dir)
-        .map_err(|e| format!("run folder {}: {e}", inputs.run_dir.display()))?;
+pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
+    let run_dir_error = |cause| Error::RunDir {
+        path: inputs.run_dir.clone(),
+        cause,
+    };
+    std::fs::create_dir_all(&inputs.run_dir).map_err(run_dir_error)?;
     // Absolute paths: the children resolve relative ones against their config files' folders.
-    let absolute = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
+    let input = |what, flag, path: &Path| {
+        std::fs::canonicalize(path).map_err(|cause| Error::Input {
+            what,
+            flag,
+            path: path.to_owned(),
+            cause,
+        })
+    };
     let inputs = &Inputs {
-        topology: absolute(&inputs.topology)?,
-        bin_dir: absolute(&inputs.bin_dir).unwrap_or_else(|_| inputs.bin_dir.clone()),
-        media: absolute(&inputs.media)?,
-        geoip: absolute(&inputs.geoip)?,
-        run_dir: absolute(&inputs.run_dir)?,
+        topology: input("topology", "topology", &inputs.topology)?,
+        // A missing binary folder is reported by the first child that cannot start, by name.
+        bin_dir: std::fs::canonicalize(&inputs.bin_dir).unwrap_or_else(|_| inputs.bin_dir.clone()),
+        media: input("media root", "media", &inputs.media)?,
+        geoip: input("GeoIP database", "geoip", &inputs.geoip)?,
+        run_dir: std::fs::canonicalize(&inputs.run_dir).map_err(run_dir_error)?,
         ..inputs.clone()
     };
-    let topology = Topology::load(&inputs.topology).map_err(|e| e.to_string())?;
+    let mut topology = Topology::load(&inputs.topology).map_err(Error::Topology)?;
+    move_to_block(&mut topology, inputs.loopback_block)?;
+    let topology_path = inputs.run_dir.join("topology.toml");
+    let text = toml::to_string(&topology).map_err(|e| Error::Write {
+        path: topology_path.clone(),
+        cause: io::Error::other(e),
+    })?;
+    write(
+        &topology_path,
+        &format!(
+            "# Written by meridian-local from {}, moved to loopback block {}.\n\n{text}",
+            inputs.topology.display(),
+            inputs.loopback_block
+        ),
+    )?;
     let a = &inputs.addresses;
     let bin = |name: &str| inputs.bin_dir.join(name);
     let s = |p: &Path| p.display().to_string();
@@ -115,16 +200,15 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
             "--steering-dash".into(),
             format!("http://{}/steer/dash", a.router_http),
         ],
-        listeners: 2,
+        listeners: &["http", "admin"],
     };
     // Players re-read steering every 2 s here, so a failed edge's pathway leaves their
     // priority list soon after the router notices.
     let router_config = inputs.run_dir.join("geo-router.toml");
-    std::fs::write(
+    write(
         &router_config,
         "# Written by meridian-local.\nname = \"local\"\ndev_mode = true\nsteering_ttl = \"2s\"\nchanging_ttl = \"2s\"\n",
-    )
-    .map_err(|e| format!("{}: {e}", router_config.display()))?;
+    )?;
     let router = Spec {
         name: "geo-router".into(),
         program: bin("geo-router"),
@@ -132,7 +216,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
             "--config".into(),
             s(&router_config),
             "--topology".into(),
-            s(&inputs.topology),
+            s(&topology_path),
             "--geoip".into(),
             s(&inputs.geoip),
             "--dns".into(),
@@ -143,7 +227,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
             a.router_admin.to_string(),
             "--dev-mode".into(),
         ],
-        listeners: 4,
+        listeners: &["dns-udp", "dns-tcp", "http", "admin"],
     };
     let mut edges = Vec::new();
     for edge in &topology.edges {
@@ -155,8 +239,8 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
         let text = format!(
             "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\n{drain_to}",
             inputs.topology.display(),
-            host_port(&edge.http)?,
-            host_port(&edge.admin)?,
+            host_port(&edge.name, &edge.http)?,
+            host_port(&edge.name, &edge.admin)?,
             edge.name,
             edge.region,
             format!("http://{}", a.origin_http),
@@ -164,7 +248,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
             inputs.edge_capacity,
             LOCAL_TOKEN,
         );
-        std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+        write(&config, &text)?;
         edges.push((
             EdgeInfo {
                 name: edge.name.clone(),
@@ -176,7 +260,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
                 name: edge.name.clone(),
                 program: bin("edge"),
                 args: vec!["--config".into(), s(&config)],
-                listeners: 2,
+                listeners: &["http", "admin"],
             },
         ));
     }
@@ -185,6 +269,85 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, String> {
         router,
         edges,
         addresses: a.clone(),
+        loopback_block: inputs.loopback_block,
+    })
+}
+
+/// `--loopback-block auto`: plans the fleet in the first block of 1-255, counting from one
+/// derived from our PID (so that launchers started together try different blocks), whose
+/// control address can be bound and whose other addresses are all free. The bound control
+/// listener is returned: it is the block's claim, since a second launcher probing the same block
+/// cannot bind it and moves on. Block 0, the README's addresses, is never picked.
+pub fn claim_free_block(inputs: &Inputs) -> Result<(Plan, std::net::TcpListener), Error> {
+    let first = std::process::id() % 255;
+    let mut taken = String::from("none tried");
+    for i in 0..255 {
+        let block = ((first + i) % 255 + 1) as u8;
+        let inputs = Inputs {
+            addresses: Addresses::in_block(block),
+            loopback_block: block,
+            ..inputs.clone()
+        };
+        let plan = plan(&inputs)?;
+        let control = match std::net::TcpListener::bind(plan.addresses.control) {
+            Ok(listener) => listener,
+            Err(e) => {
+                taken = format!("{} ({e})", plan.addresses.control);
+                continue;
+            }
+        };
+        match plan.addresses_free() {
+            Ok(()) => return Ok((plan, control)),
+            Err((addr, e)) => taken = format!("{addr} ({e})"),
+        }
+    }
+    Err(Error::NoFreeBlock { taken })
+}
+
+/// Moves every edge of `topology` from 127.0.r.e to 127.`block`.r.e: its HTTP and admin URLs
+/// (only the host changes) and its DNS answers. Block 0 leaves the topology as it is.
+fn move_to_block(topology: &mut Topology, block: u8) -> Result<(), Error> {
+    if block == 0 {
+        return Ok(());
+    }
+    let outside = |edge: &str, address: String| Error::OutsideBlock {
+        block,
+        edge: edge.to_owned(),
+        address,
+    };
+    let moved = |ip: Ipv4Addr| -> Option<Ipv4Addr> {
+        let [a, b, r, e] = ip.octets();
+        (a == 127 && b == 0).then_some(Ipv4Addr::new(127, block, r, e))
+    };
+    for edge in &mut topology.edges {
+        for url in [&mut edge.http, &mut edge.admin] {
+            let host = host_port(&edge.name, url)?
+                .rsplit_once(':')
+                .map(|(host, _)| host.to_owned())
+                .unwrap_or_default();
+            let to = host
+                .parse::<Ipv4Addr>()
+                .ok()
+                .and_then(moved)
+                .ok_or_else(|| outside(&edge.name, url.clone()))?;
+            *url = url.replacen(&format!("://{host}"), &format!("://{to}"), 1);
+        }
+        for ip in &mut edge.dns {
+            let to = match ip {
+                IpAddr::V4(v4) => moved(*v4),
+                IpAddr::V6(_) => None,
+            }
+            .ok_or_else(|| outside(&edge.name, ip.to_string()))?;
+            *ip = IpAddr::V4(to);
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|cause| Error::Write {
+        path: path.to_owned(),
+        cause,
     })
 }
 
@@ -222,16 +385,7 @@ mod tests {
     #[test]
     fn the_example_fleet_plans_every_edge_with_a_drain_target() {
         let dir = tempfile::tempdir().unwrap();
-        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
-        let inputs = Inputs {
-            topology: testdata.join("topology.toml"),
-            bin_dir: PathBuf::from("/bin"),
-            media: testdata.join("media"),
-            geoip: testdata.join("geoip/meridian-city.mmdb"),
-            run_dir: dir.path().to_path_buf(),
-            edge_capacity: "64MiB".into(),
-            addresses: Addresses::default(),
-        };
+        let inputs = example_inputs(dir.path(), 0);
         let plan = plan(&inputs).unwrap();
         assert_eq!(plan.edges.len(), 6);
         let config = std::fs::read_to_string(dir.path().join("eu-west-1.toml")).unwrap();
@@ -240,5 +394,96 @@ mod tests {
             config.contains("drain_to = \"http://127.0.1.1:8080\""),
             "{config}"
         );
+    }
+
+    fn example_inputs(run_dir: &Path, block: u8) -> Inputs {
+        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+        Inputs {
+            topology: testdata.join("topology.toml"),
+            bin_dir: PathBuf::from("/bin"),
+            media: testdata.join("media"),
+            geoip: testdata.join("geoip/meridian-city.mmdb"),
+            run_dir: run_dir.to_path_buf(),
+            edge_capacity: "64MiB".into(),
+            addresses: Addresses::in_block(block),
+            loopback_block: block,
+        }
+    }
+
+    #[test]
+    fn a_loopback_block_moves_every_address_and_the_router_gets_the_moved_topology() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(&example_inputs(dir.path(), 7)).unwrap();
+        let config = std::fs::read_to_string(dir.path().join("eu-west-1.toml")).unwrap();
+        assert!(config.contains("listen = [\"127.7.2.1:8080\"]"), "{config}");
+        assert!(config.contains("admin = \"127.7.2.1:9090\""), "{config}");
+        assert!(
+            config.contains("origins = [\"http://127.7.0.1:8080\"]"),
+            "{config}"
+        );
+        assert!(
+            config.contains("drain_to = \"http://127.7.1.1:8080\""),
+            "{config}"
+        );
+        let at = plan
+            .router
+            .args
+            .iter()
+            .position(|a| a == "--topology")
+            .unwrap();
+        let moved = Topology::load(Path::new(&plan.router.args[at + 1])).unwrap();
+        let original = Topology::load(&example_inputs(dir.path(), 0).topology).unwrap();
+        assert_eq!(moved.regions, original.regions, "regions do not move");
+        for (m, o) in moved.edges.iter().zip(&original.edges) {
+            assert_eq!(m.http, o.http.replacen("127.0.", "127.7.", 1));
+            assert_eq!(m.admin, o.admin.replacen("127.0.", "127.7.", 1));
+            let dns: Vec<String> = o
+                .dns
+                .iter()
+                .map(|ip| ip.to_string().replacen("127.0.", "127.7.", 1))
+                .collect();
+            assert_eq!(
+                m.dns.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
+                dns
+            );
+        }
+        let (info, _) = &plan.edges[2];
+        assert_eq!(
+            (info.http.as_str(), info.admin.as_str()),
+            ("http://127.7.2.1:8080", "http://127.7.2.1:9090")
+        );
+        assert!(plan.router.args.contains(&"127.7.0.1:5353".to_owned()));
+        assert!(
+            plan.origin
+                .args
+                .contains(&"http://127.7.0.1:8053/steer/hls".to_owned())
+        );
+    }
+
+    #[test]
+    fn only_a_topology_on_127_0_can_be_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+        let text = std::fs::read_to_string(testdata.join("topology.toml"))
+            .unwrap()
+            .replace("127.0.3.2", "10.0.3.2");
+        let topology = dir.path().join("elsewhere.toml");
+        std::fs::write(&topology, text).unwrap();
+        let inputs = Inputs {
+            topology,
+            ..example_inputs(dir.path(), 9)
+        };
+        let error = plan(&inputs).unwrap_err().to_string();
+        assert!(
+            error.contains("edge ap-southeast-2 is at http://10.0.3.2:8080, outside 127.0.0.0/16"),
+            "{error}"
+        );
+        // Block 0 takes the topology as it is.
+        plan(&Inputs {
+            loopback_block: 0,
+            addresses: Addresses::default(),
+            ..inputs
+        })
+        .unwrap();
     }
 }

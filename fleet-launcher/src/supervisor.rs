@@ -7,19 +7,24 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use server_kit::listener;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use crate::plan::{LOCAL_TOKEN, Plan, Spec};
+use crate::Error;
+use crate::error::chain;
+use crate::plan::{EdgeInfo, LOCAL_TOKEN, Plan, Spec};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an edge's admin API may take to answer a drain.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The running fleet.
 #[derive(Debug)]
@@ -41,7 +46,7 @@ impl Supervisor {
     }
 
     /// Starts the origin, then the router, then every edge (in parallel), each waited for.
-    pub async fn start_all(&self) -> Result<(), String> {
+    pub async fn start_all(&self) -> Result<(), Error> {
         self.start(&self.plan.origin).await?;
         self.start(&self.plan.router).await?;
         let starts = self.plan.edges.iter().map(|(_, spec)| self.start(spec));
@@ -52,10 +57,12 @@ impl Supervisor {
     }
 
     /// Starts one child and waits for its listening lines.
-    pub async fn start(&self, spec: &Spec) -> Result<(), String> {
+    pub async fn start(&self, spec: &Spec) -> Result<(), Error> {
         let log_path = self.run_dir.join(format!("{}.log", spec.name));
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log = std::fs::File::create(&log_path).map_err(|cause| Error::Write {
+            path: log_path.clone(),
+            cause,
+        })?;
         let mut child = Command::new(&spec.program)
             .args(&spec.args)
             .stdin(Stdio::null())
@@ -63,21 +70,25 @@ impl Supervisor {
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {} ({}): {e}",
-                    spec.name,
-                    spec.program.display()
-                )
+            .map_err(|cause| Error::Spawn {
+                name: spec.name.clone(),
+                program: spec.program.clone(),
+                cause,
             })?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
+        // Piped just above, so it is there.
+        let Some(stdout) = child.stdout.take() else {
+            unreachable!("stdout is piped")
+        };
         let mut lines = BufReader::new(stdout).lines();
-        let mut seen = 0;
+        let mut seen: HashMap<String, String> = HashMap::new();
         let ready = tokio::time::timeout(READY_TIMEOUT, async {
-            while seen < spec.listeners {
+            while !spec.listeners.iter().all(|k| seen.contains_key(*k)) {
                 match lines.next_line().await {
-                    Ok(Some(line)) if line.starts_with("listening ") => seen += 1,
-                    Ok(Some(_)) => {}
+                    Ok(Some(line)) => {
+                        if let Some((kind, address)) = listener::parse_announcement(&line) {
+                            seen.insert(kind.to_owned(), address.to_owned());
+                        }
+                    }
                     _ => return false,
                 }
             }
@@ -86,35 +97,55 @@ impl Supervisor {
         .await;
         if ready != Ok(true) {
             let _ = child.start_kill();
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            return Err(format!(
-                "{} did not become ready; its log:\n{log}",
-                spec.name
-            ));
+            let _ = child.wait().await;
+            return Err(Error::NotReady {
+                name: spec.name.clone(),
+                why: if ready.is_err() {
+                    format!("not within {READY_TIMEOUT:?}")
+                } else {
+                    "it exited".to_owned()
+                },
+                missing: spec
+                    .listeners
+                    .iter()
+                    .copied()
+                    .filter(|k| !seen.contains_key(*k))
+                    .collect(),
+                log: std::fs::read_to_string(&log_path).unwrap_or_default(),
+                log_path,
+            });
         }
         // Keep reading stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        tracing::info!(name = %spec.name, pid = child.id(), "ready");
+        tracing::info!(name = %spec.name, pid = child.id(), listeners = ?seen, "ready");
         self.children.lock().await.insert(spec.name.clone(), child);
         Ok(())
     }
 
-    fn spec(&self, name: &str) -> Option<&Spec> {
+    /// The edge of that name, or the error that lists the fleet's edges.
+    fn edge(&self, name: &str) -> Result<&(EdgeInfo, Spec), Error> {
         self.plan
             .edges
             .iter()
-            .map(|(_, s)| s)
-            .find(|s| s.name == name)
+            .find(|(info, _)| info.name == name)
+            .ok_or_else(|| Error::NoSuchEdge {
+                name: name.to_owned(),
+                known: self
+                    .plan
+                    .edges
+                    .iter()
+                    .map(|(i, _)| i.name.clone())
+                    .collect(),
+            })
     }
 
     /// `kill -9` of an edge, by PID.
-    pub async fn kill(&self, name: &str) -> Result<String, String> {
-        self.spec(name)
-            .ok_or_else(|| format!("no edge named {name:?}"))?;
+    pub async fn kill(&self, name: &str) -> Result<String, Error> {
+        self.edge(name)?;
         let mut children = self.children.lock().await;
-        let mut child = children
-            .remove(name)
-            .ok_or_else(|| format!("{name} is not running"))?;
+        let mut child = children.remove(name).ok_or_else(|| Error::NotRunning {
+            name: name.to_owned(),
+        })?;
         if let Some(pid) = child.id() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
@@ -123,30 +154,48 @@ impl Supervisor {
     }
 
     /// Turns an edge's operator drain on or off through its admin API.
-    pub async fn drain(&self, name: &str, on: bool) -> Result<String, String> {
-        let (info, _) = self
-            .plan
-            .edges
-            .iter()
-            .find(|(i, _)| i.name == name)
-            .ok_or_else(|| format!("no edge named {name:?}"))?;
+    pub async fn drain(&self, name: &str, on: bool) -> Result<String, Error> {
+        let (info, _) = self.edge(name)?;
+        let method = if on {
+            http::Method::POST
+        } else {
+            http::Method::DELETE
+        };
+        let url = format!("{}/drain", info.admin.trim_end_matches('/'));
         let request = http::Request::builder()
-            .method(if on {
-                http::Method::POST
-            } else {
-                http::Method::DELETE
-            })
-            .uri(format!("{}/drain", info.admin.trim_end_matches('/')))
+            .method(method.clone())
+            .uri(&url)
             .header(http::header::AUTHORIZATION, format!("Bearer {LOCAL_TOKEN}"))
             .body(Empty::new())
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .request(request)
+            .map_err(|e| Error::EdgeUrl {
+                edge: name.to_owned(),
+                url: url.clone(),
+                problem: format!("is not a usable admin URL ({e})"),
+            })?;
+        let unreachable = |cause: String| Error::EdgeUnreachable {
+            name: name.to_owned(),
+            url: url.clone(),
+            cause,
+        };
+        let response = tokio::time::timeout(ADMIN_TIMEOUT, self.client.request(request))
             .await
-            .map_err(|e| format!("{name}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("{name} answered {}", response.status()));
+            .map_err(|_| unreachable(format!("no answer within {ADMIN_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = tokio::time::timeout(ADMIN_TIMEOUT, response.into_body().collect())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
+                .unwrap_or_default();
+            return Err(Error::EdgeRefused {
+                name: name.to_owned(),
+                method,
+                url,
+                status,
+                body,
+            });
         }
         Ok(format!(
             "{name} {}",
@@ -155,11 +204,9 @@ impl Supervisor {
     }
 
     /// Brings an edge back: started again if it is not running, and undrained.
-    pub async fn restore(&self, name: &str) -> Result<String, String> {
-        let spec = self
-            .spec(name)
-            .ok_or_else(|| format!("no edge named {name:?}"))?
-            .clone();
+    pub async fn restore(&self, name: &str) -> Result<String, Error> {
+        let (_, spec) = self.edge(name)?;
+        let spec = spec.clone();
         let running = self
             .children
             .lock()

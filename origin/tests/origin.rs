@@ -47,7 +47,9 @@ async fn master_playlist_is_served_and_a_real_client_plays_it() {
     let url_for_ffprobe = url.clone();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+            // -rw_timeout (µs): a stalled read fails the test instead of hanging it.
+            .args(["-v", "error", "-rw_timeout", "20000000"])
+            .args(["-select_streams", "v:0", "-count_frames"])
             .args([
                 "-show_entries",
                 "stream=codec_name,nb_read_frames",

@@ -5,11 +5,17 @@
 // MERIDIAN_BIN_DIR says otherwise), drives Debian's Chromium headless with playwright-core,
 // and reads the page's own log (window.meridian): positions, X-Served-By of every segment,
 // stalls and errors. Prints the measured stall times.
+//
+// The fleet runs in a loopback block of its own (`--loopback-block auto`), so the test runs
+// beside a developer's scripts/run-local; the only address it uses is the control URL from the
+// launcher's `listening control` line, and the pages learn the rest from /api/config.
+// Screenshots go to target/screenshots/ (MERIDIAN_SCREENSHOTS overrides it); only
+// scripts/refresh-docs-images copies them into docs/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -17,28 +23,42 @@ import { chromium } from 'playwright-core';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const binDir = process.env.MERIDIAN_BIN_DIR || path.join(root, 'target/debug');
-const control = '127.0.0.1:8000';
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const screenshots = process.env.MERIDIAN_SCREENSHOTS || path.join(root, 'target/screenshots');
+// The launcher's control URL (http://127.N.0.1:8000), from its `listening control` line.
+let control;
 let fleet;
 let browser;
 
 const runDir = path.join(root, 'target/meridian-browser-test');
+// Every wait has a deadline; these are the ones outside playFor's own.
+const FLEET_START_MS = 60_000;
+const FLEET_STOP_MS = 30_000;
+const CONTROL_MS = 30_000;
+const TEST_MS = 180_000;
 
 before(async () => {
   // A cold fleet every run: edges restart warm, and a store kept from an older build of the
   // demo media would serve its segments.
   rmSync(runDir, { recursive: true, force: true });
-  fleet = spawn(path.join(binDir, 'meridian-local'), ['--bin-dir', binDir, '--run-dir', runDir, '--edge-capacity', '64MiB'], {
-    cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  // Ready when the launcher prints its summary (after every child's listening lines).
+  mkdirSync(screenshots, { recursive: true });
+  fleet = spawn(path.join(binDir, 'meridian-local'),
+    ['--bin-dir', binDir, '--run-dir', runDir, '--edge-capacity', '64MiB', '--loopback-block', 'auto'], {
+      cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+  // Ready when the launcher prints `listening control <url>`: it does after every child's
+  // listening lines. The rest of stdout (the summary) is read and dropped.
   const lines = createInterface({ input: fleet.stdout });
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the fleet did not start within 60 s')), 60_000);
-    lines.on('line', (line) => { if (line.startsWith('Meridian local CDN is up')) { clearTimeout(timer); resolve(); } });
+  control = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the fleet did not start within ${FLEET_START_MS / 1000} s`)), FLEET_START_MS);
+    lines.on('line', (line) => {
+      const [word, kind, address, extra] = line.trim().split(/\s+/);
+      if (word === 'listening' && kind === 'control' && address && extra === undefined) { clearTimeout(timer); resolve(address); }
+    });
     fleet.once('exit', (code) => { clearTimeout(timer); reject(new Error(`meridian-local exited early (${code})`)); });
     fleet.once('error', (error) => { clearTimeout(timer); reject(new Error(`cannot start meridian-local from ${binDir}: ${error.message}`)); });
   });
+  console.log(`fleet: meridian-local is up, control ${control}`);
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -48,9 +68,14 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (fleet && fleet.exitCode === null) {
+  if (fleet && fleet.exitCode === null && fleet.signalCode === null) {
     fleet.kill('SIGINT');
-    await once(fleet, 'exit');
+    const stopped = await Promise.race([once(fleet, 'exit').then(() => true),
+      new Promise((resolve) => setTimeout(() => resolve(false), FLEET_STOP_MS))]);
+    if (!stopped) {
+      fleet.kill('SIGKILL');
+      throw new Error(`meridian-local did not stop within ${FLEET_STOP_MS / 1000} s of SIGINT; killed it (SIGKILL)`);
+    }
   }
 });
 
@@ -59,7 +84,7 @@ async function openPlayer(client, { protocol = 'hls', stream = 'live/big-clock' 
   // hls.js and dash.js warn on the console; kept for the failure message.
   page.consoleLines = [];
   page.on('console', (m) => { if (m.type() !== 'log') page.consoleLines.push(`${m.type()}: ${m.text()}`.slice(0, 300)); });
-  await page.goto(`http://${control}/`);
+  await page.goto(`${control}/`);
   await page.selectOption('#client', client);
   await page.selectOption('#protocol', protocol);
   await page.selectOption('#stream', stream);
@@ -109,11 +134,23 @@ async function servingEdge(page) {
 }
 
 async function act(edge, verb) {
-  const response = await fetch(`http://${control}/api/edges/${edge}/${verb}`, { method: 'POST' });
+  const response = await fetch(`${control}/api/edges/${edge}/${verb}`, { method: 'POST', signal: AbortSignal.timeout(CONTROL_MS) });
   assert.equal(response.status, 200, await response.text());
 }
 
-test('kill -9 of the serving edge: playback carries on from another region', async () => {
+/** The fleet page once every edge shows `up` again, saved as fleet.png. */
+async function screenshotFleet() {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 500 } });
+  await page.goto(`${control}/fleet`);
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#fleet tbody tr')];
+    return rows.length === 6 && rows.every((row) => row.cells[2] && row.cells[2].textContent === 'up');
+  }, null, { timeout: 15_000, polling: 250 });
+  await page.screenshot({ path: path.join(screenshots, 'fleet.png') });
+  await page.close();
+}
+
+test('kill -9 of the serving edge: playback carries on from another region', { timeout: TEST_MS }, async () => {
   const page = await openPlayer('192.0.2.10');
   await playFor(page, 10, 40_000);
   const victim = await servingEdge(page);
@@ -137,12 +174,13 @@ test('kill -9 of the serving edge: playback carries on from another region', asy
   console.log(`kill: after the kill, segments came from ${[...new Set(after.map((e) => e.edge))].join(', ')} (regions ${regions.join(', ')})`);
   assert.ok(after.every((e) => e.region !== victim.region), `every segment after the kill came from another region than ${victim.region}`);
   assert.ok(stallMs <= 2000, `stall ${stallMs} ms is more than 2 s`);
-  await page.screenshot({ path: path.join(root, 'docs/player.png') });
+  await page.screenshot({ path: path.join(screenshots, 'player.png') });
   await page.close();
   await act(victim.edge, 'restore');
+  await screenshotFleet();
 });
 
-test('drain of the serving edge: no stall and no failed segment request', async () => {
+test('drain of the serving edge: no stall and no failed segment request', { timeout: TEST_MS }, async () => {
   const page = await openPlayer('198.51.100.10');
   await playFor(page, 10, 40_000);
   const drained = await servingEdge(page);
@@ -162,7 +200,7 @@ test('drain of the serving edge: no stall and no failed segment request', async 
   await act(drained.edge, 'undrain');
 });
 
-test('live DASH (dash.js, content steering): kill -9 of the serving edge, playback carries on from another region', async () => {
+test('live DASH (dash.js, content steering): kill -9 of the serving edge, playback carries on from another region', { timeout: TEST_MS }, async () => {
   const page = await openPlayer('203.0.113.10', { protocol: 'dash', stream: 'live/big-clock' });
   await playFor(page, 8, 40_000);
   const victim = await servingEdge(page);

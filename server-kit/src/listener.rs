@@ -36,3 +36,22 @@ pub async fn bind_http(kind: &'static str, addr: SocketAddr) -> Result<TcpListen
     announce(kind, format!("http://{local}"));
     Ok(listener)
 }
+
+/// Reads one line of a server's stdout as [`announce`] wrote it: `listening <kind> <address>`
+/// gives `Some((kind, address))`, any other line `None`. The launcher and the test harness wait
+/// on these lines, so the format is read here, beside the one function that writes it.
+///
+/// ```
+/// use server_kit::listener::parse_announcement;
+/// let line = "listening dns-udp 127.0.0.1:5353";
+/// assert_eq!(parse_announcement(line), Some(("dns-udp", "127.0.0.1:5353")));
+/// assert_eq!(parse_announcement("listening http"), None);
+/// assert_eq!(parse_announcement("Meridian local CDN is up"), None);
+/// ```
+pub fn parse_announcement(line: &str) -> Option<(&str, &str)> {
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some("listening"), Some(kind), Some(address), None) => Some((kind, address)),
+        _ => None,
+    }
+}

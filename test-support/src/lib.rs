@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
+use server_kit::listener;
 
 /// How long a server may take to print its listening lines before the test fails.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -105,10 +106,7 @@ impl ServerProcess {
             let left = deadline.saturating_duration_since(Instant::now());
             match line_rx.recv_timeout(left) {
                 Ok(line) => {
-                    let mut words = line.split_whitespace();
-                    if let (Some("listening"), Some(kind), Some(addr)) =
-                        (words.next(), words.next(), words.next())
-                    {
+                    if let Some((kind, addr)) = listener::parse_announcement(&line) {
                         process.listeners.insert(kind.to_owned(), addr.to_owned());
                     }
                 }
