@@ -35,7 +35,7 @@ for dir in modules/edge modules/fleet; do
 done
 
 echo "== terraform test envs/local"
-run_dir=envs/local/.run-test
+run_dir="$(cd .. && pwd)/target/terraform/local-run"
 rm -rf "$run_dir"
 status=0
 tf envs/local test || status=$?

@@ -4,7 +4,8 @@
 # end; terraform/test.sh then checks that no process and no listener is left.
 
 variables {
-  run_dir = ".run-test"
+  # Under the workspace's target/, as every test's files are (relative to envs/local).
+  run_dir = "../../../target/terraform/local-run"
   edges = {
     "us-east-1"      = { region = "us-east", address = "127.0.11.1", store_capacity = "32MiB" }
     "eu-west-1"      = { region = "eu-west", address = "127.0.12.1", store_capacity = "32MiB" }
@@ -30,7 +31,7 @@ run "a_segment_through_the_router" {
     command = <<-EOT
       got=$(curl -fsSL --max-time 10 -D - -o /dev/null 'http://127.0.10.1:8053/r/vod/big-clock/720p/seg_00001.m4s?client=192.0.2.10')
       echo "$got" | tr -d '\r' | grep -i '^x-served-by: us-east-1;region=us-east$'
-      cd .run-test && for f in us-east-1 eu-west-1 ap-southeast-1; do cp "$f.pid" "$f.pid.before"; done
+      cd ../../../target/terraform/local-run && for f in us-east-1 eu-west-1 ap-southeast-1; do cp "$f.pid" "$f.pid.before"; done
     EOT
   }
 }
@@ -63,7 +64,7 @@ run "the_router_sends_viewers_to_it" {
   }
   variables {
     command = <<-EOT
-      cd .run-test
+      cd ../../../target/terraform/local-run
       # The first three are the very processes started before.
       for f in us-east-1 eu-west-1 ap-southeast-1; do
         cmp "$f.pid" "$f.pid.before"
