@@ -250,7 +250,8 @@ mod tests {
     #[test]
     fn a_bad_size_names_the_key_and_line() {
         let err = server_kit::config::parse::<EdgeConfig>("name = \"e\"\ncapacity = \"lots\"\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("capacity") && err.contains("line 2"), "{err}");
     }
 

@@ -38,10 +38,17 @@ pub use router::Router;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The topology file is unusable (boxed: it is the largest variant by far).
     #[error(transparent)]
-    Topology(#[from] topology::Error),
+    Topology(Box<topology::Error>),
     #[error("{0}")]
     Setup(String),
+}
+
+impl From<topology::Error> for Error {
+    fn from(error: topology::Error) -> Self {
+        Error::Topology(Box::new(error))
+    }
 }
 
 /// The sockets `main` (or a test) bound for the router.

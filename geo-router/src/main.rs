@@ -46,7 +46,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    server_kit::cli::main("geo-router", || run(Cli::parse()))
+    server_kit::cli::main("geo-router", run)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
