@@ -145,15 +145,11 @@ impl EdgeConfig {
         if self.capacity.0 < 2 << 20 {
             return Err("capacity: must be at least 2MiB".into());
         }
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if !topology::valid_edge_name(&self.name) {
             return Err(format!(
-                "name: {:?} must be letters, digits, '-', '_' or '.'",
-                self.name
+                "name: {:?} must be {}",
+                self.name,
+                topology::EDGE_NAME_RULE
             ));
         }
         if self.max_requests == 0 {
