@@ -223,13 +223,7 @@ mod tests {
 
     #[test]
     fn the_example_in_these_docs_parses_and_is_valid() {
-        let example: String = include_str!("config.rs")
-            .lines()
-            .skip_while(|l| *l != "//! ```toml")
-            .skip(1)
-            .take_while(|l| *l != "//! ```")
-            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
-            .collect();
+        let example = test_support::doc_example(include_str!("config.rs"), "toml");
         let config: RouterConfig =
             server_kit::config::parse(&example).expect("the example in config.rs parses");
         assert_eq!(config.apex, vec![IpAddr::from([127, 0, 0, 1])]);

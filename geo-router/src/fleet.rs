@@ -396,6 +396,16 @@ mod tests {
         })
     }
 
+    fn every_probe_fails(f: &Fleet, t: &Arc<Topology>, rounds: usize) {
+        for _ in 0..rounds {
+            f.record_probes(t, vec![failed(); t.edges.len()]);
+        }
+    }
+
+    fn all_up(f: &Fleet) -> bool {
+        f.snapshot().status.iter().all(|s| s.up)
+    }
+
     /// Peer `router` publishes a view in which `down` are down.
     fn peer_sees_down(f: &Fleet, router: &str, down: &[&str]) {
         let view = View {
@@ -427,13 +437,8 @@ mod tests {
         // This router's probes see everything down, two peers see everything up.
         peer_sees_down(&f, "p2", &[]);
         peer_sees_down(&f, "p3", &[]);
-        let failed = vec![failed(); t.edges.len()];
-        f.record_probes(&t, failed.clone());
-        f.record_probes(&t, failed);
-        assert!(
-            f.snapshot().status.iter().all(|s| s.up),
-            "two of three see them up"
-        );
+        every_probe_fails(&f, &t, 2);
+        assert!(all_up(&f), "two of three see them up");
         // When a peer agrees an edge is down, the majority takes it out.
         peer_sees_down(&f, "p2", &[&names[0]]);
         let status = f.snapshot().status;
@@ -444,12 +449,7 @@ mod tests {
     fn alone_and_all_down_keeps_the_last_good_view() {
         let (f, t) = fleet();
         round(&f, &t, true);
-        let failed = vec![failed(); t.edges.len()];
-        f.record_probes(&t, failed.clone());
-        f.record_probes(&t, failed);
-        assert!(
-            f.snapshot().status.iter().all(|s| s.up),
-            "split brain must not empty the CDN"
-        );
+        every_probe_fails(&f, &t, 2);
+        assert!(all_up(&f), "split brain must not empty the CDN");
     }
 }

@@ -188,12 +188,8 @@ mod tests {
 
     #[test]
     fn a_file_error_names_file_line_and_key() {
-        let dir = std::env::temp_dir().join(format!("server-kit-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("server.toml");
-        std::fs::write(&path, "listen = \"x\"\n\nlistne = 1\n").expect("write");
+        let (_dir, path) = test_support::temp_file("server.toml", "listen = \"x\"\n\nlistne = 1\n");
         let err = load::<Sample>(&path).unwrap_err().to_string();
-        let _ = std::fs::remove_dir_all(&dir);
         assert!(
             err.starts_with(&format!(
                 "config file {}, line 3, column 1, key `listne`:",

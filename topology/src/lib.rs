@@ -406,17 +406,16 @@ capacity = 10
 
     #[test]
     fn a_file_error_names_the_file() {
-        let dir = std::env::temp_dir().join(format!("topology-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("fleet.toml");
-        std::fs::write(&path, SMALL.replace("capacity = 10", "capacity = 0")).expect("write");
+        let (dir, path) = test_support::temp_file(
+            "fleet.toml",
+            &SMALL.replace("capacity = 10", "capacity = 0"),
+        );
         let err = Topology::load(&path).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("topology file {}, edge 'a-1'", path.display())),
             "{err}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
-        let err = Topology::load(&dir.join("missing.toml")).unwrap_err();
+        let err = Topology::load(&dir.path().join("missing.toml")).unwrap_err();
         assert!(matches!(err, Error::Read { .. }), "{err:?}");
     }
 
@@ -429,14 +428,7 @@ capacity = 10
 
     #[test]
     fn the_example_in_these_docs_is_valid() {
-        let source = include_str!("lib.rs");
-        let example: String = source
-            .lines()
-            .skip_while(|l| *l != "//! ```toml")
-            .skip(1)
-            .take_while(|l| *l != "//! ```")
-            .map(|l| format!("{}\n", l.trim_start_matches("//!").trim_start()))
-            .collect();
+        let example = test_support::doc_example(include_str!("lib.rs"), "toml");
         let t = Topology::parse(&example).expect("the example in lib.rs is valid");
         assert_eq!(t.edges_in("eu-west").count(), 1);
     }
