@@ -27,6 +27,33 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
     parse_in(text, None)
 }
 
+/// Loads `path` when given, else starts from `T::default()`; then returns it with the folder that
+/// relative paths inside the file are resolved against (the file's own folder, or the current
+/// folder when there is no file).
+pub fn load_or_default<T: DeserializeOwned + Default>(
+    path: Option<&Path>,
+) -> Result<(T, PathBuf), Error> {
+    match path {
+        Some(path) => {
+            let base = path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            Ok((load(path)?, base))
+        }
+        None => Ok((T::default(), PathBuf::from("."))),
+    }
+}
+
+/// Resolves a path written in a config file against the file's folder; absolute paths stay.
+pub fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
 fn parse_in<T: DeserializeOwned>(text: &str, path: Option<&Path>) -> Result<T, Error> {
     toml::from_str(text).map_err(|error| {
         let (line, column, key) = match error.span() {
@@ -100,33 +127,6 @@ pub(crate) fn place(
         place.push_str(&format!(", key `{key}`"));
     }
     place
-}
-
-/// Loads `path` when given, else starts from `T::default()`; then returns it with the folder that
-/// relative paths inside the file are resolved against (the file's own folder, or the current
-/// folder when there is no file).
-pub fn load_or_default<T: DeserializeOwned + Default>(
-    path: Option<&Path>,
-) -> Result<(T, PathBuf), Error> {
-    match path {
-        Some(path) => {
-            let base = path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            Ok((load(path)?, base))
-        }
-        None => Ok((T::default(), PathBuf::from("."))),
-    }
-}
-
-/// Resolves a path written in a config file against the file's folder; absolute paths stay.
-pub fn resolve(base: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    }
 }
 
 #[cfg(test)]

@@ -172,20 +172,6 @@ pub enum Problem {
     ZeroCapacity,
 }
 
-fn named(file: &Option<PathBuf>) -> String {
-    match file {
-        Some(file) => format!("topology file {}", file.display()),
-        None => "topology".to_owned(),
-    }
-}
-
-fn at_line(line: Option<usize>, text: &str) -> String {
-    match line {
-        Some(line) => format!(", line {line} (`{text}`)"),
-        None => String::new(),
-    }
-}
-
 impl Error {
     /// The same error, saying which file it is about.
     fn in_file(mut self, path: &Path) -> Self {
@@ -337,6 +323,20 @@ fn check_url(key: &'static str, url: &str) -> Result<(), Problem> {
         )),
     }
 }
+fn named(file: &Option<PathBuf>) -> String {
+    match file {
+        Some(file) => format!("topology file {}", file.display()),
+        None => "topology".to_owned(),
+    }
+}
+
+fn at_line(line: Option<usize>, text: &str) -> String {
+    match line {
+        Some(line) => format!(", line {line} (`{text}`)"),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
