@@ -156,15 +156,10 @@ impl EdgeConfig {
         if self.capacity.0 < 2 << 20 {
             return Err(invalid("capacity", "must be at least 2MiB".into()));
         }
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if !topology::valid_edge_name(&self.name) {
             return Err(invalid(
                 "name",
-                format!("{:?} must be letters, digits, '-', '_' or '.'", self.name),
+                format!("{:?} must be {}", self.name, topology::EDGE_NAME_RULE),
             ));
         }
         if self.max_requests == 0 {
@@ -271,7 +266,8 @@ mod tests {
     #[test]
     fn a_bad_size_names_the_key_and_line() {
         let err = server_kit::config::parse::<EdgeConfig>("name = \"e\"\ncapacity = \"lots\"\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("capacity") && err.contains("line 2"), "{err}");
     }
 

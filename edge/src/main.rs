@@ -4,11 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 use edge::config::ByteSize;
 use edge::{EdgeConfig, Listeners};
-use server_kit::{Shutdown, cli::CommonArgs, config, listener};
+use server_kit::{cli::CommonArgs, config, listener};
 
 /// Meridian edge: the caching reverse proxy for video.
 #[derive(Debug, Parser)]
@@ -52,11 +51,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    server_kit::cli::main("edge", || run(Cli::parse()))
+    server_kit::cli::main("edge", run)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let (mut config, base) = config::load_or_default::<EdgeConfig>(cli.common.config.as_deref())?;
+    let (mut config, base) = cli.common.load::<EdgeConfig>()?;
     config.store = config::resolve(&base, &config.store);
     config.tls_cert = config.tls_cert.map(|p| config::resolve(&base, &p));
     config.tls_key = config.tls_key.map(|p| config::resolve(&base, &p));
@@ -76,18 +75,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     config.region = cli.region.unwrap_or(config.region);
     config.prefetch = cli.prefetch.unwrap_or(config.prefetch);
     config.validate()?;
-    if cli.common.check_config {
-        println!(
-            "config ok\n{}",
-            toml::to_string(&config).context("printing the config")?
-        );
+    if cli.common.check(&config)? {
         return Ok(());
     }
     let store = edge::open_store(&config)?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    runtime.block_on(async {
-        let shutdown = Shutdown::new();
-        shutdown.on_signals()?;
+    server_kit::cli::serve(|shutdown| async move {
         let mut http = Vec::new();
         for addr in &config.listen {
             http.push(listener::bind_http("http", *addr).await?);

@@ -37,7 +37,7 @@ pub enum Error {
 
     /// The topology file does not parse or does not validate.
     #[error("{0}; fix the file, or pass --topology another one")]
-    Topology(topology::Error),
+    Topology(Box<topology::Error>),
 
     /// An edge's URL in the topology is not one the launcher can listen on.
     #[error(

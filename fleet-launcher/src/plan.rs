@@ -167,7 +167,8 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
         run_dir: std::fs::canonicalize(&inputs.run_dir).map_err(run_dir_error)?,
         ..inputs.clone()
     };
-    let mut topology = Topology::load(&inputs.topology).map_err(Error::Topology)?;
+    let mut topology =
+        Topology::load(&inputs.topology).map_err(|e| Error::Topology(Box::new(e)))?;
     move_to_block(&mut topology, inputs.loopback_block)?;
     let topology_path = inputs.run_dir.join("topology.toml");
     let text = toml::to_string(&topology).map_err(|e| Error::Write {

@@ -37,32 +37,69 @@ pub async fn handle(
         return server_kit::cors::preflight();
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return body::text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "client error: the router API takes GET",
-        );
+        return ApiError::Method.response();
     }
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
     let mut response = match path.as_str() {
-        "/steer/hls" => steering(&router, &query, peer, Flavour::Hls),
-        "/steer/dash" => steering(&router, &query, peer, Flavour::Dash),
+        "/steer/hls" => {
+            steering(&router, &query, peer, Flavour::Hls).unwrap_or_else(|e| e.response())
+        }
+        "/steer/dash" => {
+            steering(&router, &query, peer, Flavour::Dash).unwrap_or_else(|e| e.response())
+        }
         "/view" => {
             router.metrics.api("view");
-            json(&serde_json::to_value(router.fleet.own_view()).unwrap_or_default())
+            body::json(&serde_json::to_value(router.fleet.own_view()).unwrap_or_default())
         }
         "/fleet" => {
             router.metrics.api("fleet");
-            json(&router.fleet.to_json())
+            body::json(&router.fleet.to_json())
         }
-        p if p.starts_with("/r/") => redirect(&router, &p[2..], &query, peer),
-        _ => body::text(
-            StatusCode::NOT_FOUND,
-            "client error: try /steer/hls, /steer/dash, /r/<path>, /fleet",
-        ),
+        p if p.starts_with("/r/") => {
+            redirect(&router, &p[2..], &query, peer).unwrap_or_else(|e| e.response())
+        }
+        _ => ApiError::NotFound.response(),
     };
     server_kit::cors::allow_any_origin(response.headers_mut());
     response
+}
+
+/// Why the API refused a request: whose fault it is (the message starts with `client error` or
+/// `router error`), the status that says so, and what to do.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error("client error: the router API takes GET")]
+    Method,
+    #[error("client error: try /steer/hls, /steer/dash, /r/<path>, /fleet")]
+    NotFound,
+    /// `client=` (development mode) is not an address.
+    #[error("client error: client={0:?} is not an IP address")]
+    BadClient(String),
+    /// The redirect's `Location` would not be a valid header.
+    #[error("client error: the path cannot be redirected")]
+    Unredirectable,
+    /// No edge is up for this client: every region is out.
+    #[error("router error: no edge can serve this client now; retry")]
+    NoEdge,
+}
+
+impl ApiError {
+    /// The HTTP status of the refusal.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Method => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadClient(_) | ApiError::Unredirectable => StatusCode::BAD_REQUEST,
+            ApiError::NoEdge => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The refusal as a plain-text response.
+    pub fn response(&self) -> Response<Body> {
+        body::text(self.status(), self.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,17 +132,16 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The address to locate: `client=` in development mode, else the caller's. `Err` is the
-/// message for a 400.
+/// The address to locate: `client=` in development mode, else the caller's.
 fn client_ip(
     router: &Router,
     params: &[(String, String)],
     peer: SocketAddr,
-) -> Result<IpAddr, String> {
+) -> Result<IpAddr, ApiError> {
     match param(params, "client") {
         Some(value) if router.config.dev_mode => value
             .parse()
-            .map_err(|_| format!("client error: client={value:?} is not an IP address")),
+            .map_err(|_| ApiError::BadClient(value.to_owned())),
         _ => Ok(peer.ip()),
     }
 }
@@ -117,12 +153,14 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
     .remove(b'_')
     .remove(b'~');
 
-fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) -> Response<Body> {
+fn steering(
+    router: &Router,
+    query: &str,
+    peer: SocketAddr,
+    flavour: Flavour,
+) -> Result<Response<Body>, ApiError> {
     let params = params(query);
-    let ip = match client_ip(router, &params, peer) {
-        Ok(ip) => ip,
-        Err(message) => return body::text(StatusCode::BAD_REQUEST, message),
-    };
+    let ip = client_ip(router, &params, peer)?;
     let current = match flavour {
         Flavour::Hls => param(&params, "_HLS_pathway"),
         Flavour::Dash => param(&params, "_DASH_pathway"),
@@ -215,27 +253,24 @@ fn steering(router: &Router, query: &str, peer: SocketAddr, flavour: Flavour) ->
     if flavour == Flavour::Dash {
         manifest["SERVICE-LOCATION-PRIORITY"] = serde_json::json!(ids);
     }
-    let mut response = json(&manifest);
+    let mut response = body::json(&manifest);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    Ok(response)
 }
 
-fn redirect(router: &Router, path: &str, query: &str, peer: SocketAddr) -> Response<Body> {
+fn redirect(
+    router: &Router,
+    path: &str,
+    query: &str,
+    peer: SocketAddr,
+) -> Result<Response<Body>, ApiError> {
     let params = params(query);
-    let ip = match client_ip(router, &params, peer) {
-        Ok(ip) => ip,
-        Err(message) => return body::text(StatusCode::BAD_REQUEST, message),
-    };
+    let ip = client_ip(router, &params, peer)?;
     router.metrics.api("redirect");
     let routed = router.route(Some(ip));
-    let Some(&edge) = routed.decision.edges.first() else {
-        return body::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "router error: no edge can serve this client now; retry",
-        );
-    };
+    let &edge = routed.decision.edges.first().ok_or(ApiError::NoEdge)?;
     let base = routed.snapshot.topology.edges[edge]
         .http
         .trim_end_matches('/');
@@ -248,25 +283,11 @@ fn redirect(router: &Router, path: &str, query: &str, peer: SocketAddr) -> Respo
     } else {
         format!("{base}{path}?{}", rest.join("&"))
     };
-    let Ok(location) = HeaderValue::from_str(&location) else {
-        return body::text(
-            StatusCode::BAD_REQUEST,
-            "client error: the path cannot be redirected",
-        );
-    };
+    let location = HeaderValue::from_str(&location).map_err(|_| ApiError::Unredirectable)?;
     let mut response = body::text(StatusCode::FOUND, "redirecting to the nearest edge");
     response.headers_mut().insert(header::LOCATION, location);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn json(value: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(body::full(value.to_string()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    Ok(response)
 }

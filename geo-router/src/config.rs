@@ -17,13 +17,17 @@
 //! overload = 0.8                    # an edge above this load takes no new viewers
 //! dev_mode = false                  # lets the HTTP API take ?client=IP
 //! peers = ["http://127.0.0.2:8053"] # other routers' HTTP APIs
+//! apex = ["127.0.0.1"]              # A/AAAA at the zone apex
+//! hostmaster = "hostmaster"         # SOA mailbox label
+//! steering_ttl = "10s"              # how long players keep a steering manifest
+//! grace = "5s"                      # how long a drain waits for in-flight responses
+//!
 //! [probe]
 //! interval = "500ms"
 //! timeout = "300ms"
 //! down_after = 2
 //! up_after = 3
-//! apex = ["127.0.0.1"]            # A/AAAA at the zone apex
-//! hostmaster = "hostmaster"         # SOA mailbox label
+//!
 //! [[nameservers]]
 //! name = "ns1"
 //! address = "127.0.0.1"
@@ -34,6 +38,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::Error;
 
 /// Everything the geo-router needs to start.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -136,32 +142,59 @@ impl Default for ProbeConfig {
 }
 
 impl RouterConfig {
-    /// Checks what serde cannot, naming the key at fault.
-    pub fn validate(&self, topology: &topology::Topology) -> Result<(), String> {
+    /// Checks what serde cannot, naming the key at fault and what to do.
+    pub fn validate(&self, topology: &topology::Topology) -> Result<(), Error> {
+        let invalid = |key, problem: String| Err(Error::Config { key, problem });
         if self.zone.trim_matches('.').is_empty() {
-            return Err("zone: must not be empty".into());
+            return invalid(
+                "zone",
+                "must not be empty; name the zone the router answers for, like \"meridian.test\""
+                    .into(),
+            );
         }
         if let Some(region) = &self.default_region
             && topology.region(region).is_none()
         {
-            return Err(format!(
-                "default_region: {region:?} is not a region of the topology"
-            ));
+            let names: Vec<&str> = topology.regions.iter().map(|r| r.name.as_str()).collect();
+            return invalid(
+                "default_region",
+                format!(
+                    "{region:?} is not a region of the topology; use one of {names:?}, or leave it \
+                     out for the first"
+                ),
+            );
         }
         if self.answer_count == 0 {
-            return Err("answer_count: must be at least 1".into());
+            return invalid(
+                "answer_count",
+                "must be at least 1 (the A/AAAA records in an answer)".into(),
+            );
         }
         if !(0.0..=1.0).contains(&self.overload) {
-            return Err(format!(
-                "overload: {} must be between 0 and 1",
-                self.overload
-            ));
+            return invalid(
+                "overload",
+                format!(
+                    "{} must be between 0 and 1 (the load above which an edge takes no new \
+                     viewers)",
+                    self.overload
+                ),
+            );
         }
-        if self.probe.down_after == 0 || self.probe.up_after == 0 {
-            return Err("probe: down_after and up_after must be at least 1".into());
+        if self.probe.down_after == 0 {
+            return invalid("probe.down_after", "must be at least 1".into());
+        }
+        if self.probe.up_after == 0 {
+            return invalid("probe.up_after", "must be at least 1".into());
         }
         if self.probe.timeout >= self.probe.interval {
-            return Err("probe.timeout: must be shorter than probe.interval".into());
+            return invalid(
+                "probe.timeout",
+                format!(
+                    "{:?} must be shorter than probe.interval ({:?}); lower it or raise the \
+                     interval",
+                    self.probe.timeout, self.probe.interval
+                ),
+            );
         }
         Ok(())
     }
@@ -175,5 +208,54 @@ impl RouterConfig {
                 .map(|r| r.name.as_str())
                 .unwrap_or("")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology() -> topology::Topology {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/topology.toml");
+        topology::Topology::load(&path).expect("testdata/topology.toml")
+    }
+
+    #[test]
+    fn the_example_in_these_docs_parses_and_is_valid() {
+        let example = test_support::doc_example(include_str!("config.rs"), "toml");
+        let config: RouterConfig =
+            server_kit::config::parse(&example).expect("the example in config.rs parses");
+        assert_eq!(config.apex, vec![IpAddr::from([127, 0, 0, 1])]);
+        assert_eq!(config.hostmaster, "hostmaster");
+        assert_eq!(config.probe.interval, Duration::from_millis(500));
+        config.validate(&topology()).expect("the example is valid");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let config = RouterConfig {
+            default_region: Some("mars".into()),
+            ..RouterConfig::default()
+        };
+        let err = config.validate(&topology()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Config {
+                    key: "default_region",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("\"us-east\""), "{err}");
+        let mut config = RouterConfig::default();
+        config.probe.timeout = config.probe.interval;
+        let err = config.validate(&topology()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("config key `probe.timeout`: 500ms"),
+            "{err}"
+        );
     }
 }

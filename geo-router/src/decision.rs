@@ -1,7 +1,7 @@
 //! The routing decision, pure: given the fleet's health and load and where a client is, which
 //! regions in which order, and which edges to answer with.
 //!
-//! Rules (from DESIGN.md):
+//! Rules:
 //! - Regions are ordered by great-circle distance from the client (or from the default region
 //!   for clients with no location), but a region with a healthy, non-draining edge that has
 //!   headroom comes before any region without one, and a region with no usable edge comes last.
@@ -147,8 +147,9 @@ pub fn decide(
 ///   reload and risks a stall, so a viewer moved by a failure is not moved back mid-session.
 /// - **Failed, leave the region.** A player whose edge is down gets that region last: the
 ///   failure that took its edge may take the region's others (a site, a power feed, an uplink),
-///   and the neighbour region is where DESIGN.md hands viewers over. The region's other edges
-///   keep their own viewers and still take new ones.
+///   so the other regions come first, in the decision's order (usable ones nearest the client
+///   first; the topology's `neighbours` are not read). The region's other edges keep their own
+///   viewers and still take new ones.
 /// - **Draining, stay on the pathway.** A draining edge answers each request with a redirect to
 ///   its neighbour region, so its players are handed over request by request without switching
 ///   pathway: measured, an hls.js pathway switch in mid-stream sometimes drops a fragment ("no

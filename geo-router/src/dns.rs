@@ -20,6 +20,7 @@ use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, Record
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
+use crate::Error;
 use crate::router::Router;
 
 /// Answers queries for one zone.
@@ -35,28 +36,37 @@ pub struct DnsHandler {
 }
 
 impl DnsHandler {
-    pub fn new(router: Arc<Router>) -> Result<Self, String> {
+    /// Builds the zone's fixed records from the router's config; a name in it that is not a DNS
+    /// name is refused with its key.
+    pub fn new(router: Arc<Router>) -> Result<Self, Error> {
         let config = &router.config;
-        let zone = Name::from_ascii(format!("{}.", config.zone.trim_end_matches('.')))
-            .map_err(|e| format!("zone: {e}"))?;
-        let child = |label: &str| -> Result<Name, String> {
+        let zone_name = format!("{}.", config.zone.trim_end_matches('.'));
+        let zone = Name::from_ascii(&zone_name).map_err(|error| Error::DnsName {
+            key: "zone",
+            name: zone_name.clone(),
+            error,
+        })?;
+        let child = |key: &'static str, label: &str| -> Result<Name, Error> {
             Name::from_ascii(label)
                 .and_then(|n| n.append_domain(&zone))
-                .map_err(|e| format!("{label:?} under zone {zone}: {e}"))
+                .map_err(|error| Error::DnsName {
+                    key,
+                    name: format!("{label}.{zone}"),
+                    error,
+                })
         };
         let services = config
             .service_names
             .iter()
-            .map(|s| child(s).map(LowerName::from))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("service_names: {e}"))?;
+            .map(|s| child("service_names", s).map(LowerName::from))
+            .collect::<Result<Vec<_>, _>>()?;
         let primary = match config.nameservers.first() {
-            Some(ns) => child(&ns.name)?,
-            None => child("ns1")?,
+            Some(ns) => child("nameservers", &ns.name)?,
+            None => child("nameservers", "ns1")?,
         };
         let soa = SOA::new(
             primary,
-            child(&config.hostmaster).map_err(|e| format!("hostmaster: {e}"))?,
+            child("hostmaster", &config.hostmaster)?,
             1,
             3600,
             600,
@@ -67,7 +77,7 @@ impl DnsHandler {
         let mut ns = Vec::new();
         let mut glue = Vec::new();
         for server in &config.nameservers {
-            let name = child(&server.name).map_err(|e| format!("nameservers: {e}"))?;
+            let name = child("nameservers", &server.name)?;
             ns.push(Record::from_rdata(
                 zone.clone(),
                 3600,
@@ -103,6 +113,39 @@ impl DnsHandler {
             glue,
         })
     }
+
+    /// Answers a query this zone does not serve with `code` and no records, counted under
+    /// `qtype`.
+    async fn refuse<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+        qtype: &'static str,
+        code: ResponseCode,
+    ) -> ResponseInfo {
+        let result = match code {
+            ResponseCode::NotImp => "notimp",
+            ResponseCode::FormErr => "formerr",
+            _ => "refused",
+        };
+        self.router.metrics.query(qtype, result, "");
+        let response = MessageResponseBuilder::from_message_request(request)
+            .error_msg(&request.metadata, code);
+        response_handle
+            .send_response(response)
+            .await
+            .unwrap_or_else(|_| header_only(&request.metadata, code))
+    }
+}
+
+/// What a response that could not be sent is logged as: its header, with `code`.
+fn header_only(request: &Metadata, code: ResponseCode) -> ResponseInfo {
+    let mut metadata = Metadata::response_from_request(request);
+    metadata.response_code = code;
+    ResponseInfo::from(Header {
+        metadata,
+        counts: HeaderCounts::default(),
+    })
 }
 
 fn qtype_label(t: RecordType) -> &'static str {
@@ -122,41 +165,28 @@ impl RequestHandler for DnsHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
-        let error = || MessageResponseBuilder::from_message_request(request);
         let meta = &request.metadata;
-        let fail = |code: ResponseCode| {
-            let mut metadata = Metadata::response_from_request(meta);
-            metadata.response_code = code;
-            ResponseInfo::from(Header {
-                metadata,
-                counts: HeaderCounts::default(),
-            })
-        };
         if meta.message_type != MessageType::Query || meta.op_code != OpCode::Query {
-            self.router.metrics.query("other", "notimp", "");
-            let response = error().error_msg(meta, ResponseCode::NotImp);
-            return response_handle
-                .send_response(response)
-                .await
-                .unwrap_or_else(|_| fail(ResponseCode::NotImp));
+            return self
+                .refuse(request, response_handle, "other", ResponseCode::NotImp)
+                .await;
         }
         let queries = request.queries.queries();
         let [query] = queries else {
-            self.router.metrics.query("other", "formerr", "");
-            let response = error().error_msg(meta, ResponseCode::FormErr);
-            return response_handle
-                .send_response(response)
-                .await
-                .unwrap_or_else(|_| fail(ResponseCode::FormErr));
+            return self
+                .refuse(request, response_handle, "other", ResponseCode::FormErr)
+                .await;
         };
         let (name, qtype) = (query.name(), query.query_type());
         if !self.zone.zone_of(name) || query.query_class() != DNSClass::IN {
-            self.router.metrics.query(qtype_label(qtype), "refused", "");
-            let response = error().error_msg(meta, ResponseCode::Refused);
-            return response_handle
-                .send_response(response)
-                .await
-                .unwrap_or_else(|_| fail(ResponseCode::Refused));
+            return self
+                .refuse(
+                    request,
+                    response_handle,
+                    qtype_label(qtype),
+                    ResponseCode::Refused,
+                )
+                .await;
         }
 
         let mut metadata = Metadata::response_from_request(meta);
@@ -263,7 +293,7 @@ impl RequestHandler for DnsHandler {
             Ok(info) => info,
             Err(error) => {
                 tracing::warn!(%error, "sending a DNS response failed");
-                fail(ResponseCode::ServFail)
+                header_only(meta, ResponseCode::ServFail)
             }
         }
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use topology::Topology;
 
 use crate::decision::EdgeStatus;
+use crate::probe::ProbeError;
 
 /// One edge as this router sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +65,7 @@ impl Default for EdgeHealth {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
     Ok { load: f64, draining: bool },
-    Failed(String),
+    Failed(ProbeError),
 }
 
 /// A peer router's published view.
@@ -218,22 +219,19 @@ impl Fleet {
         self.recompute();
     }
 
-    /// Records a peer's view (or forgets it on `None`: unreachable).
+    /// Records a peer's view. `None` (unreachable) changes nothing: the last view stays and
+    /// counts in the quorum until it is three probe intervals old, so one lost poll does not
+    /// change the quorum.
     pub fn record_peer(&self, peer: &str, view: Option<View>) {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        match view {
-            Some(view) => {
-                peers.insert(
-                    peer.to_owned(),
-                    PeerView {
-                        seen: Instant::now(),
-                        down: view.down.into_iter().collect(),
-                    },
-                );
-            }
-            None => {
-                // Kept until it expires: one lost poll does not change the quorum.
-            }
+        if let Some(view) = view {
+            peers.insert(
+                peer.to_owned(),
+                PeerView {
+                    seen: Instant::now(),
+                    down: view.down.into_iter().collect(),
+                },
+            );
         }
         drop(peers);
         self.recompute();
@@ -386,9 +384,35 @@ mod tests {
             t.edges.len()
         ];
         if !first_ok {
-            results[0] = Probe::Failed("refused".into());
+            results[0] = failed();
         }
         f.record_probes(t, results);
+    }
+
+    fn failed() -> Probe {
+        Probe::Failed(ProbeError::Unreachable {
+            url: "http://127.0.1.1:9090/status".into(),
+            error: "connection refused".into(),
+        })
+    }
+
+    fn every_probe_fails(f: &Fleet, t: &Arc<Topology>, rounds: usize) {
+        for _ in 0..rounds {
+            f.record_probes(t, vec![failed(); t.edges.len()]);
+        }
+    }
+
+    fn all_up(f: &Fleet) -> bool {
+        f.snapshot().status.iter().all(|s| s.up)
+    }
+
+    /// Peer `router` publishes a view in which `down` are down.
+    fn peer_sees_down(f: &Fleet, router: &str, down: &[&str]) {
+        let view = View {
+            router: router.into(),
+            down: down.iter().map(|d| d.to_string()).collect(),
+        };
+        f.record_peer(router, Some(view));
     }
 
     #[test]
@@ -411,35 +435,12 @@ mod tests {
         let (f, t) = fleet();
         let names: Vec<String> = t.edges.iter().map(|e| e.name.clone()).collect();
         // This router's probes see everything down, two peers see everything up.
-        f.record_peer(
-            "p2",
-            Some(View {
-                router: "p2".into(),
-                down: vec![],
-            }),
-        );
-        f.record_peer(
-            "p3",
-            Some(View {
-                router: "p3".into(),
-                down: vec![],
-            }),
-        );
-        let failed = vec![Probe::Failed("unreachable".into()); t.edges.len()];
-        f.record_probes(&t, failed.clone());
-        f.record_probes(&t, failed);
-        assert!(
-            f.snapshot().status.iter().all(|s| s.up),
-            "two of three see them up"
-        );
+        peer_sees_down(&f, "p2", &[]);
+        peer_sees_down(&f, "p3", &[]);
+        every_probe_fails(&f, &t, 2);
+        assert!(all_up(&f), "two of three see them up");
         // When a peer agrees an edge is down, the majority takes it out.
-        f.record_peer(
-            "p2",
-            Some(View {
-                router: "p2".into(),
-                down: vec![names[0].clone()],
-            }),
-        );
+        peer_sees_down(&f, "p2", &[&names[0]]);
         let status = f.snapshot().status;
         assert!(!status[0].up && status[1].up);
     }
@@ -448,12 +449,7 @@ mod tests {
     fn alone_and_all_down_keeps_the_last_good_view() {
         let (f, t) = fleet();
         round(&f, &t, true);
-        let failed = vec![Probe::Failed("unreachable".into()); t.edges.len()];
-        f.record_probes(&t, failed.clone());
-        f.record_probes(&t, failed);
-        assert!(
-            f.snapshot().status.iter().all(|s| s.up),
-            "split brain must not empty the CDN"
-        );
+        every_probe_fails(&f, &t, 2);
+        assert!(all_up(&f), "split brain must not empty the CDN");
     }
 }

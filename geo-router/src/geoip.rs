@@ -10,6 +10,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::Error;
+
 /// A client's place, and the network it was found in.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Located {
@@ -67,9 +69,11 @@ pub struct Unlocated {
 
 impl GeoIp {
     /// Opens a database file; the error names the file.
-    pub fn open(path: &Path) -> Result<Self, String> {
-        let reader = maxminddb::Reader::open_readfile(path)
-            .map_err(|e| format!("geoip {}: {e}", path.display()))?;
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let reader = maxminddb::Reader::open_readfile(path).map_err(|error| Error::GeoIp {
+            path: path.to_path_buf(),
+            error,
+        })?;
         Ok(Self { reader })
     }
 

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod probe;
 pub mod router;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,17 +32,46 @@ use server_kit::admin::Admin;
 use tokio::net::{TcpListener, UdpSocket};
 use topology::Topology;
 
+use crate::geoip::GeoIp;
+
 pub use config::RouterConfig;
 pub use router::Router;
 
-/// Errors that stop the router from starting.
+/// Errors that stop the router from starting, or a new topology from being taken on SIGHUP. Each
+/// names the file or the config key at fault and what to change.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The topology file is unusable (boxed: it is by far the largest variant).
     #[error(transparent)]
-    Topology(#[from] topology::Error),
-    #[error("{0}")]
-    Setup(String),
+    Topology(Box<topology::Error>),
+    /// A config value breaks a rule serde cannot check, alone or against the topology.
+    #[error("config key `{key}`: {problem}")]
+    Config { key: &'static str, problem: String },
+    /// A name in the config does not make a DNS name under the zone.
+    #[error(
+        "config key `{key}`: {name:?} is not a valid DNS name ({error}); use dot-separated labels of letters, digits and '-'"
+    )]
+    DnsName {
+        key: &'static str,
+        name: String,
+        error: hickory_server::proto::ProtoError,
+    },
+    /// The GeoIP database cannot be opened or read.
+    #[error(
+        "GeoIP database {}: cannot open it: {error}; check `geoip` in the config or --geoip (testdata/make-geoip writes the test databases)",
+        path.display()
+    )]
+    GeoIp {
+        path: PathBuf,
+        error: maxminddb::MaxMindDbError,
+    },
+}
+
+impl From<topology::Error> for Error {
+    fn from(error: topology::Error) -> Self {
+        Error::Topology(Box::new(error))
+    }
 }
 
 /// The sockets `main` (or a test) bound for the router.
@@ -53,16 +83,25 @@ pub struct Listeners {
     pub admin: TcpListener,
 }
 
+/// Loads the topology file the config names and checks the config against it: at startup, for
+/// `--check-config`, and on every SIGHUP.
+pub fn load_topology(config: &RouterConfig) -> Result<Topology, Error> {
+    let topology = Topology::load(&config.topology)?;
+    config.validate(&topology)?;
+    Ok(topology)
+}
+
+/// Loads and checks everything the config points at: the topology and the GeoIP database.
+pub fn load(config: &RouterConfig) -> Result<(Topology, GeoIp), Error> {
+    Ok((load_topology(config)?, GeoIp::open(&config.geoip)?))
+}
+
 /// Builds the router's state from its config (topology and GeoIP loaded and checked).
 pub fn build(
     config: RouterConfig,
     registry: &mut prometheus_client::registry::Registry,
 ) -> Result<Arc<Router>, Error> {
-    let topology = Topology::load(&config.topology)?;
-    config
-        .validate(&topology)
-        .map_err(|e| Error::Setup(format!("invalid config: {e}")))?;
-    let geoip = geoip::GeoIp::open(&config.geoip).map_err(Error::Setup)?;
+    let (topology, geoip) = load(&config)?;
     let metrics = metrics::Metrics::register(registry);
     Ok(Arc::new(Router::new(config, geoip, topology, metrics)))
 }
@@ -87,8 +126,7 @@ pub async fn run(
         "router ready"
     );
 
-    let mut dns =
-        hickory_server::Server::new(dns::DnsHandler::new(router.clone()).map_err(Error::Setup)?);
+    let mut dns = hickory_server::Server::new(dns::DnsHandler::new(router.clone())?);
     dns.register_socket(listeners.dns_udp);
     dns.register_listener(listeners.dns_tcp, Duration::from_secs(5), 65_535);
 
@@ -107,16 +145,11 @@ pub async fn run(
                     _ = shutdown.draining() => return,
                     _ = reload.notified() => {}
                 }
-                match Topology::load(&router.config.topology) {
-                    Ok(topology) => match router.config.validate(&topology) {
-                        Ok(()) => {
-                            tracing::info!(edges = topology.edges.len(), "topology reloaded");
-                            router.reload(topology);
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "new topology refused; keeping the old one")
-                        }
-                    },
+                match load_topology(&router.config) {
+                    Ok(topology) => {
+                        tracing::info!(edges = topology.edges.len(), "topology reloaded");
+                        router.reload(topology);
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "new topology refused; keeping the old one")
                     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use geo_router::{Listeners, RouterConfig};
-use server_kit::{Shutdown, cli::CommonArgs, config, listener};
+use server_kit::{cli::CommonArgs, config, listener};
 
 /// Meridian geo-router: sends each viewer to the nearest healthy edge.
 #[derive(Debug, Parser)]
@@ -46,11 +46,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    server_kit::cli::main("geo-router", || run(Cli::parse()))
+    server_kit::cli::main("geo-router", run)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let (mut config, base) = config::load_or_default::<RouterConfig>(cli.common.config.as_deref())?;
+    let (mut config, base) = cli.common.load::<RouterConfig>()?;
     config.topology = config::resolve(&base, &config.topology);
     config.geoip = config::resolve(&base, &config.geoip);
     config.topology = cli.topology.unwrap_or(config.topology);
@@ -64,22 +64,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.peers = cli.peers;
     }
     config.dev_mode |= cli.dev_mode;
-    let topology = topology::Topology::load(&config.topology)?;
-    config
-        .validate(&topology)
-        .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
-    geo_router::geoip::GeoIp::open(&config.geoip).map_err(|e| anyhow::anyhow!(e))?;
-    if cli.common.check_config {
-        println!(
-            "config ok\n{}",
-            toml::to_string(&config).context("printing the config")?
-        );
+    // Checked here for --check-config; `run` loads them again.
+    geo_router::load(&config)?;
+    if cli.common.check(&config)? {
         return Ok(());
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    runtime.block_on(async {
-        let shutdown = Shutdown::new();
-        shutdown.on_signals()?;
+    server_kit::cli::serve(|shutdown| async move {
         let reload = Arc::new(tokio::sync::Notify::new());
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("installing the SIGHUP handler")?;

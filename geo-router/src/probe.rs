@@ -16,6 +16,36 @@ use crate::config::ProbeConfig;
 use crate::fleet::{Fleet, Probe, View};
 use crate::metrics::Metrics;
 
+/// Why one probe of an edge's `/status`, or one poll of a peer's `/view`, failed. The edge
+/// counts as failing that round; a peer's last view is kept until it expires.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The URL made from the topology's `admin` or from `peers` is not a URL.
+    #[error(
+        "{url:?} is not a URL ({error}); fix the edge's `admin` in the topology or the peer in `peers`"
+    )]
+    BadUrl { url: String, error: String },
+    /// No connection, or no response on it.
+    #[error("GET {url}: no response: {error}")]
+    Unreachable { url: String, error: String },
+    /// A response, but not a success.
+    #[error("GET {url}: status {status}")]
+    Status {
+        url: String,
+        status: http::StatusCode,
+    },
+    /// The body broke off.
+    #[error("GET {url}: the body broke off: {error}")]
+    Body { url: String, error: String },
+    /// The body is not JSON.
+    #[error("GET {url}: the body is not JSON: {error}")]
+    NotJson { url: String, error: String },
+    /// No whole answer within the probe timeout.
+    #[error("GET {url}: no answer within probe.timeout ({timeout:?})")]
+    TimedOut { url: String, timeout: Duration },
+}
+
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
 /// Runs until `shutdown` drains.
@@ -63,24 +93,42 @@ async fn get_json(
     client: &HttpClient,
     url: &str,
     timeout: Duration,
-) -> Result<serde_json::Value, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
+) -> Result<serde_json::Value, ProbeError> {
+    let uri: http::Uri = url.parse().map_err(|e| ProbeError::BadUrl {
+        url: url.to_owned(),
+        error: format!("{e}"),
+    })?;
     let fetch = async {
-        let response = client.get(uri).await.map_err(|e| e.to_string())?;
+        let response = client.get(uri).await.map_err(|e| ProbeError::Unreachable {
+            url: url.to_owned(),
+            error: e.to_string(),
+        })?;
         if !response.status().is_success() {
-            return Err(format!("status {}", response.status()));
+            return Err(ProbeError::Status {
+                url: url.to_owned(),
+                status: response.status(),
+            });
         }
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| ProbeError::Body {
+                url: url.to_owned(),
+                error: e.to_string(),
+            })?
             .to_bytes();
-        serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+        serde_json::from_slice(&body).map_err(|e| ProbeError::NotJson {
+            url: url.to_owned(),
+            error: e.to_string(),
+        })
     };
     tokio::time::timeout(timeout, fetch)
         .await
-        .map_err(|_| "timed out".to_owned())?
+        .map_err(|_| ProbeError::TimedOut {
+            url: url.to_owned(),
+            timeout,
+        })?
 }
 
 async fn probe_edge(client: &HttpClient, url: String, timeout: Duration) -> Probe {
@@ -93,7 +141,7 @@ async fn probe_edge(client: &HttpClient, url: String, timeout: Duration) -> Prob
                 .unwrap_or(false),
         },
         Err(error) => {
-            tracing::debug!(%url, %error, "probe failed");
+            tracing::debug!(%error, "probe failed");
             Probe::Failed(error)
         }
     }
@@ -103,7 +151,7 @@ async fn poll_peer(client: &HttpClient, url: String, timeout: Duration) -> Optio
     match get_json(client, &url, timeout).await {
         Ok(value) => serde_json::from_value(value).ok(),
         Err(error) => {
-            tracing::debug!(%url, %error, "peer unreachable");
+            tracing::debug!(%error, "peer unreachable");
             None
         }
     }

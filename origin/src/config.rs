@@ -122,7 +122,9 @@ mod tests {
 
     #[test]
     fn unknown_nested_key_is_named() {
-        let err = server_kit::config::parse::<OriginConfig>("[live]\nwindoww = 3\n").unwrap_err();
+        let err = server_kit::config::parse::<OriginConfig>("[live]\nwindoww = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("windoww"), "{err}");
     }
 

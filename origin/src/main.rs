@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use origin::{Listeners, OriginConfig};
-use server_kit::{Shutdown, cli::CommonArgs, config, listener};
+use server_kit::{cli::CommonArgs, config, listener};
 
 /// Meridian origin: serves VOD HLS/DASH and simulated live channels from a media root.
 #[derive(Debug, Parser)]
@@ -40,11 +39,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    server_kit::cli::main("origin", || run(Cli::parse()))
+    server_kit::cli::main("origin", run)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let (mut config, base) = config::load_or_default::<OriginConfig>(cli.common.config.as_deref())?;
+    let (mut config, base) = cli.common.load::<OriginConfig>()?;
     config.media = config::resolve(&base, &config.media);
     if let Some(media) = cli.media {
         config.media = media;
@@ -56,18 +55,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     config.steering_dash = cli.steering_dash.or(config.steering_dash);
     config.live.segment_interval = cli.live_interval.or(config.live.segment_interval);
     config.validate()?;
-    if cli.common.check_config {
-        println!(
-            "config ok\n{}",
-            toml::to_string(&config).context("printing the config")?
-        );
+    if cli.common.check(&config)? {
         return Ok(());
     }
-
-    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    runtime.block_on(async {
-        let shutdown = Shutdown::new();
-        shutdown.on_signals()?;
+    server_kit::cli::serve(|shutdown| async move {
         let listeners = Listeners {
             http: listener::bind_http("http", config.listen).await?,
             admin: listener::bind_http("admin", config.admin).await?,

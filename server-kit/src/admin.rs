@@ -82,12 +82,7 @@ impl Admin {
             "/readyz" => body::text(StatusCode::OK, "ready"),
             "/metrics" => self.metrics(),
             "/status" => {
-                let json = (self.status)();
-                let mut response = Response::new(body::full(json.to_string()));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/json"),
-                );
+                let mut response = body::json(&(self.status)());
                 // The fleet page reads this from another origin.
                 response.headers_mut().insert(
                     header::ACCESS_CONTROL_ALLOW_ORIGIN,

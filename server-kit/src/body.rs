@@ -1,4 +1,5 @@
-//! The one response body type of every Meridian HTTP handler, and small constructors for it.
+//! The one response body type of every Meridian HTTP handler, and small constructors for it
+//! and for the responses built the same way everywhere (JSON, short texts).
 //!
 //! Bodies are boxed so that a handler can answer with a streamed file, a proxied origin body or a
 //! short text with one type. They are `Send` but not `Sync`, which hyper does not need and which
@@ -20,6 +21,16 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+/// A JSON response (`application/json`) of `value`: the router's API, `/status`.
+pub fn json(value: &serde_json::Value) -> http::Response<Body> {
+    let mut response = http::Response::new(full(value.to_string()));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// A short plain-text response, used for errors, so that a person with curl sees why.

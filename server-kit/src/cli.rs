@@ -1,7 +1,19 @@
-//! The flags every server binary takes, flattened into each binary's own clap parser.
+//! The flags every server binary takes, flattened into each binary's own clap parser, and the
+//! parts of `main` every server shares: the exit code, `--check-config`, the runtime and the
+//! signal handlers.
+//!
+//! A server's `main.rs` is then: [`main`] with its `run`; in `run`, [`CommonArgs::load`], the
+//! flags laid over the file, its own validation, [`CommonArgs::check`], and [`serve`] with a
+//! future that binds the listeners and calls the library's `run`.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Shutdown};
 
 /// `--config FILE` and `--check-config`.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,15 +28,53 @@ pub struct CommonArgs {
     pub check_config: bool,
 }
 
-/// The end of every server's `main`: logs are set up first, then `run`; a failure is printed on
-/// stderr as `<program>: <error and its causes>` and the exit code is 1.
-pub fn main<E: std::fmt::Display>(program: &str, run: impl FnOnce() -> Result<(), E>) -> ExitCode {
+impl CommonArgs {
+    /// Loads the `--config` file, or the defaults without one, with the folder that relative
+    /// paths inside it are resolved against (see [`crate::config::load_or_default`]).
+    pub fn load<T: DeserializeOwned + Default>(&self) -> Result<(T, PathBuf), Error> {
+        crate::config::load_or_default(self.config.as_deref())
+    }
+
+    /// Under `--check-config`, prints `config ok` and the checked config as TOML on stdout and
+    /// returns true: `main` then exits 0 without starting. Otherwise returns false.
+    pub fn check(&self, config: &impl Serialize) -> Result<bool, Error> {
+        if self.check_config {
+            let text = toml::to_string(config).map_err(Error::PrintConfig)?;
+            println!("config ok\n{text}");
+        }
+        Ok(self.check_config)
+    }
+}
+
+/// The whole of every server's `main`: logs are set up first, then the flags are parsed and
+/// `run` is called; a failure is printed on stderr as `<program>: <error and its causes>` and the
+/// exit code is 1.
+pub fn main<A: clap::Parser, E: std::fmt::Display>(
+    program: &str,
+    run: impl FnOnce(A) -> Result<(), E>,
+) -> ExitCode {
     crate::telemetry::init();
-    match run() {
+    match run(A::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{program}: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Starts the tokio runtime, installs the signal handlers ([`Shutdown::on_signals`]) and runs
+/// `server` with the [`Shutdown`] they drive until it returns.
+pub fn serve<E, F, Fut>(server: F) -> Result<(), E>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: From<Error>,
+{
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        let shutdown = Shutdown::new();
+        shutdown.on_signals()?;
+        server(shutdown).await
+    })
 }

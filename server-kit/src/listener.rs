@@ -16,7 +16,7 @@ use crate::Error;
 pub async fn bind_tcp(kind: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| Error::Bind { kind, addr, source })
+        .map_err(|error| Error::Bind { kind, addr, error })
 }
 
 /// Prints `listening <kind> <address>` on stdout and flushes it at once.
@@ -32,7 +32,7 @@ pub async fn bind_http(kind: &'static str, addr: SocketAddr) -> Result<TcpListen
     let listener = bind_tcp(kind, addr).await?;
     let local = listener
         .local_addr()
-        .map_err(|source| Error::Bind { kind, addr, source })?;
+        .map_err(|error| Error::Bind { kind, addr, error })?;
     announce(kind, format!("http://{local}"));
     Ok(listener)
 }

@@ -76,15 +76,49 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     fetch(Method::GET, url, headers).await
 }
 
+/// Why [`try_get`] got no whole response: which URL, and what broke.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL does not make a request.
+    #[error("GET {url}: not a usable request: {error}")]
+    Request { url: String, error: http::Error },
+    /// No connection, or no response on it: the server is not (or no longer) listening there.
+    #[error("GET {url}: no response: {error}")]
+    Send {
+        url: String,
+        error: hyper_util::client::legacy::Error,
+    },
+    /// The response started but its body broke off.
+    #[error("GET {url}: the body broke off: {error}")]
+    Body { url: String, error: hyper::Error },
+}
+
 /// `GET url`, reporting failures (connection refused, broken body) instead of panicking.
-pub async fn try_get(url: &str) -> Result<Reply, String> {
+pub async fn try_get(url: &str) -> Result<Reply, Error> {
     let request = Request::builder()
         .uri(url)
         .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    let response = client().request(request).await.map_err(|e| e.to_string())?;
+        .map_err(|error| Error::Request {
+            url: url.to_owned(),
+            error,
+        })?;
+    let response = client()
+        .request(request)
+        .await
+        .map_err(|error| Error::Send {
+            url: url.to_owned(),
+            error,
+        })?;
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = body
+        .collect()
+        .await
+        .map_err(|error| Error::Body {
+            url: url.to_owned(),
+            error,
+        })?
+        .to_bytes();
     Ok(Reply {
         status: parts.status,
         headers: parts.headers,

@@ -5,12 +5,15 @@
 //!   `listening <kind> <address>`, never a sleep. Dropping it kills it by PID and reaps it.
 //! - [`http`]: a small HTTP client (hyper) returning status, headers and the whole body, plus
 //!   access to a streaming response for tests that read slowly.
+//! - [`doc_example`] and [`temp_file`]: for unit tests that parse the example in a module's docs
+//!   or load a file.
 
 pub mod http;
 pub mod origin;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
@@ -191,6 +194,34 @@ pub use nix::sys::signal::Signal as Sig;
 /// The path of the workspace's `testdata/` folder.
 pub fn testdata() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
+
+/// The first fenced `lang` block in the `//!` docs of a Rust source file, as the docs show it, so
+/// that a test can parse the example its module's docs give:
+/// `doc_example(include_str!("config.rs"), "toml")`. Panics if there is none.
+pub fn doc_example(source: &str, lang: &str) -> String {
+    let fence = format!("//! ```{lang}");
+    let example: String = source
+        .lines()
+        .skip_while(|l| l.trim_end() != fence)
+        .skip(1)
+        .take_while(|l| l.trim_end() != "//! ```")
+        .map(|l| {
+            let l = l.trim_start().strip_prefix("//!").unwrap_or(l);
+            format!("{}\n", l.strip_prefix(' ').unwrap_or(l))
+        })
+        .collect();
+    assert!(!example.is_empty(), "no ```{lang} block in these docs");
+    example
+}
+
+/// Writes `text` to a file named `name` in a new temporary folder, and returns the folder (removed
+/// when dropped) and the file's path.
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temporary folder: {e}"));
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    (dir, path)
 }
 
 /// Runs a binary to completion (for `--check-config` and the like) and returns its exit status,

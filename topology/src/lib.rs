@@ -3,27 +3,33 @@
 //! One TOML file describes a fleet; the geo-router routes by it, the local launcher starts it,
 //! and Terraform writes it. Unknown keys are rejected, and [`Topology::validate`] checks what the
 //! format cannot (unique names, known regions, coordinates in range, usable URLs), naming the
-//! entry at fault.
+//! entry at fault and what to change.
 //!
 //! ```toml
 //! [[regions]]
 //! name = "eu-west"
 //! latitude = 51.51
 //! longitude = -0.13
-//! neighbours = ["us-east"]   # optional: preferred failover order
+//! neighbours = ["us-east"]   # optional: where the launcher sends a draining edge's viewers
+//!
+//! [[regions]]
+//! name = "us-east"
+//! latitude = 40.71
+//! longitude = -74.01
 //!
 //! [[edges]]
-//! name = "eu-west-1"
+//! name = "eu-west-1"         # letters, digits, '-', '_' or '.' (see `valid_edge_name`)
 //! region = "eu-west"
 //! http = "http://127.0.1.1:8080"
 //! admin = "http://127.0.1.1:9090"
 //! dns = ["127.0.1.1"]        # addresses the geo-router hands out in A/AAAA answers
-//! capacity = 500             # requests in flight the edge is sized for
+//! capacity = 500             # informational: shown in the router's /status and /fleet
 //! ```
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +49,9 @@ pub struct Region {
     pub name: String,
     pub latitude: f64,
     pub longitude: f64,
-    /// Preferred failover order; when empty, the next-nearest regions are used.
+    /// Other regions, in order, that the local launcher points this region's edges at for
+    /// draining (`drain_to` is the first edge of the first one; when empty, of the nearest other
+    /// region). The geo-router does not read it: its failover order is by distance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbours: Vec<String>,
 }
@@ -52,6 +60,7 @@ pub struct Region {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Edge {
+    /// The edge's name; it must pass [`valid_edge_name`].
     pub name: String,
     pub region: String,
     /// Base URL viewers fetch media from.
@@ -61,86 +70,187 @@ pub struct Edge {
     /// Addresses handed out in DNS answers.
     #[serde(default)]
     pub dns: Vec<IpAddr>,
-    /// Requests in flight the edge is sized for.
+    /// Requests in flight the edge is sized for. Informational only: it must be above zero and
+    /// the router shows it in `/status` and `/fleet`, but no decision reads it (the load the
+    /// router routes by is what each edge reports: its requests in flight over its own
+    /// `max_requests`).
     pub capacity: u32,
 }
 
-/// A topology that cannot be used, and which entry is at fault.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// What an edge's name may be, in words, for messages.
+pub const EDGE_NAME_RULE: &str = "1 to 64 letters, digits, '-', '_' or '.'";
+
+/// The one rule for an edge's name ([`EDGE_NAME_RULE`]). An edge names itself to the origin in a
+/// request header, and the origin writes that name into steering URIs as it is, so the name must
+/// be fit for a URL's query without escaping; the launcher also makes file names of it. The
+/// topology, the edge's config and the origin all check names with this function.
+pub fn valid_edge_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// A topology that cannot be used: which file and entry, what is wrong, and what to change.
+///
+/// `file` is `None` for text given to [`Topology::parse`]; [`Topology::load`] fills it in.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("topology {path}: {message}")]
-    Invalid { path: String, message: String },
+    /// The file could not be read.
+    #[error(
+        "topology file {}: cannot read it: {error}; check that the path is right and readable",
+        file.display()
+    )]
+    Read {
+        file: PathBuf,
+        error: Arc<std::io::Error>,
+    },
+    /// The text is not TOML, or not of this format: an unknown key, a missing one, a wrong type.
+    #[error(
+        "{}{}: {message}; the format is documented at the top of topology/src/lib.rs",
+        named(file),
+        at_line(*line, text)
+    )]
+    Syntax {
+        file: Option<PathBuf>,
+        /// The line at fault (from 1), when the parser pointed at one, and its text.
+        line: Option<usize>,
+        text: String,
+        message: String,
+    },
+    /// The file names no region.
+    #[error(
+        "{}: no region is defined; add at least one [[regions]] entry",
+        named(file)
+    )]
+    NoRegions { file: Option<PathBuf> },
+    /// One `[[regions]]` entry is wrong.
+    #[error("{}, region '{name}' (regions[{index}]): {problem}", named(file))]
+    Region {
+        file: Option<PathBuf>,
+        index: usize,
+        name: String,
+        problem: Problem,
+    },
+    /// One `[[edges]]` entry is wrong.
+    #[error("{}, edge '{name}' (edges[{index}]): {problem}", named(file))]
+    Edge {
+        file: Option<PathBuf>,
+        index: usize,
+        name: String,
+        problem: Problem,
+    },
+}
+
+/// What is wrong with one region or edge entry, and what to do about it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    #[error("the name is empty; give it one")]
+    EmptyName,
+    #[error("the name is used twice; names must be unique")]
+    DuplicateName,
+    #[error("the name must be {EDGE_NAME_RULE}; rename it")]
+    BadEdgeName,
+    #[error("latitude {0} is not within -90..90; use decimal degrees, north positive")]
+    Latitude(f64),
+    #[error("longitude {0} is not within -180..180; use decimal degrees, east positive")]
+    Longitude(f64),
+    #[error("neighbour '{0}' is not another region; list only names of other [[regions]]")]
+    Neighbour(String),
+    #[error("region '{0}' is not defined; add it under [[regions]] or fix the name")]
+    UnknownRegion(String),
+    #[error("{key}: {url:?} {reason}; write an http:// or https:// URL with a host")]
+    Url {
+        key: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("capacity must be above zero; give the requests in flight the edge is sized for")]
+    ZeroCapacity,
+}
+
+impl Error {
+    /// The same error, saying which file it is about.
+    fn in_file(mut self, path: &Path) -> Self {
+        match &mut self {
+            Error::Read { .. } => {}
+            Error::Syntax { file, .. }
+            | Error::NoRegions { file }
+            | Error::Region { file, .. }
+            | Error::Edge { file, .. } => *file = Some(path.to_path_buf()),
+        }
+        self
+    }
 }
 
 impl Topology {
     /// Reads, parses and validates a topology file.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let invalid = |message: String| Error::Invalid {
-            path: path.display().to_string(),
-            message,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read: {e}")))?;
-        Self::parse(&text).map_err(invalid)
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Read {
+            file: path.to_path_buf(),
+            error: Arc::new(error),
+        })?;
+        Self::parse(&text).map_err(|error| error.in_file(path))
     }
 
     /// Parses and validates topology text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let topology: Topology =
-            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let topology: Topology = toml::from_str(text).map_err(|error| {
+            let line = error
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count());
+            Error::Syntax {
+                file: None,
+                line: line.map(|l| l + 1),
+                text: line
+                    .and_then(|l| text.lines().nth(l))
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned(),
+                message: error.message().trim_end().to_owned(),
+            }
+        })?;
         topology.validate()?;
         Ok(topology)
     }
 
     /// Checks names, references, coordinates and URLs.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
         if self.regions.is_empty() {
-            return Err("regions: at least one region is needed".into());
+            return Err(Error::NoRegions { file: None });
         }
         let mut regions = HashSet::new();
-        for (i, region) in self.regions.iter().enumerate() {
-            let at = format!("regions[{i}] ({})", region.name);
-            if region.name.is_empty() || !regions.insert(region.name.as_str()) {
-                return Err(format!("{at}: name is empty or used twice"));
-            }
-            if !(-90.0..=90.0).contains(&region.latitude) {
-                return Err(format!(
-                    "{at}: latitude {} is not within -90..90",
-                    region.latitude
-                ));
-            }
-            if !(-180.0..=180.0).contains(&region.longitude) {
-                return Err(format!(
-                    "{at}: longitude {} is not within -180..180",
-                    region.longitude
-                ));
-            }
+        for (index, region) in self.regions.iter().enumerate() {
+            check_region(region, &mut regions).map_err(|problem| Error::Region {
+                file: None,
+                index,
+                name: region.name.clone(),
+                problem,
+            })?;
         }
-        for (i, region) in self.regions.iter().enumerate() {
+        for (index, region) in self.regions.iter().enumerate() {
             for neighbour in &region.neighbours {
                 if !regions.contains(neighbour.as_str()) || neighbour == &region.name {
-                    return Err(format!(
-                        "regions[{i}] ({}): neighbour {neighbour:?} is not another region",
-                        region.name
-                    ));
+                    return Err(Error::Region {
+                        file: None,
+                        index,
+                        name: region.name.clone(),
+                        problem: Problem::Neighbour(neighbour.clone()),
+                    });
                 }
             }
         }
         let mut edges = HashSet::new();
-        for (i, edge) in self.edges.iter().enumerate() {
-            let at = format!("edges[{i}] ({})", edge.name);
-            if edge.name.is_empty() || !edges.insert(edge.name.as_str()) {
-                return Err(format!("{at}: name is empty or used twice"));
-            }
-            if !regions.contains(edge.region.as_str()) {
-                return Err(format!("{at}: region {:?} is not defined", edge.region));
-            }
-            check_url(&edge.http).map_err(|e| format!("{at}: http: {e}"))?;
-            check_url(&edge.admin).map_err(|e| format!("{at}: admin: {e}"))?;
-            if edge.capacity == 0 {
-                return Err(format!("{at}: capacity must be above zero"));
-            }
+        for (index, edge) in self.edges.iter().enumerate() {
+            check_edge(edge, &regions, &mut edges).map_err(|problem| Error::Edge {
+                file: None,
+                index,
+                name: edge.name.clone(),
+                problem,
+            })?;
         }
         Ok(())
     }
@@ -156,15 +266,74 @@ impl Topology {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
+fn check_region<'a>(region: &'a Region, names: &mut HashSet<&'a str>) -> Result<(), Problem> {
+    if region.name.is_empty() {
+        return Err(Problem::EmptyName);
+    }
+    if !names.insert(region.name.as_str()) {
+        return Err(Problem::DuplicateName);
+    }
+    if !(-90.0..=90.0).contains(&region.latitude) {
+        return Err(Problem::Latitude(region.latitude));
+    }
+    if !(-180.0..=180.0).contains(&region.longitude) {
+        return Err(Problem::Longitude(region.longitude));
+    }
+    Ok(())
+}
+
+fn check_edge<'a>(
+    edge: &'a Edge,
+    regions: &HashSet<&str>,
+    names: &mut HashSet<&'a str>,
+) -> Result<(), Problem> {
+    if edge.name.is_empty() {
+        return Err(Problem::EmptyName);
+    }
+    if !names.insert(edge.name.as_str()) {
+        return Err(Problem::DuplicateName);
+    }
+    if !valid_edge_name(&edge.name) {
+        return Err(Problem::BadEdgeName);
+    }
+    if !regions.contains(edge.region.as_str()) {
+        return Err(Problem::UnknownRegion(edge.region.clone()));
+    }
+    check_url("http", &edge.http)?;
+    check_url("admin", &edge.admin)?;
+    if edge.capacity == 0 {
+        return Err(Problem::ZeroCapacity);
+    }
+    Ok(())
+}
+
+fn check_url(key: &'static str, url: &str) -> Result<(), Problem> {
+    let problem = |reason: String| Problem::Url {
+        key,
+        url: url.to_owned(),
+        reason,
+    };
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        .map_err(|e| problem(format!("is not a URL ({e})")))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(_)) => Ok(()),
-        _ => Err(format!(
-            "{url:?} must be an http:// or https:// URL with a host"
+        _ => Err(problem(
+            "lacks an http:// or https:// scheme or a host".into(),
         )),
+    }
+}
+fn named(file: &Option<PathBuf>) -> String {
+    match file {
+        Some(file) => format!("topology file {}", file.display()),
+        None => "topology".to_owned(),
+    }
+}
+
+fn at_line(line: Option<usize>, text: &str) -> String {
+    match line {
+        Some(line) => format!(", line {line} (`{text}`)"),
+        None => String::new(),
     }
 }
 
@@ -195,20 +364,73 @@ capacity = 10
     }
 
     #[test]
-    fn errors_name_the_entry() {
+    fn errors_name_the_entry_and_what_to_do() {
         let err = Topology::parse(&SMALL.replace("region = \"a\"", "region = \"b\"")).unwrap_err();
         assert!(
-            err.contains("edges[0] (a-1)") && err.contains("\"b\""),
-            "{err}"
+            matches!(&err, Error::Edge { index: 0, problem: Problem::UnknownRegion(r), .. } if r == "b"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "topology, edge 'a-1' (edges[0]): region 'b' is not defined; add it under [[regions]] \
+             or fix the name"
         );
         let err =
             Topology::parse(&SMALL.replace("latitude = 1.0", "latitude = 100.0")).unwrap_err();
-        assert!(err.contains("latitude"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("region 'a' (regions[0]): latitude 100"),
+            "{err}"
+        );
         let err = Topology::parse(&SMALL.replace("capacity = 10", "capacity = 10\ncolour = 1"))
             .unwrap_err();
-        assert!(err.contains("colour"), "{err}");
+        assert!(
+            err.to_string().contains("line 14 (`colour = 1`)")
+                && err.to_string().contains("unknown field `colour`"),
+            "{err}"
+        );
         let err = Topology::parse(&SMALL.replace("http://127.0.1.1:8080", "ftp://x")).unwrap_err();
-        assert!(err.contains("http:"), "{err}");
+        assert!(err.to_string().contains("http: \"ftp://x\""), "{err}");
+        let err = Topology::parse(&SMALL.replace("name = \"a-1\"", "name = \"a&1\"")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Edge {
+                    problem: Problem::BadEdgeName,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_error_names_the_file() {
+        let (dir, path) = test_support::temp_file(
+            "fleet.toml",
+            &SMALL.replace("capacity = 10", "capacity = 0"),
+        );
+        let err = Topology::load(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("topology file {}, edge 'a-1'", path.display())),
+            "{err}"
+        );
+        let err = Topology::load(&dir.path().join("missing.toml")).unwrap_err();
+        assert!(matches!(err, Error::Read { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_edge_name_rule() {
+        assert!(valid_edge_name("us-east-1") && valid_edge_name("edge_2.a"));
+        assert!(!valid_edge_name("a&b") && !valid_edge_name("") && !valid_edge_name("a b"));
+        assert!(valid_edge_name(&"x".repeat(64)) && !valid_edge_name(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn the_example_in_these_docs_is_valid() {
+        let example = test_support::doc_example(include_str!("lib.rs"), "toml");
+        let t = Topology::parse(&example).expect("the example in lib.rs is valid");
+        assert_eq!(t.edges_in("eu-west").count(), 1);
     }
 
     #[test]
