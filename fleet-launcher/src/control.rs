@@ -138,10 +138,5 @@ impl Control {
 }
 
 fn json(value: serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(body::full(value.to_string()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    body::json(&value)
 }

@@ -1,5 +1,9 @@
 //! A small HTTP client for tests, on hyper-util's client: one connection pool per call site is
-//! plenty, and it never rewrites paths (so `/../x` reaches the server as written).
+//! plenty, and it never rewrites paths (so `/../x` reaches the server as written). Every call
+//! gives up after [`TIMEOUT`] for the response headers and again for the body, so a server that
+//! hangs fails the test instead of holding it forever.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -32,6 +36,9 @@ impl Reply {
     }
 }
 
+/// How long a test waits for response headers, and then for the whole body.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
 fn client() -> Client<HttpConnector, Empty<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
@@ -49,9 +56,9 @@ pub async fn send(
     let request = request
         .body(Empty::new())
         .unwrap_or_else(|e| panic!("bad request {url}: {e}"));
-    client()
-        .request(request)
+    tokio::time::timeout(TIMEOUT, client().request(request))
         .await
+        .unwrap_or_else(|_| panic!("request to {url}: no response headers within {TIMEOUT:?}"))
         .unwrap_or_else(|e| panic!("request to {url} failed: {e}"))
 }
 
@@ -59,9 +66,9 @@ pub async fn send(
 pub async fn fetch(method: Method, url: &str, headers: &[(&str, &str)]) -> Reply {
     let response = send(method, url, headers).await;
     let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
+    let body = tokio::time::timeout(TIMEOUT, body.collect())
         .await
+        .unwrap_or_else(|_| panic!("body of {url}: not complete within {TIMEOUT:?}"))
         .unwrap_or_else(|e| panic!("body of {url} failed: {e}"))
         .to_bytes();
     Reply {
@@ -92,6 +99,9 @@ pub enum Error {
     /// The response started but its body broke off.
     #[error("GET {url}: the body broke off: {error}")]
     Body { url: String, error: hyper::Error },
+    /// The server accepted but did not answer (or finish the body) within [`TIMEOUT`].
+    #[error("GET {url}: nothing within {TIMEOUT:?}; the server hangs")]
+    Timeout { url: String },
 }
 
 /// `GET url`, reporting failures (connection refused, broken body) instead of panicking.
@@ -103,17 +113,20 @@ pub async fn try_get(url: &str) -> Result<Reply, Error> {
             url: url.to_owned(),
             error,
         })?;
-    let response = client()
-        .request(request)
+    let timeout = || Error::Timeout {
+        url: url.to_owned(),
+    };
+    let response = tokio::time::timeout(TIMEOUT, client().request(request))
         .await
+        .map_err(|_| timeout())?
         .map_err(|error| Error::Send {
             url: url.to_owned(),
             error,
         })?;
     let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
+    let body = tokio::time::timeout(TIMEOUT, body.collect())
         .await
+        .map_err(|_| timeout())?
         .map_err(|error| Error::Body {
             url: url.to_owned(),
             error,

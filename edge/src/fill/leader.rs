@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use tracing::Instrument;
 
 use super::{Fill, FillHead, Fills};
+use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::freshness;
 use crate::key::{self, Variants};
@@ -60,23 +61,30 @@ pub struct Filler {
 }
 
 impl Filler {
+    /// The filler of an edge configured by `config`: its origins, limits and name.
     pub fn new(
-        upstream: Upstream,
+        config: &EdgeConfig,
         store: Store<CachedMeta>,
         variants: Arc<Variants>,
         metrics: Metrics,
-        limits: FillLimits,
-        name_header: HeaderValue,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, EdgeError> {
+        Ok(Self {
             fills: Fills::default(),
-            upstream,
+            upstream: Upstream::new(
+                &config.origins,
+                config.connect_timeout,
+                config.first_byte_timeout,
+            )?,
             store,
             variants,
             metrics,
-            limits,
-            name_header,
-        }
+            limits: FillLimits {
+                max_object_size: config.max_object_size.0,
+                body_idle_timeout: config.body_idle_timeout,
+            },
+            name_header: HeaderValue::from_str(&config.name)
+                .map_err(|_| EdgeError::Internal("name is not a valid header value".into()))?,
+        })
     }
 
     /// Joins the fill in flight for this request, or leads a new one.

@@ -34,13 +34,12 @@ use http::{HeaderValue, Request};
 
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
-use crate::fill::{Fill, FillLimits, FillRequest, Filler};
+use crate::fill::{Fill, FillRequest, Filler};
 use crate::key::Variants;
 use crate::meta::CachedMeta;
 use crate::metrics::Metrics;
 use crate::prefetch::Prefetcher;
 use crate::store::Store;
-use crate::upstream::Upstream;
 
 /// The shared state of one edge.
 #[derive(Debug)]
@@ -79,29 +78,12 @@ impl Edge {
         store: Store<CachedMeta>,
         metrics: Metrics,
     ) -> Result<Self, EdgeError> {
-        let upstream = Upstream::new(
-            &config.origins,
-            config.connect_timeout,
-            config.first_byte_timeout,
-        )?;
         let served_by = HeaderValue::from_str(&format!("{};region={}", config.name, config.region))
             .map_err(|_| {
                 EdgeError::Internal("name or region is not a valid header value".into())
             })?;
-        let name_header = HeaderValue::from_str(&config.name)
-            .map_err(|_| EdgeError::Internal("name is not a valid header value".into()))?;
         let variants = Arc::new(Variants::default());
-        let filler = Filler::new(
-            upstream,
-            store.clone(),
-            variants.clone(),
-            metrics.clone(),
-            FillLimits {
-                max_object_size: config.max_object_size.0,
-                body_idle_timeout: config.body_idle_timeout,
-            },
-            name_header,
-        );
+        let filler = Filler::new(config, store.clone(), variants.clone(), metrics.clone())?;
         Ok(Self {
             name: config.name.clone(),
             region: config.region.clone(),

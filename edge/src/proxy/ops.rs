@@ -25,12 +25,7 @@ impl Edge {
         };
         self.metrics.store(&self.store.stats());
         tracing::info!(key = %base, purged, "purged");
-        let mut response = Response::new(body::full(format!("{{\"purged\":{purged}}}\n")));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
+        body::json(&serde_json::json!({ "purged": purged }))
     }
 
     /// Checks the bearer token of an admin operation: `None` when authorized, else the

@@ -17,7 +17,7 @@ variable "region" {
 }
 
 variable "capacity" {
-  description = "Requests in flight the edge is sized for: the router's load is in-flight / capacity."
+  description = "Requests in flight the edge is sized for. Written into the topology entry and shown on the router's /fleet; the router does not route by it yet (each edge reports its own load)."
   type        = number
   validation {
     condition     = var.capacity >= 1 && floor(var.capacity) == var.capacity
