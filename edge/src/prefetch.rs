@@ -7,8 +7,9 @@
 //! segments nobody plays are the first to be evicted rather than pushing out hot ones.
 //! Outcomes are counted: `issued`, `used` (a viewer asked for it), `wasted` (forgotten unused).
 //!
-//! This module only decides: [`Prefetcher::plan`] says which segments to fetch, and the
-//! request path starts those fills.
+//! This module decides and fetches nothing: [`Prefetcher::plan`] says which segments to fetch
+//! (keeping its own bookkeeping of playlists seen and segments issued), and the request path
+//! starts those fills.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,6 +18,8 @@ pub enum TlsError {
     Key { path: String, problem: String },
     #[error("tls_cert/tls_key: {0}; check that the key belongs to the certificate")]
     Pair(rustls::Error),
+    #[error("TLS setup: {0}; the TLS library refused its own defaults (a bug: report it)")]
+    Setup(rustls::Error),
 }
 
 /// Loads the certificate chain and key and builds the acceptor. Errors name the file.
@@ -41,7 +43,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(TlsError::Pair)?
+    .map_err(TlsError::Setup)?
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .map_err(TlsError::Pair)?;

@@ -478,6 +478,69 @@ async fn ranges_head_revalidation_and_stale_if_error() {
     assert_eq!((gone.header("x-cache"), gone.header("age")), ("ERROR", "0"));
 }
 
+/// The edge answers a viewer's conditionals and ranges from its store exactly as the origin
+/// answers them itself: both make the one decision in `video_http::conditional`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_answers_from_the_store_match_the_origins() {
+    let origin = start_real_origin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(origin.addr("http"), dir.path(), &[]);
+    let path = "/vod/big-clock/720p/seg_00003.m4s";
+    let direct = format!("{}{path}", origin.addr("http"));
+    let through = format!("{}{path}", edge.addr("http"));
+    let first = get(&through, &[]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    wait_for_objects(&edge, 1).await;
+    let etag = first.header("etag").to_owned();
+    let modified = first.header("last-modified").to_owned();
+    assert!(!etag.is_empty() && !modified.is_empty());
+    let old = "Mon, 01 Jan 2001 00:00:00 GMT";
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![("if-none-match", &etag)],
+        vec![("if-none-match", "\"other\""), ("if-none-match", &etag)],
+        vec![
+            ("if-none-match", "\"other\""),
+            ("if-modified-since", &modified),
+        ],
+        vec![("if-modified-since", &modified)],
+        vec![("if-modified-since", old)],
+        vec![("if-match", "\"other\"")],
+        vec![("if-match", "*")],
+        vec![("if-match", &etag), ("range", "bytes=5-9")],
+        vec![("if-unmodified-since", old)],
+        vec![("if-unmodified-since", &modified)],
+        vec![("range", "bytes=100-199")],
+        vec![("range", "bytes=-10")],
+        vec![("range", "bytes=999999999-")],
+        vec![("range", "bytes=0-1,5-6")],
+        vec![("range", "bytes=0-9"), ("if-range", &etag)],
+        vec![("range", "bytes=0-9"), ("if-range", "\"other\"")],
+        vec![("range", "bytes=0-9"), ("if-range", &modified)],
+        vec![("range", "bytes=0-9"), ("if-range", old)],
+    ];
+    for headers in &cases {
+        let from_origin = get(&direct, headers).await;
+        let from_edge = get(&through, headers).await;
+        assert_eq!(
+            cache(&from_edge),
+            "HIT",
+            "{headers:?}: answered from the store"
+        );
+        let view = |r: &Reply| {
+            (
+                r.status,
+                r.header("content-length").to_owned(),
+                r.header("content-range").to_owned(),
+                r.header("etag").to_owned(),
+                r.header("cache-control").to_owned(),
+                r.body.clone(),
+            )
+        };
+        assert_eq!(view(&from_edge), view(&from_origin), "{headers:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_tokens_do_not_split_the_cache_and_vary_star_is_not_stored() {
     let origin = TestOrigin::start().await;

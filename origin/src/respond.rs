@@ -118,10 +118,11 @@ pub async fn respond(
             return finish(builder.status(StatusCode::NOT_MODIFIED), body::empty());
         }
         Decision::PreconditionFailed => {
-            return finish(
-                builder.status(StatusCode::PRECONDITION_FAILED),
-                body::empty(),
-            );
+            // An error about the request: none of the representation's headers.
+            let builder = Response::builder()
+                .status(StatusCode::PRECONDITION_FAILED)
+                .header(header::CONTENT_LENGTH, 0);
+            return finish(builder, body::empty());
         }
         Decision::Unsatisfiable => {
             builder = builder

@@ -69,9 +69,14 @@ pub fn decide(
         return Decision::Full;
     }
     let safe = method == Method::GET || method == Method::HEAD;
-    // Step 1 and 2: the client's copy must still be the current one.
-    if let Some(value) = text(headers, &header::IF_MATCH) {
-        if !match_holds(value, validators.etag) {
+    // Step 1 and 2: the client's copy must still be the current one. A value that is not text
+    // matches nothing.
+    if headers.contains_key(header::IF_MATCH) {
+        let value = list(headers, &header::IF_MATCH);
+        if !value
+            .as_deref()
+            .is_some_and(|v| match_holds(v, validators.etag))
+        {
             return Decision::PreconditionFailed;
         }
     } else if let Some(value) = text(headers, &header::IF_UNMODIFIED_SINCE)
@@ -84,10 +89,11 @@ pub fn decide(
         return Decision::PreconditionFailed;
     }
     // Step 3 and 4: the client already has it.
-    if let Some(value) = text(headers, &header::IF_NONE_MATCH) {
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        let value = list(headers, &header::IF_NONE_MATCH).unwrap_or_default();
         if validators
             .etag
-            .is_some_and(|etag| validators::none_match_hits(value, etag))
+            .is_some_and(|etag| validators::none_match_hits(&value, etag))
             || value.trim() == "*"
         {
             return if safe {
@@ -110,8 +116,9 @@ pub fn decide(
     let Some(value) = text(headers, &header::RANGE) else {
         return Decision::Full;
     };
-    if let Some(condition) = text(headers, &header::IF_RANGE)
-        && !if_range_holds(condition, validators)
+    // An If-Range that is not text names no representation: the whole one is sent.
+    if headers.contains_key(header::IF_RANGE)
+        && !text(headers, &header::IF_RANGE).is_some_and(|c| if_range_holds(c, validators))
     {
         return Decision::Full;
     }
@@ -122,15 +129,16 @@ pub fn decide(
     }
 }
 
-/// `If-Match`: `*` matches any current representation; a list matches by strong comparison.
+/// `If-Match`: `*` matches any current representation (and [`decide`] only runs for one, a
+/// 200); a list matches by strong comparison.
 fn match_holds(value: &str, etag: Option<&str>) -> bool {
     let value = value.trim();
-    let Some(etag) = etag else {
-        return false;
-    };
     if value == "*" {
         return true;
     }
+    let Some(etag) = etag else {
+        return false;
+    };
     !etag.starts_with("W/")
         && value
             .split(',')
@@ -157,6 +165,17 @@ fn if_range_holds(value: &str, validators: Validators<'_>) -> bool {
 
 fn text<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A list-valued header sent on several lines, combined as one (RFC 9110 §5.3); `None` if any
+/// line is not text.
+fn list(headers: &HeaderMap, name: &header::HeaderName) -> Option<String> {
+    let lines: Option<Vec<&str>> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect();
+    Some(lines?.join(", "))
 }
 
 #[cfg(test)]
@@ -270,6 +289,49 @@ mod tests {
                 Some(10)
             ),
             Decision::PreconditionFailed
+        );
+    }
+
+    #[test]
+    fn lists_on_several_lines_and_stars() {
+        let val = v(Some("\"b\""), Some(1_700_000_000));
+        assert_eq!(
+            get(
+                &[("if-none-match", "\"a\""), ("if-none-match", "\"b\"")],
+                val,
+                10
+            ),
+            Decision::NotModified,
+            "the second line counts"
+        );
+        assert_eq!(
+            get(&[("if-match", "\"a\""), ("if-match", "\"b\"")], val, 10),
+            Decision::Full
+        );
+        // `*` holds for any current representation, with or without an entity tag.
+        assert_eq!(get(&[("if-match", "*")], v(None, None), 10), Decision::Full);
+        assert_eq!(
+            get(&[("if-none-match", "*")], v(None, None), 10),
+            Decision::NotModified
+        );
+        // A value that is not text matches nothing: If-Match fails, If-Range sends it whole.
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_MATCH,
+            http::HeaderValue::from_bytes(b"\"\xff\"").unwrap(),
+        );
+        assert_eq!(
+            decide(&Method::GET, &h, StatusCode::OK, val, Some(10)),
+            Decision::PreconditionFailed
+        );
+        let mut h = req(&[("range", "bytes=0-1")]);
+        h.insert(
+            header::IF_RANGE,
+            http::HeaderValue::from_bytes(b"\"\xff\"").unwrap(),
+        );
+        assert_eq!(
+            decide(&Method::GET, &h, StatusCode::OK, val, Some(10)),
+            Decision::Full
         );
     }
 

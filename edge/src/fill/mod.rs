@@ -12,8 +12,8 @@
 //! length (HTTP/1.1), so no viewer mistakes a truncated segment for a complete one.
 //! The model is pingora's cache lock, with the body shared instead of re-read from the cache.
 //!
-//! This module is the shared state of one fill; [`leader`] is the task that drives it (the
-//! origin fetch, and storing the object once it is complete).
+//! This module is the shared state of one fill; `leader` ([`Filler`]) is the task that drives
+//! it (the origin fetch, and storing the object once it is complete).
 
 mod leader;
 

@@ -29,7 +29,7 @@ impl Edge {
             let (response, cache) = match *request.method() {
                 Method::GET | Method::HEAD => match self.drain_redirect(&request) {
                     Some(response) => (response, DRAIN),
-                    None => self.lookup(&request).await,
+                    None => self.serve(&request).await,
                 },
                 Method::OPTIONS => (server_kit::cors::preflight(), PASS),
                 _ if request.method().as_str() == "PURGE" => (self.purge(&request), PASS),

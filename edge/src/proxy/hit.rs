@@ -1,14 +1,15 @@
-//! Answers from a stored object (fresh, or stale while it is refreshed in the background).
+//! Hits: a fresh stored object, or a stale one served while it is refreshed in the background,
+//! with its pages brought into memory first.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, Response};
 use hyper::body::Incoming;
-use server_kit::{Body, body};
+use server_kit::Body;
 
 use super::Edge;
-use super::respond::respond;
+use super::respond::stored_response;
 use crate::meta::CachedMeta;
 use crate::store::StoredObject;
 
@@ -40,22 +41,4 @@ impl Edge {
         })
         .await;
     }
-}
-
-/// A stored object as this request gets it: validators, ranges and HEAD are answered here.
-pub(super) fn stored_response(
-    request: &Request<Incoming>,
-    object: &StoredObject<CachedMeta>,
-    age: Duration,
-    cache: &'static str,
-) -> Response<Body> {
-    let mut headers = object.meta.header_map();
-    let status = StatusCode::from_u16(object.meta.status).unwrap_or(StatusCode::OK);
-    headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
-    headers.insert("x-cache", HeaderValue::from_static(cache));
-    let len = object.body.len() as u64;
-    respond(request, status, headers, Some(len), |start, take| {
-        let end = take.map_or(len, |t| start + t);
-        body::full(object.body.slice(start as usize..end as usize))
-    })
 }

@@ -14,8 +14,9 @@ use crate::freshness::{self, Freshness};
 use crate::key;
 
 impl Edge {
-    /// Serves a GET or HEAD: from the store, after a revalidation, or from a fill.
-    pub(super) async fn lookup(
+    /// Serves a GET or HEAD: looks it up, then answers from the store, after a revalidation,
+    /// or from a fill.
+    pub(super) async fn serve(
         &self,
         request: &Request<Incoming>,
     ) -> (Response<Body>, &'static str) {
@@ -52,6 +53,7 @@ impl Edge {
             |playlist| self.store.get(playlist).map(|object| object.body),
             |key| self.store.contains(key) || self.filler.in_flight(key, request.headers()),
         );
+        // Prefetches are fills of their own (not a viewer's: `fill_for` is for those).
         for prefetch in plan {
             self.filler.start(FillRequest {
                 base: prefetch.key,

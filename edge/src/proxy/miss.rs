@@ -1,18 +1,14 @@
 //! Nothing stored for the key: join the fill in flight, or lead a new one, and stream the
 //! origin's answer to the viewer as it arrives.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use server_kit::{Body, body};
+use server_kit::Body;
 
-use super::respond::respond;
+use super::respond::{error_response, fill_response};
 use super::{ERROR, Edge, HIT, MISS};
-use crate::error::EdgeError;
-use crate::fill::{Fill, FillHead};
-use crate::meta;
 
 impl Edge {
     pub(super) async fn miss(
@@ -36,33 +32,4 @@ impl Edge {
             Err(error) => (error_response(&error), ERROR),
         }
     }
-}
-
-/// A response streamed from a fill.
-pub(super) fn fill_response(
-    request: &Request<Incoming>,
-    fill: &Arc<Fill>,
-    head: &FillHead,
-    cache: &'static str,
-) -> Response<Body> {
-    let mut headers = HeaderMap::with_capacity(head.headers.len() + 3);
-    for (name, value) in &head.headers {
-        if !meta::is_not_stored(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    headers.insert(header::AGE, HeaderValue::from_static("0"));
-    headers.insert("x-cache", HeaderValue::from_static(cache));
-    respond(
-        request,
-        head.status,
-        headers,
-        head.content_length,
-        |start, take| fill.body(start, take),
-    )
-}
-
-/// What a viewer gets when the edge cannot answer: who failed, and what to do.
-pub(super) fn error_response(error: &EdgeError) -> Response<Body> {
-    body::text(error.status(), error.advice())
 }

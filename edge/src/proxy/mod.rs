@@ -1,20 +1,21 @@
 //! The edge's request path, one step per module, read top to bottom:
 //!
 //! ```text
-//! dispatch ─► lookup ─► fresh ───────────────────► hit          HIT (ranges, HEAD, 304s here)
+//! dispatch ─► lookup ─► fresh ───────────────────► hit          HIT
 //!   (method,     │    ─► stale-while-revalidate ─► hit          STALE + background refresh
 //!    drain,      │    ─► stale ──────────────────► revalidate   304: REVALIDATED │ 200: MISS
 //!    PURGE)      │                                              │ error: STALE if allowed
 //!                └────► not stored ──────────────► miss         join or lead a fill: MISS
-//!                                       every answer ─► respond (200/206/304/412/416, HEAD)
+//!        answers from the store or a fill ─► respond (200/206/304/412/416, HEAD)
 //! ```
 //!
-//! - [`dispatch`]: one viewer request in: method, drain redirect, and the headers every answer
+//! - `dispatch`: one viewer request in: method, drain redirect, and the headers every answer
 //!   carries (`X-Served-By`, `X-Cache`, `Age`, CORS), metrics and the request's span.
-//! - [`lookup`]: the cache key, the store, and the freshness decision; starts prefetches.
-//! - [`hit`], [`revalidate`], [`miss`]: the three ways an answer is made.
-//! - [`respond`]: a status, headers and a body source to the response this request gets.
-//! - [`ops`]: PURGE, the admin token check, drain mode and `/status`.
+//! - `lookup`: the cache key, the store, and the freshness decision; starts prefetches.
+//! - `hit`, `revalidate`, `miss`: the three ways an answer is made.
+//! - `respond`: the responses themselves (from a stored object, from a fill, errors), with the
+//!   viewer's conditionals and ranges.
+//! - `ops`: PURGE, the admin token check, drain mode and `/status`.
 //!
 //! Fetching from the origin is [`crate::fill`]'s job; this module only asks for fills.
 

@@ -1,11 +1,21 @@
-//! A status, headers and a body source to the response one request gets: the viewer's own
-//! conditionals and ranges are answered here, by the same decision the origin makes
+//! The responses the request path sends: from a stored object, streamed from a fill, or an
+//! error. A stored object's or a fill's answer goes through [`respond`], where the viewer's own
+//! conditionals and ranges are answered by the same decision the origin makes
 //! (`video_http::conditional`), and HEAD gets the headers without the body.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
 use server_kit::{Body, body};
 use video_http::conditional::{self, Decision, Validators};
 use video_http::range;
+
+use crate::error::EdgeError;
+use crate::fill::{Fill, FillHead};
+use crate::meta::{self, CachedMeta};
+use crate::store::StoredObject;
 
 /// Builds the response of `status` with `headers` (the representation's) for `request`, for a
 /// body of `len` bytes (`None` while unknown). `body(start, take)` produces the bytes from
@@ -34,6 +44,13 @@ pub(super) fn respond<B>(
             (StatusCode::NOT_MODIFIED, body::empty())
         }
         (Decision::PreconditionFailed, _) => {
+            // An error about the request, not the representation: none of its headers (a
+            // downstream cache must not take the object's freshness for this answer's).
+            let cache = headers.remove("x-cache");
+            headers.clear();
+            if let Some(cache) = cache {
+                headers.insert("x-cache", cache);
+            }
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
             (StatusCode::PRECONDITION_FAILED, body::empty())
         }
@@ -80,4 +97,51 @@ pub(super) fn respond<B>(
 
 fn header_value(s: String) -> HeaderValue {
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A stored object as this request gets it: validators, ranges and HEAD are answered here.
+pub(super) fn stored_response(
+    request: &Request<Incoming>,
+    object: &StoredObject<CachedMeta>,
+    age: Duration,
+    cache: &'static str,
+) -> Response<Body> {
+    let mut headers = object.meta.header_map();
+    let status = StatusCode::from_u16(object.meta.status).unwrap_or(StatusCode::OK);
+    headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+    headers.insert("x-cache", HeaderValue::from_static(cache));
+    let len = object.body.len() as u64;
+    respond(request, status, headers, Some(len), |start, take| {
+        let end = take.map_or(len, |t| start + t);
+        body::full(object.body.slice(start as usize..end as usize))
+    })
+}
+
+/// A response streamed from a fill.
+pub(super) fn fill_response(
+    request: &Request<Incoming>,
+    fill: &Arc<Fill>,
+    head: &FillHead,
+    cache: &'static str,
+) -> Response<Body> {
+    let mut headers = HeaderMap::with_capacity(head.headers.len() + 3);
+    for (name, value) in &head.headers {
+        if !meta::is_not_stored(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(header::AGE, HeaderValue::from_static("0"));
+    headers.insert("x-cache", HeaderValue::from_static(cache));
+    respond(
+        request,
+        head.status,
+        headers,
+        head.content_length,
+        |start, take| fill.body(start, take),
+    )
+}
+
+/// What a viewer gets when the edge cannot answer: who failed, and what to do.
+pub(super) fn error_response(error: &EdgeError) -> Response<Body> {
+    body::text(error.status(), error.advice())
 }

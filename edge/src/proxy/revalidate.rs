@@ -9,8 +9,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use server_kit::Body;
 
-use super::hit::stored_response;
-use super::miss::{error_response, fill_response};
+use super::respond::{error_response, fill_response, stored_response};
 use super::{ERROR, Edge, MISS, REVALIDATED, STALE};
 use crate::error::EdgeError;
 use crate::meta::CachedMeta;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::format::{RECORD_HEADER, REGION_HEADER, RecordHeader, RecordState, RegionHeader};
+use super::format::{REGION_HEADER, RecordHeader, RecordPlace, RegionHeader, body_offset};
 use super::index::{Pending, Slot, State};
 use super::{Inner, Meta, StoreError};
 
@@ -33,17 +33,12 @@ pub(super) struct Reservation {
 }
 
 impl Reservation {
-    /// The header of the record written here (the writer fills in the lengths and checksum).
-    pub fn header(&self, total: u64) -> RecordHeader {
-        RecordHeader {
-            state: RecordState::Reserved,
-            key_len: 0,
+    /// What the writer of a record of `total` bytes here is given.
+    pub fn place(&self, total: u64) -> RecordPlace {
+        RecordPlace {
             epoch: self.epoch,
             total,
-            meta_len: 0,
-            body_len: 0,
             seq: self.seq,
-            checksum: 0,
         }
     }
 }
@@ -336,19 +331,17 @@ impl<M: Meta> Inner<M> {
             items,
         } = rewrite;
         for (offset, s) in &items {
-            let header = Reservation {
-                region: r,
-                offset: *offset,
+            let place = RecordPlace {
                 epoch,
+                total: s.total,
                 seq: s.seq,
-            }
-            .header(s.total);
+            };
             // SAFETY: rule 3: `place` reserved this range of the claimed region for these
             // survivors alone, and nothing indexes it yet.
             unsafe {
                 self.map.write_record(
                     self.at(r, *offset),
-                    header,
+                    place,
                     s.key.as_bytes(),
                     &s.meta_bytes,
                     &[&s.body],
@@ -358,8 +351,7 @@ impl<M: Meta> Inner<M> {
         let mut state = self.lock();
         let mut kept = 0;
         for (offset, s) in items {
-            let body_start =
-                offset + RECORD_HEADER + s.key.len() as u64 + s.meta_bytes.len() as u64;
+            let body_start = offset + body_offset(s.key.len() as u64, s.meta_bytes.len() as u64);
             let mut slot = Slot {
                 region: r,
                 offset,
@@ -374,7 +366,7 @@ impl<M: Meta> Inner<M> {
                 Some(pending) if pending.seq == s.seq => {
                     // The meta as it is now: a revalidation may have replaced it meanwhile.
                     slot.meta = pending.meta;
-                    if let Some(old) = state.index(s.key, slot) {
+                    if let Some(old) = state.put(s.key, slot) {
                         self.mark_dead(&old);
                     }
                     kept += 1;

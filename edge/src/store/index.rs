@@ -85,7 +85,7 @@ impl<M> State<M> {
 
     /// Indexes `slot` under `key`, returning the slot it replaced (whose record the caller
     /// marks dead). Keeps the regions' live bytes and key lists in step.
-    pub fn index(&mut self, key: String, slot: Slot<M>) -> Option<Slot<M>> {
+    pub fn put(&mut self, key: String, slot: Slot<M>) -> Option<Slot<M>> {
         let region = &mut self.regions[slot.region];
         region.live += slot.total;
         region.keys.push(key.clone());
@@ -95,7 +95,7 @@ impl<M> State<M> {
     }
 
     /// Takes `key` out of the index, returning its slot (whose record the caller marks dead).
-    pub fn unindex(&mut self, key: &str) -> Option<Slot<M>> {
+    pub fn take(&mut self, key: &str) -> Option<Slot<M>> {
         let old = self.index.remove(key)?;
         self.regions[old.region].live -= old.total;
         Some(old)

@@ -20,13 +20,15 @@ use std::sync::atomic::{Ordering, fence};
 use bytes::Bytes;
 use memmap2::{MmapOptions, MmapRaw};
 
-use super::format::{PayloadHasher, RecordHeader, RecordState, RegionHeader, STATE_AT};
+use super::format::{
+    PayloadHasher, RECORD_HEADER, RecordHeader, RecordPlace, RecordState, RegionHeader, STATE_AT,
+};
 
 /// The mapped store file.
 #[derive(Debug)]
 pub struct Map {
     raw: MmapRaw,
-    file: File,
+    file: nix::fcntl::Flock<File>,
     len: u64,
 }
 
@@ -40,7 +42,8 @@ pub enum Opened {
 }
 
 impl Map {
-    /// Opens (or creates) the file at `path` with exactly `len` bytes and maps it. A file of
+    /// Opens (or creates) the file at `path` with exactly `len` bytes, locks it against other
+    /// processes (an exclusive `flock`, held while the map lives), and maps it. A file of
     /// another size is emptied and reallocated before it is mapped, so no mapping ever sees it
     /// shrink.
     pub fn open(path: &Path, len: u64) -> std::io::Result<(Self, Opened)> {
@@ -50,15 +53,25 @@ impl Map {
             .create(true)
             .truncate(false)
             .open(path)?;
+        // Two processes writing one store would corrupt each other's records.
+        let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, errno)| {
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!(
+                        "another process has this store file open ({errno}); give each edge its own `store` file"
+                    ),
+                )
+            })?;
         let old_len = file.metadata()?.len();
         let opened = if old_len == len {
             Opened::Existing
         } else {
             file.set_len(0)?;
-            nix::fcntl::posix_fallocate(&file, 0, len as i64).map_err(std::io::Error::from)?;
+            nix::fcntl::posix_fallocate(&*file, 0, len as i64).map_err(std::io::Error::from)?;
             Opened::Fresh { old_len }
         };
-        let raw = MmapOptions::new().len(len as usize).map_raw(&file)?;
+        let raw = MmapOptions::new().len(len as usize).map_raw(&*file)?;
         Ok((Self { raw, file, len }, opened))
     }
 
@@ -89,34 +102,46 @@ impl Map {
     /// body, then the length, sequence and checksum, and only then the COMMITTED state. A crash
     /// at any point leaves either a record recovery skips or a complete one.
     ///
+    /// Panics if the parts do not fit in `place.total` bytes (so a wrong total can never spill
+    /// into the next record).
+    ///
     /// # Safety
-    /// The caller owns `at..at + header.total` alone (see [`Map::write`]).
+    /// The caller owns `at..at + place.total` alone (see [`Map::write`]).
     pub unsafe fn write_record(
         &self,
         at: u64,
-        mut header: RecordHeader,
+        place: RecordPlace,
         key: &[u8],
         meta: &[u8],
         body: &[&[u8]],
     ) {
-        header.state = RecordState::Reserved;
-        header.key_len = key.len() as u32;
-        header.meta_len = meta.len() as u32;
-        header.body_len = 0;
-        header.checksum = 0;
-        let seq = std::mem::take(&mut header.seq);
-        // SAFETY (all writes below): the range is the caller's alone.
+        let body_len: u64 = body.iter().map(|b| b.len() as u64).sum();
+        assert!(
+            RecordHeader::total_for(key.len() as u64, meta.len() as u64, body_len) <= place.total,
+            "store record larger than its reservation"
+        );
+        let mut header = RecordHeader {
+            state: RecordState::Reserved,
+            key_len: key.len() as u32,
+            epoch: place.epoch,
+            total: place.total,
+            meta_len: meta.len() as u32,
+            body_len: 0,
+            seq: 0,
+            checksum: 0,
+        };
+        // SAFETY (all writes below): the range is the caller's alone, and the parts fit in it.
         unsafe { self.write(at, &header.encode()) };
-        let mut offset = at + super::format::RECORD_HEADER;
+        let mut offset = at + RECORD_HEADER;
         let mut hasher = PayloadHasher::default();
         for part in [key, meta].into_iter().chain(body.iter().copied()) {
             unsafe { self.write(offset, part) };
             hasher.update(part);
             offset += part.len() as u64;
         }
-        header.body_len = body.iter().map(|b| b.len() as u64).sum();
-        header.seq = seq;
-        header.checksum = hasher.finish(header.body_len, seq);
+        header.body_len = body_len;
+        header.seq = place.seq;
+        header.checksum = hasher.finish(body_len, place.seq);
         unsafe { self.write(at, &header.encode()) };
         // Everything above must be in the map before the state says the record is complete.
         fence(Ordering::Release);
@@ -126,8 +151,9 @@ impl Map {
     /// Rewrites the state word of the record at `at` (to commit it, or to mark it dead).
     ///
     /// # Safety
-    /// Nobody else writes this record's header meanwhile: its writer, or the index lock's
-    /// holder once the record is indexed.
+    /// Nobody else writes this record's header meanwhile: the caller is its writer (still
+    /// holding its reservation or its region's claim), or holds the index lock once the record
+    /// is indexed.
     pub unsafe fn set_state(&self, at: u64, state: RecordState) {
         // SAFETY: the state word is only read by recovery (before the map is shared); writing
         // it is the caller's alone.
@@ -147,8 +173,8 @@ impl Map {
     ///
     /// # Safety
     /// No byte of the range may be written while the borrow lives: the caller reads a
-    /// committed record whose region cannot be reset meanwhile (pinned, or claimed by the
-    /// caller itself), or a record header under the index lock.
+    /// committed record's body whose region cannot be reset meanwhile (pinned, or claimed by
+    /// the caller itself).
     pub unsafe fn slice(&self, offset: u64, len: u64) -> &[u8] {
         assert!(offset + len <= self.len, "store read out of bounds");
         // SAFETY: the range is inside the mapping, which outlives the borrow of `self`; that
@@ -157,7 +183,8 @@ impl Map {
     }
 
     /// Borrows `len` bytes at `offset` while nobody else can touch the map at all (recovery,
-    /// before the store is shared): `&mut self` is the proof.
+    /// before the store is shared): `&mut self` is the proof within this process, and the
+    /// exclusive lock on the file taken by [`Map::open`] keeps other processes out.
     pub fn slice_exclusive(&mut self, offset: u64, len: u64) -> &[u8] {
         // SAFETY: `&mut self` excludes every other access through this map, and the store
         // hands out no body before it is shared.
@@ -237,7 +264,7 @@ impl Map {
                 .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
         };
         let _ = nix::fcntl::posix_fadvise(
-            &self.file,
+            &*self.file,
             offset as i64,
             len as i64,
             nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,

@@ -1,15 +1,15 @@
 //! The edge's object store: a preallocated, memory-mapped file cut into regions.
 //!
 //! The parts, each in its own module:
-//! - [`format`]: the bytes on disk (region and record headers, checksums), pure.
-//! - [`map`]: the file and its mapping; the only raw memory access and system calls.
-//! - [`index`]: key → place, the regions' bookkeeping, and readers' pins.
-//! - [`evict`]: reserving room for a record, emptying the least recently used region, and
+//! - `format`: the bytes on disk (region and record headers, checksums), pure.
+//! - `map`: the file and its mapping; the only raw memory access and system calls.
+//! - `index`: key → place, the regions' bookkeeping, and readers' pins.
+//! - `evict`: reserving room for a record, emptying the least recently used region, and
 //!   writing its read objects back (reinsertion).
-//! - [`recover`]: rebuilding the index from the file at start.
+//! - `recover`: rebuilding the index from the file at start.
 //!
 //! **Layout.** The file is exactly `capacity` bytes, cut into equal regions; each region has a
-//! header and then records appended one after another (see [`format`]).
+//! header and then records appended one after another (see `format`).
 //!
 //! **Eviction** is LRU at region granularity, the design of CacheLib's block cache: objects are
 //! appended to one open region; when it is full, the least recently used region that no reader
@@ -21,7 +21,7 @@
 //! and written back without it, and served from their copies in memory (`pending`) in between.
 //!
 //! **Readers never see bytes being overwritten.** These are the ownership rules every access to
-//! the map relies on. Raw memory access is only in [`map`], as `unsafe fn`s; each call of one
+//! the map relies on. Raw memory access is only in `map`, as `unsafe fn`s; each call of one
 //! is an `unsafe` block in a function marked `#[allow(unsafe_code)]` (the crate denies it
 //! everywhere else), with a `SAFETY:` comment naming the rule it uses:
 //! 1. A lookup pins the object's region (under the index lock) until the last `Bytes` of its
@@ -33,6 +33,7 @@
 //!    dropped to zero.
 //! 4. A record's state word is written by its writer, then only under the index lock; readers
 //!    of bodies never read it.
+//! 5. One process at a time: `map` holds an exclusive `flock` on the file while it is mapped.
 //!
 //! **Crashes.** A record is written in full as RESERVED, then its checksum is stored and its
 //! state flipped to COMMITTED. On start every region is scanned: only COMMITTED records of the
@@ -51,7 +52,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use format::{ALIGN, RECORD_HEADER, REGION_HEADER, RecordHeader, RecordState};
+use format::{ALIGN, RECORD_HEADER, REGION_HEADER, RecordHeader, RecordState, body_offset};
 use index::{Pins, Slot, State};
 use map::{Map, Opened};
 
@@ -274,7 +275,7 @@ impl<M: Meta> Store<M> {
         unsafe {
             inner.map.write_record(
                 inner.at(reserved.region, reserved.offset),
-                reserved.header(total),
+                reserved.place(total),
                 key.as_bytes(),
                 &meta_bytes,
                 &parts,
@@ -292,7 +293,7 @@ impl<M: Meta> Store<M> {
             region,
             offset: reserved.offset,
             total,
-            body_start: reserved.offset + RECORD_HEADER + key_len + meta_len,
+            body_start: reserved.offset + body_offset(key_len, meta_len),
             body_len,
             seq: reserved.seq,
             meta: decoded,
@@ -300,7 +301,7 @@ impl<M: Meta> Store<M> {
         };
         // This write is newer than a survivor of the same key waiting for its rewrite.
         state.pending.remove(key);
-        if let Some(old) = state.index(key.to_owned(), slot) {
+        if let Some(old) = state.put(key.to_owned(), slot) {
             inner.mark_dead(&old);
         }
         Ok(())
@@ -311,7 +312,7 @@ impl<M: Meta> Store<M> {
         let mut state = self.inner.lock();
         // A survivor waiting for its rewrite is dropped; its record is marked dead once written.
         let pending = state.pending.remove(key).is_some();
-        match state.unindex(key) {
+        match state.take(key) {
             Some(old) => {
                 self.inner.mark_dead(&old);
                 true
@@ -332,7 +333,7 @@ impl<M: Meta> Store<M> {
             .collect();
         for key in &keys {
             state.pending.remove(key);
-            if let Some(old) = state.unindex(key) {
+            if let Some(old) = state.take(key) {
                 self.inner.mark_dead(&old);
             }
         }
@@ -396,12 +397,12 @@ impl<M: Meta> Inner<M> {
         self.region_size * region as u64 + offset
     }
 
-    /// Marks an unindexed slot's record dead, so that it does not return after a restart.
-    /// Called with the lock held.
+    /// Marks a slot's record dead, so that it does not return after a restart: one taken out of
+    /// the index, or a survivor its rewrite wrote but may not index. Called with the lock held.
     #[allow(unsafe_code)]
     fn mark_dead(&self, slot: &Slot<M>) {
-        // SAFETY: rule 4: the record is complete (it was indexed) and this runs under the
-        // index lock.
+        // SAFETY: rule 4: the record is complete (it was indexed, or its rewrite just wrote it
+        // under its region's claim) and this runs under the index lock.
         unsafe {
             self.map
                 .set_state(self.at(slot.region, slot.offset), RecordState::Dead)

@@ -58,7 +58,7 @@ pub(super) fn recover<M: Meta>(map: &mut Map, region_size: u64, state: &mut Stat
                             .index
                             .get(&key)
                             .is_none_or(|existing| existing.seq < header.seq);
-                        if replace && state.index(key, slot).is_none() {
+                        if replace && state.put(key, slot).is_none() {
                             recovered += 1;
                         }
                     }

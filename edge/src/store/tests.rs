@@ -173,7 +173,7 @@ fn survivors_are_served_from_memory_until_rewritten_and_lose_to_newer_writes() {
     unsafe {
         store.inner.map.write_record(
             store.inner.at(reserved.region, reserved.offset),
-            reserved.header(150_016),
+            reserved.place(150_016),
             b"filler",
             b"old",
             &[&filler],
@@ -482,4 +482,25 @@ fn too_large_objects_are_refused() {
         true,
     );
     assert!(matches!(err, Err(StoreError::TooLarge(_))));
+}
+
+#[test]
+fn a_store_file_is_opened_by_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .insert("k", &TestMeta("m".into()), &body(1000, 1), true)
+        .unwrap();
+    let second = Store::<TestMeta>::open(&dir.path().join("store"), 8 * MIB, MIB);
+    match second {
+        Err(StoreError::Io { source, .. }) => {
+            assert!(source.to_string().contains("another process"), "{source}")
+        }
+        other => panic!("a second open must be refused, got {other:?}"),
+    }
+    drop(store);
+    assert!(
+        open(dir.path()).get("k").is_some(),
+        "free again once closed"
+    );
 }
