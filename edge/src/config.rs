@@ -12,6 +12,7 @@
 //! store = "/var/cache/meridian/edge.store"
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
+//! max_request_body = "16MiB"          # POST/PUT/PATCH bodies passed to the origin, at most
 //! key_query_params = ["v"]            # query parameters that are part of the cache key
 //! prefetch = 2                        # next segments fetched after a segment request
 //! admin_token = "change-me"           # bearer token for PURGE and drain; unset disables them
@@ -56,6 +57,8 @@ pub struct EdgeConfig {
     pub region_size: ByteSize,
     /// Larger objects are streamed through without being stored.
     pub max_object_size: ByteSize,
+    /// Largest request body passed to the origin (POST, PUT, PATCH); larger ones get 413.
+    pub max_request_body: ByteSize,
     /// Query parameters that belong to the cache key; all others are ignored by it.
     pub key_query_params: Vec<String>,
     /// How many following segments to prefetch after a segment request (0: off).
@@ -99,6 +102,7 @@ impl Default for EdgeConfig {
             capacity: ByteSize(256 << 20),
             region_size: ByteSize(0),
             max_object_size: ByteSize(64 << 20),
+            max_request_body: ByteSize(16 << 20),
             key_query_params: Vec::new(),
             prefetch: 2,
             drain_to: None,

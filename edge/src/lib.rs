@@ -10,6 +10,7 @@
 //! - [`proxy`]: the request path, one module per step (dispatch, lookup, hit, revalidate, miss,
 //!   respond) and the operator's operations (PURGE, drain, `/status`).
 //! - [`fill`]: coalesced origin fetches, streamed to every waiter; the fill leader stores them.
+//! - [`forward`]: which request headers go on to the origin (hop-by-hop ones do not).
 //! - [`upstream`]: the origin client (hickory-resolver, failover across origins).
 //! - [`prefetch`]: which segments of a rendition a viewer will ask for next.
 //! - [`admin_ops`]: drain on/off on the admin listener.
@@ -22,6 +23,7 @@ pub mod admin_ops;
 pub mod config;
 pub mod error;
 pub mod fill;
+pub mod forward;
 pub mod freshness;
 pub mod key;
 pub mod meta;

@@ -1,8 +1,10 @@
 //! Fetching from the origins: a hyper client whose host names resolve through hickory-resolver
 //! (so DNS TTLs are honoured by its cache), trying each configured origin in order.
 //!
-//! An origin is skipped on a connection error, a timeout before headers, or a 5xx; the last
-//! origin's answer (or error) is what the edge gets.
+//! A GET goes to origin after origin: one is skipped on a connection error, a timeout before
+//! headers, or a 5xx; the last origin's answer (or error) is what the edge gets. A request with
+//! a body ([`Upstream::send`]) goes to the first origin only: once its body has started to go
+//! out it can never be sent again (RFC 9110 §9.2.2).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,7 +15,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hickory_resolver::TokioResolver;
 use http::{HeaderMap, Request, Response, Uri};
-use http_body_util::Empty;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -22,11 +25,14 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::error::EdgeError;
 
+/// A request body on its way to the origin.
+pub type UpstreamBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
 /// The origins and a pooled client to reach them.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     origins: Vec<Uri>,
-    client: Client<HttpConnector<DnsResolver>, Empty<Bytes>>,
+    client: Client<HttpConnector<DnsResolver>, UpstreamBody>,
     first_byte_timeout: Duration,
 }
 
@@ -73,7 +79,8 @@ impl Upstream {
             for (name, value) in headers {
                 request = request.header(name, value);
             }
-            let request = request.body(Empty::new()).map_err(|e| {
+            let empty = Empty::new().map_err(|never| match never {}).boxed();
+            let request = request.body(empty).map_err(|e| {
                 EdgeError::BadRequest(format!("cannot build origin request: {e}").into())
             })?;
             match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await
@@ -97,6 +104,41 @@ impl Upstream {
             }
         }
         Err(EdgeError::OriginUnreachable(failures.join("; ").into()))
+    }
+
+    /// Sends `method path_and_query` with `headers` and `body` to the first origin, once.
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: UpstreamBody,
+    ) -> Result<Response<Incoming>, EdgeError> {
+        let Some(origin) = self.origins.first() else {
+            return Err(EdgeError::OriginUnreachable("no origin configured".into()));
+        };
+        let uri = format!(
+            "{}{}",
+            origin.to_string().trim_end_matches('/'),
+            path_and_query
+        );
+        let mut request = Request::builder().method(method).uri(&uri);
+        if let Some(h) = request.headers_mut() {
+            *h = headers;
+        }
+        let request = request.body(body).map_err(|e| {
+            EdgeError::BadRequest(format!("cannot build origin request: {e}").into())
+        })?;
+        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => {
+                tracing::warn!(origin = %origin, %error, "origin request failed");
+                Err(EdgeError::OriginUnreachable(
+                    format!("{origin}: {error}").into(),
+                ))
+            }
+            Err(_) => Err(EdgeError::OriginTimeout),
+        }
     }
 }
 

@@ -651,6 +651,106 @@ async fn purge_needs_the_token() {
     assert_eq!(cache(&get(&format!("{base}/q/c.m4s"), &[]).await), "HIT");
 }
 
+/// Any origin needs the viewer's request: end-to-end headers go on (hop-by-hop ones do not),
+/// other methods pass through with their bodies, and a successful unsafe request invalidates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_forwarded_and_unsafe_methods_pass_through_and_invalidate() {
+    let origin = TestOrigin::start().await;
+    origin.route("/obj", Route::ok("v1", "public, max-age=3600"));
+    origin.route("/private", Route::ok("for-alice", "max-age=3600"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "max_request_body = \"1MiB\"\n").expect("config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let base = edge.addr("http").to_owned();
+
+    // Headers: the viewer's own go on; hop-by-hop and Connection-named ones stay behind.
+    let first = get(
+        &format!("{base}/obj"),
+        &[
+            ("x-viewer", "1"),
+            ("connection", "x-hop"),
+            ("x-hop", "secret"),
+            ("if-none-match", "\"abc\""),
+        ],
+    )
+    .await;
+    assert_eq!(cache(&first), "MISS");
+    let (_, sent, _) = origin.last_request("/obj").expect("the origin was asked");
+    assert_eq!(sent["x-viewer"], "1");
+    assert_eq!(sent["via"], "1.1 test-edge");
+    assert_eq!(sent["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(sent["meridian-edge"], "test-edge");
+    assert!(!sent.contains_key("x-hop") && !sent.contains_key("connection"));
+    assert!(
+        !sent.contains_key("if-none-match"),
+        "a fill fetches the whole object for everyone"
+    );
+    wait_for_objects(&edge, 1).await;
+    assert_eq!(cache(&get(&format!("{base}/obj"), &[]).await), "HIT");
+
+    // A PUT goes to the origin with its body, and its 200 drops the stored copy.
+    let put = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["--data-binary", "new body", &format!("{base}/obj")])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&put.stdout), "200");
+    let (method, _, bytes) = origin.last_request("/obj").expect("PUT arrived");
+    assert_eq!((method, bytes), (Method::PUT, 8));
+    assert_eq!(cache(&get(&format!("{base}/obj"), &[]).await), "MISS");
+    assert_eq!(
+        origin.hits("/obj"),
+        3,
+        "GET, PUT, and the GET after the invalidation"
+    );
+
+    // DELETE too.
+    wait_for_objects(&edge, 1).await;
+    let deleted = fetch(Method::DELETE, &format!("{base}/obj"), &[]).await;
+    assert_eq!((deleted.status, cache(&deleted)), (StatusCode::OK, "PASS"));
+    assert_eq!(cache(&get(&format!("{base}/obj"), &[]).await), "MISS");
+
+    // Over the configured limit: 413, and the origin never sees it.
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![7u8; 2 << 20]).expect("big body");
+    let too_big = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg("--data-binary")
+        .arg(format!("@{}", big.display()))
+        .arg(format!("{base}/upload"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&too_big.stdout), "413");
+    assert!(origin.last_request("/upload").is_none());
+
+    // A response to a request with credentials, not marked shareable, is never another's.
+    let alice = get(
+        &format!("{base}/private"),
+        &[("authorization", "Bearer alice")],
+    )
+    .await;
+    assert_eq!(alice.text(), "for-alice");
+    let anyone = get(&format!("{base}/private"), &[]).await;
+    assert_eq!(cache(&anyone), "MISS", "not stored from Alice's request");
+    wait_for_objects(&edge, 1).await;
+    let bob = get(
+        &format!("{base}/private"),
+        &[("authorization", "Bearer bob")],
+    )
+    .await;
+    assert_eq!(
+        cache(&bob),
+        "MISS",
+        "Bob's request is not answered from the store"
+    );
+    assert_eq!(origin.hits("/private"), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_is_disabled_without_a_token() {
     let origin = TestOrigin::start().await;
@@ -664,8 +764,11 @@ async fn purge_is_disabled_without_a_token() {
     )
     .await;
     assert!(reply.status.is_client_error());
+    // Other methods go to the origin (which has no /x); only CONNECT and TRACE are refused.
+    let post = fetch(Method::POST, &format!("{}/x", edge.addr("http")), &[]).await;
+    assert_eq!((post.status, cache(&post)), (StatusCode::NOT_FOUND, "PASS"));
     assert_eq!(
-        fetch(Method::POST, &format!("{}/x", edge.addr("http")), &[])
+        fetch(Method::TRACE, &format!("{}/x", edge.addr("http")), &[])
             .await
             .status,
         StatusCode::METHOD_NOT_ALLOWED

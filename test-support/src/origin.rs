@@ -74,6 +74,8 @@ struct State {
     hits: HashMap<String, usize>,
     not_modified: HashMap<String, usize>,
     finished: HashMap<String, Instant>,
+    /// The last request to each path: its method, headers and how many body bytes came.
+    last: HashMap<String, (http::Method, http::HeaderMap, usize)>,
     /// Stopped: connections still open are closed without an answer.
     down: bool,
 }
@@ -110,7 +112,7 @@ impl TestOrigin {
                             if st.lock().unwrap_or_else(|p| p.into_inner()).down {
                                 return Err(std::io::Error::other("test origin is down"));
                             }
-                            Ok(answer(&st, req))
+                            Ok(answer(&st, req).await)
                         }
                     });
                     let conn =
@@ -123,6 +125,16 @@ impl TestOrigin {
             }
         });
         Self { addr, state, stop }
+    }
+
+    /// The last request for `path`: its method, headers and the number of body bytes read.
+    pub fn last_request(&self, path: &str) -> Option<(http::Method, http::HeaderMap, usize)> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last
+            .get(path)
+            .cloned()
     }
 
     /// The base URL, like `http://127.0.0.1:40123`.
@@ -191,10 +203,27 @@ pub fn generated_body(path: &str, size: usize) -> Bytes {
 
 type OriginBody = BoxBody<Bytes, std::io::Error>;
 
-fn answer(state: &Arc<Mutex<State>>, request: Request<Incoming>) -> Response<OriginBody> {
+async fn answer(state: &Arc<Mutex<State>>, request: Request<Incoming>) -> Response<OriginBody> {
     let path = request.uri().path().to_owned();
+    let (parts, mut body) = request.into_parts();
+    // The body is read (and counted) before answering, as an application origin would.
+    let mut received = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(data) = frame.data_ref() {
+            received += data.len();
+        }
+    }
+    let request = Request::from_parts(parts, ());
     let route = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.last.insert(
+            path.clone(),
+            (
+                request.method().clone(),
+                request.headers().clone(),
+                received,
+            ),
+        );
         *s.hits.entry(path.clone()).or_default() += 1;
         match (s.routes.get(&path), &s.generated) {
             (Some(route), _) => Some(route.clone()),

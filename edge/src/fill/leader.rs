@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::{Fill, FillHead, Fills};
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
+use crate::forward;
 use crate::freshness;
 use crate::key::{self, Variants};
 use crate::meta::CachedMeta;
@@ -36,6 +37,11 @@ pub struct FillRequest {
     pub revalidating: Option<(String, Arc<CachedMeta>)>,
     /// A prefetch: not counted as a waiter, stored on probation.
     pub prefetch: bool,
+    /// The viewer's address, for `X-Forwarded-For`.
+    pub peer: Option<std::net::IpAddr>,
+    /// A request with credentials (RFC 9111 §3.5): it joins no other viewer's fill and nobody
+    /// joins its own.
+    pub private: bool,
 }
 
 /// Limits a fill keeps to.
@@ -58,6 +64,10 @@ pub struct Filler {
     limits: FillLimits,
     /// This edge's name, sent to the origin in the `meridian-edge` header.
     name_header: HeaderValue,
+    /// This edge in `Via` (`1.1 <name>`).
+    via: HeaderValue,
+    /// Numbers private fills' keys.
+    private_fills: std::sync::atomic::AtomicU64,
 }
 
 impl Filler {
@@ -84,12 +94,34 @@ impl Filler {
             },
             name_header: HeaderValue::from_str(&config.name)
                 .map_err(|_| EdgeError::Internal("name is not a valid header value".into()))?,
+            via: HeaderValue::from_str(&format!("1.1 {}", config.name))
+                .map_err(|_| EdgeError::Internal("name is not a valid header value".into()))?,
+            private_fills: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// The origin client, for requests that are passed through rather than filled.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// The headers a viewer's request sends on to the origin, this edge named in them.
+    pub fn forwarded(&self, viewer: &HeaderMap, peer: Option<std::net::IpAddr>) -> HeaderMap {
+        let mut headers = forward::to_origin(viewer, peer, &self.via);
+        headers.insert(video_http::EDGE_NAME_HEADER, self.name_header.clone());
+        headers
     }
 
     /// Joins the fill in flight for this request, or leads a new one.
     pub fn start(self: &Arc<Self>, request: FillRequest) -> Arc<Fill> {
-        let fill_key = key::fill_key(&request.base, &request.headers);
+        let mut fill_key = key::fill_key(&request.base, &request.headers);
+        if request.private {
+            // A key nobody else can form (fill keys never contain a second NUL-private tag).
+            let n = self
+                .private_fills
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            fill_key.push_str(&format!("\0private={n}"));
+        }
         let (fill, leader) = self.fills.join_or_start(&fill_key);
         if !leader {
             if !request.prefetch {
@@ -123,15 +155,23 @@ impl Filler {
         self.fills.is_empty()
     }
 
-    /// The headers the origin is sent. The edge names itself: a steering origin puts the name
-    /// into the steering server's URI in multivariant playlists, so the router knows which edge
-    /// a player's first pathway is. Every edge has its own store, so the varying playlist is
-    /// never shared.
+    /// The headers the origin is sent: the viewer's end-to-end ones without its own
+    /// conditionals and range (a fill fetches the whole object, for every waiter and the
+    /// store), and the edge's validators when it revalidates. The edge names itself: a
+    /// steering origin puts the name into the steering server's URI in multivariant
+    /// playlists, so the router knows which edge a player's first pathway is. Every edge has
+    /// its own store, so the varying playlist is never shared.
     fn upstream_headers(&self, request: &FillRequest) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(video_http::EDGE_NAME_HEADER, self.name_header.clone());
-        if let Some(ae) = request.headers.get(header::ACCEPT_ENCODING) {
-            headers.insert(header::ACCEPT_ENCODING, ae.clone());
+        let mut headers = self.forwarded(&request.headers, request.peer);
+        for name in [
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+            header::IF_RANGE,
+            header::RANGE,
+        ] {
+            headers.remove(name);
         }
         if let Some((_, meta)) = &request.revalidating {
             let validator = |name| {

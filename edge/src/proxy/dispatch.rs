@@ -1,5 +1,6 @@
 //! One viewer request in, one response out: the method decides the path (GET and HEAD are
-//! served, OPTIONS is a CORS preflight, PURGE is an operator's), a draining edge redirects, and
+//! served, OPTIONS is a CORS preflight, PURGE is an operator's, CONNECT and TRACE are refused,
+//! every other method is passed to the origin), a draining edge redirects, and
 //! every answer gets the headers that show the path it took.
 
 use std::net::SocketAddr;
@@ -19,9 +20,12 @@ impl Edge {
     /// Answers one viewer request.
     pub async fn handle(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
+        request
+            .extensions_mut()
+            .insert(crate::forward::Peer(peer.ip()));
         let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
         async move {
             let started = Instant::now();
@@ -33,17 +37,20 @@ impl Edge {
                 },
                 Method::OPTIONS => (server_kit::cors::preflight(), PASS),
                 _ if request.method().as_str() == "PURGE" => (self.purge(&request), PASS),
-                _ => {
+                Method::CONNECT | Method::TRACE => {
                     let mut r = body::text(
                         StatusCode::METHOD_NOT_ALLOWED,
-                        "client error: the edge serves GET and HEAD (and PURGE with a token)",
+                        "client error: the edge does not tunnel (CONNECT) or echo (TRACE)",
                     );
                     r.headers_mut().insert(
                         header::ALLOW,
-                        HeaderValue::from_static("GET, HEAD, OPTIONS, PURGE"),
+                        HeaderValue::from_static(
+                            "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE, PURGE",
+                        ),
                     );
                     (r, PASS)
                 }
+                _ => self.pass(request).await,
             };
             self.metrics.in_flight.dec();
             let response = self.finish(response, cache);

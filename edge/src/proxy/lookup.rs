@@ -12,6 +12,13 @@ use super::{Edge, HIT, STALE};
 use crate::fill::FillRequest;
 use crate::freshness::{self, Freshness};
 use crate::key;
+use crate::meta::CachedMeta;
+
+/// May a stored response answer a request with credentials (RFC 9111 §3.5)?
+fn shared_with_credentials(meta: &CachedMeta) -> bool {
+    let cc = freshness::CacheControl::parse(&meta.header_map());
+    cc.public || cc.s_maxage.is_some() || cc.must_revalidate
+}
 
 impl Edge {
     /// Serves a GET or HEAD: looks it up, then answers from the store, after a revalidation,
@@ -24,7 +31,12 @@ impl Edge {
         let key = self.variants.key_for(&base, request.headers());
         self.lookups.fetch_add(1, Ordering::Relaxed);
         self.start_prefetches(request, &base);
-        let Some(object) = self.store.get(&key) else {
+        let private = super::has_credentials(request.headers());
+        let object = self
+            .store
+            .get(&key)
+            .filter(|object| !private || shared_with_credentials(&object.meta));
+        let Some(object) = object else {
             return self.miss(request, &base, &key).await;
         };
         self.prefetcher.note_use(&key);
@@ -47,6 +59,10 @@ impl Edge {
     }
 
     fn start_prefetches(&self, request: &Request<Incoming>, base: &str) {
+        // A viewer's credentials never go into a fetch that others may join.
+        if super::has_credentials(request.headers()) {
+            return;
+        }
         let plan = self.prefetcher.plan(
             request.uri().path(),
             base,
@@ -61,6 +77,8 @@ impl Edge {
                 headers: request.headers().clone(),
                 revalidating: None,
                 prefetch: true,
+                peer: super::peer(request),
+                private: false,
             });
         }
     }

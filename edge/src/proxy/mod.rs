@@ -15,6 +15,8 @@
 //! - `hit`, `revalidate`, `miss`: the three ways an answer is made.
 //! - `respond`: the responses themselves (from a stored object, from a fill, errors), with the
 //!   viewer's conditionals and ranges.
+//! - `pass`: every other method (POST, PUT, PATCH, DELETE, ...) to the origin and back,
+//!   bodies streamed both ways, and what a successful one invalidates.
 //! - `ops`: PURGE, the admin token check, drain mode and `/status`.
 //!
 //! Fetching from the origin is [`crate::fill`]'s job; this module only asks for fills.
@@ -24,6 +26,7 @@ mod hit;
 mod lookup;
 mod miss;
 mod ops;
+mod pass;
 mod respond;
 mod revalidate;
 
@@ -59,6 +62,7 @@ pub struct Edge {
     /// Operator drain (router and viewers are told; the process keeps serving).
     drain_mode: AtomicBool,
     max_requests: u32,
+    max_request_body: u64,
     lookups: AtomicU64,
     hits: AtomicU64,
     started: Instant,
@@ -102,6 +106,7 @@ impl Edge {
                 .map(|t| t.trim_end_matches('/').to_owned()),
             drain_mode: AtomicBool::new(false),
             max_requests: config.max_requests,
+            max_request_body: config.max_request_body.0,
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             started: Instant::now(),
@@ -127,6 +132,22 @@ impl Edge {
             headers: request.headers().clone(),
             revalidating,
             prefetch: false,
+            peer: peer(request),
+            private: has_credentials(request.headers()),
         })
     }
+}
+
+/// The viewer's address, as dispatch recorded it.
+fn peer<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<crate::forward::Peer>()
+        .map(|p| p.0)
+}
+
+/// A request with credentials (RFC 9111 §3.5): answered only from what its own fetch says
+/// may be shared.
+fn has_credentials(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::AUTHORIZATION)
 }

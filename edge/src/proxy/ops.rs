@@ -17,15 +17,17 @@ impl Edge {
         let base = key::cache_key(request, &self.key_params);
         let purged = match base.strip_suffix('*') {
             Some(prefix) => self.store.remove_prefix(prefix),
-            None => {
-                self.variants.forget(&base);
-                usize::from(self.store.remove(&base))
-                    + self.store.remove_prefix(&format!("{base}\0"))
-            }
+            None => self.invalidate(&base),
         };
         self.metrics.store(&self.store.stats());
         tracing::info!(key = %base, purged, "purged");
         body::json(&serde_json::json!({ "purged": purged }))
+    }
+
+    /// Drops every stored copy of `base` (each `Vary` variant too); returns how many.
+    pub(super) fn invalidate(&self, base: &str) -> usize {
+        self.variants.forget(base);
+        usize::from(self.store.remove(base)) + self.store.remove_prefix(&format!("{base}\0"))
     }
 
     /// Checks the bearer token of an admin operation: `None` when authorized, else the
