@@ -87,9 +87,20 @@ pub struct Policy {
     pub must_revalidate: bool,
 }
 
-/// Statuses we store (complete bodies only; partial responses are never stored).
+/// Statuses a response may be stored with when it gives explicit freshness: every final status
+/// the edge understands, except 206 (partial responses are not stored yet) and 304 (which
+/// refreshes a stored response instead).
 fn storable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 200 | 203 | 300 | 301 | 308 | 404 | 410)
+    (200..600).contains(&status.as_u16()) && !matches!(status.as_u16(), 206 | 304)
+}
+
+/// Statuses that are cacheable by default (RFC 9110 §15.1): stored without explicit freshness,
+/// given a validator, and fresh for a heuristic lifetime.
+pub fn heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
 }
 
 /// May this response to a GET be stored by a shared cache?
@@ -125,7 +136,7 @@ pub fn storable(
         cc.s_maxage.is_some() || cc.max_age.is_some() || response.contains_key(header::EXPIRES);
     let validator =
         response.contains_key(header::ETAG) || response.contains_key(header::LAST_MODIFIED);
-    explicit || validator || cc.public
+    explicit || ((validator || cc.public) && heuristically_cacheable(status))
 }
 
 /// The storage policy for a response received at `response_time`.
@@ -159,17 +170,36 @@ pub fn policy(response: &HeaderMap, cc: &CacheControl) -> Policy {
     }
 }
 
+/// What a cache takes as an age it cannot represent, or one it cannot read (RFC 9111 §1.2.2):
+/// such a response is stale at once.
+pub const AGE_OVERFLOW: u64 = 1 << 31;
+
+/// The `Age` a response came with: absent is 0; one field line of digits is its value (at most
+/// 2^31); anything else (a list, a second line, a sign, a fraction, parameters) is invalid,
+/// and an invalid `Age` makes the response stale (RFC 9111 §5.1).
+pub fn age_value(response: &HeaderMap) -> u64 {
+    let mut lines = response.get_all(header::AGE).iter();
+    let Some(first) = lines.next() else {
+        return 0;
+    };
+    if lines.next().is_some() {
+        return AGE_OVERFLOW;
+    }
+    match first.to_str().map(str::trim) {
+        Ok(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => v
+            .parse::<u64>()
+            .map_or(AGE_OVERFLOW, |n| n.min(AGE_OVERFLOW)),
+        _ => AGE_OVERFLOW,
+    }
+}
+
 /// The corrected initial age of a response (RFC 9111 §4.2.3), in whole seconds.
 pub fn initial_age(
     response: &HeaderMap,
     request_time: SystemTime,
     response_time: SystemTime,
 ) -> u64 {
-    let age_value = response
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let age_value = age_value(response);
     let apparent = date(response, header::DATE)
         .and_then(|d| response_time.duration_since(d).ok())
         .map(|d| d.as_secs())
@@ -331,6 +361,50 @@ mod tests {
             policy(&h, &CacheControl::parse(&h)).lifetime,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn an_age_is_one_line_of_digits_or_the_response_is_stale() {
+        assert_eq!(age_value(&headers(&[])), 0);
+        assert_eq!(age_value(&headers(&[("age", " 7200 ")])), 7200);
+        assert_eq!(age_value(&headers(&[("age", "99999999999")])), AGE_OVERFLOW);
+        for bad in [
+            "abc",
+            "-7200",
+            "7200.0",
+            "7200,0",
+            "0, 0",
+            "7200;foo=bar",
+            "",
+        ] {
+            assert_eq!(
+                age_value(&headers(&[("age", bad)])),
+                AGE_OVERFLOW,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            age_value(&headers(&[("age", "0"), ("age", "0")])),
+            AGE_OVERFLOW,
+            "two lines"
+        );
+    }
+
+    #[test]
+    fn explicit_freshness_stores_any_status_a_validator_only_the_default_ones() {
+        let explicit = headers(&[("cache-control", "max-age=60")]);
+        let validator = headers(&[("etag", "\"x\"")]);
+        let req = HeaderMap::new();
+        let ok = |status: u16, h: &HeaderMap| {
+            let status = StatusCode::from_u16(status).unwrap();
+            storable(&req, status, h, &CacheControl::parse(h))
+        };
+        for status in [200, 204, 302, 307, 400, 500, 503] {
+            assert!(ok(status, &explicit), "{status} with max-age");
+        }
+        assert!(!ok(206, &explicit) && !ok(304, &explicit));
+        assert!(ok(200, &validator) && ok(404, &validator) && ok(501, &validator));
+        assert!(!ok(302, &validator) && !ok(500, &validator));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::freshness::{self, Policy};
 use crate::store;
@@ -59,9 +59,10 @@ impl CachedMeta {
         response_time: SystemTime,
     ) -> Self {
         let cc = freshness::CacheControl::parse(headers);
+        let end_to_end = crate::forward::end_to_end(headers);
         Self {
             status: status.as_u16(),
-            headers: headers
+            headers: end_to_end
                 .iter()
                 .filter(|(name, _)| !is_not_stored(name))
                 .map(|(name, value)| {
@@ -117,8 +118,20 @@ impl CachedMeta {
         response_time: SystemTime,
     ) -> Self {
         let mut merged = self.header_map();
+        let not_modified = crate::forward::end_to_end(not_modified);
         for name in not_modified.keys() {
-            if is_not_stored(name) || name == header::CONTENT_LENGTH {
+            // What describes the stored body itself stays as it was: a 304 has no body, and a
+            // validator or encoding from it might not match the bytes we hold.
+            if is_not_stored(name)
+                || matches!(
+                    name.as_str(),
+                    "content-length"
+                        | "content-encoding"
+                        | "content-range"
+                        | "content-md5"
+                        | "etag"
+                )
+            {
                 continue;
             }
             merged.remove(name);

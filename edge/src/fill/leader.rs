@@ -217,6 +217,7 @@ impl Filler {
                 status: parts.status,
                 headers: parts.headers,
                 content_length: Some(0),
+                age: 0,
             }));
             fill.finish(Ok(()));
             return;
@@ -233,6 +234,7 @@ impl Filler {
             status: parts.status,
             headers: parts.headers.clone(),
             content_length,
+            age: freshness::initial_age(&parts.headers, request_time, response_time),
         }));
         match self.receive(fill, body, content_length).await {
             Ok(()) => {

@@ -36,6 +36,8 @@ pub struct FillHead {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub content_length: Option<u64>,
+    /// The response's corrected initial age, in seconds (what its `Age` becomes).
+    pub age: u64,
 }
 
 /// One origin fetch shared by every request for its key.
@@ -274,6 +276,7 @@ mod tests {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             content_length: Some(10),
+            age: 0,
         }));
         fill.push(Bytes::from_static(b"0123"));
         fill.push(Bytes::from_static(b"456789"));

@@ -125,12 +125,12 @@ pub(super) fn fill_response(
     cache: &'static str,
 ) -> Response<Body> {
     let mut headers = HeaderMap::with_capacity(head.headers.len() + 3);
-    for (name, value) in &head.headers {
+    for (name, value) in &crate::forward::end_to_end(&head.headers) {
         if !meta::is_not_stored(name) {
             headers.append(name.clone(), value.clone());
         }
     }
-    headers.insert(header::AGE, HeaderValue::from_static("0"));
+    headers.insert(header::AGE, HeaderValue::from(head.age));
     headers.insert("x-cache", HeaderValue::from_static(cache));
     respond(
         request,
