@@ -58,7 +58,10 @@ impl CachedMeta {
         request_time: SystemTime,
         response_time: SystemTime,
     ) -> Self {
-        let cc = freshness::CacheControl::parse(headers);
+        // Targeted fields (CDN-Cache-Control, ...) decide the edge's own freshness; the headers
+        // stored for viewers stay the origin's.
+        let decisive = crate::targeted::for_this_cache(headers);
+        let cc = freshness::CacheControl::parse(&decisive);
         let end_to_end = crate::forward::end_to_end(headers);
         Self {
             status: status.as_u16(),
@@ -74,7 +77,7 @@ impl CachedMeta {
                 .collect(),
             response_time_ms: freshness::to_millis(response_time),
             initial_age: freshness::initial_age(headers, request_time, response_time),
-            policy: freshness::policy(headers, &cc),
+            policy: freshness::policy(&decisive, &cc),
         }
     }
 

@@ -227,8 +227,9 @@ impl Filler {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let cc = freshness::CacheControl::parse(&parts.headers);
-        let storable = freshness::storable(&request.headers, parts.status, &parts.headers, &cc)
+        let decisive = crate::targeted::for_this_cache(&parts.headers);
+        let cc = freshness::CacheControl::parse(&decisive);
+        let storable = freshness::storable(&request.headers, parts.status, &decisive, &cc)
             && content_length.is_none_or(|len| len <= self.limits.max_object_size);
         fill.set_head(Ok(FillHead {
             status: parts.status,
