@@ -13,7 +13,7 @@
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
 //! max_request_body = "16MiB"          # POST/PUT/PATCH bodies passed to the origin, at most
-//! key_query_params = ["v"]            # query parameters that are part of the cache key
+//! key_ignore_params = ["token"]       # per-viewer query parameters left out of the cache key
 //! prefetch = 2                        # next segments fetched after a segment request
 //! admin_token = "change-me"           # bearer token for PURGE and drain; unset disables them
 //! grace = "10s"
@@ -59,8 +59,8 @@ pub struct EdgeConfig {
     pub max_object_size: ByteSize,
     /// Largest request body passed to the origin (POST, PUT, PATCH); larger ones get 413.
     pub max_request_body: ByteSize,
-    /// Query parameters that belong to the cache key; all others are ignored by it.
-    pub key_query_params: Vec<String>,
+    /// Query parameters left out of the cache key (per-viewer tokens); CMCD always is.
+    pub key_ignore_params: Vec<String>,
     /// How many following segments to prefetch after a segment request (0: off).
     pub prefetch: usize,
     /// Where a draining edge sends new requests: the base URL of an edge in its neighbour
@@ -103,7 +103,7 @@ impl Default for EdgeConfig {
             region_size: ByteSize(0),
             max_object_size: ByteSize(64 << 20),
             max_request_body: ByteSize(16 << 20),
-            key_query_params: Vec::new(),
+            key_ignore_params: Vec::new(),
             prefetch: 2,
             drain_to: None,
             admin_token: None,

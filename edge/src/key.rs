@@ -1,8 +1,8 @@
 //! Cache keys.
 //!
-//! The key is the host (lower-case, without port) and the path as sent, plus only the query
-//! parameters the config names, in the config's order: per-viewer tokens and cache busters in
-//! the query string do not split the cache. Responses with `Vary` are stored under a variant
+//! The key is the host (lower-case, without port), the path and the query as sent, minus CMCD
+//! (players send it in the query of every request) and the per-viewer token parameters the
+//! operator lists, so that neither splits the cache. Responses with `Vary` are stored under a variant
 //! key that adds the values of the named request headers, and in-flight fetches are coalesced
 //! per `Accept-Encoding`, so a viewer never receives an encoding it did not ask for.
 
@@ -56,8 +56,10 @@ impl Variants {
     }
 }
 
-/// The base key of a request.
-pub fn cache_key<B>(request: &Request<B>, key_params: &[String]) -> String {
+/// The base key of a request: host, path and query, without the query parameters in `ignore`
+/// (the operator's per-viewer tokens) and without CMCD, which players put into the query of
+/// every request.
+pub fn cache_key<B>(request: &Request<B>, ignore: &[String]) -> String {
     let host = request
         .uri()
         .host()
@@ -73,22 +75,25 @@ pub fn cache_key<B>(request: &Request<B>, key_params: &[String]) -> String {
         .to_ascii_lowercase();
     let mut key = host;
     key.push_str(request.uri().path());
-    if !key_params.is_empty()
-        && let Some(query) = request.uri().query()
-    {
-        let mut first = true;
-        for wanted in key_params {
-            for pair in query.split('&') {
-                let name = pair.split('=').next().unwrap_or("");
-                if name == wanted {
-                    key.push(if first { '?' } else { '&' });
-                    key.push_str(pair);
-                    first = false;
-                }
-            }
-        }
+    if let Some(query) = request.uri().query() {
+        key.push_str(&key_query(query, ignore));
     }
     key
+}
+
+/// The part of a query string that belongs to a cache key (`?a=1&b=2`, or empty): the
+/// parameters in the order sent, without CMCD and those named in `ignore`.
+pub fn key_query(query: &str, ignore: &[String]) -> String {
+    let mut out = String::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let name = pair.split('=').next().unwrap_or("");
+        if name.eq_ignore_ascii_case("CMCD") || ignore.iter().any(|i| i == name) {
+            continue;
+        }
+        out.push(if out.is_empty() { '?' } else { '&' });
+        out.push_str(pair);
+    }
+    out
 }
 
 fn strip_port(host: &str) -> &str {
@@ -162,16 +167,24 @@ mod tests {
     }
 
     #[test]
-    fn keys_ignore_tokens_and_ports() {
-        let params = vec!["v".to_owned()];
+    fn keys_ignore_tokens_cmcd_and_ports() {
+        let params = vec!["token".to_owned()];
         assert_eq!(
             cache_key(
-                &request("/vod/a/seg_1.m4s?token=abc&v=2", Some("Edge.Test:8080")),
+                &request(
+                    "/vod/a/seg_1.m4s?token=abc&v=2&CMCD=bl%3D2000%2Csid%3D%22x%22&w=1",
+                    Some("Edge.Test:8080")
+                ),
                 &params
             ),
-            "edge.test/vod/a/seg_1.m4s?v=2"
+            "edge.test/vod/a/seg_1.m4s?v=2&w=1"
         );
         assert_eq!(cache_key(&request("/x?token=1", Some("e")), &params), "e/x");
+        assert_eq!(cache_key(&request("/x?a=1", Some("e")), &params), "e/x?a=1");
+        assert_ne!(
+            cache_key(&request("/x?a=1", Some("e")), &params),
+            cache_key(&request("/x?a=2", Some("e")), &params)
+        );
         assert_eq!(
             cache_key(&request("http://h.test:81/x", None), &[]),
             "h.test/x"

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use moka::notification::RemovalCause;
 use video_http::media::{self, MediaKind};
 
+use crate::key;
 use crate::metrics::Metrics;
 
 /// One segment to prefetch.
@@ -33,6 +34,8 @@ pub struct Prefetch {
 #[derive(Debug)]
 pub struct Prefetcher {
     depth: usize,
+    /// Query parameters left out of cache keys (as the request path leaves them out).
+    key_ignore: Vec<String>,
     metrics: Metrics,
     /// Folder key → key of the media playlist last seen for it.
     playlists: moka::sync::Cache<String, Arc<str>>,
@@ -41,7 +44,7 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub fn new(depth: usize, metrics: Metrics) -> Self {
+    pub fn new(depth: usize, key_ignore: Vec<String>, metrics: Metrics) -> Self {
         let wasted = metrics.clone();
         let pending = moka::sync::Cache::builder()
             .max_capacity(100_000)
@@ -54,6 +57,7 @@ impl Prefetcher {
             .build();
         Self {
             depth,
+            key_ignore,
             metrics,
             playlists: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -76,7 +80,8 @@ impl Prefetcher {
         if self.depth == 0 {
             return Vec::new();
         }
-        let Some((folder, _)) = base.rsplit_once('/') else {
+        let base_path = base.split('?').next().unwrap_or(base);
+        let Some((folder, _)) = base_path.rsplit_once('/') else {
             return Vec::new();
         };
         let folder = format!("{folder}/");
@@ -112,33 +117,35 @@ impl Prefetcher {
             return Vec::new();
         };
         let host = &folder[..host_end];
-        let segments: Vec<String> = text
+        // Each segment as (cache key, what to ask the origin for): the key is made from the
+        // URI as a viewer's request for it would be.
+        let segments: Vec<(String, String)> = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.contains("://"))
             .map(|uri| {
-                let uri = uri.split('?').next().unwrap_or(uri);
-                if uri.starts_with('/') {
+                let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+                let full = if path.starts_with('/') {
                     format!("{host}{uri}")
                 } else {
                     format!("{folder}{uri}")
-                }
+                };
+                let key_path = &full[..full.len() - uri.len() + path.len()];
+                let key = format!("{key_path}{}", key::key_query(query, &self.key_ignore));
+                (key, full[host_end..].to_owned())
             })
             .collect();
-        let Some(position) = segments.iter().position(|s| s == base) else {
+        let Some(position) = segments.iter().position(|(key, _)| key == base) else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for next in segments.into_iter().skip(position + 1).take(self.depth) {
-            if self.pending.contains_key(&next) || skip(&next) {
+        for (key, path) in segments.into_iter().skip(position + 1).take(self.depth) {
+            if self.pending.contains_key(&key) || skip(&key) {
                 continue;
             }
-            self.pending.insert(next.clone(), ());
+            self.pending.insert(key.clone(), ());
             self.metrics.prefetch("issued");
-            out.push(Prefetch {
-                path: next[host_end..].to_owned(),
-                key: next,
-            });
+            out.push(Prefetch { key, path });
         }
         out
     }
@@ -157,11 +164,15 @@ mod tests {
 
     fn prefetcher(depth: usize) -> Prefetcher {
         let mut registry = prometheus_client::registry::Registry::default();
-        Prefetcher::new(depth, Metrics::register(&mut registry))
+        Prefetcher::new(
+            depth,
+            vec!["token".into()],
+            Metrics::register(&mut registry),
+        )
     }
 
     const PLAYLIST: &str = "#EXTM3U\n#EXTINF:2,\nseg_1.m4s\n#EXTINF:2,\nseg_2.m4s?t=1\n\
-                            #EXTINF:2,\n/vod/a/720p/seg_3.m4s\n#EXTINF:2,\nseg_4.m4s\n";
+                            #EXTINF:2,\n/vod/a/720p/seg_3.m4s\n#EXTINF:2,\nseg_4.m4s?token=abc\n";
 
     #[test]
     fn plans_the_next_segments_once_and_skips_what_is_there() {
@@ -193,7 +204,7 @@ mod tests {
             "/vod/a/720p/seg_1.m4s",
             "h/vod/a/720p/seg_1.m4s",
             playlist,
-            |key| key.ends_with("seg_2.m4s"),
+            |key| key.ends_with("seg_2.m4s?t=1"),
         );
         assert_eq!(
             plan,
@@ -202,16 +213,20 @@ mod tests {
                 path: "/vod/a/720p/seg_3.m4s".into()
             }]
         );
-        // Issued once: asked again, only what was not issued yet.
+        // Issued once: asked again, only what was not issued yet; the key leaves the token
+        // out, the fetch keeps it.
         let again = p.plan(
             "/vod/a/720p/seg_2.m4s",
-            "h/vod/a/720p/seg_2.m4s",
+            "h/vod/a/720p/seg_2.m4s?t=1",
             playlist,
             |_| false,
         );
         assert_eq!(
-            again.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
-            ["h/vod/a/720p/seg_4.m4s"]
+            again,
+            vec![Prefetch {
+                key: "h/vod/a/720p/seg_4.m4s".into(),
+                path: "/vod/a/720p/seg_4.m4s?token=abc".into()
+            }]
         );
         assert!(
             prefetcher(0)

@@ -542,7 +542,7 @@ async fn conditional_answers_from_the_store_match_the_origins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn query_tokens_do_not_split_the_cache_and_vary_star_is_not_stored() {
+async fn query_tokens_and_cmcd_do_not_split_the_cache_and_vary_star_is_not_stored() {
     let origin = TestOrigin::start().await;
     origin.route("/t.m4s", Route::ok("segment", "public, max-age=3600"));
     origin.route(
@@ -550,15 +550,27 @@ async fn query_tokens_do_not_split_the_cache_and_vary_star_is_not_stored() {
         Route::ok("per viewer", "public, max-age=3600").header("vary", "*"),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "key_ignore_params = [\"token\"]\n").expect("config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
     let base = edge.addr("http").to_owned();
     assert_eq!(
-        cache(&get(&format!("{base}/t.m4s?token=alice"), &[]).await),
+        cache(&get(&format!("{base}/t.m4s?token=alice&v=1"), &[]).await),
         "MISS"
     );
+    wait_for_objects(&edge, 1).await;
+    // Another viewer's token and a player's CMCD do not split the cache; another v does.
     assert_eq!(
-        cache(&get(&format!("{base}/t.m4s?token=bob"), &[]).await),
+        cache(&get(&format!("{base}/t.m4s?v=1&token=bob&CMCD=bl%3D2000"), &[]).await),
         "HIT"
+    );
+    assert_eq!(
+        cache(&get(&format!("{base}/t.m4s?token=bob&v=2"), &[]).await),
+        "MISS"
     );
     get(&format!("{base}/star"), &[]).await;
     assert_eq!(cache(&get(&format!("{base}/star"), &[]).await), "MISS");

@@ -55,6 +55,7 @@ pub struct Edge {
     filler: Arc<Filler>,
     variants: Arc<Variants>,
     metrics: Metrics,
+    /// Query parameters left out of cache keys.
     key_params: Vec<String>,
     admin_token: Option<String>,
     drain_to: Option<String>,
@@ -96,9 +97,13 @@ impl Edge {
             store,
             filler: Arc::new(filler),
             variants,
-            prefetcher: Prefetcher::new(config.prefetch, metrics.clone()),
+            prefetcher: Prefetcher::new(
+                config.prefetch,
+                config.key_ignore_params.clone(),
+                metrics.clone(),
+            ),
             metrics,
-            key_params: config.key_query_params.clone(),
+            key_params: config.key_ignore_params.clone(),
             admin_token: config.admin_token.clone(),
             drain_to: config
                 .drain_to
