@@ -8,7 +8,8 @@
 //! admin = "127.0.0.1:9081"
 //! name = "eu-west-1"
 //! region = "eu-west"
-//! origins = ["http://127.0.0.1:8080"]  # tried in order
+//! origins = ["http://127.0.0.1:8080"]  # tried in order; https:// too
+//! origin_ca_file = "origin-ca.pem"     # optional: CAs trusted for HTTPS origins, beside the system's
 //! store = "/var/cache/meridian/edge.store"
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
@@ -49,6 +50,9 @@ pub struct EdgeConfig {
     pub region: String,
     /// Origin base URLs, tried in order on connection errors and 5xx.
     pub origins: Vec<String>,
+    /// PEM file of certificate authorities trusted for HTTPS origins, besides the system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_ca_file: Option<PathBuf>,
     /// The store file (created at `capacity` bytes).
     pub store: PathBuf,
     /// Size of the store file, e.g. `"512MiB"`.
@@ -98,6 +102,7 @@ impl Default for EdgeConfig {
             name: "edge-1".into(),
             region: "local".into(),
             origins: vec!["http://127.0.0.1:8080".into()],
+            origin_ca_file: None,
             store: PathBuf::from("edge.store"),
             capacity: ByteSize(256 << 20),
             region_size: ByteSize(0),
@@ -139,12 +144,17 @@ impl EdgeConfig {
             let uri: http::Uri = origin
                 .parse()
                 .map_err(|e| invalid("origins", format!("{origin:?} is not a URL: {e}")))?;
-            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
                 return Err(invalid(
                     "origins",
-                    format!("{origin:?} must be an http:// URL with a host"),
+                    format!("{origin:?} must be an http:// or https:// URL with a host"),
                 ));
             }
+        }
+        if let Some(ca) = &self.origin_ca_file
+            && let Err(problem) = crate::upstream::read_ca_file(ca)
+        {
+            return Err(invalid("origin_ca_file", problem));
         }
         if let Some(to) = &self.drain_to {
             let uri: http::Uri = to

@@ -59,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     config.store = config::resolve(&base, &config.store);
     config.tls_cert = config.tls_cert.map(|p| config::resolve(&base, &p));
     config.tls_key = config.tls_key.map(|p| config::resolve(&base, &p));
+    config.origin_ca_file = config.origin_ca_file.map(|p| config::resolve(&base, &p));
     if !cli.listen.is_empty() || !cli.tls_listen.is_empty() {
         config.listen = cli.listen;
         config.tls_listen = cli.tls_listen;

@@ -879,6 +879,67 @@ fn curl(args: &[&str]) -> (String, String, String) {
 }
 
 /// A test CA and a certificate for localhost signed by it, written as PEM files.
+/// An HTTPS origin (here another edge with a certificate from a test CA, in front of a plain
+/// origin) works when its CA is given, and gives a 502 naming it and the reason when not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_origins_verify_with_the_configured_ca() {
+    let origin = TestOrigin::start().await;
+    origin.route("/s.m4s", Route::ok("over https", "public, max-age=3600"));
+    let pki = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = test_pki(pki.path());
+    let front_dir = tempfile::tempdir().expect("tempdir");
+    let front = start_edge(
+        &origin.url(),
+        front_dir.path(),
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+        ],
+    );
+    let https_origin = front.addr("https").replace("127.0.0.1", "localhost");
+    let start = |dir: &Path, config: &str| {
+        let file = dir.join("edge.toml");
+        std::fs::write(&file, config).expect("config");
+        let args = ["--config", file.to_str().expect("utf-8")];
+        start_edge(&https_origin, dir, &args)
+    };
+    let trusting_dir = tempfile::tempdir().expect("tempdir");
+    let trusting = start(
+        trusting_dir.path(),
+        &format!("origin_ca_file = {:?}\n", ca.to_str().expect("utf-8")),
+    );
+    let ok = get(&format!("{}/s.m4s", trusting.addr("http")), &[]).await;
+    assert_eq!(
+        (ok.status, ok.text().as_str()),
+        (StatusCode::OK, "over https")
+    );
+
+    let doubting_dir = tempfile::tempdir().expect("tempdir");
+    let doubting = start(doubting_dir.path(), "");
+    let refused = get(&format!("{}/s.m4s", doubting.addr("http")), &[]).await;
+    assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
+    let text = refused.text();
+    assert!(
+        text.contains(&https_origin) && text.contains("certificate"),
+        "the 502 names the origin and the reason: {text}"
+    );
+
+    // A CA file that is not one is a config error naming the key.
+    let bad = trusting_dir.path().join("bad.toml");
+    std::fs::write(&bad, "origin_ca_file = \"/nonexistent/ca.pem\"\n").expect("config");
+    let check = std::process::Command::new(EDGE)
+        .args(["--config", bad.to_str().expect("utf-8"), "--check-config"])
+        .output()
+        .expect("edge --check-config");
+    assert!(!check.status.success());
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains("origin_ca_file"), "{stderr}");
+}
+
 fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().expect("ca key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
