@@ -12,6 +12,7 @@
 //!   respond) and the operator's operations (PURGE, drain, `/status`).
 //! - [`fill`]: coalesced origin fetches, streamed to every waiter; the fill leader stores them.
 //! - [`forward`]: which request headers go on to the origin (hop-by-hop ones do not).
+//! - [`breaker`]: a circuit breaker per origin, so a failing one is skipped for a while.
 //! - [`upstream`]: the origin client (hickory-resolver, failover across origins).
 //! - [`prefetch`]: which segments of a rendition a viewer will ask for next.
 //! - [`admin_ops`]: drain on/off on the admin listener.
@@ -21,6 +22,7 @@
 //! [`run`] serves pre-bound listeners until the [`Shutdown`] says to stop.
 
 pub mod admin_ops;
+pub mod breaker;
 pub mod config;
 pub mod error;
 pub mod fill;

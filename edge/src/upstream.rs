@@ -5,7 +5,8 @@
 //! the reason.
 //!
 //! A GET goes to origin after origin: one is skipped on a connection error, a timeout before
-//! headers, or a 5xx; the last origin's answer (or error) is what the edge gets. A request with
+//! headers, or a 5xx; the last origin's answer (or error) is what the edge gets. Each failure
+//! also opens that origin's breaker (`breaker`), so the next requests do not wait on it. A request with
 //! a body ([`Upstream::send`]) goes to the first origin only: once its body has started to go
 //! out it can never be sent again (RFC 9110 §9.2.2).
 
@@ -27,6 +28,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 
+use crate::breaker::{Breakers, Verdict};
 use crate::error::EdgeError;
 
 /// A request body on its way to the origin.
@@ -36,6 +38,7 @@ pub type UpstreamBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>
 #[derive(Debug, Clone)]
 pub struct Upstream {
     origins: Vec<Uri>,
+    breakers: std::sync::Arc<Breakers>,
     client: Client<HttpsConnector<HttpConnector<DnsResolver>>, UpstreamBody>,
     first_byte_timeout: Duration,
 }
@@ -66,6 +69,7 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         Ok(Self {
+            breakers: std::sync::Arc::new(Breakers::new(origins.len())),
             origins,
             client,
             first_byte_timeout,
@@ -79,8 +83,17 @@ impl Upstream {
         headers: &HeaderMap,
     ) -> Result<Response<Incoming>, EdgeError> {
         let mut failures = Vec::new();
-        for (i, origin) in self.origins.iter().enumerate() {
-            let last = i + 1 == self.origins.len();
+        // Origins whose breaker is open are skipped, unless every one is.
+        let verdicts: Vec<Verdict> = (0..self.origins.len())
+            .map(|i| self.breakers.verdict(i))
+            .collect();
+        let all_open = verdicts.iter().all(|v| *v == Verdict::Skip);
+        let chosen: Vec<usize> = (0..self.origins.len())
+            .filter(|&i| all_open || verdicts[i] != Verdict::Skip)
+            .collect();
+        for (n, &i) in chosen.iter().enumerate() {
+            let origin = &self.origins[i];
+            let last = n + 1 == chosen.len();
             let uri = format!(
                 "{}{}",
                 origin.to_string().trim_end_matches('/'),
@@ -94,20 +107,36 @@ impl Upstream {
             let request = request.body(empty).map_err(|e| {
                 EdgeError::BadRequest(format!("cannot build origin request: {e}").into())
             })?;
-            match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await
-            {
-                Ok(Ok(response)) if response.status().is_server_error() && !last => {
+            let probe = ProbeGuard {
+                breakers: &self.breakers,
+                origin: i,
+                active: verdicts[i] == Verdict::Probe,
+            };
+            let answer =
+                tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await;
+            probe.done();
+            match answer {
+                Ok(Ok(response)) if response.status().is_server_error() => {
+                    self.breakers.failure(i);
+                    if last {
+                        return Ok(response);
+                    }
                     tracing::warn!(origin = %origin, status = %response.status(), "origin answered 5xx; trying the next");
                     failures.push(format!("{origin}: {}", response.status()));
                 }
-                Ok(Ok(response)) => return Ok(response),
+                Ok(Ok(response)) => {
+                    self.breakers.success(i);
+                    return Ok(response);
+                }
                 Ok(Err(error)) => {
+                    self.breakers.failure(i);
                     let error = describe(&error);
                     tracing::warn!(origin = %origin, %error, "origin request failed");
                     failures.push(format!("{origin}: {error}"));
                 }
                 Err(_) => {
-                    tracing::warn!(origin = %origin, timeout = ?self.first_byte_timeout, "origin timed out");
+                    self.breakers.failure(i);
+                    tracing::warn!(origin = %origin, timeout = ?self.first_byte_timeout, "origin timed out; skipped for a while");
                     if last {
                         return Err(EdgeError::OriginTimeout);
                     }
@@ -151,6 +180,28 @@ impl Upstream {
                 ))
             }
             Err(_) => Err(EdgeError::OriginTimeout),
+        }
+    }
+}
+
+/// Lets another request probe an origin if this one's probe is dropped before it has an
+/// answer (a viewer that went away).
+struct ProbeGuard<'a> {
+    breakers: &'a Breakers,
+    origin: usize,
+    active: bool,
+}
+
+impl ProbeGuard<'_> {
+    fn done(mut self) {
+        self.active = false;
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.active {
+            self.breakers.abandon_probe(self.origin);
         }
     }
 }

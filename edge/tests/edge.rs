@@ -940,6 +940,58 @@ async fn https_origins_verify_with_the_configured_ca() {
     assert!(stderr.contains("origin_ca_file"), "{stderr}");
 }
 
+/// An origin that accepts connections and never answers costs one request its first-byte
+/// timeout; the requests after it skip that origin (its breaker is open) instead of each
+/// waiting as long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_origin_is_skipped_after_its_first_timeout() {
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hanging_url = format!("http://{}", hanging.local_addr().expect("addr"));
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hanging.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let origin = TestOrigin::start().await;
+    origin.generate(1000, "public, max-age=3600");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "first_byte_timeout = \"500ms\"\n").expect("config");
+    let origin_url = origin.url();
+    let edge = start_edge(
+        &hanging_url,
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            // After start_edge's own --origin (the hanging one): tried second.
+            "--origin",
+            &origin_url,
+        ],
+    );
+    let base = edge.addr("http").to_owned();
+    for path in ["/a.m4s", "/b.m4s", "/c.m4s"] {
+        let reply = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(
+            (reply.status, cache(&reply)),
+            (StatusCode::OK, "MISS"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the first request waited on the hanging origin"
+    );
+    holder.abort();
+}
+
 fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().expect("ca key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
