@@ -992,6 +992,111 @@ async fn a_hanging_origin_is_skipped_after_its_first_timeout() {
     holder.abort();
 }
 
+/// `Vary` is known only when the response head arrives: a viewer that joined the fill with a
+/// different value of a field the response varies on gets its own fetch; one with the same
+/// value shares the leader's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_that_does_not_match_the_responses_vary_fetches_on_its_own() {
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/v.m4s",
+        Route::ok(generated_body("v", 40_000), "public, max-age=3600")
+            .header("vary", "accept-language")
+            .paced(2_000, Duration::from_millis(50)),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let url = format!("{}/v.m4s", edge.addr("http"));
+    let leader = {
+        let url = url.clone();
+        tokio::spawn(async move { get(&url, &[("accept-language", "en")]).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while origin.hits("/v.m4s") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leader's fetch never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The leader's body takes about a second: both of these join while it streams.
+    let (same, other) = tokio::join!(
+        get(&url, &[("accept-language", "en")]),
+        get(&url, &[("accept-language", "fr")])
+    );
+    let leader = leader.await.expect("leader");
+    assert!(origin.finished_at("/v.m4s").is_some());
+    for reply in [&leader, &same, &other] {
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body.len(), 40_000);
+    }
+    assert_eq!(
+        origin.hits("/v.m4s"),
+        2,
+        "one fetch for both en viewers, one of its own for fr"
+    );
+}
+
+/// A large upload streams through the edge: 100 MiB reach the origin while the edge's memory
+/// grows by a small fraction of that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mib_post_streams_through_in_bounded_memory() {
+    let origin = TestOrigin::start().await;
+    origin.route("/upload", Route::ok("stored", "no-store"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "max_request_body = \"200MiB\"\n").expect("config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let memory = |field: &str| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", edge.pid()))
+            .expect("the edge's /proc status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in /proc status"));
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .expect("kB")
+            * 1024
+    };
+    let before = memory("VmRSS:");
+    let body = dir.path().join("upload.bin");
+    std::fs::write(&body, vec![0x5a_u8; 100 << 20]).expect("body");
+    let url = format!("{}/upload", edge.addr("http"));
+    let body_arg = format!("@{}", body.display());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "60",
+            ])
+            .args(["-X", "POST", "--data-binary", &body_arg, &url])
+            .output()
+            .expect("curl")
+    })
+    .await
+    .expect("curl task");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let (method, _, received) = origin.last_request("/upload").expect("the origin got it");
+    assert_eq!((method, received), (Method::POST, 100 << 20));
+    let peak = memory("VmHWM:");
+    eprintln!("100 MiB POST through the edge: RSS {before} bytes before, peak {peak}");
+    assert!(
+        peak.saturating_sub(before) < 24 << 20,
+        "the edge grew from {before} to a peak of {peak} bytes for a 100 MiB body"
+    );
+}
+
 fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().expect("ca key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");

@@ -219,6 +219,7 @@ impl Filler {
                 headers: parts.headers,
                 content_length: Some(0),
                 age: 0,
+                request_headers: request.headers.clone(),
             }));
             fill.finish(Ok(()));
             return;
@@ -237,6 +238,7 @@ impl Filler {
             headers: parts.headers.clone(),
             content_length,
             age: freshness::initial_age(&parts.headers, request_time, response_time),
+            request_headers: request.headers.clone(),
         }));
         match self.receive(fill, body, content_length).await {
             Ok(()) => {

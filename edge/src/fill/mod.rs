@@ -38,6 +38,9 @@ pub struct FillHead {
     pub content_length: Option<u64>,
     /// The response's corrected initial age, in seconds (what its `Age` becomes).
     pub age: u64,
+    /// The request headers the leader fetched with: a waiter whose own differ in a field the
+    /// response varies on must not be given this response.
+    pub request_headers: HeaderMap,
 }
 
 /// One origin fetch shared by every request for its key.
@@ -277,6 +280,7 @@ mod tests {
             headers: HeaderMap::new(),
             content_length: Some(10),
             age: 0,
+            request_headers: HeaderMap::new(),
         }));
         fill.push(Bytes::from_static(b"0123"));
         fill.push(Bytes::from_static(b"456789"));

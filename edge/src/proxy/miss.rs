@@ -1,5 +1,8 @@
 //! Nothing stored for the key: join the fill in flight, or lead a new one, and stream the
-//! origin's answer to the viewer as it arrives.
+//! origin's answer to the viewer as it arrives. A joined fill's answer is checked once its head
+//! is known: a waiter whose request differs in a field the response varies on, or that joined
+//! a fill already complete whose response may not be reused (not storable, or not fresh), gets
+//! a fetch of its own instead.
 
 use std::sync::atomic::Ordering;
 
@@ -9,6 +12,9 @@ use server_kit::Body;
 
 use super::respond::{error_response, fill_response};
 use super::{ERROR, Edge, HIT, MISS};
+use crate::fill::FillHead;
+use crate::freshness::{self, Freshness};
+use crate::key;
 
 impl Edge {
     pub(super) async fn miss(
@@ -17,10 +23,16 @@ impl Edge {
         base: &str,
         key: &str,
     ) -> (Response<Body>, &'static str) {
-        let fill = self.fill_for(request, base, None);
+        let mut fill = self.fill_for(request, base, None);
         // A fill that already completed is being written to the store: its bytes are the edge's
-        // own, so this is a hit, not a trip to the origin.
-        let cached = if fill.is_complete() { HIT } else { MISS };
+        // own, so this is a hit, not a trip to the origin, if the response may be reused.
+        let mut cached = if fill.is_complete() { HIT } else { MISS };
+        if let Ok(head) = fill.head().await
+            && !(shareable(request, &head) && (cached == MISS || reusable(request, &head)))
+        {
+            fill = self.fill_alone(request, base);
+            cached = MISS;
+        }
         match fill.head().await {
             Ok(head) if head.status == StatusCode::NOT_MODIFIED => self.revalidated(request, key),
             Ok(head) => {
@@ -32,4 +44,35 @@ impl Edge {
             Err(error) => (error_response(&error), ERROR),
         }
     }
+}
+
+/// May this request be given the response its fill got for another (the leader's) request?
+/// Not when the response varies on a field in which the two requests differ.
+fn shareable<B>(request: &Request<B>, head: &FillHead) -> bool {
+    let vary_star = head.headers.get_all(http::header::VARY).iter().any(|v| {
+        v.to_str()
+            .map_or(true, |v| v.split(',').any(|f| f.trim() == "*"))
+    });
+    if vary_star {
+        return request.headers() == &head.request_headers;
+    }
+    match key::vary_names(&head.headers) {
+        Some(names) => {
+            key::variant_key("", &names, request.headers())
+                == key::variant_key("", &names, &head.request_headers)
+        }
+        None => true,
+    }
+}
+
+/// May a complete fill's response answer a request that arrived after it (as a stored one
+/// would)? Only if it could be stored and is fresh.
+fn reusable<B>(request: &Request<B>, head: &FillHead) -> bool {
+    let decisive = crate::targeted::for_this_cache(&head.headers);
+    let cc = freshness::CacheControl::parse(&decisive);
+    freshness::storable(request.headers(), head.status, &decisive, &cc)
+        && freshness::evaluate(
+            &freshness::policy(&decisive, &cc),
+            std::time::Duration::from_secs(head.age),
+        ) == Freshness::Fresh
 }

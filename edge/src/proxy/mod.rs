@@ -118,6 +118,24 @@ impl Edge {
         })
     }
 
+    /// A fill for this request alone: nobody else joins it, and it joins no other.
+    fn fill_alone<B>(&self, request: &Request<B>, base: &str) -> Arc<Fill> {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
+        self.filler.start(FillRequest {
+            base: base.to_owned(),
+            path,
+            headers: request.headers().clone(),
+            revalidating: None,
+            prefetch: false,
+            peer: peer(request),
+            private: true,
+        })
+    }
+
     /// Joins or leads the fill for a viewer's request. `revalidating` carries the stored copy's
     /// key and meta, to send its validators and refresh it on a 304.
     fn fill_for<B>(
