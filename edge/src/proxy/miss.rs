@@ -23,6 +23,22 @@ impl Edge {
         base: &str,
         key: &str,
     ) -> (Response<Body>, &'static str) {
+        if request.method() == http::Method::GET
+            && request.headers().contains_key(http::header::RANGE)
+            && !self.filler.in_flight(base, request.headers())
+        {
+            return self.range_miss(request, base, key).await;
+        }
+        self.fill_miss(request, base, key).await
+    }
+
+    /// Joins or leads the fill for this request and answers from it.
+    async fn fill_miss(
+        &self,
+        request: &Request<Incoming>,
+        base: &str,
+        key: &str,
+    ) -> (Response<Body>, &'static str) {
         let mut fill = self.fill_for(request, base, None);
         // A fill that already completed is being written to the store: its bytes are the edge's
         // own, so this is a hit, not a trip to the origin, if the response may be reused.
@@ -43,6 +59,65 @@ impl Edge {
             }
             Err(error) => (error_response(&error), ERROR),
         }
+    }
+}
+
+impl Edge {
+    /// A range of an object nobody is fetching: the range alone is asked of the origin, so a
+    /// viewer seeking into a large file never waits for (nor costs) the bytes before it. When
+    /// the whole object is small enough to store, a fill of it starts beside, so the next
+    /// request is a hit: the first range of a small object costs two origin requests, the
+    /// price of never fetching a large one whole.
+    async fn range_miss(
+        &self,
+        request: &Request<Incoming>,
+        base: &str,
+        key: &str,
+    ) -> (Response<Body>, &'static str) {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
+        let headers = self
+            .filler
+            .forwarded(request.headers(), super::peer(request));
+        let response = match self.filler.upstream().get(&path, &headers).await {
+            Ok(response) => response,
+            Err(error) => return (error_response(&error), ERROR),
+        };
+        if response.status() == StatusCode::OK {
+            // The origin ignored the range: fetch the object as a fill, which answers ranges.
+            drop(response);
+            return self.fill_miss(request, base, key).await;
+        }
+        let (parts, body) = response.into_parts();
+        let whole = match parts.status {
+            StatusCode::PARTIAL_CONTENT => parts
+                .headers
+                .get(http::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit_once('/'))
+                .and_then(|(_, total)| total.parse::<u64>().ok()),
+            _ => None,
+        };
+        if whole.is_some_and(|len| len <= self.max_object_size)
+            && !super::has_credentials(request.headers())
+        {
+            // Runs on its own; the store gets the object when it is complete.
+            drop(self.fill_for(request, base, None));
+        }
+        let mut headers = crate::forward::end_to_end(&parts.headers);
+        headers.insert(
+            http::header::AGE,
+            http::HeaderValue::from(freshness::age_value(&parts.headers)),
+        );
+        let mut out = Response::new(http_body_util::BodyExt::boxed_unsync(
+            http_body_util::BodyExt::map_err(body, std::io::Error::other),
+        ));
+        *out.status_mut() = parts.status;
+        *out.headers_mut() = headers;
+        (out, MISS)
     }
 }
 
