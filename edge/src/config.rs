@@ -14,6 +14,7 @@
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
 //! max_request_body = "16MiB"          # POST/PUT/PATCH bodies passed to the origin, at most
+//! ignore_client_no_cache = false      # true: viewers' no-cache / max-age do not reach the origin
 //! key_ignore_params = ["token"]       # per-viewer query parameters left out of the cache key
 //! prefetch = 2                        # next segments fetched after a segment request
 //! admin_token = "change-me"           # bearer token for PURGE and drain; unset disables them
@@ -61,6 +62,9 @@ pub struct EdgeConfig {
     pub region_size: ByteSize,
     /// Larger objects are streamed through without being stored.
     pub max_object_size: ByteSize,
+    /// Origin shield: a viewer's `Cache-Control: no-cache` or `max-age` does not force a
+    /// revalidation (off: RFC 9111's behaviour).
+    pub ignore_client_no_cache: bool,
     /// Largest request body passed to the origin (POST, PUT, PATCH); larger ones get 413.
     pub max_request_body: ByteSize,
     /// Query parameters left out of the cache key (per-viewer tokens); CMCD always is.
@@ -108,6 +112,7 @@ impl Default for EdgeConfig {
             region_size: ByteSize(0),
             max_object_size: ByteSize(64 << 20),
             max_request_body: ByteSize(16 << 20),
+            ignore_client_no_cache: false,
             key_ignore_params: Vec::new(),
             prefetch: 2,
             drain_to: None,

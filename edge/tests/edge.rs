@@ -1174,6 +1174,50 @@ async fn ranges_of_uncached_objects_are_asked_as_ranges() {
     assert_eq!(second.body, whole[100..200]);
 }
 
+/// A viewer's own `Cache-Control` is honoured: `no-cache` and `max-age=0` revalidate a fresh
+/// copy, `only-if-cached` never reaches the origin; an operator can shield the origin from the
+/// first two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_cache_control_is_honoured_unless_the_operator_shields_the_origin() {
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/rc.m4s",
+        Route::ok("body", "public, max-age=3600").header("etag", "\"r1\""),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let url = format!("{}/rc.m4s", edge.addr("http"));
+    assert_eq!(cache(&get(&url, &[]).await), "MISS");
+    wait_for_objects(&edge, 1).await;
+    assert_eq!(cache(&get(&url, &[]).await), "HIT");
+    let no_cache = get(&url, &[("cache-control", "no-cache")]).await;
+    assert_eq!(cache(&no_cache), "REVALIDATED");
+    let max_age_0 = get(&url, &[("cache-control", "max-age=0")]).await;
+    assert_eq!(cache(&max_age_0), "REVALIDATED");
+    assert_eq!(origin.not_modified("/rc.m4s"), 2);
+    let absent = get(
+        &format!("{}/never.m4s", edge.addr("http")),
+        &[("cache-control", "only-if-cached")],
+    )
+    .await;
+    assert_eq!(absent.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(origin.hits("/never.m4s"), 0);
+
+    let shield_dir = tempfile::tempdir().expect("tempdir");
+    let config = shield_dir.path().join("edge.toml");
+    std::fs::write(&config, "ignore_client_no_cache = true\n").expect("config");
+    let shield = start_edge(
+        &origin.url(),
+        shield_dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let url = format!("{}/rc.m4s", shield.addr("http"));
+    get(&url, &[]).await;
+    wait_for_objects(&shield, 1).await;
+    let shielded = get(&url, &[("cache-control", "no-cache")]).await;
+    assert_eq!(cache(&shielded), "HIT");
+}
+
 fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().expect("ca key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");

@@ -20,6 +20,14 @@ fn shared_with_credentials(meta: &CachedMeta) -> bool {
     cc.public || cc.s_maxage.is_some() || cc.must_revalidate
 }
 
+/// The answer to `only-if-cached` when nothing usable is stored (RFC 9111 §5.2.1.7).
+fn only_if_cached() -> Response<Body> {
+    server_kit::body::text(
+        http::StatusCode::GATEWAY_TIMEOUT,
+        "client error: only-if-cached, and this edge has no usable copy",
+    )
+}
+
 impl Edge {
     /// Serves a GET or HEAD: looks it up, then answers from the store, after a revalidation,
     /// or from a fill.
@@ -36,12 +44,20 @@ impl Edge {
             .store
             .get(&key)
             .filter(|object| !private || shared_with_credentials(&object.meta));
+        let asked = freshness::RequestCacheControl::parse(request.headers());
         let Some(object) = object else {
+            if asked.only_if_cached {
+                return (only_if_cached(), super::ERROR);
+            }
             return self.miss(request, &base, &key).await;
         };
         self.prefetcher.note_use(&key);
         let age = object.meta.age(SystemTime::now());
-        match freshness::evaluate(&object.meta.policy, age) {
+        let verdict = asked.evaluate(&object.meta.policy, age, self.ignore_client_no_cache);
+        if asked.only_if_cached && matches!(verdict, Freshness::Stale { .. }) {
+            return (only_if_cached(), super::ERROR);
+        }
+        match verdict {
             Freshness::Fresh => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 (self.hit(request, &object, age, HIT).await, HIT)
