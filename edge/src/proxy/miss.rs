@@ -74,11 +74,7 @@ impl Edge {
         base: &str,
         key: &str,
     ) -> (Response<Body>, &'static str) {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".into());
+        let path = super::path_and_query(request);
         let headers = self
             .filler
             .forwarded(request.headers(), super::peer(request));

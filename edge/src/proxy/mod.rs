@@ -124,20 +124,7 @@ impl Edge {
 
     /// A fill for this request alone: nobody else joins it, and it joins no other.
     fn fill_alone<B>(&self, request: &Request<B>, base: &str) -> Arc<Fill> {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".into());
-        self.filler.start(FillRequest {
-            base: base.to_owned(),
-            path,
-            headers: request.headers().clone(),
-            revalidating: None,
-            prefetch: false,
-            peer: peer(request),
-            private: true,
-        })
+        self.filler.start(viewer_fill(request, base, None, true))
     }
 
     /// Joins or leads the fill for a viewer's request. `revalidating` carries the stored copy's
@@ -148,21 +135,37 @@ impl Edge {
         base: &str,
         revalidating: Option<(String, Arc<CachedMeta>)>,
     ) -> Arc<Fill> {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".into());
-        self.filler.start(FillRequest {
-            base: base.to_owned(),
-            path,
-            headers: request.headers().clone(),
-            revalidating,
-            prefetch: false,
-            peer: peer(request),
-            private: has_credentials(request.headers()),
-        })
+        let private = has_credentials(request.headers());
+        self.filler
+            .start(viewer_fill(request, base, revalidating, private))
     }
+}
+
+/// The fill a viewer's request asks for.
+fn viewer_fill<B>(
+    request: &Request<B>,
+    base: &str,
+    revalidating: Option<(String, Arc<CachedMeta>)>,
+    private: bool,
+) -> FillRequest {
+    FillRequest {
+        base: base.to_owned(),
+        path: path_and_query(request),
+        headers: request.headers().clone(),
+        revalidating,
+        prefetch: false,
+        peer: peer(request),
+        private,
+    }
+}
+
+/// What to ask the origin for: the request's path and query.
+fn path_and_query<B>(request: &Request<B>) -> String {
+    request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into())
 }
 
 /// The viewer's address, as dispatch recorded it.

@@ -30,11 +30,7 @@ impl Edge {
         }
         let base = key::cache_key(&request, &self.key_params);
         let target_host = base.split('/').next().unwrap_or("").to_owned();
-        let path = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".into());
+        let path = super::path_and_query(&request);
         let method = request.method().clone();
         let headers = self
             .filler
