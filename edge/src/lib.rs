@@ -6,6 +6,7 @@
 //!   access in `store::map`, its callers marked `#[allow(unsafe_code)]`).
 //! - [`meta`]: what is stored beside each body, and its encoding.
 //! - [`freshness`]: RFC 9111 storability, freshness, age and staleness.
+//! - [`request_cc`]: what a viewer's own `Cache-Control` allows.
 //! - [`targeted`]: `CDN-Cache-Control` and the other fields that speak to the edge alone.
 //! - [`key`]: cache keys and `Vary` variants.
 //! - [`proxy`]: the request path, one module per step (dispatch, lookup, hit, revalidate, miss,
@@ -33,6 +34,7 @@ pub mod meta;
 pub mod metrics;
 pub mod prefetch;
 pub mod proxy;
+pub mod request_cc;
 pub mod store;
 pub mod targeted;
 pub mod tls;

@@ -44,7 +44,7 @@ impl Edge {
             .store
             .get(&key)
             .filter(|object| !private || shared_with_credentials(&object.meta));
-        let asked = freshness::RequestCacheControl::parse(request.headers());
+        let asked = crate::request_cc::RequestCacheControl::parse(request.headers());
         let Some(object) = object else {
             if asked.only_if_cached {
                 return (only_if_cached(), super::ERROR);
