@@ -94,17 +94,7 @@ impl RequestCacheControl {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                http::HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
-    }
+    use crate::freshness::headers;
 
     #[test]
     fn request_directives_narrow_what_a_stored_response_may_do() {
