@@ -15,6 +15,8 @@
 //! max_object_size = "64MiB"
 //! max_request_body = "16MiB"          # POST/PUT/PATCH bodies passed to the origin, at most
 //! ignore_client_no_cache = false      # true: viewers' no-cache / max-age do not reach the origin
+//! credential_cookies = ["session"]    # like Authorization: such requests are never shared
+//! answer_cors_preflight = true        # false: OPTIONS goes to the origin
 //! key_ignore_params = ["token"]       # per-viewer query parameters left out of the cache key
 //! prefetch = 2                        # next segments fetched after a segment request
 //! admin_token = "change-me"           # bearer token for PURGE and drain; unset disables them
@@ -65,6 +67,14 @@ pub struct EdgeConfig {
     /// Origin shield: a viewer's `Cache-Control: no-cache` or `max-age` does not force a
     /// revalidation (off: RFC 9111's behaviour).
     pub ignore_client_no_cache: bool,
+    /// Request headers that, like `Authorization`, mark a viewer's own request: never shared,
+    /// answered from the store only when the response says it may be.
+    pub credential_headers: Vec<String>,
+    /// Cookies that do the same (a session cookie, say).
+    pub credential_cookies: Vec<String>,
+    /// Answer CORS preflights (OPTIONS) at the edge; off, they go to the origin like any
+    /// other method.
+    pub answer_cors_preflight: bool,
     /// Largest request body passed to the origin (POST, PUT, PATCH); larger ones get 413.
     pub max_request_body: ByteSize,
     /// Query parameters left out of the cache key (per-viewer tokens); CMCD always is.
@@ -113,6 +123,9 @@ impl Default for EdgeConfig {
             max_object_size: ByteSize(64 << 20),
             max_request_body: ByteSize(16 << 20),
             ignore_client_no_cache: false,
+            credential_headers: Vec::new(),
+            credential_cookies: Vec::new(),
+            answer_cors_preflight: true,
             key_ignore_params: Vec::new(),
             prefetch: 2,
             drain_to: None,

@@ -1218,6 +1218,46 @@ async fn request_cache_control_is_honoured_unless_the_operator_shields_the_origi
     assert_eq!(cache(&shielded), "HIT");
 }
 
+/// Operators name their own credentials: a request with a session cookie is treated like one
+/// with `Authorization`, while other cookies do not stop sharing; and OPTIONS can be left to
+/// the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_credentials_are_not_shared_and_preflights_can_pass_through() {
+    let origin = TestOrigin::start().await;
+    origin.route("/mine", Route::ok("for alice", "max-age=3600"));
+    origin.route("/ours", Route::ok("for everyone", "max-age=3600"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        "credential_cookies = [\"session\"]\nanswer_cors_preflight = false\n",
+    )
+    .expect("config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let base = edge.addr("http").to_owned();
+    get(
+        &format!("{base}/mine"),
+        &[("cookie", "theme=dark; session=alice")],
+    )
+    .await;
+    get(&format!("{base}/ours"), &[("cookie", "theme=dark")]).await;
+    wait_for_objects(&edge, 1).await;
+    assert_eq!(cache(&get(&format!("{base}/ours"), &[]).await), "HIT");
+    assert_eq!(
+        cache(&get(&format!("{base}/mine"), &[]).await),
+        "MISS",
+        "not stored from a request with a session"
+    );
+    let preflight = fetch(Method::OPTIONS, &format!("{base}/ours"), &[]).await;
+    assert_eq!(cache(&preflight), "PASS");
+    let (method, _, _) = origin.last_request("/ours").expect("the origin got it");
+    assert_eq!(method, Method::OPTIONS);
+}
+
 fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().expect("ca key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");

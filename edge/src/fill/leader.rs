@@ -39,9 +39,11 @@ pub struct FillRequest {
     pub prefetch: bool,
     /// The viewer's address, for `X-Forwarded-For`.
     pub peer: Option<std::net::IpAddr>,
-    /// A request with credentials (RFC 9111 §3.5): it joins no other viewer's fill and nobody
-    /// joins its own.
+    /// A fill of its own: it joins no other viewer's fill and nobody joins it.
     pub private: bool,
+    /// The request carries credentials (RFC 9111 §3.5, and those the operator names): its
+    /// response is stored only when it says it may be shared.
+    pub credentials: bool,
 }
 
 /// Limits a fill keeps to.
@@ -231,7 +233,12 @@ impl Filler {
             .and_then(|v| v.parse::<u64>().ok());
         let decisive = crate::targeted::for_this_cache(&parts.headers);
         let cc = freshness::CacheControl::parse(&decisive);
-        let storable = freshness::storable(&request.headers, parts.status, &decisive, &cc)
+        // A request with credentials the operator named gets what Authorization gets (RFC 9111
+        // §3.5): stored only when the response says it may be shared.
+        let shareable =
+            !request.credentials || cc.public || cc.s_maxage.is_some() || cc.must_revalidate;
+        let storable = shareable
+            && freshness::storable(&request.headers, parts.status, &decisive, &cc)
             && content_length.is_none_or(|len| len <= self.limits.max_object_size);
         fill.set_head(Ok(FillHead {
             status: parts.status,

@@ -1,5 +1,6 @@
 //! One viewer request in, one response out: the method decides the path (GET and HEAD are
-//! served, OPTIONS is a CORS preflight, PURGE is an operator's, CONNECT and TRACE are refused,
+//! served, OPTIONS is a CORS preflight the edge answers (unless configured to pass it on),
+//! PURGE is an operator's, CONNECT and TRACE are refused,
 //! every other method is passed to the origin), a draining edge redirects, and
 //! every answer gets the headers that show the path it took.
 
@@ -35,7 +36,9 @@ impl Edge {
                     Some(response) => (response, DRAIN),
                     None => self.serve(&request).await,
                 },
-                Method::OPTIONS => (server_kit::cors::preflight(), PASS),
+                Method::OPTIONS if self.answer_cors_preflight => {
+                    (server_kit::cors::preflight(), PASS)
+                }
                 _ if request.method().as_str() == "PURGE" => (self.purge(&request), PASS),
                 Method::CONNECT | Method::TRACE => {
                     let mut r = body::text(

@@ -39,7 +39,7 @@ impl Edge {
         let key = self.variants.key_for(&base, request.headers());
         self.lookups.fetch_add(1, Ordering::Relaxed);
         self.start_prefetches(request, &base);
-        let private = super::has_credentials(request.headers());
+        let private = self.has_credentials(request.headers());
         let object = self
             .store
             .get(&key)
@@ -76,7 +76,7 @@ impl Edge {
 
     fn start_prefetches(&self, request: &Request<Incoming>, base: &str) {
         // A viewer's credentials never go into a fetch that others may join.
-        if super::has_credentials(request.headers()) {
+        if self.has_credentials(request.headers()) {
             return;
         }
         let plan = self.prefetcher.plan(
@@ -95,6 +95,7 @@ impl Edge {
                 prefetch: true,
                 peer: super::peer(request),
                 private: false,
+                credentials: false,
             });
         }
     }

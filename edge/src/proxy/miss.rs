@@ -98,7 +98,7 @@ impl Edge {
             _ => None,
         };
         if whole.is_some_and(|len| len <= self.max_object_size)
-            && !super::has_credentials(request.headers())
+            && !self.has_credentials(request.headers())
         {
             // Runs on its own; the store gets the object when it is complete.
             drop(self.fill_for(request, base, None));

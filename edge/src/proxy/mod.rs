@@ -66,6 +66,9 @@ pub struct Edge {
     max_request_body: u64,
     max_object_size: u64,
     ignore_client_no_cache: bool,
+    credential_headers: Vec<String>,
+    credential_cookies: Vec<String>,
+    answer_cors_preflight: bool,
     lookups: AtomicU64,
     hits: AtomicU64,
     started: Instant,
@@ -116,6 +119,13 @@ impl Edge {
             max_request_body: config.max_request_body.0,
             max_object_size: config.max_object_size.0,
             ignore_client_no_cache: config.ignore_client_no_cache,
+            credential_headers: config
+                .credential_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            credential_cookies: config.credential_cookies.clone(),
+            answer_cors_preflight: config.answer_cors_preflight,
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             started: Instant::now(),
@@ -124,7 +134,9 @@ impl Edge {
 
     /// A fill for this request alone: nobody else joins it, and it joins no other.
     fn fill_alone<B>(&self, request: &Request<B>, base: &str) -> Arc<Fill> {
-        self.filler.start(viewer_fill(request, base, None, true))
+        let credentials = self.has_credentials(request.headers());
+        self.filler
+            .start(viewer_fill(request, base, None, true, credentials))
     }
 
     /// Joins or leads the fill for a viewer's request. `revalidating` carries the stored copy's
@@ -135,9 +147,14 @@ impl Edge {
         base: &str,
         revalidating: Option<(String, Arc<CachedMeta>)>,
     ) -> Arc<Fill> {
-        let private = has_credentials(request.headers());
-        self.filler
-            .start(viewer_fill(request, base, revalidating, private))
+        let credentials = self.has_credentials(request.headers());
+        self.filler.start(viewer_fill(
+            request,
+            base,
+            revalidating,
+            credentials,
+            credentials,
+        ))
     }
 }
 
@@ -147,6 +164,7 @@ fn viewer_fill<B>(
     base: &str,
     revalidating: Option<(String, Arc<CachedMeta>)>,
     private: bool,
+    credentials: bool,
 ) -> FillRequest {
     FillRequest {
         base: base.to_owned(),
@@ -156,6 +174,7 @@ fn viewer_fill<B>(
         prefetch: false,
         peer: peer(request),
         private,
+        credentials,
     }
 }
 
@@ -176,8 +195,22 @@ fn peer<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
         .map(|p| p.0)
 }
 
-/// A request with credentials (RFC 9111 §3.5): answered only from what its own fetch says
-/// may be shared.
-fn has_credentials(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(http::header::AUTHORIZATION)
+impl Edge {
+    /// A request with credentials (RFC 9111 §3.5): `Authorization`, or a header or cookie the
+    /// operator named. It is answered only from what its own fetch says may be shared.
+    fn has_credentials(&self, headers: &http::HeaderMap) -> bool {
+        headers.contains_key(http::header::AUTHORIZATION)
+            || self
+                .credential_headers
+                .iter()
+                .any(|name| headers.contains_key(name.as_str()))
+            || (!self.credential_cookies.is_empty()
+                && headers
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(';'))
+                    .filter_map(|pair| pair.split('=').next())
+                    .any(|name| self.credential_cookies.iter().any(|c| c == name.trim())))
+    }
 }
