@@ -65,8 +65,11 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);
+        // Idle connections are dropped before the origin's own keep-alive timeout would close
+        // them (5 s in Node.js and Apache httpd): a request sent on a connection the origin is
+        // closing fails, and one with a body cannot be sent again.
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(4))
             .build(connector);
         Ok(Self {
             breakers: std::sync::Arc::new(Breakers::new(origins.len())),
