@@ -48,7 +48,17 @@ impl Breakers {
         self.states.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether to send to origin `i` now.
+    /// True while origin `i` is to be skipped (its window runs, or another request probes it).
+    /// Unlike [`Breakers::verdict`], asking claims nothing.
+    pub fn is_open(&self, i: usize) -> bool {
+        let states = self.lock();
+        let state = &states[i];
+        state
+            .open_until
+            .is_some_and(|until| Instant::now() < until || state.probing)
+    }
+
+    /// Whether to send to origin `i` now; past its window, the caller becomes its probe.
     pub fn verdict(&self, i: usize) -> Verdict {
         let mut states = self.lock();
         let state = &mut states[i];
@@ -97,7 +107,9 @@ mod tests {
         assert_eq!(b.verdict(0), Verdict::Skip, "open for a second");
         assert_eq!(b.verdict(1), Verdict::Try, "the others are not touched");
         tokio::time::advance(Duration::from_millis(1001)).await;
+        assert!(!b.is_open(0) && !b.is_open(0), "asking claims no probe");
         assert_eq!(b.verdict(0), Verdict::Probe, "one probe after the window");
+        assert!(b.is_open(0), "skipped by others while it is probed");
         assert_eq!(b.verdict(0), Verdict::Skip, "and only one");
         b.failure(0);
         tokio::time::advance(Duration::from_millis(1500)).await;

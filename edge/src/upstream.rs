@@ -86,15 +86,19 @@ impl Upstream {
         headers: &HeaderMap,
     ) -> Result<Response<Incoming>, EdgeError> {
         let mut failures = Vec::new();
-        // Origins whose breaker is open are skipped, unless every one is.
-        let verdicts: Vec<Verdict> = (0..self.origins.len())
-            .map(|i| self.breakers.verdict(i))
-            .collect();
-        let all_open = verdicts.iter().all(|v| *v == Verdict::Skip);
+        // Origins whose breaker is open are skipped, unless every one is. A probe is claimed
+        // only when the loop reaches its origin: an earlier origin's answer ends the loop, and
+        // a claimed probe nobody sends would keep the origin skipped.
+        let all_open = (0..self.origins.len()).all(|i| self.breakers.is_open(i));
         let chosen: Vec<usize> = (0..self.origins.len())
-            .filter(|&i| all_open || verdicts[i] != Verdict::Skip)
+            .filter(|&i| all_open || !self.breakers.is_open(i))
             .collect();
         for (n, &i) in chosen.iter().enumerate() {
+            let verdict = self.breakers.verdict(i);
+            if verdict == Verdict::Skip && !all_open {
+                // Another request claimed its probe meanwhile.
+                continue;
+            }
             let origin = &self.origins[i];
             let last = n + 1 == chosen.len();
             let uri = format!(
@@ -113,7 +117,7 @@ impl Upstream {
             let probe = ProbeGuard {
                 breakers: &self.breakers,
                 origin: i,
-                active: verdicts[i] == Verdict::Probe,
+                active: verdict == Verdict::Probe,
             };
             let answer =
                 tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await;

@@ -75,11 +75,10 @@ impl Edge {
     fn finish(&self, response: Response<Body>, cache: &'static str) -> Response<Body> {
         let (mut parts, body) = response.into_parts();
         parts.headers.insert("x-served-by", self.served_by.clone());
-        if !parts.headers.contains_key("x-cache") {
-            parts
-                .headers
-                .insert("x-cache", HeaderValue::from_static(cache));
-        }
+        // Always ours: an origin's own X-Cache on a passed-on answer says nothing of this edge.
+        parts
+            .headers
+            .insert("x-cache", HeaderValue::from_static(cache));
         // Every response says how old it is; the edge's own answers (errors, redirects) are new.
         if !parts.headers.contains_key(header::AGE) {
             parts
