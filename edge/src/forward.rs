@@ -12,7 +12,7 @@ pub struct Peer(pub IpAddr);
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), plus `Host` and
 /// `Proxy-Authorization`, which were for this hop.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "connection"

@@ -24,6 +24,12 @@ pub struct CacheControl {
 }
 
 impl CacheControl {
+    /// May a response with these directives be stored for, or served to, a request with
+    /// credentials (RFC 9111 §3.5)?
+    pub fn allows_credentialed(&self) -> bool {
+        self.public || self.s_maxage.is_some() || self.must_revalidate
+    }
+
     /// Parses every `Cache-Control` field of `headers`. Unknown directives are ignored and a
     /// malformed number drops only that directive, as RFC 9111 §4.2.1 asks. A `no-cache` or
     /// `private` with a field list is treated as the unqualified directive (stricter, safe).
@@ -117,11 +123,7 @@ pub fn storable(
     if crate::request_cc::RequestCacheControl::parse(request).no_store {
         return false;
     }
-    if response.get_all(header::VARY).iter().any(|v| {
-        v.to_str()
-            .map(|s| s.split(',').any(|f| f.trim() == "*"))
-            .unwrap_or(true)
-    }) {
+    if crate::key::varies_on_everything(response) {
         return false;
     }
     // Cookies are per viewer: such a response is shared only when the origin says so.
@@ -129,9 +131,7 @@ pub fn storable(
         return false;
     }
     // RFC 9111 §3.5: a request with credentials is stored only with explicit permission.
-    if request.contains_key(header::AUTHORIZATION)
-        && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate)
-    {
+    if request.contains_key(header::AUTHORIZATION) && !cc.allows_credentialed() {
         return false;
     }
     // Without explicit freshness or a validator to revalidate with, storing buys nothing

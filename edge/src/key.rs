@@ -127,6 +127,16 @@ pub fn variant_key(base: &str, vary: &[HeaderName], headers: &HeaderMap) -> Stri
     key
 }
 
+/// True when a response varies on everything (`Vary: *`, or a `Vary` that is not text):
+/// no other request may be given it.
+pub fn varies_on_everything(headers: &HeaderMap) -> bool {
+    headers.get_all(header::VARY).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|f| f.trim() == "*"))
+            .unwrap_or(true)
+    })
+}
+
 /// The header names a response varies on (`None` for no `Vary`).
 pub fn vary_names(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
     let mut names: Vec<HeaderName> = headers

@@ -31,22 +31,11 @@ pub struct CachedMeta {
 /// Headers that describe one connection, not the response (RFC 9110 §7.6.1), plus those the
 /// edge recomputes or must not share between viewers.
 pub fn is_not_stored(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "set-cookie"
-            | "age"
-            | "x-cache"
-            | "x-served-by"
-    )
+    crate::forward::is_hop_by_hop(name)
+        || matches!(
+            name.as_str(),
+            "set-cookie" | "age" | "x-cache" | "x-served-by"
+        )
 }
 
 impl CachedMeta {

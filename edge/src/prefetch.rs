@@ -119,7 +119,7 @@ impl Prefetcher {
         let host = &folder[..host_end];
         // Each segment as (cache key, what to ask the origin for): the key is made from the
         // URI as a viewer's request for it would be.
-        let segments: Vec<(String, String)> = text
+        let mut segments = text
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.contains("://"))
@@ -133,13 +133,13 @@ impl Prefetcher {
                 let key_path = &full[..full.len() - uri.len() + path.len()];
                 let key = format!("{key_path}{}", key::key_query(query, &self.key_ignore));
                 (key, full[host_end..].to_owned())
-            })
-            .collect();
-        let Some(position) = segments.iter().position(|(key, _)| key == base) else {
+            });
+        // Made lazily: only up to the viewer's segment and the few after it.
+        if !segments.any(|(key, _)| key == base) {
             return Vec::new();
-        };
+        }
         let mut out = Vec::new();
-        for (key, path) in segments.into_iter().skip(position + 1).take(self.depth) {
+        for (key, path) in segments.take(self.depth) {
             if self.pending.contains_key(&key) || skip(&key) {
                 continue;
             }

@@ -48,7 +48,7 @@ pub struct FillRequest {
 
 /// Limits a fill keeps to.
 #[derive(Debug, Clone, Copy)]
-pub struct FillLimits {
+struct FillLimits {
     /// Larger bodies are streamed to their waiters but not stored.
     pub max_object_size: u64,
     /// A body that sends nothing for this long is abandoned.
@@ -150,12 +150,8 @@ impl Filler {
     }
 
     /// Fills in flight now.
-    pub fn len(&self) -> usize {
+    pub fn in_flight_count(&self) -> usize {
         self.fills.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.fills.is_empty()
     }
 
     /// The headers the origin is sent: the viewer's end-to-end ones without its own
@@ -235,8 +231,7 @@ impl Filler {
         let cc = freshness::CacheControl::parse(&decisive);
         // A request with credentials the operator named gets what Authorization gets (RFC 9111
         // §3.5): stored only when the response says it may be shared.
-        let shareable =
-            !request.credentials || cc.public || cc.s_maxage.is_some() || cc.must_revalidate;
+        let shareable = !request.credentials || cc.allows_credentialed();
         let storable = shareable
             && freshness::storable(&request.headers, parts.status, &decisive, &cc)
             && content_length.is_none_or(|len| len <= self.limits.max_object_size);

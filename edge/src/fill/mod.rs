@@ -17,7 +17,7 @@
 
 mod leader;
 
-pub use leader::{FillLimits, FillRequest, Filler};
+pub use leader::{FillRequest, Filler};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,7 +52,7 @@ pub struct Fill {
 
 #[derive(Debug, Default)]
 struct FillData {
-    head: Option<Result<FillHead, EdgeError>>,
+    head: Option<Result<Arc<FillHead>, EdgeError>>,
     chunks: Vec<Bytes>,
     received: u64,
     end: Option<Result<(), EdgeError>>,
@@ -84,7 +84,7 @@ impl Fill {
             if let Err(error) = &head {
                 data.end = Some(Err(error.clone()));
             }
-            data.head = Some(head);
+            data.head = Some(head.map(Arc::new));
         }
         if failed {
             tracing::debug!("fill failed before headers");
@@ -128,7 +128,7 @@ impl Fill {
     }
 
     /// Waits for the origin's headers.
-    pub async fn head(&self) -> Result<FillHead, EdgeError> {
+    pub async fn head(&self) -> Result<Arc<FillHead>, EdgeError> {
         let mut rx = self.progress.subscribe();
         loop {
             rx.borrow_and_update();

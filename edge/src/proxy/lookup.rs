@@ -17,7 +17,7 @@ use crate::meta::CachedMeta;
 /// May a stored response answer a request with credentials (RFC 9111 §3.5)?
 fn shared_with_credentials(meta: &CachedMeta) -> bool {
     let cc = freshness::CacheControl::parse(&meta.header_map());
-    cc.public || cc.s_maxage.is_some() || cc.must_revalidate
+    cc.allows_credentialed()
 }
 
 /// The answer to `only-if-cached` when nothing usable is stored (RFC 9111 §5.2.1.7).

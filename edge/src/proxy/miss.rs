@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use server_kit::Body;
 
-use super::respond::{error_response, fill_response};
+use super::respond::{error_response, fill_response, passed_on};
 use super::{ERROR, Edge, HIT, MISS};
 use crate::fill::FillHead;
 use crate::freshness::{self, Freshness};
@@ -43,13 +43,15 @@ impl Edge {
         // A fill that already completed is being written to the store: its bytes are the edge's
         // own, so this is a hit, not a trip to the origin, if the response may be reused.
         let mut cached = if fill.is_complete() { HIT } else { MISS };
-        if let Ok(head) = fill.head().await
-            && !(shareable(request, &head) && (cached == MISS || reusable(request, &head)))
+        let mut head = fill.head().await;
+        if let Ok(h) = &head
+            && !(shareable(request, h) && (cached == MISS || reusable(request, h)))
         {
             fill = self.fill_alone(request, base);
             cached = MISS;
+            head = fill.head().await;
         }
-        match fill.head().await {
+        match head {
             Ok(head) if head.status == StatusCode::NOT_MODIFIED => self.revalidated(request, key),
             Ok(head) => {
                 if cached == HIT {
@@ -103,16 +105,10 @@ impl Edge {
             // Runs on its own; the store gets the object when it is complete.
             drop(self.fill_for(request, base, None));
         }
-        let mut headers = crate::forward::end_to_end(&parts.headers);
-        headers.insert(
-            http::header::AGE,
-            http::HeaderValue::from(freshness::age_value(&parts.headers)),
-        );
-        let mut out = Response::new(http_body_util::BodyExt::boxed_unsync(
-            http_body_util::BodyExt::map_err(body, std::io::Error::other),
-        ));
-        *out.status_mut() = parts.status;
-        *out.headers_mut() = headers;
+        let age = freshness::age_value(&parts.headers);
+        let mut out = passed_on(parts, body);
+        out.headers_mut()
+            .insert(http::header::AGE, http::HeaderValue::from(age));
         (out, MISS)
     }
 }
@@ -120,11 +116,7 @@ impl Edge {
 /// May this request be given the response its fill got for another (the leader's) request?
 /// Not when the response varies on a field in which the two requests differ.
 fn shareable<B>(request: &Request<B>, head: &FillHead) -> bool {
-    let vary_star = head.headers.get_all(http::header::VARY).iter().any(|v| {
-        v.to_str()
-            .map_or(true, |v| v.split(',').any(|f| f.trim() == "*"))
-    });
-    if vary_star {
+    if key::varies_on_everything(&head.headers) {
         return request.headers() == &head.request_headers;
     }
     match key::vary_names(&head.headers) {

@@ -82,7 +82,7 @@ impl Edge {
             "max_requests": self.max_requests,
             "load": in_flight as f64 / f64::from(self.max_requests),
             "draining": shutting_down || self.drain_mode.load(Ordering::Relaxed),
-            "fills_in_flight": self.filler.len(),
+            "fills_in_flight": self.filler.in_flight_count(),
             "uptime_seconds": self.started.elapsed().as_secs(),
         })
     }

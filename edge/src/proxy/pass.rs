@@ -12,9 +12,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use server_kit::{Body, body};
 
-use super::respond::error_response;
+use super::respond::{error_response, passed_on};
 use super::{ERROR, Edge, PASS};
-use crate::forward;
 use crate::key;
 
 impl Edge {
@@ -75,10 +74,7 @@ impl Edge {
                 }
             }
         }
-        let mut out = Response::new(incoming.map_err(std::io::Error::other).boxed_unsync());
-        *out.status_mut() = parts.status;
-        *out.headers_mut() = forward::end_to_end(&parts.headers);
-        (out, PASS)
+        (passed_on(parts, incoming), PASS)
     }
 }
 

@@ -145,3 +145,12 @@ pub(super) fn fill_response(
 pub(super) fn error_response(error: &EdgeError) -> Response<Body> {
     body::text(error.status(), error.advice())
 }
+
+/// An origin's response passed on to the viewer as it streams, without its hop-by-hop fields.
+pub(super) fn passed_on(parts: http::response::Parts, body: Incoming) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let mut out = Response::new(body.map_err(std::io::Error::other).boxed_unsync());
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = crate::forward::end_to_end(&parts.headers);
+    out
+}
