@@ -10,6 +10,10 @@
 //! region = "eu-west"
 //! origins = ["http://127.0.0.1:8080"]  # tried in order; https:// too
 //! origin_ca_file = "origin-ca.pem"     # optional: CAs trusted for HTTPS origins, beside the system's
+//! origin_host = { "https://10.0.0.5" = "media.example.com" }  # Host (and TLS name) sent to an origin
+//! steering_hls = "https://router.example/steer/hls"    # content steering written into playlists
+//! steering_dash = "https://router.example/steer/dash"  # ... and into MPDs
+//! rewrite_origin_urls = true          # absolute origin URLs in manifests become CDN paths
 //! store = "/var/cache/meridian/edge.store"
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
@@ -25,6 +29,7 @@
 //! first_byte_timeout = "10s"
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,6 +61,20 @@ pub struct EdgeConfig {
     /// PEM file of certificate authorities trusted for HTTPS origins, besides the system's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin_ca_file: Option<PathBuf>,
+    /// Per origin URL (as written in `origins`), the `Host` to send it instead of the URL's,
+    /// which is also the name its TLS certificate is checked against: an origin reached by
+    /// address that serves a named virtual host.
+    pub origin_host: BTreeMap<String, String>,
+    /// The content steering server for HLS (the geo-router's `/steer/hls`): every multivariant
+    /// playlist served gets `#EXT-X-CONTENT-STEERING` naming it, with this edge as pathway `.`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steering_hls: Option<String>,
+    /// The same for DASH (`/steer/dash`): every MPD served gets `<ContentSteering>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steering_dash: Option<String>,
+    /// Absolute URLs in manifests that point at an origin (its URL, or its `origin_host`) are
+    /// served as paths on the edge, so players stay on the CDN.
+    pub rewrite_origin_urls: bool,
     /// The store file (created at `capacity` bytes).
     pub store: PathBuf,
     /// Size of the store file, e.g. `"512MiB"`.
@@ -117,6 +136,10 @@ impl Default for EdgeConfig {
             region: "local".into(),
             origins: vec!["http://127.0.0.1:8080".into()],
             origin_ca_file: None,
+            origin_host: BTreeMap::new(),
+            steering_hls: None,
+            steering_dash: None,
+            rewrite_origin_urls: true,
             store: PathBuf::from("edge.store"),
             capacity: ByteSize(256 << 20),
             region_size: ByteSize(0),
@@ -169,6 +192,39 @@ impl EdgeConfig {
                 ));
             }
         }
+        for (origin, host) in &self.origin_host {
+            if !self.origins.contains(origin) {
+                return Err(invalid(
+                    "origin_host",
+                    format!("{origin:?} is not one of `origins` ({:?})", self.origins),
+                ));
+            }
+            let valid = host
+                .parse::<http::uri::Authority>()
+                .is_ok_and(|a| a.as_str() == host && !host.contains('@'));
+            if !valid {
+                return Err(invalid(
+                    "origin_host",
+                    format!("{host:?} (for {origin}) is not a host name, with an optional :port"),
+                ));
+            }
+        }
+        for (key, url) in [
+            ("steering_hls", &self.steering_hls),
+            ("steering_dash", &self.steering_dash),
+        ] {
+            if let Some(url) = url {
+                let uri: http::Uri = url
+                    .parse()
+                    .map_err(|e| invalid(key, format!("{url:?} is not a URL: {e}")))?;
+                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                    return Err(invalid(
+                        key,
+                        format!("{url:?} must be an http:// or https:// URL with a host"),
+                    ));
+                }
+            }
+        }
         if let Some(ca) = &self.origin_ca_file
             && let Err(problem) = crate::upstream::read_ca_file(ca)
         {
@@ -204,6 +260,34 @@ impl EdgeConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl EdgeConfig {
+    /// The base URLs an origin's absolute URLs start with: each origin's, under either scheme
+    /// (an HTTPS origin may write `http://` URLs of itself), and the same under its
+    /// `origin_host` name.
+    pub fn origin_url_bases(&self) -> Vec<String> {
+        let mut bases = Vec::new();
+        for origin in &self.origins {
+            let Ok(uri) = origin.parse::<http::Uri>() else {
+                continue;
+            };
+            let path = uri.path().trim_end_matches('/');
+            let mut authorities = Vec::new();
+            if let Some(authority) = uri.authority() {
+                authorities.push(authority.as_str().to_owned());
+            }
+            if let Some(host) = self.origin_host.get(origin) {
+                authorities.push(host.clone());
+            }
+            for authority in authorities {
+                for scheme in ["http", "https"] {
+                    bases.push(format!("{scheme}://{authority}{path}"));
+                }
+            }
+        }
+        bases
     }
 }
 
@@ -312,5 +396,54 @@ mod tests {
         let error = config.validate().unwrap_err();
         assert_eq!(error.key, "tls_listen");
         assert!(error.to_string().contains("tls_cert"), "{error}");
+    }
+
+    #[test]
+    fn origin_hosts_and_steering_urls_are_checked() {
+        let with = |f: fn(&mut EdgeConfig)| {
+            let mut config = EdgeConfig::default();
+            f(&mut config);
+            config.validate()
+        };
+        let error = with(|c| {
+            c.origin_host
+                .insert("http://elsewhere".into(), "media.example".into());
+        })
+        .unwrap_err();
+        assert_eq!(error.key, "origin_host");
+        let error = with(|c| {
+            c.origin_host
+                .insert("http://127.0.0.1:8080".into(), "bad host/".into());
+        })
+        .unwrap_err();
+        assert_eq!(error.key, "origin_host");
+        let error = with(|c| c.steering_dash = Some("/steer/dash".into())).unwrap_err();
+        assert_eq!(error.key, "steering_dash");
+        with(|c| {
+            c.origin_host
+                .insert("http://127.0.0.1:8080".into(), "media.example:8443".into());
+            c.steering_hls = Some("http://r/steer/hls".into());
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn an_origins_urls_are_known_by_its_address_and_its_host() {
+        let mut config = EdgeConfig {
+            origins: vec!["https://10.0.0.5/media/".into()],
+            ..EdgeConfig::default()
+        };
+        config
+            .origin_host
+            .insert("https://10.0.0.5/media/".into(), "media.example".into());
+        assert_eq!(
+            config.origin_url_bases(),
+            [
+                "http://10.0.0.5/media",
+                "https://10.0.0.5/media",
+                "http://media.example/media",
+                "https://media.example/media"
+            ]
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! - [`request_cc`]: what a viewer's own `Cache-Control` allows.
 //! - [`targeted`]: `CDN-Cache-Control` and the other fields that speak to the edge alone.
 //! - [`key`]: cache keys and `Vary` variants.
+//! - [`manifests`]: steering tags and CDN paths written into the HLS and DASH manifests served.
 //! - [`proxy`]: the request path, one module per step (dispatch, lookup, hit, revalidate, miss,
 //!   respond) and the operator's operations (PURGE, drain, `/status`).
 //! - [`fill`]: coalesced origin fetches, streamed to every waiter; the fill leader stores them.
@@ -30,6 +31,7 @@ pub mod fill;
 pub mod forward;
 pub mod freshness;
 pub mod key;
+pub mod manifests;
 pub mod meta;
 pub mod metrics;
 pub mod prefetch;

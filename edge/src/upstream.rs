@@ -1,14 +1,14 @@
 //! Fetching from the origins: a hyper client whose host names resolve through hickory-resolver
 //! (so DNS TTLs are honoured by its cache), trying each configured origin in order. HTTPS
-//! origins are spoken to with rustls (SNI from the URL's host), trusting the system's roots plus
-//! an optional CA file; a certificate that does not verify is a 502 that names the origin and
-//! the reason.
+//! origins are spoken to with rustls (SNI from the URL's host, or from the origin's configured
+//! `Host` override), trusting the system's roots plus an optional CA file; a certificate that
+//! does not verify is a 502 that names the origin and the reason.
 //!
 //! A GET goes to origin after origin: one is skipped on a connection error, a timeout before
 //! headers, or a 5xx; the last origin's answer (or error) is what the edge gets. Each failure
 //! also opens that origin's breaker (`breaker`), so the next requests do not wait on it. A request with
-//! a body ([`Upstream::send`]) goes to the first origin only: once its body has started to go
-//! out it can never be sent again (RFC 9110 §9.2.2).
+//! a body ([`Upstream::send`]) goes to one origin only, the first whose breaker is closed: once
+//! its body has started to go out it can never be sent again (RFC 9110 §9.2.2).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +38,8 @@ pub type UpstreamBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>
 #[derive(Debug, Clone)]
 pub struct Upstream {
     origins: Vec<Uri>,
+    /// Per origin, the `Host` sent instead of the URL's (`origin_host`).
+    hosts: Vec<Option<http::HeaderValue>>,
     breakers: std::sync::Arc<Breakers>,
     client: Client<HttpsConnector<HttpConnector<DnsResolver>>, UpstreamBody>,
     first_byte_timeout: Duration,
@@ -47,15 +49,35 @@ impl Upstream {
     /// `origins` must be `http://host[:port][/base]` URLs (checked by the config).
     pub fn new(
         origins: &[String],
+        host_overrides: &std::collections::BTreeMap<String, String>,
         ca_file: Option<&std::path::Path>,
         connect_timeout: Duration,
         first_byte_timeout: Duration,
     ) -> Result<Self, EdgeError> {
-        let origins = origins
+        let written = origins;
+        let origins = written
             .iter()
             .map(|o| o.trim_end_matches('/').parse::<Uri>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| EdgeError::Internal(format!("origin URL: {e}").into()))?;
+        let mut hosts = Vec::new();
+        let mut tls_names = std::collections::HashMap::new();
+        for (text, uri) in written.iter().zip(&origins) {
+            let host = host_overrides.get(text);
+            hosts.push(
+                host.map(|h| http::HeaderValue::from_str(h))
+                    .transpose()
+                    .map_err(|e| EdgeError::Internal(format!("origin_host: {e}").into()))?,
+            );
+            if let (Some(host), Some(authority)) = (host, uri.authority()) {
+                // The name without its port: a certificate names hosts.
+                let name = host
+                    .parse::<http::uri::Authority>()
+                    .map(|a| a.host().to_owned())
+                    .unwrap_or_else(|_| host.clone());
+                tls_names.insert(authority.as_str().to_owned(), name);
+            }
+        }
         let mut connector = HttpConnector::new_with_resolver(DnsResolver::new());
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
@@ -63,6 +85,7 @@ impl Upstream {
         let connector = HttpsConnectorBuilder::new()
             .with_tls_config(tls_config(ca_file).map_err(|e| EdgeError::Internal(e.into()))?)
             .https_or_http()
+            .with_server_name_resolver(TlsNames(tls_names))
             .enable_http1()
             .wrap_connector(connector);
         // Idle connections are dropped before the origin's own keep-alive timeout would close
@@ -74,6 +97,7 @@ impl Upstream {
         Ok(Self {
             breakers: std::sync::Arc::new(Breakers::new(origins.len())),
             origins,
+            hosts,
             client,
             first_byte_timeout,
         })
@@ -109,6 +133,9 @@ impl Upstream {
             let mut request = Request::get(&uri);
             for (name, value) in headers {
                 request = request.header(name, value);
+            }
+            if let Some(host) = &self.hosts[i] {
+                request = request.header(http::header::HOST, host);
             }
             let empty = Empty::new().map_err(|never| match never {}).boxed();
             let request = request.body(empty).map_err(|e| {
@@ -154,22 +181,31 @@ impl Upstream {
         Err(EdgeError::OriginUnreachable(failures.join("; ").into()))
     }
 
-    /// Sends `method path_and_query` with `headers` and `body` to the first origin, once.
+    /// Sends `method path_and_query` with `headers` and `body` to one origin, once: the first
+    /// whose breaker is closed (or the first, when all are open). Its answer counts for the
+    /// breaker as a GET's would.
     pub async fn send(
         &self,
         method: http::Method,
         path_and_query: &str,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         body: UpstreamBody,
     ) -> Result<Response<Incoming>, EdgeError> {
-        let Some(origin) = self.origins.first() else {
+        if self.origins.is_empty() {
             return Err(EdgeError::OriginUnreachable("no origin configured".into()));
-        };
+        }
+        let i = (0..self.origins.len())
+            .find(|&i| !self.breakers.is_open(i))
+            .unwrap_or(0);
+        let origin = &self.origins[i];
         let uri = format!(
             "{}{}",
             origin.to_string().trim_end_matches('/'),
             path_and_query
         );
+        if let Some(host) = &self.hosts[i] {
+            headers.insert(http::header::HOST, host.clone());
+        }
         let mut request = Request::builder().method(method).uri(&uri);
         if let Some(h) = request.headers_mut() {
             *h = headers;
@@ -178,16 +214,51 @@ impl Upstream {
             EdgeError::BadRequest(format!("cannot build origin request: {e}").into())
         })?;
         match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                if response.status().is_server_error() {
+                    self.breakers.failure(i);
+                } else {
+                    self.breakers.success(i);
+                }
+                Ok(response)
+            }
             Ok(Err(error)) => {
+                self.breakers.failure(i);
                 let error = describe(&error);
                 tracing::warn!(origin = %origin, %error, "origin request failed");
                 Err(EdgeError::OriginUnreachable(
                     format!("{origin}: {error}").into(),
                 ))
             }
-            Err(_) => Err(EdgeError::OriginTimeout),
+            Err(_) => {
+                self.breakers.failure(i);
+                Err(EdgeError::OriginTimeout)
+            }
         }
+    }
+}
+
+/// The TLS server name of each origin: its `Host` override where one is configured (keyed by
+/// the URL's authority, as hyper-rustls hands it the URL), else the URL's host.
+#[derive(Debug)]
+struct TlsNames(std::collections::HashMap<String, String>);
+
+impl hyper_rustls::ResolveServerName for TlsNames {
+    fn resolve(
+        &self,
+        uri: &Uri,
+    ) -> Result<rustls::pki_types::ServerName<'static>, Box<dyn std::error::Error + Sync + Send>>
+    {
+        let configured = uri.authority().and_then(|a| self.0.get(a.as_str()));
+        let host = match configured {
+            Some(name) => name.as_str(),
+            None => uri.host().unwrap_or_default(),
+        };
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| Box::new(e) as _)
     }
 }
 

@@ -1422,3 +1422,197 @@ async fn origins_fail_over_in_order_and_names_resolve() {
         (StatusCode::OK, "also second")
     );
 }
+
+/// A plain packager behind the edge: the edge writes content steering (naming itself) into
+/// the multivariant playlist and the MPD, turns the origin's absolute URLs into CDN paths, and
+/// answers conditionals and ranges against the bytes it serves; the store keeps the origin's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_get_steering_and_cdn_paths_and_the_store_keeps_the_origins_bytes() {
+    let origin = TestOrigin::start().await;
+    let o = origin.url();
+    let master = format!(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\n{o}/live/x/360p.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=1600000\n720p.m3u8\n"
+    );
+    let media = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"{o}/live/x/init.mp4\"\n#EXTINF:2,\n{o}/live/x/1.m4s\n#EXTINF:2,\nhttps://elsewhere.example/2.m4s\n"
+    );
+    let mpd = format!(
+        "<?xml version=\"1.0\"?>\n<MPD type=\"dynamic\">\n<Period><BaseURL>{o}/live/x/</BaseURL></Period>\n<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2014\" value=\"{o}/time\"/>\n</MPD>\n"
+    );
+    let hls_type = "application/vnd.apple.mpegurl";
+    for (path, body, kind) in [
+        ("/live/x/master.m3u8", master.clone(), hls_type),
+        ("/live/x/360p.m3u8", media.clone(), hls_type),
+        // As a static file server sends it: the extension says what it is.
+        (
+            "/live/x/manifest.mpd",
+            mpd.clone(),
+            "application/octet-stream",
+        ),
+    ] {
+        origin.route(
+            path,
+            Route::ok(body, "public, max-age=60")
+                .header("content-type", kind)
+                .header("etag", "\"v1\""),
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        "steering_hls = \"http://router.test/steer/hls\"\nsteering_dash = \"http://router.test/steer/dash\"\n",
+    )
+    .expect("config");
+    let edge = start_edge(
+        &o,
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let e = edge.addr("http").to_owned();
+    let host = e.trim_start_matches("http://").to_owned();
+
+    let expected_master = "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://router.test/steer/hls?edge=test-edge\",PATHWAY-ID=\".\"\n#EXT-X-STREAM-INF:BANDWIDTH=800000\n/live/x/360p.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=1600000\n720p.m3u8\n";
+    let first = get(&format!("{e}/live/x/master.m3u8"), &[]).await;
+    let again = get(&format!("{e}/live/x/master.m3u8"), &[]).await;
+    for (reply, cached) in [(&first, "MISS"), (&again, "HIT")] {
+        assert_eq!(cache(reply), cached);
+        assert_eq!(reply.text(), expected_master);
+        assert_eq!(
+            reply.header("content-length"),
+            expected_master.len().to_string()
+        );
+    }
+    let etag = first.header("etag").to_owned();
+    assert!(
+        etag.starts_with("\"v1-m") && etag != "\"v1\"",
+        "the served bytes have their own validator: {etag}"
+    );
+    assert_eq!(again.header("etag"), etag);
+    let revalidated = get(
+        &format!("{e}/live/x/master.m3u8"),
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    let old = get(
+        &format!("{e}/live/x/master.m3u8"),
+        &[("if-none-match", "\"v1\"")],
+    )
+    .await;
+    assert_eq!(old.status, StatusCode::OK, "the origin's tag is not ours");
+    let part = get(
+        &format!("{e}/live/x/master.m3u8"),
+        &[("range", "bytes=8-29")],
+    )
+    .await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.text(), &expected_master[8..30]);
+
+    let media_reply = get(&format!("{e}/live/x/360p.m3u8"), &[]).await;
+    assert_eq!(
+        media_reply.text(),
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"/live/x/init.mp4\"\n#EXTINF:2,\n/live/x/1.m4s\n#EXTINF:2,\nhttps://elsewhere.example/2.m4s\n",
+        "no steering in a media playlist; only the origin's URLs change"
+    );
+
+    let mpd_reply = get(&format!("{e}/live/x/manifest.mpd"), &[]).await;
+    assert_eq!(
+        mpd_reply.text(),
+        format!(
+            "<?xml version=\"1.0\"?>\n<MPD type=\"dynamic\">\n  <BaseURL serviceLocation=\".\">./</BaseURL>\n  <ContentSteering defaultServiceLocation=\".\" queryBeforeStart=\"true\">http://router.test/steer/dash?edge=test-edge</ContentSteering>\n<Period><BaseURL>/live/x/</BaseURL></Period>\n<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2014\" value=\"//{host}/time\"/>\n</MPD>\n"
+        )
+    );
+    for path in [
+        "/live/x/master.m3u8",
+        "/live/x/360p.m3u8",
+        "/live/x/manifest.mpd",
+    ] {
+        assert_eq!(origin.hits(path), 1, "{path} was fetched once");
+    }
+
+    // The same store under an edge that rewrites nothing: the stored copies are the origin's.
+    drop(edge);
+    std::fs::write(&config, "rewrite_origin_urls = false\n").expect("config");
+    let plain = start_edge(
+        &o,
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let stored = get(&format!("{}/live/x/master.m3u8", plain.addr("http")), &[]).await;
+    assert_eq!(cache(&stored), "HIT");
+    assert_eq!(stored.text(), master);
+    assert_eq!(stored.header("etag"), "\"v1\"");
+}
+
+/// `origin_host`: the origin is reached by address and spoken to by name, in `Host` and, over
+/// HTTPS, in SNI and the certificate check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_host_override_names_the_origin_in_host_and_tls() {
+    let origin = TestOrigin::start().await;
+    origin.route("/s.m4s", Route::ok("by name", "public, max-age=3600"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "origin_host = {{ {:?} = \"media.example\" }}\n",
+            origin.url()
+        ),
+    )
+    .expect("config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let reply = get(&format!("{}/s.m4s", edge.addr("http")), &[]).await;
+    assert_eq!(reply.text(), "by name");
+    let (_, headers, _) = origin.last_request("/s.m4s").expect("asked");
+    assert_eq!(headers["host"], "media.example");
+
+    // HTTPS by address: the certificate names `localhost` only, so the address alone fails
+    // and the override makes it verify.
+    let pki = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = test_pki(pki.path());
+    let front_dir = tempfile::tempdir().expect("tempdir");
+    let front = start_edge(
+        &origin.url(),
+        front_dir.path(),
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+        ],
+    );
+    let by_address = front.addr("https").to_owned();
+    assert!(by_address.starts_with("https://127.0.0.1:"), "{by_address}");
+    let port = by_address.rsplit(':').next().expect("port");
+    let ca = ca.to_str().expect("utf-8");
+    for (override_host, works) in [(None, false), (Some(format!("localhost:{port}")), true)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("edge.toml");
+        let mut text = format!("origin_ca_file = {ca:?}\n");
+        if let Some(host) = &override_host {
+            text.push_str(&format!("origin_host = {{ {by_address:?} = {host:?} }}\n"));
+        }
+        std::fs::write(&config, text).expect("config");
+        let edge = start_edge(
+            &by_address,
+            dir.path(),
+            &["--config", config.to_str().expect("utf-8")],
+        );
+        let reply = get(&format!("{}/s.m4s", edge.addr("http")), &[]).await;
+        if works {
+            assert_eq!(
+                (reply.status, reply.text().as_str()),
+                (StatusCode::OK, "by name")
+            );
+        } else {
+            assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
+        }
+    }
+}

@@ -19,6 +19,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use server_kit::{Body, body};
 use tracing::Instrument;
+use video_http::manifest::{dash_steering, hls_steering, steering_uri};
 use video_http::media::{self, MediaKind};
 
 use crate::Error;
@@ -479,102 +480,4 @@ async fn steered(
         VOD_PLAYLIST_CACHE.to_owned(),
         modified,
     ))
-}
-
-/// The steering server's URI for a playlist fetched by `edge`: with `edge=<name>`, the steering
-/// server knows which edge the player's first pathway (`.`, the host it fetched the playlist
-/// from) is, so it can keep the player there instead of switching pathway as playback starts
-/// (an hls.js pathway switch before the first fragment is buffered sometimes never recovers).
-fn steering_uri(server: &str, edge: Option<&str>) -> String {
-    match edge {
-        Some(edge) if server.contains('?') => format!("{server}&edge={edge}"),
-        Some(edge) => format!("{server}?edge={edge}"),
-        None => server.to_owned(),
-    }
-}
-
-/// Adds `#EXT-X-CONTENT-STEERING` to a multivariant playlist (media playlists pass unchanged).
-/// Variant URIs stay relative, so the steering server's pathway clones (which replace the host)
-/// send the player to the edge they name.
-fn hls_steering(text: String, server: &str) -> String {
-    if !text.contains("#EXT-X-STREAM-INF") || text.contains("#EXT-X-CONTENT-STEERING") {
-        return text;
-    }
-    let tag = format!("#EXT-X-CONTENT-STEERING:SERVER-URI=\"{server}\",PATHWAY-ID=\".\"");
-    match text.split_once('\n') {
-        Some((first, rest)) => format!("{first}\n{tag}\n{rest}"),
-        None => text,
-    }
-}
-
-/// Adds `<ContentSteering>` and a `BaseURL` for pathway `.` (the MPD's own folder, wherever it
-/// was fetched from) right after the `<MPD>` start tag. dash.js clones pathways from that
-/// `BaseURL` with each edge's host, as hls.js does from the default pathway.
-fn dash_steering(text: String, server: &str) -> String {
-    if text.contains("<ContentSteering") {
-        return text;
-    }
-    let Some(open) = text.find("<MPD") else {
-        return text;
-    };
-    let Some(end) = text[open..].find('>').map(|i| open + i + 1) else {
-        return text;
-    };
-    let server = server
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('"', "&quot;");
-    format!(
-        "{}\n  <BaseURL serviceLocation=\".\">./</BaseURL>\n  <ContentSteering defaultServiceLocation=\".\" queryBeforeStart=\"true\">{server}</ContentSteering>{}",
-        &text[..end],
-        &text[end..]
-    )
-}
-
-#[cfg(test)]
-mod steering_tests {
-    use super::*;
-
-    #[test]
-    fn hls_steering_goes_into_multivariant_playlists_only() {
-        let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\na/index.m3u8\n".to_owned();
-        let steered = hls_steering(master, "http://r/steer/hls");
-        assert!(steered.starts_with(
-            "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://r/steer/hls\",PATHWAY-ID=\".\"\n"
-        ));
-        let media = "#EXTM3U\n#EXTINF:2,\nseg.m4s\n".to_owned();
-        assert_eq!(hls_steering(media.clone(), "http://r"), media);
-    }
-
-    #[test]
-    fn the_fetching_edge_is_named_in_the_steering_uri() {
-        assert_eq!(
-            steering_uri("http://r/steer/hls", Some("eu-west-1")),
-            "http://r/steer/hls?edge=eu-west-1"
-        );
-        assert_eq!(
-            steering_uri("http://r/steer/hls?x=1", Some("a")),
-            "http://r/steer/hls?x=1&edge=a"
-        );
-        assert_eq!(steering_uri("http://r/s", None), "http://r/s");
-    }
-
-    #[test]
-    fn dash_steering_follows_the_mpd_start_tag_and_escapes_the_url() {
-        let mpd = "<?xml version=\"1.0\"?>\n<MPD a=\"1\">\n  <Period/>\n</MPD>\n".to_owned();
-        let steered = dash_steering(mpd, "http://r/steer/dash?a=1&b=2");
-        let doc = roxmltree::Document::parse(&steered).expect("still XML");
-        let steering = doc
-            .descendants()
-            .find(|n| n.has_tag_name("ContentSteering"))
-            .expect("ContentSteering");
-        assert_eq!(steering.text(), Some("http://r/steer/dash?a=1&b=2"));
-        assert_eq!(steering.attribute("defaultServiceLocation"), Some("."));
-        let base = doc
-            .descendants()
-            .find(|n| n.has_tag_name("BaseURL"))
-            .expect("BaseURL");
-        assert_eq!(base.attribute("serviceLocation"), Some("."));
-        assert_eq!(dash_steering("not an mpd".into(), "x"), "not an mpd");
-    }
 }

@@ -8,10 +8,13 @@
 //!   in RFC 9110's order, used by the origin and the edge alike.
 //! - [`media`]: what kind of video object a path names (playlist, segment, …) and its
 //!   `Content-Type`.
+//! - [`manifest`]: HLS playlists and DASH MPDs rewritten for a player: content steering added,
+//!   absolute origin URLs turned into CDN paths.
 //!
 //! Everything here is pure: no I/O, no clocks, so it is unit- and property-tested in isolation.
 
 pub mod conditional;
+pub mod manifest;
 pub mod media;
 pub mod range;
 pub mod validators;

@@ -84,6 +84,7 @@ impl Filler {
             fills: Fills::default(),
             upstream: Upstream::new(
                 &config.origins,
+                &config.origin_host,
                 config.origin_ca_file.as_deref(),
                 config.connect_timeout,
                 config.first_byte_timeout,

@@ -9,7 +9,6 @@ use hyper::body::Incoming;
 use server_kit::Body;
 
 use super::Edge;
-use super::respond::stored_response;
 use crate::meta::CachedMeta;
 use crate::store::StoredObject;
 
@@ -23,7 +22,7 @@ impl Edge {
         cache: &'static str,
     ) -> Response<Body> {
         self.fault_in(&object.body).await;
-        stored_response(request, object, age, cache)
+        self.stored_response(request, object, age, cache)
     }
 
     /// Makes sure a stored body's pages are in memory before it is sent, so that a cold object

@@ -82,7 +82,12 @@ impl Edge {
         let plan = self.prefetcher.plan(
             request.uri().path(),
             base,
-            |playlist| self.store.get(playlist).map(|object| object.body),
+            // Read as a viewer gets it: a packager's absolute URLs are CDN paths there.
+            |playlist| {
+                self.store
+                    .get(playlist)
+                    .map(|object| self.manifests.with_cdn_paths(object.body))
+            },
             |key| self.store.contains(key) || self.filler.in_flight(key, request.headers()),
         );
         // Prefetches are fills of their own (not a viewer's: `fill_for` is for those).

@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use server_kit::Body;
 
-use super::respond::{error_response, fill_response, passed_on};
+use super::respond::{error_response, passed_on};
 use super::{ERROR, Edge, HIT, MISS};
 use crate::fill::FillHead;
 use crate::freshness::{self, Freshness};
@@ -23,9 +23,11 @@ impl Edge {
         base: &str,
         key: &str,
     ) -> (Response<Body>, &'static str) {
+        // A manifest's ranges are of the bytes this edge writes, so it is fetched whole.
         if request.method() == http::Method::GET
             && request.headers().contains_key(http::header::RANGE)
             && !self.filler.in_flight(base, request.headers())
+            && !self.manifests.may_rewrite(request.uri().path())
         {
             return self.range_miss(request, base, key).await;
         }
@@ -57,7 +59,10 @@ impl Edge {
                 if cached == HIT {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                 }
-                (fill_response(request, &fill, &head, cached), cached)
+                (
+                    self.fill_response(request, &fill, &head, cached).await,
+                    cached,
+                )
             }
             Err(error) => (error_response(&error), ERROR),
         }

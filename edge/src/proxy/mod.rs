@@ -40,6 +40,7 @@ use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::fill::{Fill, FillRequest, Filler};
 use crate::key::Variants;
+use crate::manifests::Manifests;
 use crate::meta::CachedMeta;
 use crate::metrics::Metrics;
 use crate::prefetch::Prefetcher;
@@ -60,6 +61,7 @@ pub struct Edge {
     admin_token: Option<String>,
     drain_to: Option<String>,
     prefetcher: Prefetcher,
+    manifests: Manifests,
     /// Operator drain (router and viewers are told; the process keeps serving).
     drain_mode: AtomicBool,
     max_requests: u32,
@@ -107,6 +109,7 @@ impl Edge {
                 config.key_ignore_params.clone(),
                 metrics.clone(),
             ),
+            manifests: Manifests::new(config),
             metrics,
             key_params: config.key_ignore_params.clone(),
             admin_token: config.admin_token.clone(),

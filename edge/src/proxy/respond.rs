@@ -1,9 +1,13 @@
 //! The responses the request path sends: from a stored object, streamed from a fill, or an
 //! error. A stored object's or a fill's answer goes through [`respond`], where the viewer's own
 //! conditionals and ranges are answered by the same decision the origin makes
-//! (`video_http::conditional`), and HEAD gets the headers without the body.
+//! (`video_http::conditional`), and HEAD gets the headers without the body. A manifest is
+//! rewritten (`crate::manifests`) before that, so conditionals and ranges apply to the bytes
+//! the viewer gets.
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -12,8 +16,10 @@ use server_kit::{Body, body};
 use video_http::conditional::{self, Decision, Validators};
 use video_http::range;
 
+use super::Edge;
 use crate::error::EdgeError;
 use crate::fill::{Fill, FillHead};
+use crate::manifests::MAX_REWRITTEN;
 use crate::meta::{self, CachedMeta};
 use crate::store::StoredObject;
 
@@ -99,46 +105,106 @@ fn header_value(s: String) -> HeaderValue {
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// A stored object as this request gets it: validators, ranges and HEAD are answered here.
-pub(super) fn stored_response(
-    request: &Request<Incoming>,
-    object: &StoredObject<CachedMeta>,
-    age: Duration,
-    cache: &'static str,
-) -> Response<Body> {
-    let mut headers = object.meta.header_map();
-    let status = StatusCode::from_u16(object.meta.status).unwrap_or(StatusCode::OK);
-    headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
-    headers.insert("x-cache", HeaderValue::from_static(cache));
-    let len = object.body.len() as u64;
-    respond(request, status, headers, Some(len), |start, take| {
-        let end = take.map_or(len, |t| start + t);
-        body::full(object.body.slice(start as usize..end as usize))
-    })
-}
-
-/// A response streamed from a fill.
-pub(super) fn fill_response(
-    request: &Request<Incoming>,
-    fill: &Arc<Fill>,
-    head: &FillHead,
-    cache: &'static str,
-) -> Response<Body> {
-    let mut headers = HeaderMap::with_capacity(head.headers.len() + 3);
-    for (name, value) in &crate::forward::end_to_end(&head.headers) {
-        if !meta::is_not_stored(name) {
-            headers.append(name.clone(), value.clone());
-        }
+impl Edge {
+    /// A stored object as this request gets it: validators, ranges and HEAD are answered here,
+    /// a manifest rewritten first (`crate::manifests`).
+    pub(super) fn stored_response(
+        &self,
+        request: &Request<Incoming>,
+        object: &StoredObject<CachedMeta>,
+        age: Duration,
+        cache: &'static str,
+    ) -> Response<Body> {
+        let mut headers = object.meta.header_map();
+        let status = StatusCode::from_u16(object.meta.status).unwrap_or(StatusCode::OK);
+        headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+        headers.insert("x-cache", HeaderValue::from_static(cache));
+        let body = self
+            .rewritten(request, status, &mut headers, &object.body)
+            .unwrap_or_else(|| object.body.clone());
+        let len = body.len() as u64;
+        respond(request, status, headers, Some(len), |start, take| {
+            let end = take.map_or(len, |t| start + t);
+            body::full(body.slice(start as usize..end as usize))
+        })
     }
-    headers.insert(header::AGE, HeaderValue::from(head.age));
-    headers.insert("x-cache", HeaderValue::from_static(cache));
-    respond(
-        request,
-        head.status,
-        headers,
-        head.content_length,
-        |start, take| fill.body(start, take),
-    )
+
+    /// A response streamed from a fill; a manifest is read whole first, to be rewritten.
+    pub(super) async fn fill_response(
+        &self,
+        request: &Request<Incoming>,
+        fill: &Arc<Fill>,
+        head: &FillHead,
+        cache: &'static str,
+    ) -> Response<Body> {
+        let mut headers = HeaderMap::with_capacity(head.headers.len() + 3);
+        for (name, value) in &crate::forward::end_to_end(&head.headers) {
+            if !meta::is_not_stored(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        headers.insert(header::AGE, HeaderValue::from(head.age));
+        headers.insert("x-cache", HeaderValue::from_static(cache));
+        if self
+            .manifests
+            .applies(
+                request.uri().path(),
+                head.status,
+                &headers,
+                head.content_length,
+            )
+            .is_some()
+        {
+            let limited = http_body_util::Limited::new(fill.body(0, None), MAX_REWRITTEN as usize);
+            match http_body_util::BodyExt::collect(limited).await {
+                Ok(collected) => {
+                    let whole = collected.to_bytes();
+                    let body = self
+                        .rewritten(request, head.status, &mut headers, &whole)
+                        .unwrap_or(whole);
+                    let len = body.len() as u64;
+                    return respond(request, head.status, headers, Some(len), |start, take| {
+                        let end = take.map_or(len, |t| start + t);
+                        body::full(body.slice(start as usize..end as usize))
+                    });
+                }
+                // Larger than a manifest is rewritten: it goes out as the origin sent it.
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => {}
+                Err(error) => {
+                    let error = EdgeError::OriginBody(error.to_string().into());
+                    return error_response(&error);
+                }
+            }
+        }
+        respond(
+            request,
+            head.status,
+            headers,
+            head.content_length,
+            |start, take| fill.body(start, take),
+        )
+    }
+
+    /// The body this edge serves for a manifest (headers updated to match), or `None` when the
+    /// origin's goes out unchanged.
+    fn rewritten(
+        &self,
+        request: &Request<Incoming>,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+        body: &Bytes,
+    ) -> Option<Bytes> {
+        let path = request.uri().path();
+        let kind = self
+            .manifests
+            .applies(path, status, headers, Some(body.len() as u64))?;
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        self.manifests.rewrite(kind, body, host, headers)
+    }
 }
 
 /// What a viewer gets when the edge cannot answer: who failed, and what to do.

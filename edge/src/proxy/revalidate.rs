@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use server_kit::Body;
 
-use super::respond::{error_response, fill_response, stored_response};
+use super::respond::error_response;
 use super::{ERROR, Edge, MISS, REVALIDATED, STALE};
 use crate::error::EdgeError;
 use crate::meta::CachedMeta;
@@ -29,12 +29,12 @@ impl Edge {
         match fill.head().await {
             Ok(head) if head.status == StatusCode::NOT_MODIFIED => self.revalidated(request, &key),
             Ok(head) if head.status.is_server_error() && if_error => {
-                (stored_response(request, &stale, age(), STALE), STALE)
+                (self.stored_response(request, &stale, age(), STALE), STALE)
             }
-            Ok(head) => (fill_response(request, &fill, &head, MISS), MISS),
+            Ok(head) => (self.fill_response(request, &fill, &head, MISS).await, MISS),
             Err(error) if if_error => {
                 tracing::warn!(%error, "origin failed; serving stale (stale-if-error)");
-                (stored_response(request, &stale, age(), STALE), STALE)
+                (self.stored_response(request, &stale, age(), STALE), STALE)
             }
             Err(error) => (error_response(&error), ERROR),
         }
@@ -51,7 +51,7 @@ impl Edge {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 let age = object.meta.age(SystemTime::now());
                 (
-                    stored_response(request, &object, age, REVALIDATED),
+                    self.stored_response(request, &object, age, REVALIDATED),
                     REVALIDATED,
                 )
             }
