@@ -55,6 +55,10 @@ function playHls(url) {
     contentSteeringEnabled: true,
     debug: debugging ? true : { log() {}, info() {}, debug() {}, warn: (...a) => console.warn(...a), error: (...a) => console.error(...a) },
     lowLatencyMode: false,
+    // A short buffer, as dash.js keeps below: the demo's VOD titles are 32 s, and a handover
+    // must be seen (and work) while the player is still fetching, not after it has it all.
+    maxBufferLength: 8,
+    maxMaxBufferLength: 8,
     // Fail over fast: a dead edge refuses at once on loopback; do not keep retrying it.
     fragLoadPolicy: { default: {
       maxTimeToFirstByteMs: 2000, maxLoadTimeMs: 6000,
@@ -118,14 +122,30 @@ function playDash(url) {
   dash.updateSettings({ debug: { logLevel: debugging ? dashjs.Debug.LOG_LEVEL_DEBUG : dashjs.Debug.LOG_LEVEL_WARNING }, streaming: {
     applyContentSteering: true,
     buffer: { stableBufferTime: 6, bufferTimeAtTopQuality: 6, bufferTimeAtTopQualityLongForm: 6 },
+    // Live: 6 s behind the live edge (three 2 s segments), whatever the packager suggests.
+    // ffmpeg's DASH muxer suggests one segment's time, and playback would sit on the edge of
+    // what exists, stalling at every segment boundary.
+    delay: { liveDelay: 6 },
     retryAttempts: { MediaSegment: 1, InitializationSegment: 1, MPD: 2 },
     retryIntervals: { MediaSegment: 100, InitializationSegment: 100, MPD: 200 },
   } });
   dash.on(dashjs.MediaPlayer.events.FRAGMENT_LOADING_COMPLETED, (e) => {
     const request = e.request || {};
-    const edge = edgeAt(request.url || '');
-    record({ at: Date.now(), url: request.url || '', edge: edge ? edge.name : '?', region: edge ? edge.region : '?',
-      cache: '', ms: Math.round((request.requestEndDate - request.requestStartDate) || 0), ok: !e.error });
+    // The request's own metrics entry has the response headers and, after a redirect (a
+    // draining edge's), the URL that answered: X-Served-By says which edge that was.
+    const metric = dash.getDashMetrics().getCurrentHttpRequest(request.mediaType);
+    const mine = metric && metric.url === request.url ? metric : null;
+    const header = (name) => {
+      const line = (mine?._responseHeaders || '').split(/\r?\n/).find((l) => l.toLowerCase().startsWith(`${name}:`));
+      return line ? line.slice(name.length + 1).trim() : null;
+    };
+    let who = servedBy(header('x-served-by'));
+    if (who.edge === '?') {
+      const edge = edgeAt(mine?.actualurl || request.url || '');
+      who = { edge: edge ? edge.name : '?', region: edge ? edge.region : '?' };
+    }
+    record({ at: Date.now(), url: request.url || '', ...who, cache: header('x-cache') || '',
+      ms: Math.round((request.requestEndDate - request.requestStartDate) || 0), ok: !e.error });
   });
   dash.on(dashjs.MediaPlayer.events.CONTENT_STEERING_REQUEST_COMPLETED, (e) => {
     const priority = e.currentSteeringResponseData?.pathwayPriority || [];
@@ -149,7 +169,7 @@ function playDash(url) {
   return dash;
 }
 
-/** The fleet's edge whose HTTP address a URL points at (dash.js does not expose headers). */
+/** The fleet's edge whose HTTP address a URL points at (when no X-Served-By was readable). */
 function edgeAt(url) {
   const fleet = state.fleet;
   if (!fleet || !url) return null;

@@ -5,7 +5,9 @@
 #
 # No provider registry is reachable: the CLI config points at an empty filesystem mirror, and
 # everything here uses only Terraform's built-in terraform_data. envs/aws needs the AWS
-# provider, so it is only format-checked. Binaries: TF_VAR_bin_dir (default target/release).
+# provider, so it is only format-checked; the edge config its modules/edge renders (HTTPS origin
+# URLs) is run against an HTTPS origin (https-origin-check.sh). Binaries: TF_VAR_bin_dir
+# (default target/release).
 # Terraform's working data (.terraform/) goes under target/terraform/, not beside the modules.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,6 +35,10 @@ for dir in modules/edge modules/fleet; do
   echo "== terraform test $dir"
   tf "$dir" test
 done
+
+echo "== modules/edge's config with envs/aws's HTTPS origin URLs, against an HTTPS origin"
+TF_DATA_DIR_EDGE="$data/modules/edge" ./https-origin-check.sh \
+  "${TF_VAR_bin_dir:-$(cd .. && pwd)/target/release}" "$data/https-check"
 
 echo "== terraform test envs/local"
 run_dir="$(cd .. && pwd)/target/terraform/local-run"

@@ -80,15 +80,24 @@ pub enum Error {
         cause: io::Error,
     },
 
+    /// A program the chosen origin needs (nginx, ffmpeg) is not installed.
+    #[error(
+        "{name} is not installed (not on PATH): the --origin nginx fleet needs it; apt-get install {package}, or run with --origin meridian"
+    )]
+    MissingProgram {
+        name: &'static str,
+        package: &'static str,
+    },
+
     /// A child exited, or stayed silent, before printing all of its `listening` lines.
     #[error(
-        "{name} did not become ready: {why}, still missing `listening` lines for {missing:?}. An address that is taken shows as \"Address in use\" in its log: stop what holds it, or move this fleet with --loopback-block. Its log ({}):\n{log}",
+        "{name} did not become ready: {why}, still missing {missing:?}. An address that is taken shows as \"Address in use\" in its log: stop what holds it, or move this fleet with --loopback-block. Its log ({}):\n{log}",
         log_path.display()
     )]
     NotReady {
         name: String,
         why: String,
-        missing: Vec<&'static str>,
+        missing: Vec<String>,
         log_path: PathBuf,
         log: String,
     },

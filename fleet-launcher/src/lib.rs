@@ -7,6 +7,7 @@
 //!
 //! Layout:
 //! - [`plan`]: what to start, derived from the topology (addresses, configs, drain targets).
+//! - [`static_origin`]: `--origin nginx`, nginx and ffmpeg as a plain packager origin.
 //! - [`supervisor`]: starting children, readiness, kill -9, drain, restore, stop.
 //! - [`control`]: the pages and `POST /api/edges/<name>/{kill,drain,undrain,restore}`.
 //! - [`error`]: the one error type: who failed, and what to do.
@@ -14,6 +15,7 @@
 pub mod control;
 pub mod error;
 pub mod plan;
+pub mod static_origin;
 pub mod supervisor;
 
 pub use error::Error;

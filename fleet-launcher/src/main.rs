@@ -8,6 +8,7 @@
 //! meridian-local restore eu-west-1    # start it again if dead, and undrain
 //! meridian-local --loopback-block 7   # the same fleet in 127.7.0.0/16, beside the default one
 //! meridian-local --loopback-block auto   # in a free block; the `listening control` line says where
+//! meridian-local --origin nginx       # nginx + ffmpeg's HLS/DASH muxers as a plain packager origin
 //! ```
 
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fleet_launcher::control::Control;
-use fleet_launcher::plan::{Addresses, Inputs, claim_free_block, plan};
+use fleet_launcher::plan::{Addresses, Inputs, OriginKind, claim_free_block, plan};
 use fleet_launcher::supervisor::Supervisor;
 use server_kit::{Shutdown, listener};
 
@@ -46,6 +47,11 @@ struct Cli {
     /// Edge configs, stores (kept between runs: restarts are warm) and logs.
     #[arg(long, default_value = "target/meridian-local")]
     run_dir: PathBuf,
+    /// The origin: `meridian` (Meridian's origin over the media root) or `nginx` (nginx serving
+    /// the media root's VOD files and ffmpeg's HLS and DASH muxers writing the live channel
+    /// live/big-clock; needs nginx and ffmpeg installed).
+    #[arg(long, default_value = "meridian", value_parser = parse_origin)]
+    origin: OriginKind,
     /// Store size of each edge.
     #[arg(long, default_value = "256MiB")]
     edge_capacity: String,
@@ -66,6 +72,14 @@ struct Cli {
 enum Block {
     Fixed(u8),
     Auto,
+}
+
+fn parse_origin(text: &str) -> Result<OriginKind, String> {
+    match text {
+        "meridian" => Ok(OriginKind::Meridian),
+        "nginx" => Ok(OriginKind::Nginx),
+        other => Err(format!("{other:?} is neither `meridian` nor `nginx`")),
+    }
 }
 
 fn parse_block(text: &str) -> Result<Block, String> {
@@ -99,6 +113,7 @@ impl Cli {
             geoip: self.geoip.clone(),
             run_dir: self.run_dir.clone(),
             edge_capacity: self.edge_capacity.clone(),
+            origin_kind: self.origin,
             addresses: Addresses {
                 control: self.control.unwrap_or(usual.control),
                 ..usual
@@ -210,7 +225,11 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         format!(" --control {control_addr}")
     };
     println!(
-        "Meridian local CDN is up: origin, geo-router, {} edges (loopback block {}).\n  Player:  http://{control_addr}/\n  Fleet:   http://{control_addr}/fleet\n  Router:  http://{}/fleet (JSON)   DNS {} (video.meridian.test)\n  Origin:  http://{}\n  Control: meridian-local{control_flag} kill|drain|undrain|restore <edge>\n  Ctrl-C stops everything.",
+        "Meridian local CDN is up: {} origin, geo-router, {} edges (loopback block {}).\n  Player:  http://{control_addr}/\n  Fleet:   http://{control_addr}/fleet\n  Router:  http://{}/fleet (JSON)   DNS {} (video.meridian.test)\n  Origin:  http://{}\n  Control: meridian-local{control_flag} kill|drain|undrain|restore <edge>\n  Ctrl-C stops everything.",
+        match supervisor.plan.origin_kind {
+            OriginKind::Meridian => "Meridian",
+            OriginKind::Nginx => "nginx + ffmpeg",
+        },
         supervisor.plan.edges.len(),
         block,
         a.router_http,

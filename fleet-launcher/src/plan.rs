@@ -1,6 +1,10 @@
-//! What the launcher starts, derived from the topology: one origin, one geo-router, and one
+//! What the launcher starts, derived from the topology: the origin, one geo-router, and one
 //! edge per topology entry, with its listen and admin addresses taken from the entry's URLs and
 //! its drain target set to the first edge of its region's first neighbour (or nearest region).
+//! Every edge writes content steering (naming the router) into the manifests it serves, so
+//! the origin may be any: Meridian's own, or ([`OriginKind::Nginx`]) nginx serving the VOD
+//! titles as plain files and ffmpeg's HLS and DASH muxers writing the live channel into a
+//! folder nginx serves.
 //!
 //! A loopback block moves the whole fleet: with block N, the origin, the router and the control
 //! port listen on 127.N.0.1 (their usual ports), and an edge the topology puts at 127.0.r.e
@@ -60,6 +64,27 @@ pub struct Spec {
     pub args: Vec<String>,
     /// The listener kinds whose `listening <kind> <address>` lines together mean ready.
     pub listeners: &'static [&'static str],
+    /// For programs that print no such lines: URLs that must answer 200, with a body holding
+    /// the given text, before the child counts as ready.
+    pub probes: Vec<Probe>,
+}
+
+/// A readiness check by HTTP.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub url: String,
+    pub contains: String,
+}
+
+/// Which origin the fleet has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OriginKind {
+    /// Meridian's origin over the media root (VOD files and live channels made from them).
+    #[default]
+    Meridian,
+    /// nginx serving the media root's VOD files, and ffmpeg's own HLS and DASH muxers writing
+    /// a live channel (`live/big-clock`) into a folder nginx serves: a plain packager.
+    Nginx,
 }
 
 /// An edge as the launcher knows it.
@@ -74,10 +99,12 @@ pub struct EdgeInfo {
 /// Everything to start.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub origin: Spec,
+    /// The origin's processes, started in order (nginx, then the live encoder).
+    pub origin: Vec<Spec>,
     pub router: Spec,
     pub edges: Vec<(EdgeInfo, Spec)>,
     pub addresses: Addresses,
+    pub origin_kind: OriginKind,
     /// The loopback block the fleet was moved to (0: where the topology puts it).
     pub loopback_block: u8,
 }
@@ -122,6 +149,7 @@ pub struct Inputs {
     pub run_dir: PathBuf,
     pub edge_capacity: String,
     pub addresses: Addresses,
+    pub origin_kind: OriginKind,
     /// Moves every edge from 127.0.r.e to 127.`loopback_block`.r.e (0: no move). The fleet's
     /// own addresses are in [`Inputs::addresses`]: [`Addresses::in_block`] gives the usual ones.
     pub loopback_block: u8,
@@ -186,22 +214,22 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
     let a = &inputs.addresses;
     let bin = |name: &str| inputs.bin_dir.join(name);
     let s = |p: &Path| p.display().to_string();
-    let origin = Spec {
-        name: "origin".into(),
-        program: bin("origin"),
-        args: vec![
-            "--media".into(),
-            s(&inputs.media),
-            "--listen".into(),
-            a.origin_http.to_string(),
-            "--admin".into(),
-            a.origin_admin.to_string(),
-            "--steering-hls".into(),
-            format!("http://{}/steer/hls", a.router_http),
-            "--steering-dash".into(),
-            format!("http://{}/steer/dash", a.router_http),
-        ],
-        listeners: &["http", "admin"],
+    let origin = match inputs.origin_kind {
+        OriginKind::Meridian => vec![Spec {
+            name: "origin".into(),
+            program: bin("origin"),
+            args: vec![
+                "--media".into(),
+                s(&inputs.media),
+                "--listen".into(),
+                a.origin_http.to_string(),
+                "--admin".into(),
+                a.origin_admin.to_string(),
+            ],
+            listeners: &["http", "admin"],
+            probes: Vec::new(),
+        }],
+        OriginKind::Nginx => crate::static_origin::specs(&inputs.run_dir, &inputs.media, a)?,
     };
     // Players re-read steering every 2 s here, so a failed edge's pathway leaves their
     // priority list soon after the router notices.
@@ -229,6 +257,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
             "--dev-mode".into(),
         ],
         listeners: &["dns-udp", "dns-tcp", "http", "admin"],
+        probes: Vec::new(),
     };
     let mut edges = Vec::new();
     for edge in &topology.edges {
@@ -238,7 +267,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
         let config = inputs.run_dir.join(format!("{}.toml", edge.name));
         let store = inputs.run_dir.join(format!("{}.store", edge.name));
         let text = format!(
-            "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\n{drain_to}",
+            "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\nsteering_hls = {:?}\nsteering_dash = {:?}\n{drain_to}",
             inputs.topology.display(),
             host_port(&edge.name, &edge.http)?,
             host_port(&edge.name, &edge.admin)?,
@@ -248,6 +277,8 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
             s(&store),
             inputs.edge_capacity,
             LOCAL_TOKEN,
+            format!("http://{}/steer/hls", a.router_http),
+            format!("http://{}/steer/dash", a.router_http),
         );
         write(&config, &text)?;
         edges.push((
@@ -262,6 +293,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
                 program: bin("edge"),
                 args: vec!["--config".into(), s(&config)],
                 listeners: &["http", "admin"],
+                probes: Vec::new(),
             },
         ));
     }
@@ -270,6 +302,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
         router,
         edges,
         addresses: a.clone(),
+        origin_kind: inputs.origin_kind,
         loopback_block: inputs.loopback_block,
     })
 }
@@ -407,6 +440,7 @@ mod tests {
             run_dir: run_dir.to_path_buf(),
             edge_capacity: "64MiB".into(),
             addresses: Addresses::in_block(block),
+            origin_kind: OriginKind::Meridian,
             loopback_block: block,
         }
     }
@@ -455,9 +489,8 @@ mod tests {
         );
         assert!(plan.router.args.contains(&"127.7.0.1:5353".to_owned()));
         assert!(
-            plan.origin
-                .args
-                .contains(&"http://127.7.0.1:8053/steer/hls".to_owned())
+            config.contains("steering_hls = \"http://127.7.0.1:8053/steer/hls\""),
+            "{config}"
         );
     }
 

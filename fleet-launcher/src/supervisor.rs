@@ -1,5 +1,6 @@
 //! Children of the launcher: started from a [`Spec`], ready when their `listening` lines are
-//! out, killed and stopped by PID, their stderr kept in `<run dir>/<name>.log`.
+//! out (or, for programs that print none, when their HTTP probes answer), killed and stopped
+//! by PID, their stderr kept in `<run dir>/<name>.log`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,9 +21,11 @@ use tokio::sync::Mutex;
 
 use crate::Error;
 use crate::error::chain;
-use crate::plan::{EdgeInfo, LOCAL_TOKEN, Plan, Spec};
+use crate::plan::{EdgeInfo, LOCAL_TOKEN, Plan, Probe, Spec};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a child's HTTP probe is tried until it answers.
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 /// How long an edge's admin API may take to answer a drain.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,7 +50,9 @@ impl Supervisor {
 
     /// Starts the origin, then the router, then every edge (in parallel), each waited for.
     pub async fn start_all(&self) -> Result<(), Error> {
-        self.start(&self.plan.origin).await?;
+        for spec in &self.plan.origin {
+            self.start(spec).await?;
+        }
         self.start(&self.plan.router).await?;
         let starts = self.plan.edges.iter().map(|(_, spec)| self.start(spec));
         for result in futures_util::future::join_all(starts).await {
@@ -81,6 +86,7 @@ impl Supervisor {
         };
         let mut lines = BufReader::new(stdout).lines();
         let mut seen: HashMap<String, String> = HashMap::new();
+        let mut probed = 0;
         let ready = tokio::time::timeout(READY_TIMEOUT, async {
             while !spec.listeners.iter().all(|k| seen.contains_key(*k)) {
                 match lines.next_line().await {
@@ -91,6 +97,18 @@ impl Supervisor {
                     }
                     _ => return false,
                 }
+            }
+            for probe in &spec.probes {
+                loop {
+                    if !matches!(child.try_wait(), Ok(None)) {
+                        return false;
+                    }
+                    if self.probe(probe).await {
+                        break;
+                    }
+                    tokio::time::sleep(PROBE_INTERVAL).await;
+                }
+                probed += 1;
             }
             true
         })
@@ -108,8 +126,13 @@ impl Supervisor {
                 missing: spec
                     .listeners
                     .iter()
-                    .copied()
-                    .filter(|k| !seen.contains_key(*k))
+                    .filter(|k| !seen.contains_key(**k))
+                    .map(|k| format!("`listening {k}` line"))
+                    .chain(
+                        spec.probes[probed..]
+                            .iter()
+                            .map(|p| format!("{} with {:?}", p.url, p.contains)),
+                    )
                     .collect(),
                 log: std::fs::read_to_string(&log_path).unwrap_or_default(),
                 log_path,
@@ -120,6 +143,27 @@ impl Supervisor {
         tracing::info!(name = %spec.name, pid = child.id(), listeners = ?seen, "ready");
         self.children.lock().await.insert(spec.name.clone(), child);
         Ok(())
+    }
+
+    /// Does the probe's URL answer 200 with its text in the body?
+    async fn probe(&self, probe: &Probe) -> bool {
+        let Ok(uri) = probe.url.parse::<http::Uri>() else {
+            return false;
+        };
+        let answer = tokio::time::timeout(ADMIN_TIMEOUT, async {
+            let response = self.client.get(uri).await.ok()?;
+            if response.status() != http::StatusCode::OK {
+                return None;
+            }
+            response
+                .into_body()
+                .collect()
+                .await
+                .ok()
+                .map(|b| b.to_bytes())
+        })
+        .await;
+        matches!(answer, Ok(Some(body)) if String::from_utf8_lossy(&body).contains(&probe.contains))
     }
 
     /// The edge of that name, or the error that lists the fleet's edges.
@@ -225,7 +269,10 @@ impl Supervisor {
     pub async fn states(&self) -> serde_json::Value {
         let mut children = self.children.lock().await;
         let mut out = serde_json::Map::new();
-        for spec in std::iter::once(&self.plan.origin)
+        for spec in self
+            .plan
+            .origin
+            .iter()
             .chain(std::iter::once(&self.plan.router))
             .chain(self.plan.edges.iter().map(|(_, s)| s))
         {
@@ -247,7 +294,8 @@ impl Supervisor {
             .map(|(_, s)| s.name.clone())
             .collect();
         order.push(self.plan.router.name.clone());
-        order.push(self.plan.origin.name.clone());
+        // The encoder before nginx: the origin's processes in reverse.
+        order.extend(self.plan.origin.iter().rev().map(|s| s.name.clone()));
         for name in &order {
             if let Some(pid) = children.get(name).and_then(|c| c.id()) {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);

@@ -1,6 +1,11 @@
 // The story people come for, in a real browser: press Play, kill (or drain) the edge that
 // serves the stream, and the video carries on from another region.
 //
+// Two fleets, one after the other: in front of Meridian's origin, and in front of a plain
+// packager (`meridian-local --origin nginx`: nginx serving testdata's VOD files, ffmpeg's own
+// HLS and DASH muxers writing the live channel into a folder nginx serves), where the content
+// steering comes from the edges alone. Each fleet plays kill and drain with hls.js and dash.js.
+//
 // Starts the local fleet with meridian-local (the debug binaries cargo test built, unless
 // MERIDIAN_BIN_DIR says otherwise), drives Debian's Chromium headless with playwright-core,
 // and reads the page's own log (window.meridian): positions, X-Served-By of every segment,
@@ -11,7 +16,7 @@
 // launcher's `listening control` line, and the pages learn the rest from /api/config.
 // Screenshots go to target/screenshots/ (MERIDIAN_SCREENSHOTS overrides it); only
 // scripts/refresh-docs-images copies them into docs/.
-import { test, before, after } from 'node:test';
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -25,40 +30,20 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const binDir = process.env.MERIDIAN_BIN_DIR || path.join(root, 'target/debug');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const screenshots = process.env.MERIDIAN_SCREENSHOTS || path.join(root, 'target/screenshots');
-// The launcher's control URL (http://127.N.0.1:8000), from its `listening control` line.
+// The running fleet's control URL (http://127.N.0.1:8000), from its `listening control` line.
 let control;
-let fleet;
 let browser;
 
-const runDir = path.join(root, 'target/meridian-browser-test');
+const runDirs = path.join(root, 'target/meridian-browser-test');
 // Every wait has a deadline; these are the ones outside playFor's own.
 const FLEET_START_MS = 60_000;
 const FLEET_STOP_MS = 30_000;
 const CONTROL_MS = 30_000;
 const TEST_MS = 180_000;
 
+
 before(async () => {
-  // A cold fleet every run: edges restart warm, and a store kept from an older build of the
-  // demo media would serve its segments.
-  rmSync(runDir, { recursive: true, force: true });
   mkdirSync(screenshots, { recursive: true });
-  fleet = spawn(path.join(binDir, 'meridian-local'),
-    ['--bin-dir', binDir, '--run-dir', runDir, '--edge-capacity', '64MiB', '--loopback-block', 'auto'], {
-      cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
-    });
-  // Ready when the launcher prints `listening control <url>`: it does after every child's
-  // listening lines. The rest of stdout (the summary) is read and dropped.
-  const lines = createInterface({ input: fleet.stdout });
-  control = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the fleet did not start within ${FLEET_START_MS / 1000} s`)), FLEET_START_MS);
-    lines.on('line', (line) => {
-      const [word, kind, address, extra] = line.trim().split(/\s+/);
-      if (word === 'listening' && kind === 'control' && address && extra === undefined) { clearTimeout(timer); resolve(address); }
-    });
-    fleet.once('exit', (code) => { clearTimeout(timer); reject(new Error(`meridian-local exited early (${code})`)); });
-    fleet.once('error', (error) => { clearTimeout(timer); reject(new Error(`cannot start meridian-local from ${binDir}: ${error.message}`)); });
-  });
-  console.log(`fleet: meridian-local is up, control ${control}`);
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -68,16 +53,45 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (fleet && fleet.exitCode === null && fleet.signalCode === null) {
-    fleet.kill('SIGINT');
-    const stopped = await Promise.race([once(fleet, 'exit').then(() => true),
-      new Promise((resolve) => setTimeout(() => resolve(false), FLEET_STOP_MS))]);
-    if (!stopped) {
-      fleet.kill('SIGKILL');
-      throw new Error(`meridian-local did not stop within ${FLEET_STOP_MS / 1000} s of SIGINT; killed it (SIGKILL)`);
-    }
-  }
 });
+
+/** Starts meridian-local with `args` in a cold run folder; resolves to the child and its control URL. */
+async function startFleet(name, args) {
+  // A cold fleet every run: edges restart warm, and a store kept from an older build of the
+  // demo media would serve its segments.
+  const runDir = path.join(runDirs, name);
+  rmSync(runDir, { recursive: true, force: true });
+  const child = spawn(path.join(binDir, 'meridian-local'),
+    ['--bin-dir', binDir, '--run-dir', runDir, '--edge-capacity', '64MiB', '--loopback-block', 'auto', ...args], {
+      cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+  // Ready when the launcher prints `listening control <url>`: it does after every child is
+  // ready. The rest of stdout (the summary) is read and dropped.
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the fleet did not start within ${FLEET_START_MS / 1000} s`)), FLEET_START_MS);
+    lines.on('line', (line) => {
+      const [word, kind, address, extra] = line.trim().split(/\s+/);
+      if (word === 'listening' && kind === 'control' && address && extra === undefined) { clearTimeout(timer); resolve(address); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`meridian-local exited early (${code})`)); });
+    child.once('error', (error) => { clearTimeout(timer); reject(new Error(`cannot start meridian-local from ${binDir}: ${error.message}`)); });
+  });
+  console.log(`fleet ${name}: meridian-local ${args.join(' ')} is up, control ${url}`);
+  return { child, url };
+}
+
+/** SIGINT to the launcher (by PID, through the child handle), SIGKILL if it does not stop. */
+async function stopFleet(fleet) {
+  if (!fleet || fleet.exitCode !== null || fleet.signalCode !== null) return;
+  fleet.kill('SIGINT');
+  const stopped = await Promise.race([once(fleet, 'exit').then(() => true),
+    new Promise((resolve) => setTimeout(() => resolve(false), FLEET_STOP_MS))]);
+  if (!stopped) {
+    fleet.kill('SIGKILL');
+    throw new Error(`meridian-local did not stop within ${FLEET_STOP_MS / 1000} s of SIGINT; killed it (SIGKILL)`);
+  }
+}
 
 async function openPlayer(client, { protocol = 'hls', stream = 'live/big-clock' } = {}) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -150,8 +164,31 @@ async function screenshotFleet() {
   await page.close();
 }
 
-test('kill -9 of the serving edge: playback carries on from another region', { timeout: TEST_MS }, async () => {
-  const page = await openPlayer('192.0.2.10');
+
+/** Every edge up again in the router's view (after a restore), so the next case starts whole. */
+async function waitAllUp() {
+  const { router } = await (await fetch(`${control}/api/config`)).json();
+  const deadline = Date.now() + CONTROL_MS;
+  for (;;) {
+    const fleet = await (await fetch(`${router}/fleet`)).json();
+    if (fleet.edges.every((e) => e.up && !e.draining)) return;
+    assert.ok(Date.now() < deadline, `edges still down or draining: ${JSON.stringify(fleet.edges.filter((e) => !e.up || e.draining).map((e) => e.name))}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+const stallSince = (s, t) => s.stalls.filter((x) => x.startedAt >= t).reduce((a, x) => a + x.ms, 0) + s.openStall;
+
+function debugDump(s, t) {
+  if (process.env.DEBUG) console.log(JSON.stringify({ stalls: s.stalls.map((x) => ({ ...x, startedAt: x.startedAt - t })), log: s.log.map((e) => ({ ...e, at: e.at - t })), errors: s.errors.map((e) => ({ ...e, at: e.at - t })) }, null, 1));
+}
+
+/**
+ * kill -9 of the serving edge: playback carries on from another region within 2 s of stall,
+ * nothing after the kill from the dead edge or its region.
+ */
+async function killCase(label, client, options, { screenshot = false } = {}) {
+  const page = await openPlayer(client, options);
   await playFor(page, 10, 40_000);
   const victim = await servingEdge(page);
   const killing = Date.now();
@@ -159,64 +196,100 @@ test('kill -9 of the serving edge: playback carries on from another region', { t
   // The launcher answers once the process is gone; a segment logged before that may still have
   // come from it.
   const killedAt = Date.now();
+  try {
+    await killed(page, victim, killing, killedAt, label, screenshot);
+  } finally {
+    await page.close();
+    await act(victim.edge, 'restore');
+  }
+  if (screenshot) await screenshotFleet();
+  await waitAllUp();
+}
+
+async function killed(page, victim, killing, killedAt, label, screenshot) {
   await playFor(page, 15, 45_000);
   const s = await snapshot(page);
-  const stallMs = s.stalls.filter((x) => x.startedAt >= killing - 1000).reduce((a, x) => a + x.ms, 0) + s.openStall;
-  console.log(`kill: serving edge ${victim.edge} (${victim.region}) killed; stall after the kill ${stallMs} ms`);
-  if (process.env.DEBUG) console.log(JSON.stringify({ stalls: s.stalls.map((x) => ({ ...x, startedAt: x.startedAt - killedAt })), log: s.log.map((e) => ({ ...e, at: e.at - killedAt })), errors: s.errors.map((e) => ({ ...e, at: e.at - killedAt })) }, null, 1));
-  assert.equal(s.fatal, null, `no fatal player error: ${JSON.stringify(s.errors)}`);
+  const stallMs = stallSince(s, killing - 1000);
+  debugDump(s, killedAt);
   const after = s.log.filter((e) => e.ok && e.at > killedAt);
-  assert.ok(after.length >= 4, 'segments kept coming after the kill');
+  console.log(`${label}: serving edge ${victim.edge} (${victim.region}) killed; stall after the kill ${stallMs} ms; then ${[...new Set(after.map((e) => e.edge))].join(', ')}`);
+  assert.equal(s.fatal, null, `no fatal player error: ${JSON.stringify(s.errors)}`);
+  assert.ok(after.length >= 3, `segments kept coming after the kill: ${after.length}`);
   assert.ok(after.every((e) => e.edge !== victim.edge), 'nothing came from the dead edge');
   // The viewer is handed over to another region, not to the dead edge's sibling: the router
   // sends a player whose edge failed out of that region, and keeps it where it landed.
-  const regions = [...new Set(after.map((e) => e.region))];
-  console.log(`kill: after the kill, segments came from ${[...new Set(after.map((e) => e.edge))].join(', ')} (regions ${regions.join(', ')})`);
-  assert.ok(after.every((e) => e.region !== victim.region), `every segment after the kill came from another region than ${victim.region}`);
+  assert.ok(after.every((e) => e.region !== '?' && e.region !== victim.region), `every segment after the kill came from a known edge in another region than ${victim.region}`);
   assert.ok(stallMs <= 2000, `stall ${stallMs} ms is more than 2 s`);
-  await page.screenshot({ path: path.join(screenshots, 'player.png') });
-  await page.close();
-  await act(victim.edge, 'restore');
-  await screenshotFleet();
-});
+  if (screenshot) await page.screenshot({ path: path.join(screenshots, 'player.png') });
+}
 
-test('drain of the serving edge: no stall and no failed segment request', { timeout: TEST_MS }, async () => {
-  const page = await openPlayer('198.51.100.10');
+/** Drain of the serving edge: no stall, no failed request, new requests leave the edge. */
+async function drainCase(label, client, options) {
+  const page = await openPlayer(client, options);
   await playFor(page, 10, 40_000);
   const drained = await servingEdge(page);
   const drainedAt = Date.now();
   await act(drained.edge, 'drain');
+  try {
+    await drainedFor(page, drained, drainedAt, label);
+  } finally {
+    await page.close();
+    await act(drained.edge, 'undrain');
+  }
+  await waitAllUp();
+}
+
+async function drainedFor(page, drained, drainedAt, label) {
   await playFor(page, 15, 45_000);
   const s = await snapshot(page);
-  const stallMs = s.stalls.filter((x) => x.startedAt >= drainedAt).reduce((a, x) => a + x.ms, 0) + s.openStall;
-  console.log(`drain: serving edge ${drained.edge} drained; stall after the drain ${stallMs} ms`);
-  if (process.env.DEBUG) console.log(JSON.stringify({ stalls: s.stalls.map((x) => ({ ...x, startedAt: x.startedAt - drainedAt })), log: s.log.map((e) => ({ ...e, at: e.at - drainedAt })), errors: s.errors.map((e) => ({ ...e, at: e.at - drainedAt })) }, null, 1));
-  assert.equal(s.fatal, null);
+  const stallMs = stallSince(s, drainedAt);
+  debugDump(s, drainedAt);
   const after = s.log.filter((e) => e.at > drainedAt);
+  console.log(`${label}: serving edge ${drained.edge} drained; stall after the drain ${stallMs} ms; then ${[...new Set(after.map((e) => e.edge))].join(', ')}`);
+  assert.equal(s.fatal, null, `no fatal player error: ${JSON.stringify(s.errors)}`);
   assert.ok(after.every((e) => e.ok), `no failed segment request: ${JSON.stringify(after.filter((e) => !e.ok))}`);
-  assert.ok(after.filter((e) => e.ok).every((e) => e.edge !== drained.edge || e.at - drainedAt < 100), 'new requests left the drained edge');
+  assert.ok(after.length >= 3, `segments kept coming after the drain: ${after.length}`);
+  assert.ok(after.every((e) => e.edge !== drained.edge || e.at - drainedAt < 100), 'new requests left the drained edge');
   assert.equal(stallMs, 0, `no stall after the drain: ${JSON.stringify(s.stalls)}`);
-  await page.close();
-  await act(drained.edge, 'undrain');
+}
+
+/** A fleet for the cases in `body`, started before them and stopped after. */
+function fleetSuite(name, args, body) {
+  describe(name, () => {
+    let fleet;
+    before(async () => {
+      const started = await startFleet(name, args);
+      fleet = started.child;
+      control = started.url;
+    });
+    after(async () => stopFleet(fleet));
+    body();
+  });
+}
+
+const BOSTON = '192.0.2.10';
+const PARIS = '198.51.100.10';
+const KUALA_LUMPUR = '203.0.113.10';
+
+fleetSuite('meridian-origin', [], () => {
+  test('kill -9 of the serving edge: live HLS carries on from another region', { timeout: TEST_MS },
+    () => killCase('kill', BOSTON, { protocol: 'hls', stream: 'live/big-clock' }, { screenshot: true }));
+  test('drain of the serving edge: live HLS, no stall and no failed segment request', { timeout: TEST_MS },
+    () => drainCase('drain', PARIS, { protocol: 'hls', stream: 'live/big-clock' }));
+  test('live DASH (dash.js, content steering): kill -9 of the serving edge, playback carries on from another region', { timeout: TEST_MS },
+    () => killCase('dash kill', KUALA_LUMPUR, { protocol: 'dash', stream: 'live/big-clock' }));
 });
 
-test('live DASH (dash.js, content steering): kill -9 of the serving edge, playback carries on from another region', { timeout: TEST_MS }, async () => {
-  const page = await openPlayer('203.0.113.10', { protocol: 'dash', stream: 'live/big-clock' });
-  await playFor(page, 8, 40_000);
-  const victim = await servingEdge(page);
-  const killing = Date.now();
-  await act(victim.edge, 'kill');
-  const killedAt = Date.now();
-  await playFor(page, 12, 45_000);
-  const s = await snapshot(page);
-  const stallMs = s.stalls.filter((x) => x.startedAt >= killing - 1000).reduce((a, x) => a + x.ms, 0) + s.openStall;
-  const after = s.log.filter((e) => e.ok && e.at > killedAt);
-  console.log(`dash kill: serving edge ${victim.edge} (${victim.region}) killed; stall after the kill ${stallMs} ms; then ${[...new Set(after.map((e) => e.edge))].join(', ')}`);
-  if (process.env.DEBUG) console.log(JSON.stringify({ stalls: s.stalls, log: s.log.map((e) => ({ ...e, at: e.at - killedAt })), errors: s.errors }, null, 1));
-  assert.equal(s.fatal, null, `no fatal player error: ${JSON.stringify(s.errors)}`);
-  assert.ok(after.length >= 3, 'segments kept coming after the kill');
-  assert.ok(after.every((e) => e.region !== '?' && e.region !== victim.region), `every segment after the kill came from a known edge in another region than ${victim.region}`);
-  assert.ok(stallMs <= 2000, `stall ${stallMs} ms is more than 2 s`);
-  await page.close();
-  await act(victim.edge, 'restore');
+// The same handover in front of an origin that knows nothing of Meridian: the steering tags
+// are the edges' own, and ffmpeg's HLS media playlists name the origin in absolute URLs that
+// the edges turn into CDN paths.
+fleetSuite('nginx-origin', ['--origin', 'nginx'], () => {
+  test('nginx + ffmpeg origin: kill -9 of the serving edge, live HLS from ffmpeg carries on', { timeout: TEST_MS },
+    () => killCase('nginx live hls kill', BOSTON, { protocol: 'hls', stream: 'live/big-clock' }));
+  test('nginx + ffmpeg origin: drain of the serving edge, live DASH from ffmpeg without a stall', { timeout: TEST_MS },
+    () => drainCase('nginx live dash drain', PARIS, { protocol: 'dash', stream: 'live/big-clock' }));
+  test('nginx origin: drain of the serving edge, VOD HLS from static files without a stall', { timeout: TEST_MS },
+    () => drainCase('nginx vod hls drain', KUALA_LUMPUR, { protocol: 'hls', stream: 'vod/big-clock' }));
+  test('nginx origin: kill -9 of the serving edge, VOD DASH from static files carries on', { timeout: TEST_MS },
+    () => killCase('nginx vod dash kill', BOSTON, { protocol: 'dash', stream: 'vod/big-clock' }));
 });

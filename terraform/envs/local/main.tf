@@ -64,8 +64,6 @@ module "origin" {
     "--media", "${local.repo}/testdata/media",
     "--listen", "${var.address}:${var.ports.origin_http}",
     "--admin", "${var.address}:${var.ports.origin_admin}",
-    "--steering-hls", "http://${local.router_http}/steer/hls",
-    "--steering-dash", "http://${local.router_http}/steer/dash",
   ]
   kinds = ["http", "admin"]
 }

@@ -21,6 +21,10 @@ locals {
     listen         = "${local.listen}:${var.http_port}"
     admin          = "${local.listen}:${var.admin_port}"
     origins        = var.origin_urls
+    origin_ca_file = var.origin_ca_file
+    origin_host    = var.origin_host
+    steering       = var.steering
+    router         = var.router_urls[0]
     store          = var.store_path
     store_capacity = var.store_capacity
     prefetch       = var.prefetch

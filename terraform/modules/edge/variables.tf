@@ -76,6 +76,28 @@ variable "router_urls" {
   }
 }
 
+variable "origin_ca_file" {
+  description = "PEM file on the node of CAs trusted for HTTPS origins beside the system's (a private CA's origin). Null: the system's roots only."
+  type        = string
+  default     = null
+}
+
+variable "origin_host" {
+  description = "Per origin URL (as in origin_urls), the Host (and TLS name) the edge sends it instead of the URL's."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition     = alltrue([for u in keys(var.origin_host) : contains(var.origin_urls, u)])
+    error_message = "origin_host: every key must be one of origin_urls."
+  }
+}
+
+variable "steering" {
+  description = "The edge writes content steering (the first router's /steer/hls and /steer/dash) into the manifests it serves, so any packager origin gets the handover. False: the origin writes it, or nobody does."
+  type        = bool
+  default     = true
+}
+
 variable "drain_to" {
   description = "Where a draining edge sends new requests (a URL prefix; the request path is appended). Default: <first router URL>/r."
   type        = string

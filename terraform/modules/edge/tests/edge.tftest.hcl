@@ -30,6 +30,14 @@ run "renders_config_unit_cloud_init_and_topology_entry" {
     error_message = "no admin token unless one is given"
   }
   assert {
+    condition     = strcontains(nonsensitive(output.config), "steering_hls = \"http://router.example:8053/steer/hls\"\nsteering_dash = \"http://router.example:8053/steer/dash\"\n")
+    error_message = "the edge writes the first router's content steering into the manifests it serves"
+  }
+  assert {
+    condition     = !strcontains(nonsensitive(output.config), "origin_ca_file") && !strcontains(nonsensitive(output.config), "origin_host")
+    error_message = "no private CA and no Host override unless given"
+  }
+  assert {
     condition     = strcontains(output.systemd_unit, "LoadCredential=edge.toml:/etc/meridian/edge.toml") && strcontains(output.systemd_unit, "ExecStart=/usr/local/bin/edge --config $${CREDENTIALS_DIRECTORY}/edge.toml")
     error_message = "the unit hands the dynamic user the root-only config and runs the edge with it"
   }
@@ -149,4 +157,33 @@ run "rejects_a_router_url_with_a_path" {
     router_urls = ["http://router.example:8053/steer"]
   }
   expect_failures = [var.router_urls]
+}
+
+run "a_private_ca_and_a_host_override_reach_the_config" {
+  command = plan
+
+  variables {
+    origin_ca_file = "/etc/meridian/origin-ca.pem"
+    origin_host    = { "https://origin-a.example" = "media.example" }
+    steering       = false
+  }
+
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "origin_ca_file = \"/etc/meridian/origin-ca.pem\"\norigin_host = { \"https://origin-a.example\" = \"media.example\" }\n")
+    error_message = "the CA file and the Host override are rendered as the edge reads them"
+  }
+  assert {
+    condition     = !strcontains(nonsensitive(output.config), "steering_")
+    error_message = "steering: false leaves it to the origin"
+  }
+}
+
+run "a_host_override_for_an_unknown_origin_is_refused" {
+  command = plan
+
+  variables {
+    origin_host = { "https://elsewhere.example" = "media.example" }
+  }
+
+  expect_failures = [var.origin_host]
 }
