@@ -17,6 +17,7 @@
 //! store = "/var/cache/meridian/edge.store"
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
+//! slice_size = "1MiB"                 # larger objects' ranges are kept in slices this big
 //! max_request_body = "16MiB"          # POST/PUT/PATCH bodies passed to the origin, at most
 //! ignore_client_no_cache = false      # true: viewers' no-cache / max-age do not reach the origin
 //! credential_cookies = ["session"]    # like Authorization: such requests are never shared
@@ -81,8 +82,12 @@ pub struct EdgeConfig {
     pub capacity: ByteSize,
     /// Size of a store region; 0 picks about capacity/16.
     pub region_size: ByteSize,
-    /// Larger objects are streamed through without being stored.
+    /// Larger objects are streamed through without being stored whole; their ranges are kept
+    /// in slices of `slice_size`.
     pub max_object_size: ByteSize,
+    /// The slices a large object's ranges are fetched and stored in (at most
+    /// `max_object_size`: a larger value is cut to it).
+    pub slice_size: ByteSize,
     /// Origin shield: a viewer's `Cache-Control: no-cache` or `max-age` does not force a
     /// revalidation (off: RFC 9111's behaviour).
     pub ignore_client_no_cache: bool,
@@ -144,6 +149,7 @@ impl Default for EdgeConfig {
             capacity: ByteSize(256 << 20),
             region_size: ByteSize(0),
             max_object_size: ByteSize(64 << 20),
+            slice_size: ByteSize(1 << 20),
             max_request_body: ByteSize(16 << 20),
             ignore_client_no_cache: false,
             credential_headers: Vec::new(),
@@ -248,6 +254,12 @@ impl EdgeConfig {
             return Err(invalid(
                 "name",
                 format!("{:?} must be {}", self.name, topology::EDGE_NAME_RULE),
+            ));
+        }
+        if self.slice_size.0 < 16 << 10 {
+            return Err(invalid(
+                "slice_size",
+                format!("{} must be at least 16KiB", self.slice_size),
             ));
         }
         if self.max_requests == 0 {

@@ -1616,3 +1616,84 @@ async fn an_origin_host_override_names_the_origin_in_host_and_tls() {
         }
     }
 }
+
+/// Ranges of an object too large to store whole are kept in slices and combined (RFC 9111
+/// §3.3-3.4): after the first range (passed through, which teaches the edge the length), each
+/// slice leaves the origin once, and a later range that overlaps stored slices fetches only
+/// the missing ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_of_large_objects_are_stored_as_slices_and_combined() {
+    let origin = start_real_origin();
+    let path = "/vod/color-bars/720p/seg_00002.m4s";
+    let whole = get(&format!("{}{path}", origin.addr("http")), &[])
+        .await
+        .body;
+    assert_eq!(whole.len(), 131_868, "the test's segment");
+    let origin_bytes = || async {
+        get(&format!("{}/metrics", origin.addr("admin")), &[])
+            .await
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("meridian_origin_body_bytes_sent"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        "max_object_size = \"32KiB\"\nslice_size = \"16KiB\"\n",
+    )
+    .expect("config");
+    let edge = start_edge(
+        origin.addr("http"),
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let url = format!("{}{path}", edge.addr("http"));
+    let slice = 16_384u64;
+    let ask = |range: &'static str| {
+        let url = url.clone();
+        async move { get(&url, &[("range", range)]).await }
+    };
+
+    let mut before = origin_bytes().await;
+    let first = ask("bytes=90000-90099").await;
+    assert_eq!(first.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(first.body, whole[90_000..90_100]);
+    assert_eq!(
+        origin_bytes().await - before,
+        100,
+        "passed through as asked"
+    );
+
+    let cases: [(&str, std::ops::Range<usize>, &str, u64); 4] = [
+        // Slices 2, 3 and 4, fetched.
+        ("bytes=40000-70000", 40_000..70_001, "MISS", 3 * slice),
+        // The same, from the store.
+        ("bytes=40000-70000", 40_000..70_001, "HIT", 0),
+        // Slices 3 to 6: 3 and 4 stored, 5 and 6 fetched.
+        ("bytes=60000-100000", 60_000..100_001, "HIT", 2 * slice),
+        // The last 100 bytes: slice 8, short.
+        ("bytes=-100", 131_768..131_868, "MISS", 131_868 - 8 * slice),
+    ];
+    for (range, bytes, cached, fetched) in cases {
+        before = origin_bytes().await;
+        let reply = ask(range).await;
+        assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            reply.header("content-range"),
+            format!("bytes {}-{}/131868", bytes.start, bytes.end - 1)
+        );
+        assert_eq!(cache(&reply), cached, "{range}");
+        assert!(
+            reply.body == whole[bytes.clone()],
+            "{range}: the right bytes"
+        );
+        assert_eq!(
+            origin_bytes().await - before,
+            fetched,
+            "{range}: only the missing slices left the origin"
+        );
+    }
+}

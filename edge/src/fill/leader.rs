@@ -44,6 +44,9 @@ pub struct FillRequest {
     /// The request carries credentials (RFC 9111 §3.5, and those the operator names): its
     /// response is stored only when it says it may be shared.
     pub credentials: bool,
+    /// A slice of a large object (`first..=last` byte): asked of the origin as a range, and
+    /// its 206 stored under `base` (the slice's own key).
+    pub slice: Option<(u64, u64)>,
 }
 
 /// Limits a fill keeps to.
@@ -173,6 +176,11 @@ impl Filler {
         ] {
             headers.remove(name);
         }
+        if let Some((first, last)) = request.slice
+            && let Ok(range) = HeaderValue::from_str(&format!("bytes={first}-{last}"))
+        {
+            headers.insert(header::RANGE, range);
+        }
         if let Some((_, meta)) = &request.revalidating {
             let validator = |name| {
                 meta.header(name)
@@ -233,8 +241,14 @@ impl Filler {
         // A request with credentials the operator named gets what Authorization gets (RFC 9111
         // §3.5): stored only when the response says it may be shared.
         let shareable = !request.credentials || cc.allows_credentialed();
+        // A slice is stored as the 206 it is when the same response as a 200 would be.
+        let stored_status = match request.slice {
+            Some(_) if parts.status == StatusCode::PARTIAL_CONTENT => StatusCode::OK,
+            Some(_) => StatusCode::PARTIAL_CONTENT,
+            None => parts.status,
+        };
         let storable = shareable
-            && freshness::storable(&request.headers, parts.status, &decisive, &cc)
+            && freshness::storable(&request.headers, stored_status, &decisive, &cc)
             && content_length.is_none_or(|len| len <= self.limits.max_object_size);
         fill.set_head(Ok(FillHead {
             status: parts.status,

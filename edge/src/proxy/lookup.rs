@@ -101,6 +101,7 @@ impl Edge {
                 peer: super::peer(request),
                 private: false,
                 credentials: false,
+                slice: None,
             });
         }
     }

@@ -29,6 +29,9 @@ impl Edge {
             && !self.filler.in_flight(base, request.headers())
             && !self.manifests.may_rewrite(request.uri().path())
         {
+            if let Some(answer) = self.sliced(request, base).await {
+                return answer;
+            }
             return self.range_miss(request, base, key).await;
         }
         self.fill_miss(request, base, key).await
@@ -71,7 +74,8 @@ impl Edge {
 
 impl Edge {
     /// A range of an object nobody is fetching: the range alone is asked of the origin, so a
-    /// viewer seeking into a large file never waits for (nor costs) the bytes before it. When
+    /// viewer seeking into a large file never waits for (nor costs) the bytes before it, and
+    /// the edge learns the object's length (a large one's later ranges come from `slices`). When
     /// the whole object is small enough to store, a fill of it starts beside, so the next
     /// request is a hit: the first range of a small object costs two origin requests, the
     /// price of never fetching a large one whole.
@@ -104,6 +108,9 @@ impl Edge {
                 .and_then(|(_, total)| total.parse::<u64>().ok()),
             _ => None,
         };
+        if let Some(len) = whole {
+            self.note_large(base, len);
+        }
         if whole.is_some_and(|len| len <= self.max_object_size)
             && !self.has_credentials(request.headers())
         {

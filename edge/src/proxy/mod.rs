@@ -15,6 +15,7 @@
 //! - `hit`, `revalidate`, `miss`: the three ways an answer is made.
 //! - `respond`: the responses themselves (from a stored object, from a fill, errors), with the
 //!   viewer's conditionals and ranges.
+//! - `slices`: ranges of objects too large to store whole, kept and combined in fixed slices.
 //! - `pass`: every other method (POST, PUT, PATCH, DELETE, ...) to the origin and back,
 //!   bodies streamed both ways, and what a successful one invalidates.
 //! - `ops`: PURGE, the admin token check, drain mode and `/status`.
@@ -29,6 +30,7 @@ mod ops;
 mod pass;
 mod respond;
 mod revalidate;
+mod slices;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -67,6 +69,10 @@ pub struct Edge {
     max_requests: u32,
     max_request_body: u64,
     max_object_size: u64,
+    /// Objects over `max_object_size` are kept in slices of this size (`slices`).
+    slice_size: u64,
+    /// Lengths of objects known to be over `max_object_size`.
+    large_objects: moka::sync::Cache<String, u64>,
     ignore_client_no_cache: bool,
     credential_headers: Vec<String>,
     credential_cookies: Vec<String>,
@@ -121,6 +127,8 @@ impl Edge {
             max_requests: config.max_requests,
             max_request_body: config.max_request_body.0,
             max_object_size: config.max_object_size.0,
+            slice_size: config.slice_size.0.min(config.max_object_size.0).max(1),
+            large_objects: slices::known_large(),
             ignore_client_no_cache: config.ignore_client_no_cache,
             credential_headers: config
                 .credential_headers
@@ -178,6 +186,7 @@ fn viewer_fill<B>(
         peer: peer(request),
         private,
         credentials,
+        slice: None,
     }
 }
 
