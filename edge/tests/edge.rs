@@ -1081,19 +1081,7 @@ async fn a_100_mib_post_streams_through_in_bounded_memory() {
         dir.path(),
         &["--config", config.to_str().expect("utf-8")],
     );
-    let memory = |field: &str| -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", edge.pid()))
-            .expect("the edge's /proc status");
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .unwrap_or_else(|| panic!("no {field} in /proc status"));
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .expect("kB")
-            * 1024
-    };
+    let memory = |field: &str| proc_status_bytes(edge.pid(), field);
     let before = memory("VmRSS:");
     let body = dir.path().join("upload.bin");
     std::fs::write(&body, vec![0x5a_u8; 100 << 20]).expect("body");
@@ -1124,6 +1112,84 @@ async fn a_100_mib_post_streams_through_in_bounded_memory() {
     assert!(
         peak.saturating_sub(before) < 24 << 20,
         "the edge grew from {before} to a peak of {peak} bytes for a 100 MiB body"
+    );
+}
+
+/// A byte count from `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`, ...).
+fn proc_status_bytes(pid: i32, field: &str) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the edge's /proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc status"));
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .expect("kB")
+        * 1024
+}
+
+/// Concurrent misses of an object that may not be stored (`no-store`, 256 MiB): nothing is
+/// kept for them, so the edge's memory grows by its per-stream buffers, not by the object;
+/// every viewer gets the whole body, each from a fetch of its own (the response is not shared).
+/// Without the pass-through, the edge grew by 277 MB here (the whole object, kept for the
+/// fill's waiters); with it, by 16 MB for the 8 streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncacheable_objects_stream_through_in_bounded_memory() {
+    const SIZE: usize = 256 << 20;
+    const VIEWERS: usize = 8;
+    let origin = TestOrigin::start().await;
+    origin.route("/big.mp4", Route::ok(vec![0x42_u8; SIZE], "no-store"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let before = proc_status_bytes(edge.pid(), "VmRSS:");
+    let url = format!("{}/big.mp4", edge.addr("http"));
+    let viewers: Vec<_> = (0..VIEWERS)
+        .map(|_| {
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || {
+                let out = Command::new("curl")
+                    .args([
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code} %{size_download}",
+                    ])
+                    .args(["--max-time", "120", &url])
+                    .output()
+                    .expect("curl");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            })
+        })
+        .collect();
+    for viewer in viewers {
+        assert_eq!(
+            viewer.await.expect("viewer"),
+            format!("200 {SIZE}"),
+            "every viewer gets the whole body"
+        );
+    }
+    let peak = proc_status_bytes(edge.pid(), "VmHWM:");
+    let grown = peak.saturating_sub(before);
+    eprintln!(
+        "{VIEWERS} concurrent misses of an uncacheable {} MiB object: RSS {before} bytes before, peak {peak} (+{grown})",
+        SIZE >> 20
+    );
+    assert!(
+        grown < (64 << 20) + VIEWERS as u64 * (1 << 20),
+        "the edge grew by {grown} bytes: more than 64 MiB + 1 MiB per stream"
+    );
+    assert_eq!(origin.hits("/big.mp4"), VIEWERS, "one fetch per viewer");
+    let metrics = get(&format!("{}/metrics", edge.addr("admin")), &[])
+        .await
+        .text();
+    assert!(
+        metrics.contains(&format!(
+            "meridian_edge_origin_fetches_total{{outcome=\"passed\"}} {VIEWERS}\n"
+        )),
+        "{metrics}"
     );
 }
 

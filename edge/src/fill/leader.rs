@@ -73,7 +73,14 @@ pub struct Filler {
     via: HeaderValue,
     /// Numbers private fills' keys.
     private_fills: std::sync::atomic::AtomicU64,
+    /// Keys whose last response could not be stored: their requests fetch on their own for
+    /// [`PASS_MEMORY`] instead of queueing behind a fill that will not be shared.
+    passing: moka::sync::Cache<String, ()>,
 }
+
+/// How long a key whose response could not be stored stays pass-through (Varnish's
+/// hit-for-miss lasts 120 s by default too).
+const PASS_MEMORY: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Filler {
     /// The filler of an edge configured by `config`: its origins, limits and name.
@@ -104,6 +111,10 @@ impl Filler {
             via: HeaderValue::from_str(&format!("1.1 {}", config.name))
                 .map_err(|_| EdgeError::Internal("name is not a valid header value".into()))?,
             private_fills: std::sync::atomic::AtomicU64::new(0),
+            passing: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(PASS_MEMORY)
+                .build(),
         })
     }
 
@@ -146,6 +157,16 @@ impl Filler {
             .instrument(tracing::Span::current()),
         );
         fill
+    }
+
+    /// True when `base`'s last response could not be stored (for a while: hit-for-miss).
+    pub fn is_passing(&self, base: &str) -> bool {
+        self.passing.contains_key(base)
+    }
+
+    /// Forgets that `base` passes (its object was stored, purged or invalidated).
+    pub fn forget_passing(&self, base: &str) {
+        self.passing.invalidate(base);
     }
 
     /// True when a fill for `base` (with these request headers) is in flight.
@@ -227,6 +248,7 @@ impl Filler {
                 content_length: Some(0),
                 age: 0,
                 request_headers: request.headers.clone(),
+                shared: true,
             }));
             fill.finish(Ok(()));
             return;
@@ -250,13 +272,28 @@ impl Filler {
         let storable = shareable
             && freshness::storable(&request.headers, stored_status, &decisive, &cc)
             && content_length.is_none_or(|len| len <= self.limits.max_object_size);
-        fill.set_head(Ok(FillHead {
+        let head = FillHead {
             status: parts.status,
             headers: parts.headers.clone(),
             content_length,
             age: freshness::initial_age(&parts.headers, request_time, response_time),
             request_headers: request.headers.clone(),
-        }));
+            shared: true,
+        };
+        if !storable {
+            // Not kept, so not shared: one viewer streams it, the others fetch on their own.
+            let response_forbids =
+                !freshness::storable(&HeaderMap::new(), stored_status, &decisive, &cc)
+                    || content_length.is_some_and(|len| len > self.limits.max_object_size);
+            if response_forbids && !request.private && !request.prefetch && request.slice.is_none()
+            {
+                self.passing.insert(request.base.clone(), ());
+            }
+            self.metrics.origin_fetch("passed");
+            fill.set_passed(head, body, self.limits.body_idle_timeout);
+            return;
+        }
+        fill.set_head(Ok(head));
         match self.receive(fill, body, content_length).await {
             Ok(()) => {
                 self.metrics.origin_fetch("ok");
@@ -322,7 +359,7 @@ impl Filler {
             tokio::task::spawn_blocking(move || store.insert(&key, &meta, &chunks, counts_as_use))
                 .await;
         match inserted {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => self.passing.invalidate(&request.base),
             Ok(Err(error)) => tracing::warn!(%error, "not stored"),
             Err(error) => tracing::error!(%error, "internal: store task failed"),
         }

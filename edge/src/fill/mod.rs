@@ -12,6 +12,13 @@
 //! length (HTTP/1.1), so no viewer mistakes a truncated segment for a complete one.
 //! The model is pingora's cache lock, with the body shared instead of re-read from the cache.
 //!
+//! A response that will not be stored (not storable, or over `max_object_size`) is not shared
+//! and not kept: the fill *passes* the origin's body to one viewer, who streams it with hyper's
+//! backpressure (a bounded buffer per stream, whatever the object's size). The other waiters
+//! are released to fetch on their own (see `proxy::miss`), and the key is remembered as
+//! pass-through for a while, so later requests do not queue behind a fill that will not be
+//! shared (Varnish's hit-for-miss).
+//!
 //! This module is the shared state of one fill; `leader` ([`Filler`]) is the task that drives
 //! it (the origin fetch, and storing the object once it is complete).
 
@@ -41,6 +48,8 @@ pub struct FillHead {
     /// The request headers the leader fetched with: a waiter whose own differ in a field the
     /// response varies on must not be given this response.
     pub request_headers: HeaderMap,
+    /// False for a passed response: one viewer gets its body, [`Fill::claim`] says who.
+    pub shared: bool,
 }
 
 /// One origin fetch shared by every request for its key.
@@ -56,6 +65,17 @@ struct FillData {
     chunks: Vec<Bytes>,
     received: u64,
     end: Option<Result<(), EdgeError>>,
+    /// A passed response's body, until its one viewer takes it.
+    passed: Option<Passed>,
+    /// A passed response's viewer has claimed it.
+    claimed: bool,
+}
+
+/// The origin's body of a response that is not shared, and how long it may stall.
+#[derive(Debug)]
+struct Passed {
+    body: hyper::body::Incoming,
+    idle_timeout: std::time::Duration,
 }
 
 impl Default for Fill {
@@ -90,6 +110,35 @@ impl Fill {
             tracing::debug!("fill failed before headers");
         }
         self.notify();
+    }
+
+    /// Leader: the origin's headers of a response that is not shared, with its body for the
+    /// one viewer that claims it. The fill ends here for everyone else.
+    pub fn set_passed(
+        &self,
+        mut head: FillHead,
+        body: hyper::body::Incoming,
+        idle_timeout: std::time::Duration,
+    ) {
+        head.shared = false;
+        {
+            let mut data = self.lock();
+            data.head = Some(Ok(Arc::new(head)));
+            data.passed = Some(Passed { body, idle_timeout });
+            data.end = Some(Ok(()));
+        }
+        self.notify();
+    }
+
+    /// May this caller answer from the fill? Always for a shared one; for a passed response,
+    /// only the first caller (the others fetch on their own).
+    pub fn claim(&self) -> bool {
+        let mut data = self.lock();
+        let shared = matches!(&data.head, Some(Ok(head)) if head.shared);
+        if shared || matches!(&data.head, Some(Err(_))) {
+            return true;
+        }
+        !std::mem::replace(&mut data.claimed, true)
     }
 
     /// Leader: a body chunk arrived.
@@ -142,8 +191,28 @@ impl Fill {
     }
 
     /// The body from byte `skip`, at most `take` bytes, as it arrives. Ends with an error if
-    /// the fill fails.
+    /// the fill fails. A passed response's body goes to the first caller (who must have
+    /// claimed it); any later one gets an error.
     pub fn body(self: &Arc<Self>, skip: u64, take: Option<u64>) -> Body {
+        let passed = {
+            let mut data = self.lock();
+            match &data.head {
+                Some(Ok(head)) if !head.shared => Some(data.passed.take()),
+                _ => None,
+            }
+        };
+        match passed {
+            Some(Some(passed)) => return passed_body(passed, skip, take),
+            Some(None) => {
+                let error =
+                    EdgeError::Internal("this response was passed to another viewer".into());
+                return StreamBody::new(futures_util::stream::once(
+                    async move { Err(error.to_io()) },
+                ))
+                .boxed_unsync();
+            }
+            None => {}
+        }
         struct Cursor {
             fill: Arc<Fill>,
             rx: watch::Receiver<u64>,
@@ -211,6 +280,61 @@ impl Fill {
         });
         StreamBody::new(stream).boxed_unsync()
     }
+}
+
+/// A passed origin body as one viewer's stream: `skip` bytes dropped, at most `take` sent,
+/// each frame within the idle timeout. Nothing is kept: the viewer's connection pulls it.
+fn passed_body(passed: Passed, skip: u64, take: Option<u64>) -> Body {
+    struct State {
+        body: hyper::body::Incoming,
+        idle: std::time::Duration,
+        skip: u64,
+        left: Option<u64>,
+    }
+    let state = State {
+        body: passed.body,
+        idle: passed.idle_timeout,
+        skip,
+        left: take,
+    };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if s.left == Some(0) {
+                return None;
+            }
+            let frame = match tokio::time::timeout(s.idle, s.body.frame()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(Some(Err(error))) => {
+                    let error = EdgeError::OriginBody(error.to_string().into());
+                    return Some((Err(error.to_io()), s));
+                }
+                Ok(None) => return None,
+                Err(_) => {
+                    let error = EdgeError::OriginBody("the body stalled".into());
+                    return Some((Err(error.to_io()), s));
+                }
+            };
+            let Ok(mut data) = frame.into_data() else {
+                continue;
+            };
+            if s.skip > 0 {
+                let drop = s.skip.min(data.len() as u64);
+                s.skip -= drop;
+                data = data.slice(drop as usize..);
+            }
+            if let Some(left) = s.left.as_mut() {
+                if data.len() as u64 > *left {
+                    data.truncate(*left as usize);
+                }
+                *left -= data.len() as u64;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            return Some((Ok(hyper::body::Frame::data(data)), s));
+        }
+    });
+    StreamBody::new(stream).boxed_unsync()
 }
 
 /// The fills in flight, by key.
@@ -281,6 +405,7 @@ mod tests {
             content_length: Some(10),
             age: 0,
             request_headers: HeaderMap::new(),
+            shared: true,
         }));
         fill.push(Bytes::from_static(b"0123"));
         fill.push(Bytes::from_static(b"456789"));

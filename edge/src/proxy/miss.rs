@@ -1,8 +1,8 @@
 //! Nothing stored for the key: join the fill in flight, or lead a new one, and stream the
 //! origin's answer to the viewer as it arrives. A joined fill's answer is checked once its head
-//! is known: a waiter whose request differs in a field the response varies on, or that joined
-//! a fill already complete whose response may not be reused (not storable, or not fresh), gets
-//! a fetch of its own instead.
+//! is known: a waiter whose request differs in a field the response varies on, that joined a
+//! fill already complete whose response may not be reused (not storable, or not fresh), or
+//! whose fill's response is not shared (passed to one viewer), gets a fetch of its own.
 
 use std::sync::atomic::Ordering;
 
@@ -44,17 +44,25 @@ impl Edge {
         base: &str,
         key: &str,
     ) -> (Response<Body>, &'static str) {
-        let mut fill = self.fill_for(request, base, None);
+        // A key whose last response could not be stored is fetched on its own for a while.
+        let mut fill = if self.filler.is_passing(base) {
+            self.fill_alone(request, base)
+        } else {
+            self.fill_for(request, base, None)
+        };
         // A fill that already completed is being written to the store: its bytes are the edge's
         // own, so this is a hit, not a trip to the origin, if the response may be reused.
         let mut cached = if fill.is_complete() { HIT } else { MISS };
         let mut head = fill.head().await;
+        // A response that is not shared goes to one viewer only (`claim`); the rest fetch too.
         if let Ok(h) = &head
-            && !(shareable(request, h) && (cached == MISS || reusable(request, h)))
+            && (!(shareable(request, h) && (cached == MISS || reusable(request, h)))
+                || !fill.claim())
         {
             fill = self.fill_alone(request, base);
             cached = MISS;
             head = fill.head().await;
+            fill.claim();
         }
         match head {
             Ok(head) if head.status == StatusCode::NOT_MODIFIED => self.revalidated(request, key),

@@ -27,6 +27,7 @@ impl Edge {
     /// Drops every stored copy of `base` (each `Vary` variant too); returns how many.
     pub(super) fn invalidate(&self, base: &str) -> usize {
         self.variants.forget(base);
+        self.filler.forget_passing(base);
         usize::from(self.store.remove(base)) + self.store.remove_prefix(&format!("{base}\0"))
     }
 

@@ -31,7 +31,18 @@ impl Edge {
             Ok(head) if head.status.is_server_error() && if_error => {
                 (self.stored_response(request, &stale, age(), STALE), STALE)
             }
-            Ok(head) => (self.fill_response(request, &fill, &head, MISS).await, MISS),
+            Ok(head) if fill.claim() => {
+                (self.fill_response(request, &fill, &head, MISS).await, MISS)
+            }
+            // A new version that is not shared went to another viewer: fetch it again.
+            Ok(_) => {
+                let fill = self.fill_alone(request, base);
+                fill.claim();
+                match fill.head().await {
+                    Ok(head) => (self.fill_response(request, &fill, &head, MISS).await, MISS),
+                    Err(error) => (error_response(&error), ERROR),
+                }
+            }
             Err(error) if if_error => {
                 tracing::warn!(%error, "origin failed; serving stale (stale-if-error)");
                 (self.stored_response(request, &stale, age(), STALE), STALE)
