@@ -2,6 +2,9 @@
 //! on hot pages, and the read path on cold pages with and without `MADV_WILLNEED`, which is how
 //! we chose what the edge does before sending a stored body (see ARCHITECTURE.md).
 //!
+//! And start-up: opening (recovering) a full 256 MiB store of 16 KiB objects, with its file
+//! in the page cache and with it dropped from the page cache first.
+//!
 //! Run: `cargo bench -p edge --bench store`.
 
 use std::hint::black_box;
@@ -98,9 +101,57 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// Recovery of a full store: 256 MiB of 16 KiB objects (about 15,800 records).
+fn recovery(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("full.store");
+    let small: Vec<Bytes> = vec![Bytes::from(vec![7u8; 16 * 1024])];
+    let meta = meta();
+    let objects = {
+        let store: Store<CachedMeta> = Store::open(&path, 256 * MIB as u64, 0).expect("store");
+        for i in 0..20_000 {
+            store
+                .insert(&format!("host/vod/seg_{i}.m4s"), &meta, &small, true)
+                .expect("insert");
+        }
+        store.flush().expect("flush");
+        store.stats().objects
+    };
+    eprintln!("recovery bench: {objects} objects in a 256 MiB store");
+    let mut group = c.benchmark_group("store_open");
+    let open = || {
+        let store: Store<CachedMeta> = Store::open(&path, 256 * MIB as u64, 0).expect("store");
+        assert_eq!(store.stats().objects, objects, "every object recovered");
+        store
+    };
+    group.bench_function("open_full_256MiB_16KiB_warm", |b| b.iter(|| drop(open())));
+    group.bench_function("open_full_256MiB_16KiB_cold", |b| {
+        b.iter_batched(
+            || {
+                let file = std::fs::File::open(&path).expect("store file");
+                nix::fcntl::posix_fadvise(
+                    &file,
+                    0,
+                    0,
+                    nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+                )
+                .expect("fadvise");
+            },
+            |()| drop(open()),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = store;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
     targets = benches
 }
-criterion_main!(store);
+criterion_group! {
+    name = store_open;
+    config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(5));
+    targets = recovery
+}
+criterion_main!(store, store_open);

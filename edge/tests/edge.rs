@@ -1763,3 +1763,40 @@ async fn ranges_of_large_objects_are_stored_as_slices_and_combined() {
         );
     }
 }
+
+/// A second edge on a store file another edge holds exits at once, naming the holder's PID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_edge_on_the_same_store_exits_naming_the_holder() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = start_edge(&origin.url(), dir.path(), &[]);
+    let store = dir.path().join("edge.store");
+    let (status, _, stderr) = run_to_end(
+        EDGE,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--origin",
+            &origin.url(),
+            "--store",
+            store.to_str().expect("utf-8"),
+            "--capacity",
+            "64MiB",
+        ],
+    );
+    assert!(!status.success(), "the second edge must not run");
+    assert!(
+        stderr.contains(&format!("process {} (per ", first.pid()))
+            && stderr.contains("edge.store.pid"),
+        "the message names the holder and its pid file: {stderr}"
+    );
+    // The first one is unharmed.
+    assert_eq!(
+        get(&format!("{}/healthz", first.addr("admin")), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

@@ -154,7 +154,13 @@ impl<M: Meta> Inner<M> {
             let Some(slot) = state.index.get(key) else {
                 continue;
             };
-            if slot.region != r || !slot.hit || !seen.insert(key.as_str()) {
+            // An object not yet checked against its checksum is never copied: its copy would be
+            // checksummed afresh, and a corrupt body would pass for a good one.
+            if slot.region != r
+                || !slot.hit
+                || slot.unverified.is_some()
+                || !seen.insert(key.as_str())
+            {
                 continue;
             }
             // Sized from the meta as it is now (a revalidation may have grown it).
@@ -361,6 +367,7 @@ impl<M: Meta> Inner<M> {
                 seq: s.seq,
                 meta: s.meta,
                 hit: false,
+                unverified: None,
             };
             match state.pending.remove(&s.key) {
                 Some(pending) if pending.seq == s.seq => {

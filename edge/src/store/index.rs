@@ -39,6 +39,9 @@ pub(super) struct Slot<M> {
     pub meta: Arc<M>,
     /// Read since it was written: kept (reinserted) when its region is evicted.
     pub hit: bool,
+    /// The record's checksum while it has not been checked since start (recovery reads headers,
+    /// keys and metas, not bodies); `None` once verified, or for records written since.
+    pub unverified: Option<u64>,
 }
 
 /// A survivor of an eviction waiting for its rewrite, as lookups see it.

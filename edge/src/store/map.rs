@@ -41,6 +41,13 @@ pub enum Opened {
     Fresh { old_len: u64 },
 }
 
+/// Where the PID of the process holding a store file is written: `<store>.pid`.
+pub fn pid_file(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".pid");
+    std::path::PathBuf::from(name)
+}
+
 impl Map {
     /// Opens (or creates) the file at `path` with exactly `len` bytes, locks it against other
     /// processes (an exclusive `flock`, held while the map lives), and maps it. A file of
@@ -53,16 +60,24 @@ impl Map {
             .create(true)
             .truncate(false)
             .open(path)?;
-        // Two processes writing one store would corrupt each other's records.
+        // Two processes writing one store would corrupt each other's records. The holder's PID
+        // is written beside the file under the lock, so the refusal can name it.
+        let pid_path = pid_file(path);
         let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
             .map_err(|(_, errno)| {
+                let holder = std::fs::read_to_string(&pid_path)
+                    .ok()
+                    .and_then(|p| p.trim().parse::<u32>().ok())
+                    .map(|pid| format!("process {pid} (per {})", pid_path.display()))
+                    .unwrap_or_else(|| "another process".to_owned());
                 std::io::Error::new(
                     std::io::ErrorKind::WouldBlock,
                     format!(
-                        "another process has this store file open ({errno}); give each edge its own `store` file"
+                        "{holder} has this store file open ({errno}); stop it, or give each edge its own `store` file"
                     ),
                 )
             })?;
+        std::fs::write(&pid_path, format!("{}\n", std::process::id()))?;
         let old_len = file.metadata()?.len();
         let opened = if old_len == len {
             Opened::Existing

@@ -36,10 +36,12 @@
 //! 5. One process at a time: `map` holds an exclusive `flock` on the file while it is mapped.
 //!
 //! **Crashes.** A record is written in full as RESERVED, then its checksum is stored and its
-//! state flipped to COMMITTED. On start every region is scanned: only COMMITTED records of the
-//! region's current epoch whose checksum verifies enter the index; RESERVED (half-written at a
-//! crash), DEAD (purged) and corrupt ones are skipped, and records left from before a region's
-//! last reset are ignored by their epoch.
+//! state flipped to COMMITTED. On start every region is scanned: COMMITTED records of the
+//! region's current epoch whose header, key and meta check out enter the index, unverified;
+//! RESERVED (half-written at a crash) and DEAD (purged) ones are skipped, and records left from
+//! before a region's last reset are ignored by their epoch. A body is checked against its
+//! checksum at its first lookup after start and dropped (never served) if it fails, so start-up
+//! reads no body.
 
 mod evict;
 mod format;
@@ -198,15 +200,38 @@ impl<M: Meta> Store<M> {
             });
         };
         slot.hit = true;
-        let (region, start, len, meta) = (
+        let (region, offset, start, len, seq, unverified, meta) = (
             slot.region,
+            slot.offset,
             slot.body_start,
             slot.body_len,
+            slot.seq,
+            slot.unverified,
             slot.meta.clone(),
         );
         state.regions[region].last_access = clock;
         let pin = inner.pins.pin(region);
         drop(state);
+        if let Some(checksum) = unverified {
+            let payload_at = inner.at(region, offset) + RECORD_HEADER;
+            let payload_len = start - offset - RECORD_HEADER + len;
+            // SAFETY: rule 1: the region is pinned (taken under the lock that found the record
+            // committed and indexed) until `pin` drops, after this read.
+            let payload = unsafe { inner.map.slice(payload_at, payload_len) };
+            let intact = recover::payload_matches(payload, len, seq, checksum);
+            let mut state = inner.lock();
+            let same = state.index.get(key).is_some_and(|s| s.seq == seq);
+            if !intact {
+                tracing::warn!(key, "stored object failed its checksum; dropped");
+                if same && let Some(old) = state.take(key) {
+                    inner.mark_dead(&old);
+                }
+                return None;
+            }
+            if same && let Some(slot) = state.index.get_mut(key) {
+                slot.unverified = None;
+            }
+        }
         // SAFETY: rule 1: the region is pinned (taken under the lock that found the record
         // committed and indexed) until the body's last clone drops the pin.
         let body = unsafe { inner.map.body(inner.at(region, start), len, pin) };
@@ -298,6 +323,7 @@ impl<M: Meta> Store<M> {
             seq: reserved.seq,
             meta: decoded,
             hit: false,
+            unverified: None,
         };
         // This write is newer than a survivor of the same key waiting for its rewrite.
         state.pending.remove(key);

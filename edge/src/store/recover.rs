@@ -1,9 +1,12 @@
 //! Rebuilding the index from the store file at start, before the store is shared.
 //!
 //! Every region whose header is valid is scanned record by record: a COMMITTED record of the
-//! region's epoch whose checksum verifies enters the index (the newest of a key, by sequence
-//! number, wins); RESERVED (half-written at a crash), DEAD (purged) and corrupt ones are
-//! skipped; the first bytes that are no record of this epoch end the region.
+//! region's epoch whose header checks out and whose key and meta decode enters the index (the
+//! newest of a key, by sequence number, wins), marked unverified: bodies are not read here, so
+//! start-up reads headers, keys and metas only, and each body's checksum is checked at its
+//! first lookup (`Store::get`), before it is ever served. RESERVED (half-written at a crash)
+//! and DEAD (purged) records are skipped; the first bytes that are no record of this epoch end
+//! the region.
 
 use std::sync::Arc;
 
@@ -40,7 +43,7 @@ pub(super) fn recover<M: Meta>(map: &mut Map, region_size: u64, state: &mut Stat
                 break;
             }
             match header.state {
-                RecordState::Committed => match verify::<M>(map, at, &header) {
+                RecordState::Committed => match read_key_and_meta::<M>(map, at, &header) {
                     Some((key, meta)) => {
                         newest = newest.max(header.seq);
                         state.seq = state.seq.max(header.seq);
@@ -53,6 +56,7 @@ pub(super) fn recover<M: Meta>(map: &mut Map, region_size: u64, state: &mut Stat
                             seq: header.seq,
                             meta: Arc::new(meta),
                             hit: false,
+                            unverified: Some(header.checksum),
                         };
                         let replace = state
                             .index
@@ -79,8 +83,13 @@ pub(super) fn recover<M: Meta>(map: &mut Map, region_size: u64, state: &mut Stat
     }
 }
 
-/// Checks a committed record's checksum; returns its key and meta.
-fn verify<M: Meta>(map: &mut Map, at: u64, header: &RecordHeader) -> Option<(String, M)> {
+/// A committed record's key and meta, if its sizes fit its length and both decode. Its body
+/// is checked later, at its first lookup.
+fn read_key_and_meta<M: Meta>(
+    map: &mut Map,
+    at: u64,
+    header: &RecordHeader,
+) -> Option<(String, M)> {
     let (key_len, meta_len) = (u64::from(header.key_len), u64::from(header.meta_len));
     let used = RECORD_HEADER
         .checked_add(key_len)?
@@ -89,15 +98,17 @@ fn verify<M: Meta>(map: &mut Map, at: u64, header: &RecordHeader) -> Option<(Str
     if used > header.total {
         return None;
     }
-    let payload = map.slice_exclusive(at + RECORD_HEADER, key_len + meta_len + header.body_len);
-    let mut hasher = PayloadHasher::default();
-    hasher.update(payload);
-    if hasher.finish(header.body_len, header.seq) != header.checksum {
-        return None;
-    }
-    let key = std::str::from_utf8(&payload[..key_len as usize])
+    let head = map.slice_exclusive(at + RECORD_HEADER, key_len + meta_len);
+    let key = std::str::from_utf8(&head[..key_len as usize])
         .ok()?
         .to_owned();
-    let meta = M::decode(&payload[key_len as usize..(key_len + meta_len) as usize])?;
+    let meta = M::decode(&head[key_len as usize..])?;
     Some((key, meta))
+}
+
+/// Does the payload (key, meta and body, as written) match the record's checksum?
+pub(super) fn payload_matches(payload: &[u8], body_len: u64, seq: u64, checksum: u64) -> bool {
+    let mut hasher = PayloadHasher::default();
+    hasher.update(payload);
+    hasher.finish(body_len, seq) == checksum
 }

@@ -416,14 +416,26 @@ fn recovers_after_reopen_and_drops_corrupt_records() {
     std::fs::write(&path, &raw).unwrap();
 
     let store = open(dir.path());
-    let hit = store.get("a").unwrap();
-    assert_eq!(hit.meta.0, "ma");
-    assert_eq!(&hit.body[..], &joined(&a)[..]);
+    // Recovery reads no body: both are indexed, each checked at its first lookup.
+    assert!(store.contains("a") && store.contains("b"));
+    for _ in 0..2 {
+        let hit = store.get("a").unwrap();
+        assert_eq!(hit.meta.0, "ma");
+        assert_eq!(&hit.body[..], &joined(&a)[..]);
+    }
     assert!(store.get("b").is_none(), "a corrupt record is never served");
+    assert!(!store.contains("b"), "and it leaves the index");
     assert!(
         store.get("gone").is_none(),
         "a removed record stays removed"
     );
+    drop(store);
+    let store = open(dir.path());
+    assert!(
+        !store.contains("b"),
+        "a record found corrupt is marked dead on disk"
+    );
+    assert!(store.get("a").is_some());
 }
 
 #[test]
@@ -494,7 +506,12 @@ fn a_store_file_is_opened_by_one_store_at_a_time() {
     let second = Store::<TestMeta>::open(&dir.path().join("store"), 8 * MIB, MIB);
     match second {
         Err(StoreError::Io { source, .. }) => {
-            assert!(source.to_string().contains("another process"), "{source}")
+            let text = source.to_string();
+            let holder = format!("process {} (per ", std::process::id());
+            assert!(
+                text.contains(&holder) && text.contains("store.pid"),
+                "the refusal names the holder and its pid file: {text}"
+            )
         }
         other => panic!("a second open must be refused, got {other:?}"),
     }
