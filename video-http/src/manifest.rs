@@ -69,9 +69,11 @@ pub fn hls_steering(text: String, server: &str) -> String {
     }
 }
 
-/// Adds `<ContentSteering>` and a `BaseURL` for pathway `.` (the MPD's own folder, wherever it
-/// was fetched from) right after the `<MPD>` start tag. dash.js clones pathways from that
-/// `BaseURL` with each edge's host, as hls.js does from the default pathway.
+/// Adds `<ContentSteering>` right after the `<MPD>` start tag, with a `BaseURL` for pathway
+/// `.`: the MPD's own `BaseURL` (before the first `Period`) when it has one without a service
+/// location, tagged `serviceLocation="."`, else a new one, `./` (the MPD's own folder, wherever
+/// it was fetched from). dash.js clones pathways from that `BaseURL` with each edge's host, as
+/// hls.js does from the default pathway.
 pub fn dash_steering(text: String, server: &str) -> String {
     if text.contains("<ContentSteering") {
         return text;
@@ -86,11 +88,30 @@ pub fn dash_steering(text: String, server: &str) -> String {
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('"', "&quot;");
-    format!(
-        "{}\n  <BaseURL serviceLocation=\".\">./</BaseURL>\n  <ContentSteering defaultServiceLocation=\".\" queryBeforeStart=\"true\">{server}</ContentSteering>{}",
-        &text[..end],
-        &text[end..]
-    )
+    let steering = format!(
+        "\n  <ContentSteering defaultServiceLocation=\".\" queryBeforeStart=\"true\">{server}</ContentSteering>"
+    );
+    let head = &text[end..text[end..].find("<Period").map_or(text.len(), |p| end + p)];
+    match head.find("<BaseURL").map(|b| end + b) {
+        Some(base) => {
+            let tag_end = text[base..].find('>').map_or(text.len(), |t| base + t);
+            if text[base..tag_end].contains("serviceLocation") {
+                return text;
+            }
+            let name_end = base + "<BaseURL".len();
+            format!(
+                "{}{steering}{} serviceLocation=\".\"{}",
+                &text[..end],
+                &text[end..name_end],
+                &text[name_end..]
+            )
+        }
+        None => format!(
+            "{}\n  <BaseURL serviceLocation=\".\">./</BaseURL>{steering}{}",
+            &text[..end],
+            &text[end..]
+        ),
+    }
 }
 
 /// Turns every absolute URL under one of `origins` (base URLs such as `http://origin:8080` or
@@ -233,6 +254,20 @@ mod tests {
         ));
         assert_eq!(dash_steering(steered.clone(), "x"), steered);
         assert_eq!(dash_steering("not an mpd".into(), "x"), "not an mpd");
+    }
+
+    #[test]
+    fn an_mpds_own_base_url_becomes_the_default_pathway() {
+        let mpd = "<MPD>\n  <BaseURL>/media/x/</BaseURL>\n  <Period><BaseURL>p/</BaseURL></Period>\n</MPD>".to_owned();
+        assert_eq!(
+            dash_steering(mpd, "http://r/s"),
+            "<MPD>\n  <ContentSteering defaultServiceLocation=\".\" queryBeforeStart=\"true\">http://r/s</ContentSteering>\n  <BaseURL serviceLocation=\".\">/media/x/</BaseURL>\n  <Period><BaseURL>p/</BaseURL></Period>\n</MPD>"
+        );
+        // A Period's BaseURL is not the MPD's: the MPD gets its own.
+        let inner = "<MPD>\n<Period><BaseURL>p/</BaseURL></Period></MPD>".to_owned();
+        assert!(dash_steering(inner, "http://r/s").starts_with(
+            "<MPD>\n  <BaseURL serviceLocation=\".\">./</BaseURL>\n  <ContentSteering"
+        ));
     }
 
     #[test]

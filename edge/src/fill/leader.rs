@@ -78,6 +78,11 @@ pub struct Filler {
     passing: moka::sync::Cache<String, ()>,
 }
 
+/// Responses that will not be stored are still shared among the waiters of their fill, from
+/// memory, up to this size (a `no-store` live playlist, an error page); larger or unknown-length
+/// ones are passed to one viewer.
+const SHARE_IN_MEMORY: u64 = 1 << 20;
+
 /// How long a key whose response could not be stored stays pass-through (Varnish's
 /// hit-for-miss lasts 120 s by default too).
 const PASS_MEMORY: std::time::Duration = std::time::Duration::from_secs(120);
@@ -280,13 +285,32 @@ impl Filler {
             request_headers: request.headers.clone(),
             shared: true,
         };
-        if !storable {
-            // Not kept, so not shared: one viewer streams it, the others fetch on their own.
-            let response_forbids =
-                !freshness::storable(&HeaderMap::new(), stored_status, &decisive, &cc)
-                    || content_length.is_some_and(|len| len > self.limits.max_object_size);
-            if response_forbids && !request.private && !request.prefetch && request.slice.is_none()
-            {
+        // A slice is stored only as the range it was asked for: a shorter or other range
+        // would be served in its place.
+        let storable = storable
+            && request.slice.is_none_or(|(first, last)| {
+                parts
+                    .headers
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with(&format!("bytes {first}-{last}/")))
+            });
+        // Not kept: shared in memory only while small, and never when the response is one
+        // viewer's. Otherwise one viewer streams it and the others fetch on their own.
+        let personal = cc.private
+            || (parts.headers.contains_key(header::SET_COOKIE) && !cc.public)
+            || key::varies_on_everything(&parts.headers);
+        let large = content_length.is_none_or(|len| len > SHARE_IN_MEMORY);
+        if !storable && (personal || large) {
+            // Remembered as pass-through only for what the response itself says, never for
+            // errors (a 404 for a live segment asked too early must not stop coalescing).
+            let remember = (personal
+                || content_length.is_some_and(|len| len > self.limits.max_object_size))
+                && (parts.status.is_success() || parts.status.is_redirection())
+                && !request.private
+                && !request.prefetch
+                && request.slice.is_none();
+            if remember {
                 self.passing.insert(request.base.clone(), ());
             }
             self.metrics.origin_fetch("passed");

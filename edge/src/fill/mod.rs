@@ -12,12 +12,14 @@
 //! length (HTTP/1.1), so no viewer mistakes a truncated segment for a complete one.
 //! The model is pingora's cache lock, with the body shared instead of re-read from the cache.
 //!
-//! A response that will not be stored (not storable, or over `max_object_size`) is not shared
-//! and not kept: the fill *passes* the origin's body to one viewer, who streams it with hyper's
-//! backpressure (a bounded buffer per stream, whatever the object's size). The other waiters
-//! are released to fetch on their own (see `proxy::miss`), and the key is remembered as
-//! pass-through for a while, so later requests do not queue behind a fill that will not be
-//! shared (Varnish's hit-for-miss).
+//! A response that will not be stored (not storable, or over `max_object_size`) is shared from
+//! memory only while it is small (up to 1 MiB, a `no-store` live playlist) and not one viewer's
+//! (`private`, `Set-Cookie`, `Vary: *`). Otherwise the fill *passes* the origin's body to one
+//! viewer, who streams it with hyper's backpressure (a bounded buffer per stream, whatever the
+//! object's size); the other waiters are released to fetch on their own (see `proxy::miss`),
+//! and a key passed for what its successful response says is remembered as pass-through for a
+//! while, so later requests do not queue behind a fill that will not be shared (Varnish's
+//! hit-for-miss).
 //!
 //! This module is the shared state of one fill; `leader` ([`Filler`]) is the task that drives
 //! it (the origin fetch, and storing the object once it is complete).
@@ -69,6 +71,12 @@ struct FillData {
     passed: Option<Passed>,
     /// A passed response's viewer has claimed it.
     claimed: bool,
+}
+
+impl FillData {
+    fn is_passed(&self) -> bool {
+        matches!(&self.head, Some(Ok(head)) if !head.shared)
+    }
 }
 
 /// The origin's body of a response that is not shared, and how long it may stall.
@@ -161,9 +169,11 @@ impl Fill {
         self.notify();
     }
 
-    /// True once the whole body arrived intact.
+    /// True once the whole body arrived intact (never for a passed response, whose body the
+    /// fill does not hold).
     pub fn is_complete(&self) -> bool {
-        matches!(self.lock().end, Some(Ok(())))
+        let data = self.lock();
+        matches!(data.end, Some(Ok(()))) && !data.is_passed()
     }
 
     /// Bytes received so far.
@@ -241,6 +251,11 @@ impl Fill {
                     match data.chunks.get(c.chunk) {
                         Some(chunk) => Ok(Some(chunk.clone())),
                         None => match &data.end {
+                            // Passed after this body was made: its bytes are not here.
+                            Some(Ok(())) if data.is_passed() => Err(EdgeError::Internal(
+                                "this response was passed to another viewer".into(),
+                            )
+                            .to_io()),
                             Some(Ok(())) => Ok(None),
                             Some(Err(error)) => Err(error.to_io()),
                             None => Ok(Some(Bytes::new())),

@@ -117,7 +117,7 @@ impl Edge {
             _ => None,
         };
         if let Some(len) = whole {
-            self.note_large(base, len);
+            self.note_large(base, len, &parts.headers);
         }
         if whole.is_some_and(|len| len <= self.max_object_size)
             && !self.has_credentials(request.headers())

@@ -145,15 +145,18 @@ impl Edge {
         }
         headers.insert(header::AGE, HeaderValue::from(head.age));
         headers.insert("x-cache", HeaderValue::from_static(cache));
-        if self
-            .manifests
-            .applies(
-                request.uri().path(),
-                head.status,
-                &headers,
-                head.content_length,
-            )
-            .is_some()
+        // A passed body can be read once: it is rewritten only when it is known to fit.
+        let readable_twice = head.shared || head.content_length.is_some();
+        if readable_twice
+            && self
+                .manifests
+                .applies(
+                    request.uri().path(),
+                    head.status,
+                    &headers,
+                    head.content_length,
+                )
+                .is_some()
         {
             let limited = http_body_util::Limited::new(fill.body(0, None), MAX_REWRITTEN as usize);
             match http_body_util::BodyExt::collect(limited).await {

@@ -5,6 +5,7 @@
 //! fetched from the origin as ranges of their own (one fill per slice, so concurrent viewers
 //! share them), and the answer streams one slice at a time.
 //!
+//! Only objects whose responses may be stored are sliced, and only unconditional ranges.
 //! Slices are combined only under the same strong `ETag` (the first slice's); a range that
 //! spans slices of an object without one passes through, and a slice whose tag differs
 //! (the object changed meanwhile) ends the answer with an error and is dropped from the store.
@@ -72,9 +73,14 @@ impl Source {
     async fn slice(&self, n: u64) -> Result<Slice, EdgeError> {
         let base = slice_key(&self.base, n);
         let key = self.variants.key_for(&base, &self.headers);
+        let start = n * self.slice_size;
+        let end = (start + self.slice_size).min(self.total) - 1;
         if let Some(object) = self.store.get(&key) {
             let age = object.meta.age(SystemTime::now());
-            if freshness::evaluate(&object.meta.policy, age) == Freshness::Fresh {
+            // A slice of another length is of another version of the object: fetched again.
+            if freshness::evaluate(&object.meta.policy, age) == Freshness::Fresh
+                && object.body.len() as u64 == end - start + 1
+            {
                 return Ok(Slice {
                     body: object.body.clone(),
                     headers: object.meta.header_map(),
@@ -83,8 +89,6 @@ impl Source {
                 });
             }
         }
-        let start = n * self.slice_size;
-        let end = (start + self.slice_size).min(self.total) - 1;
         let fill = self.filler.start(FillRequest {
             base,
             path: self.path.clone(),
@@ -104,7 +108,12 @@ impl Source {
             .headers
             .get(header::CONTENT_RANGE)
             .and_then(|v| v.to_str().ok());
-        if head.status != StatusCode::PARTIAL_CONTENT || answered != Some(asked.as_str()) {
+        // A slice the edge will not keep (the origin now marks it private, say) is not
+        // sliced: the caller passes the range through.
+        if !head.shared
+            || head.status != StatusCode::PARTIAL_CONTENT
+            || answered != Some(asked.as_str())
+        {
             return Err(EdgeError::OriginBody(
                 format!(
                     "asked for {asked}, the origin answered {} with Content-Range {answered:?}",
@@ -137,9 +146,14 @@ fn strong_etag(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl Edge {
-    /// Remembers that `base` is `total` bytes, too large to store whole: its ranges are sliced.
-    pub(super) fn note_large(&self, base: &str, total: u64) {
-        if total > self.max_object_size {
+    /// Remembers that `base` is `total` bytes, too large to store whole: its ranges are sliced,
+    /// if its response (`headers`, of a 206) could be stored.
+    pub(super) fn note_large(&self, base: &str, total: u64, headers: &HeaderMap) {
+        let decisive = crate::targeted::for_this_cache(headers);
+        let cc = freshness::CacheControl::parse(&decisive);
+        if total > self.max_object_size
+            && freshness::storable(&HeaderMap::new(), StatusCode::OK, &decisive, &cc)
+        {
             self.large_objects.insert(base.to_owned(), total);
         }
     }
@@ -155,10 +169,17 @@ impl Edge {
     ) -> Option<(Response<Body>, &'static str)> {
         let total = self.large_objects.get(base)?;
         let headers = request.headers();
-        if request.method() != http::Method::GET
-            || headers.contains_key(header::IF_RANGE)
-            || self.has_credentials(headers)
-        {
+        // Conditional ranges pass through: the origin answers them against the object itself.
+        let conditional = [
+            header::IF_RANGE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_UNMODIFIED_SINCE,
+        ]
+        .iter()
+        .any(|h| headers.contains_key(h));
+        if request.method() != http::Method::GET || conditional || self.has_credentials(headers) {
             return None;
         }
         let asked = headers.get(header::RANGE)?.to_str().ok()?;
