@@ -1789,7 +1789,7 @@ async fn a_second_edge_on_the_same_store_exits_naming_the_holder() {
     assert!(!status.success(), "the second edge must not run");
     assert!(
         stderr.contains(&format!("process {} (per ", first.pid()))
-            && stderr.contains("edge.store.pid"),
+            && stderr.contains("edge.store.owner"),
         "the message names the holder and its pid file: {stderr}"
     );
     // The first one is unharmed.

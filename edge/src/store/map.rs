@@ -41,10 +41,11 @@ pub enum Opened {
     Fresh { old_len: u64 },
 }
 
-/// Where the PID of the process holding a store file is written: `<store>.pid`.
+/// Where the PID of the process holding a store file is written: `<store>.owner` (not a
+/// `.pid` file: it outlives a crashed holder, and only the lock says whether it is current).
 pub fn pid_file(path: &Path) -> std::path::PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(".pid");
+    name.push(".owner");
     std::path::PathBuf::from(name)
 }
 

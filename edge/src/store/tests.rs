@@ -509,7 +509,7 @@ fn a_store_file_is_opened_by_one_store_at_a_time() {
             let text = source.to_string();
             let holder = format!("process {} (per ", std::process::id());
             assert!(
-                text.contains(&holder) && text.contains("store.pid"),
+                text.contains(&holder) && text.contains("store.owner"),
                 "the refusal names the holder and its pid file: {text}"
             )
         }
