@@ -106,6 +106,24 @@ pub async fn run(
         "store open"
     );
     let edge = Arc::new(Edge::new(&config, store.clone(), metrics)?);
+    // Bodies recovered at start are checked against their checksums in the background (a
+    // lookup checks its own first if it gets there before): see `store::Store::check_some`.
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checker = {
+        let (store, stopping) = (store.clone(), stopping.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut checked = 0;
+            while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                match store.check_some(64) {
+                    0 => break,
+                    n => checked += n,
+                }
+            }
+            if checked > 0 {
+                tracing::info!(checked, "stored bodies checked since start");
+            }
+        })
+    };
 
     let admin_shutdown = Shutdown::new();
     let status = {
@@ -156,6 +174,8 @@ pub async fn run(
     for server in servers {
         let _ = server.await;
     }
+    stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = checker.await;
     admin_shutdown.stop();
     let _ = admin_task.await;
     if let Err(error) = store.flush() {

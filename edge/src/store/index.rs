@@ -24,6 +24,8 @@ pub(super) struct State<M> {
     pub evicted_objects: u64,
     pub reinserted_objects: u64,
     pub evicted_regions: u64,
+    /// Where the background check of unverified bodies has got to: (region, key position).
+    pub scrub: (usize, usize),
 }
 
 /// Where one stored object is.
@@ -78,6 +80,7 @@ impl<M> State<M> {
             evicted_objects: 0,
             reinserted_objects: 0,
             evicted_regions: 0,
+            scrub: (0, 0),
         }
     }
 

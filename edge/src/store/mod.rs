@@ -200,42 +200,91 @@ impl<M: Meta> Store<M> {
             });
         };
         slot.hit = true;
-        let (region, offset, start, len, seq, unverified, meta) = (
+        let (region, start, len, meta) = (
             slot.region,
-            slot.offset,
             slot.body_start,
             slot.body_len,
-            slot.seq,
-            slot.unverified,
             slot.meta.clone(),
         );
+        let unchecked = slot
+            .unverified
+            .map(|checksum| Unchecked::of(slot, checksum));
         state.regions[region].last_access = clock;
         let pin = inner.pins.pin(region);
         drop(state);
-        if let Some(checksum) = unverified {
-            let payload_at = inner.at(region, offset) + RECORD_HEADER;
-            let payload_len = start - offset - RECORD_HEADER + len;
-            // SAFETY: rule 1: the region is pinned (taken under the lock that found the record
-            // committed and indexed) until `pin` drops, after this read.
-            let payload = unsafe { inner.map.slice(payload_at, payload_len) };
-            let intact = recover::payload_matches(payload, len, seq, checksum);
-            let mut state = inner.lock();
-            let same = state.index.get(key).is_some_and(|s| s.seq == seq);
-            if !intact {
-                tracing::warn!(key, "stored object failed its checksum; dropped");
-                if same && let Some(old) = state.take(key) {
-                    inner.mark_dead(&old);
-                }
-                return None;
-            }
-            if same && let Some(slot) = state.index.get_mut(key) {
-                slot.unverified = None;
-            }
+        if let Some(unchecked) = unchecked
+            && !self.check(key, &unchecked)
+        {
+            return None;
         }
         // SAFETY: rule 1: the region is pinned (taken under the lock that found the record
         // committed and indexed) until the body's last clone drops the pin.
         let body = unsafe { inner.map.body(inner.at(region, start), len, pin) };
         Some(StoredObject { meta, body })
+    }
+
+    /// Checks an unverified record's payload against its checksum, its region pinned by the
+    /// caller, and records the verdict: the slot is marked verified, or dropped from the index
+    /// and marked dead. True when intact.
+    #[allow(unsafe_code)]
+    fn check(&self, key: &str, unchecked: &Unchecked) -> bool {
+        let inner = &self.inner;
+        let payload_at = inner.at(unchecked.region, unchecked.offset) + RECORD_HEADER;
+        // SAFETY: rule 1: the caller pinned the region under the lock that found the record
+        // committed and indexed, and holds the pin until after this read.
+        let payload = unsafe { inner.map.slice(payload_at, unchecked.payload_len) };
+        let intact = recover::payload_matches(
+            payload,
+            unchecked.body_len,
+            unchecked.seq,
+            unchecked.checksum,
+        );
+        let mut state = inner.lock();
+        let same = state.index.get(key).is_some_and(|s| s.seq == unchecked.seq);
+        if !intact {
+            tracing::warn!(key, "stored object failed its checksum; dropped");
+            if same && let Some(old) = state.take(key) {
+                inner.mark_dead(&old);
+            }
+            return false;
+        }
+        if same && let Some(slot) = state.index.get_mut(key) {
+            slot.unverified = None;
+        }
+        true
+    }
+
+    /// Checks up to `max` bodies not yet checked since start, without counting them as used:
+    /// the background pass after start (`edge::run` keeps calling it on the blocking pool),
+    /// so that most first lookups find their object checked already. Returns how many were
+    /// checked; 0 once the pass has been through every region.
+    pub fn check_some(&self, max: usize) -> usize {
+        let mut batch = Vec::with_capacity(max);
+        {
+            let mut state = self.inner.lock();
+            let (mut r, mut i) = state.scrub;
+            while batch.len() < max && r < state.regions.len() {
+                let Some(key) = state.regions[r].keys.get(i) else {
+                    (r, i) = (r + 1, 0);
+                    continue;
+                };
+                i += 1;
+                if let Some(slot) = state.index.get(key)
+                    && slot.region == r
+                    && let Some(checksum) = slot.unverified
+                {
+                    let unchecked = Unchecked::of(slot, checksum);
+                    let pin = self.inner.pins.pin(r);
+                    batch.push((key.clone(), unchecked, pin));
+                }
+            }
+            state.scrub = (r, i);
+        }
+        let checked = batch.len();
+        for (key, unchecked, _pin) in batch {
+            self.check(&key, &unchecked);
+        }
+        checked
     }
 
     /// True when `key` is stored (does not count as a use).
@@ -433,6 +482,29 @@ impl<M: Meta> Inner<M> {
             self.map
                 .set_state(self.at(slot.region, slot.offset), RecordState::Dead)
         };
+    }
+}
+
+/// A record to check against its checksum: where its payload is, and what it must hash to.
+struct Unchecked {
+    region: usize,
+    offset: u64,
+    payload_len: u64,
+    body_len: u64,
+    seq: u64,
+    checksum: u64,
+}
+
+impl Unchecked {
+    fn of<M>(slot: &Slot<M>, checksum: u64) -> Self {
+        Self {
+            region: slot.region,
+            offset: slot.offset,
+            payload_len: slot.body_start - slot.offset - RECORD_HEADER + slot.body_len,
+            body_len: slot.body_len,
+            seq: slot.seq,
+            checksum,
+        }
     }
 }
 

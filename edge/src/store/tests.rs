@@ -521,3 +521,41 @@ fn a_store_file_is_opened_by_one_store_at_a_time() {
         "free again once closed"
     );
 }
+
+#[test]
+fn the_background_check_verifies_every_recovered_body_and_drops_a_corrupt_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bodies: Vec<Vec<Bytes>> = (0..20).map(|i| body(30_000, i as u8)).collect();
+    {
+        let store = open(dir.path());
+        for (i, b) in bodies.iter().enumerate() {
+            store
+                .insert(&format!("k{i}"), &TestMeta(format!("m{i}")), b, true)
+                .unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let path = dir.path().join("store");
+    let mut raw = std::fs::read(&path).unwrap();
+    let needle = &joined(&bodies[7])[2000..2064];
+    let at = raw.windows(needle.len()).position(|w| w == needle).unwrap();
+    raw[at] ^= 0x01;
+    std::fs::write(&path, &raw).unwrap();
+
+    let store = open(dir.path());
+    assert_eq!(store.stats().objects, 20, "recovery reads no body");
+    let mut checked = 0;
+    loop {
+        match store.check_some(3) {
+            0 => break,
+            n => checked += n,
+        }
+    }
+    assert_eq!(checked, 20, "each body checked once");
+    assert_eq!(store.check_some(3), 0, "nothing left to check");
+    assert!(!store.contains("k7"), "the corrupt one is dropped");
+    for i in (0..20).filter(|&i| i != 7) {
+        let hit = store.get(&format!("k{i}")).expect("intact ones stay");
+        assert_eq!(&hit.body[..], &joined(&bodies[i])[..]);
+    }
+}
