@@ -19,8 +19,11 @@ const VERSION: u8 = 1;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedMeta {
     pub status: u16,
-    /// End-to-end headers as the origin sent them (hop-by-hop, `Set-Cookie` and `Age` removed).
-    pub headers: Vec<(String, Bytes)>,
+    /// End-to-end headers as the origin sent them (hop-by-hop, `Set-Cookie` and `Age` removed),
+    /// in one block, as the record stores them: for each, a `u32` name length, the name, a
+    /// `u32` value length, the value. One allocation per object instead of two per header
+    /// (the index keeps every object's meta in RAM); values are handed out as slices of it.
+    headers: Bytes,
     /// When the response arrived, in milliseconds since the epoch.
     pub response_time_ms: u64,
     /// Its corrected initial age, in seconds.
@@ -52,31 +55,39 @@ impl CachedMeta {
         let decisive = crate::targeted::for_this_cache(headers);
         let cc = freshness::CacheControl::parse(&decisive);
         let end_to_end = crate::forward::end_to_end(headers);
+        let mut block = Vec::new();
+        for (name, value) in end_to_end.iter().filter(|(name, _)| !is_not_stored(name)) {
+            push_field(&mut block, name.as_str().as_bytes());
+            push_field(&mut block, value.as_bytes());
+        }
         Self {
             status: status.as_u16(),
-            headers: end_to_end
-                .iter()
-                .filter(|(name, _)| !is_not_stored(name))
-                .map(|(name, value)| {
-                    (
-                        name.as_str().to_owned(),
-                        Bytes::copy_from_slice(value.as_bytes()),
-                    )
-                })
-                .collect(),
+            headers: Bytes::from(block),
             response_time_ms: freshness::to_millis(response_time),
             initial_age: freshness::initial_age(headers, request_time, response_time),
             policy: freshness::policy(&decisive, &cc),
         }
     }
 
+    /// The stored headers, in order: name and value (a slice of the block).
+    fn fields(&self) -> impl Iterator<Item = (&str, Bytes)> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let (name, next) = field(&self.headers, at)?;
+            let (value, next) = field(&self.headers, next)?;
+            at = next;
+            let name = std::str::from_utf8(&self.headers[name]).ok()?;
+            Some((name, self.headers.slice(value)))
+        })
+    }
+
     /// The stored headers as a map.
     pub fn header_map(&self) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
+        let mut map = HeaderMap::new();
+        for (name, value) in self.fields() {
             if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_maybe_shared(value.clone()),
+                HeaderValue::from_maybe_shared(value),
             ) {
                 map.append(name, value);
             }
@@ -86,10 +97,15 @@ impl CachedMeta {
 
     /// One stored header's value as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        let mut at = 0;
+        while let Some((n, next)) = field(&self.headers, at) {
+            let (v, next) = field(&self.headers, next)?;
+            if &self.headers[n] == name.as_bytes() {
+                return std::str::from_utf8(&self.headers[v]).ok();
+            }
+            at = next;
+        }
+        None
     }
 
     /// The age of the stored response at `now`.
@@ -142,13 +158,7 @@ impl CachedMeta {
 
 impl store::Meta for CachedMeta {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            64 + self
-                .headers
-                .iter()
-                .map(|(n, v)| n.len() + v.len() + 6)
-                .sum::<usize>(),
-        );
+        let mut out = Vec::with_capacity(64 + self.headers.len());
         out.push(VERSION);
         out.extend_from_slice(&self.status.to_le_bytes());
         out.extend_from_slice(&self.response_time_ms.to_le_bytes());
@@ -158,13 +168,9 @@ impl store::Meta for CachedMeta {
             out.extend_from_slice(&(d.as_millis() as u64).to_le_bytes());
         }
         out.push(u8::from(p.no_cache) | (u8::from(p.must_revalidate) << 1));
-        out.extend_from_slice(&(self.headers.len() as u32).to_le_bytes());
-        for (name, value) in &self.headers {
-            out.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            out.extend_from_slice(value);
-        }
+        let count = self.fields().count() as u32;
+        out.extend_from_slice(&count.to_le_bytes());
+        out.extend_from_slice(&self.headers);
         out
     }
 
@@ -181,19 +187,22 @@ impl store::Meta for CachedMeta {
         let stale_if_error = Duration::from_millis(r.u64()?);
         let flags = r.u8()?;
         let count = r.u32()? as usize;
-        let mut headers = Vec::with_capacity(count.min(256));
+        // The block must hold exactly `count` fields, each name UTF-8: checked once here, so
+        // reading it later cannot fail.
+        let block = r.0;
+        let mut at = 0;
         for _ in 0..count {
-            let n = r.u32()? as usize;
-            let name = std::str::from_utf8(r.take(n)?).ok()?.to_owned();
-            let n = r.u32()? as usize;
-            headers.push((name, Bytes::copy_from_slice(r.take(n)?)));
+            let (name, next) = field(block, at)?;
+            std::str::from_utf8(&block[name]).ok()?;
+            let (_, next) = field(block, next)?;
+            at = next;
         }
-        if !r.0.is_empty() {
+        if at != block.len() {
             return None;
         }
         Some(Self {
             status,
-            headers,
+            headers: Bytes::copy_from_slice(block),
             response_time_ms,
             initial_age,
             policy: Policy {
@@ -205,6 +214,20 @@ impl store::Meta for CachedMeta {
             },
         })
     }
+}
+
+/// Appends one length-prefixed field to a header block.
+fn push_field(block: &mut Vec<u8>, bytes: &[u8]) {
+    block.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    block.extend_from_slice(bytes);
+}
+
+/// The field of `block` at `at`: its byte range and where the next one starts.
+fn field(block: &[u8], at: usize) -> Option<(std::ops::Range<usize>, usize)> {
+    let len = u32::from_le_bytes(block.get(at..at + 4)?.try_into().ok()?) as usize;
+    let start = at + 4;
+    let end = start.checked_add(len)?;
+    (end <= block.len()).then_some((start..end, end))
 }
 
 struct Reader<'a>(&'a [u8]);
