@@ -156,11 +156,7 @@ impl<M: Meta> Inner<M> {
             };
             // An object not yet checked against its checksum is never copied: its copy would be
             // checksummed afresh, and a corrupt body would pass for a good one.
-            if slot.region != r
-                || !slot.hit
-                || slot.unverified.is_some()
-                || !seen.insert(key.as_str())
-            {
+            if slot.region != r || !slot.hit || slot.unverified.is_some() || !seen.insert(&**key) {
                 continue;
             }
             // Sized from the meta as it is now (a revalidation may have grown it).
@@ -172,7 +168,7 @@ impl<M: Meta> Inner<M> {
             }
             used += total;
             out.push(Planned {
-                key: key.clone(),
+                key: key.to_string(),
                 offset: slot.offset,
                 body_start: slot.body_start,
                 body_len: slot.body_len,
@@ -225,10 +221,10 @@ impl<M: Meta> Inner<M> {
                     continue;
                 };
                 // Kept only if the copy is of the record indexed now.
-                match by_key.remove(&key) {
+                match by_key.remove(&*key) {
                     Some((p, body)) if p.offset == slot.offset => {
                         state.pending.insert(
-                            key.clone(),
+                            key.to_string(),
                             Pending {
                                 meta: slot.meta.clone(),
                                 body: body.clone(),
@@ -236,7 +232,7 @@ impl<M: Meta> Inner<M> {
                             },
                         );
                         survivors.push(Survivor {
-                            key,
+                            key: key.to_string(),
                             meta: slot.meta,
                             meta_bytes: p.meta_bytes,
                             body,

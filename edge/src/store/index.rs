@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 /// The index and the regions' bookkeeping, behind the store's lock.
 pub(super) struct State<M> {
-    pub index: HashMap<String, Slot<M>>,
+    pub index: HashMap<Arc<str>, Slot<M>>,
     /// Survivors of an eviction between their copy-out and their rewrite: served from memory.
     pub pending: HashMap<String, Pending<M>>,
     pub regions: Vec<Region>,
@@ -64,8 +64,9 @@ pub(super) struct Region {
     pub last_access: u64,
     /// Bytes of live records.
     pub live: u64,
-    /// Keys written into it since it was reset (a key written twice is listed twice).
-    pub keys: Vec<String>,
+    /// Keys written into it since it was reset (a key written twice is listed twice), shared
+    /// with the index: one allocation per key.
+    pub keys: Vec<Arc<str>>,
 }
 
 impl<M> State<M> {
@@ -91,7 +92,8 @@ impl<M> State<M> {
 
     /// Indexes `slot` under `key`, returning the slot it replaced (whose record the caller
     /// marks dead). Keeps the regions' live bytes and key lists in step.
-    pub fn put(&mut self, key: String, slot: Slot<M>) -> Option<Slot<M>> {
+    pub fn put(&mut self, key: impl Into<Arc<str>>, slot: Slot<M>) -> Option<Slot<M>> {
+        let key: Arc<str> = key.into();
         let region = &mut self.regions[slot.region];
         region.live += slot.total;
         region.keys.push(key.clone());

@@ -402,9 +402,10 @@ impl<M: Meta> Store<M> {
         let keys: Vec<String> = state
             .index
             .keys()
-            .chain(state.pending.keys())
+            .map(|k| &**k)
+            .chain(state.pending.keys().map(String::as_str))
             .filter(|k| k.starts_with(prefix))
-            .cloned()
+            .map(str::to_owned)
             .collect();
         for key in &keys {
             state.pending.remove(key);

@@ -60,7 +60,7 @@ pub(super) fn recover<M: Meta>(map: &mut Map, region_size: u64, state: &mut Stat
                         };
                         let replace = state
                             .index
-                            .get(&key)
+                            .get(key.as_str())
                             .is_none_or(|existing| existing.seq < header.seq);
                         if replace && state.put(key, slot).is_none() {
                             recovered += 1;
