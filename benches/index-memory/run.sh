@@ -10,62 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 objects=${1:-20000} label=${2:-$(git rev-parse --short HEAD)}
 cargo build --release --locked -p edge >&2
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-mkdir -p "$work/www" "$work/temp"
+. benches/lib/local-servers.sh
 head -c 16384 /dev/urandom >"$work/www/obj.bin"
-cat >"$work/nginx.conf" <<CONF
-daemon off;
-master_process off;
-pid $work/nginx.pid;
-error_log stderr warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/temp;
-    proxy_temp_path $work/temp;
-    fastcgi_temp_path $work/temp;
-    uwsgi_temp_path $work/temp;
-    scgi_temp_path $work/temp;
-    server {
-        listen 127.0.0.1:$port;
-        root $work/www;
-        location / {
+start_nginx 'location / {
             default_type video/iso.segment;
             add_header Cache-Control "public, max-age=3600";
             try_files /obj.bin =404;
-        }
-    }
-}
-CONF
-"$(command -v nginx || echo /usr/sbin/nginx)" -e stderr -p "$work" -c "$work/nginx.conf" &
-pids+=($!)
-for _ in $(seq 100); do
-  curl -fs -o /dev/null "http://127.0.0.1:$port/probe" && break
-  sleep 0.1
-done
-
-target/release/edge --listen 127.0.0.1:0 --admin 127.0.0.1:0 --origin "http://127.0.0.1:$port" \
-  --store "$work/edge.store" --capacity 1GiB --name bench-edge --region bench --prefetch 0 \
-  >"$work/edge.out" 2>"$work/edge.log" &
-edge_pid=$!
-pids+=("$edge_pid")
-edge=
-for _ in $(seq 300); do
-  edge="$(awk '$1 == "listening" && $2 == "http" { print $3; exit }' "$work/edge.out")"
-  [ -n "$edge" ] && break
-  sleep 0.1
-done
-[ -n "$edge" ] || { echo "the edge did not start:" >&2; cat "$work/edge.log" >&2; exit 1; }
-admin="$(awk '$1 == "listening" && $2 == "admin" { print $3; exit }' "$work/edge.out")"
+        }'
+start_edge --capacity 1GiB --prefetch 0
+edge=$edge_url admin=$admin_url
 stored() { curl -s "$admin/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["objects"])'; }
 anon() { awk '$1 == "RssAnon:" { print $2 }' "/proc/$edge_pid/status"; }
 

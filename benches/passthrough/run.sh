@@ -9,59 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 viewers=${1:-200} size_mib=${2:-500}
 cargo build --release --locked -p edge >&2
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-mkdir -p "$work/www" "$work/temp"
+. benches/lib/local-servers.sh
 head -c "$((size_mib << 20))" /dev/zero >"$work/www/big.mp4"
-cat >"$work/nginx.conf" <<EOF
-daemon off;
-master_process off;
-pid $work/nginx.pid;
-error_log stderr warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    client_body_temp_path $work/temp;
-    proxy_temp_path $work/temp;
-    fastcgi_temp_path $work/temp;
-    uwsgi_temp_path $work/temp;
-    scgi_temp_path $work/temp;
-    server {
-        listen 127.0.0.1:$port;
-        root $work/www;
-        add_header Cache-Control no-store;
-    }
-}
-EOF
-nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
-"$nginx_bin" -e stderr -p "$work" -c "$work/nginx.conf" &
-pids+=($!)
-for _ in $(seq 100); do
-  curl -fs -o /dev/null "http://127.0.0.1:$port/big.mp4" -r 0-0 && break
-  sleep 0.1
-done
-
-target/release/edge --listen 127.0.0.1:0 --admin 127.0.0.1:0 --origin "http://127.0.0.1:$port" \
-  --store "$work/edge.store" --capacity 64MiB --name bench-edge --region bench \
-  >"$work/edge.out" 2>"$work/edge.log" &
-edge_pid=$!
-pids+=("$edge_pid")
-edge=
-for _ in $(seq 300); do
-  edge="$(awk '$1 == "listening" && $2 == "http" { print $3; exit }' "$work/edge.out")"
-  [ -n "$edge" ] && break
-  sleep 0.1
-done
-[ -n "$edge" ] || { echo "the edge did not start:" >&2; cat "$work/edge.log" >&2; exit 1; }
+start_nginx "add_header Cache-Control no-store;"
+start_edge --capacity 64MiB
+edge=$edge_url
 
 kb() { awk -v f="$1" '$1 == f { print $2 }' "/proc/$edge_pid/status"; }
 before=$(kb VmRSS:)

@@ -116,18 +116,11 @@ pub fn storable(
     response: &HeaderMap,
     cc: &CacheControl,
 ) -> bool {
-    if !storable_status(status) || cc.no_store || cc.private {
+    if !storable_status(status) || cc.no_store || personal(response, cc) {
         return false;
     }
     // A request's no-store covers the response to it too (RFC 9111 §5.2.1.5).
     if crate::request_cc::RequestCacheControl::parse(request).no_store {
-        return false;
-    }
-    if crate::key::varies_on_everything(response) {
-        return false;
-    }
-    // Cookies are per viewer: such a response is shared only when the origin says so.
-    if response.contains_key(header::SET_COOKIE) && !cc.public {
         return false;
     }
     // RFC 9111 §3.5: a request with credentials is stored only with explicit permission.
@@ -141,6 +134,14 @@ pub fn storable(
     let validator =
         response.contains_key(header::ETAG) || response.contains_key(header::LAST_MODIFIED);
     explicit || ((validator || cc.public) && heuristically_cacheable(status))
+}
+
+/// Is this response one viewer's own, never to be given to another: `private`, a cookie the
+/// origin did not mark `public`, or `Vary: *`?
+pub fn personal(response: &HeaderMap, cc: &CacheControl) -> bool {
+    cc.private
+        || (response.contains_key(header::SET_COOKIE) && !cc.public)
+        || crate::key::varies_on_everything(response)
 }
 
 /// The storage policy for a response received at `response_time`.

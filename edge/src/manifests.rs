@@ -59,6 +59,9 @@ impl Manifests {
         let Ok(text) = std::str::from_utf8(&playlist) else {
             return playlist;
         };
+        if !text.contains("://") {
+            return playlist;
+        }
         let out = manifest::rewrite_origin_urls(Manifest::Hls, text, &self.origins, "");
         if out == text {
             playlist

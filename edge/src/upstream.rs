@@ -125,22 +125,9 @@ impl Upstream {
             }
             let origin = &self.origins[i];
             let last = n + 1 == chosen.len();
-            let uri = format!(
-                "{}{}",
-                origin.to_string().trim_end_matches('/'),
-                path_and_query
-            );
-            let mut request = Request::get(&uri);
-            for (name, value) in headers {
-                request = request.header(name, value);
-            }
-            if let Some(host) = &self.hosts[i] {
-                request = request.header(http::header::HOST, host);
-            }
             let empty = Empty::new().map_err(|never| match never {}).boxed();
-            let request = request.body(empty).map_err(|e| {
-                EdgeError::BadRequest(format!("cannot build origin request: {e}").into())
-            })?;
+            let request =
+                self.request_to(i, http::Method::GET, path_and_query, headers.clone(), empty)?;
             let probe = ProbeGuard {
                 breakers: &self.breakers,
                 origin: i,
@@ -188,7 +175,7 @@ impl Upstream {
         &self,
         method: http::Method,
         path_and_query: &str,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: UpstreamBody,
     ) -> Result<Response<Incoming>, EdgeError> {
         if self.origins.is_empty() {
@@ -198,21 +185,7 @@ impl Upstream {
             .find(|&i| !self.breakers.is_open(i))
             .unwrap_or(0);
         let origin = &self.origins[i];
-        let uri = format!(
-            "{}{}",
-            origin.to_string().trim_end_matches('/'),
-            path_and_query
-        );
-        if let Some(host) = &self.hosts[i] {
-            headers.insert(http::header::HOST, host.clone());
-        }
-        let mut request = Request::builder().method(method).uri(&uri);
-        if let Some(h) = request.headers_mut() {
-            *h = headers;
-        }
-        let request = request.body(body).map_err(|e| {
-            EdgeError::BadRequest(format!("cannot build origin request: {e}").into())
-        })?;
+        let request = self.request_to(i, method, path_and_query, headers, body)?;
         match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
             Ok(Ok(response)) => {
                 if response.status().is_server_error() {
@@ -259,6 +232,35 @@ impl hyper_rustls::ResolveServerName for TlsNames {
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| Box::new(e) as _)
+    }
+}
+
+impl Upstream {
+    /// The request for origin `i`: its base URL before `path_and_query`, and its `Host`
+    /// override, if any, in place of the URL's.
+    fn request_to(
+        &self,
+        i: usize,
+        method: http::Method,
+        path_and_query: &str,
+        mut headers: HeaderMap,
+        body: UpstreamBody,
+    ) -> Result<Request<UpstreamBody>, EdgeError> {
+        let uri = format!(
+            "{}{}",
+            self.origins[i].to_string().trim_end_matches('/'),
+            path_and_query
+        );
+        if let Some(host) = &self.hosts[i] {
+            headers.insert(http::header::HOST, host.clone());
+        }
+        let mut request = Request::builder().method(method).uri(&uri);
+        if let Some(h) = request.headers_mut() {
+            *h = headers;
+        }
+        request
+            .body(body)
+            .map_err(|e| EdgeError::BadRequest(format!("cannot build origin request: {e}").into()))
     }
 }
 

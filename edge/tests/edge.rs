@@ -908,28 +908,15 @@ fn curl(args: &[&str]) -> (String, String, String) {
     (code, version, body.to_owned())
 }
 
-/// A test CA and a certificate for localhost signed by it, written as PEM files.
 /// An HTTPS origin (here another edge with a certificate from a test CA, in front of a plain
 /// origin) works when its CA is given, and gives a 502 naming it and the reason when not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_origins_verify_with_the_configured_ca() {
     let origin = TestOrigin::start().await;
     origin.route("/s.m4s", Route::ok("over https", "public, max-age=3600"));
-    let pki = tempfile::tempdir().expect("tempdir");
-    let (ca, cert, key) = test_pki(pki.path());
-    let front_dir = tempfile::tempdir().expect("tempdir");
-    let front = start_edge(
-        &origin.url(),
-        front_dir.path(),
-        &[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert.to_str().expect("utf-8"),
-            "--tls-key",
-            key.to_str().expect("utf-8"),
-        ],
-    );
+    let HttpsFront {
+        edge: front, ca, ..
+    } = &https_front(&origin.url());
     let https_origin = front.addr("https").replace("127.0.0.1", "localhost");
     let start = |dir: &Path, config: &str| {
         let file = dir.join("edge.toml");
@@ -1350,6 +1337,37 @@ async fn configured_credentials_are_not_shared_and_preflights_can_pass_through()
     assert_eq!(method, Method::OPTIONS);
 }
 
+/// An HTTPS origin: an edge with a certificate for `localhost` from a test CA, in front of
+/// `origin`; with the CA file, and the folders that hold them (removed when it is dropped).
+struct HttpsFront {
+    edge: ServerProcess,
+    ca: PathBuf,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn https_front(origin: &str) -> HttpsFront {
+    let pki = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = test_pki(pki.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(
+        origin,
+        dir.path(),
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+        ],
+    );
+    HttpsFront {
+        edge,
+        ca,
+        _dirs: (pki, dir),
+    }
+}
+
 fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().expect("ca key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
@@ -1639,21 +1657,9 @@ async fn an_origin_host_override_names_the_origin_in_host_and_tls() {
 
     // HTTPS by address: the certificate names `localhost` only, so the address alone fails
     // and the override makes it verify.
-    let pki = tempfile::tempdir().expect("tempdir");
-    let (ca, cert, key) = test_pki(pki.path());
-    let front_dir = tempfile::tempdir().expect("tempdir");
-    let front = start_edge(
-        &origin.url(),
-        front_dir.path(),
-        &[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert.to_str().expect("utf-8"),
-            "--tls-key",
-            key.to_str().expect("utf-8"),
-        ],
-    );
+    let HttpsFront {
+        edge: front, ca, ..
+    } = &https_front(&origin.url());
     let by_address = front.addr("https").to_owned();
     assert!(by_address.starts_with("https://127.0.0.1:"), "{by_address}");
     let port = by_address.rsplit(':').next().expect("port");

@@ -378,7 +378,8 @@ fn move_to_block(topology: &mut Topology, block: u8) -> Result<(), Error> {
     Ok(())
 }
 
-fn write(path: &Path, text: &str) -> Result<(), Error> {
+/// Writes a file the launcher makes, or says which one it could not.
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), Error> {
     std::fs::write(path, text).map_err(|cause| Error::Write {
         path: path.to_owned(),
         cause,

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
-use crate::plan::{Addresses, Probe, Spec};
+use crate::plan::{Addresses, Probe, Spec, write};
 
 /// The live channel ffmpeg writes.
 pub const LIVE_TITLE: &str = "big-clock";
@@ -84,13 +84,6 @@ fn program(name: &'static str, package: &'static str, also: &[&str]) -> Result<P
         .chain(also.iter().map(PathBuf::from))
         .find(|p| p.is_file())
         .ok_or(Error::MissingProgram { name, package })
-}
-
-fn write(path: &Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text).map_err(|cause| Error::Write {
-        path: path.to_owned(),
-        cause,
-    })
 }
 
 /// One process (`master_process off`), in the foreground, everything under the run folder.

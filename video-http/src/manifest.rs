@@ -20,23 +20,32 @@ impl Manifest {
     pub fn of(path: &str, content_type: Option<&str>) -> Option<Self> {
         let mime = content_type
             .and_then(|t| t.split(';').next())
-            .map(|t| t.trim().to_ascii_lowercase())
+            .map(str::trim)
             .unwrap_or_default();
-        match mime.as_str() {
-            "application/vnd.apple.mpegurl"
-            | "application/x-mpegurl"
-            | "audio/mpegurl"
-            | "audio/x-mpegurl" => return Some(Self::Hls),
-            "application/dash+xml" => return Some(Self::Dash),
-            "" | "application/octet-stream" | "text/plain" | "binary/octet-stream" => {}
-            _ => return None,
+        let is = |names: &[&str]| names.iter().any(|n| mime.eq_ignore_ascii_case(n));
+        if is(&[
+            "application/vnd.apple.mpegurl",
+            "application/x-mpegurl",
+            "audio/mpegurl",
+            "audio/x-mpegurl",
+        ]) {
+            return Some(Self::Hls);
+        }
+        if is(&["application/dash+xml"]) {
+            return Some(Self::Dash);
+        }
+        if !is(&[
+            "",
+            "application/octet-stream",
+            "text/plain",
+            "binary/octet-stream",
+        ]) {
+            return None;
         }
         let path = path.split(['?', '#']).next().unwrap_or(path);
-        let name = path.rsplit('/').next().unwrap_or(path);
-        let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-        match ext.as_deref() {
-            Some("m3u8") => Some(Self::Hls),
-            Some("mpd") => Some(Self::Dash),
+        match crate::media::classify(path) {
+            (crate::media::MediaKind::Playlist, "application/dash+xml") => Some(Self::Dash),
+            (crate::media::MediaKind::Playlist, _) => Some(Self::Hls),
             _ => None,
         }
     }
@@ -130,6 +139,10 @@ pub fn rewrite_origin_urls(
     origins: &[String],
     viewer_base: &str,
 ) -> String {
+    // Most playlists name no absolute URL at all: no copy for them.
+    if !text.contains("://") {
+        return text.to_owned();
+    }
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;

@@ -297,9 +297,7 @@ impl Filler {
             });
         // Not kept: shared in memory only while small, and never when the response is one
         // viewer's. Otherwise one viewer streams it and the others fetch on their own.
-        let personal = cc.private
-            || (parts.headers.contains_key(header::SET_COOKIE) && !cc.public)
-            || key::varies_on_everything(&parts.headers);
+        let personal = freshness::personal(&parts.headers, &cc);
         let large = content_length.is_none_or(|len| len > SHARE_IN_MEMORY);
         if !storable && (personal || large) {
             // Remembered as pass-through only for what the response itself says, never for

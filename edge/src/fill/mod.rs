@@ -79,6 +79,11 @@ impl FillData {
     }
 }
 
+/// The error of a body asked of a passed response by anyone but the viewer it went to.
+fn passed_elsewhere() -> EdgeError {
+    EdgeError::Internal("this response was passed to another viewer".into())
+}
+
 /// The origin's body of a response that is not shared, and how long it may stall.
 #[derive(Debug)]
 struct Passed {
@@ -142,11 +147,7 @@ impl Fill {
     /// only the first caller (the others fetch on their own).
     pub fn claim(&self) -> bool {
         let mut data = self.lock();
-        let shared = matches!(&data.head, Some(Ok(head)) if head.shared);
-        if shared || matches!(&data.head, Some(Err(_))) {
-            return true;
-        }
-        !std::mem::replace(&mut data.claimed, true)
+        !data.is_passed() || !std::mem::replace(&mut data.claimed, true)
     }
 
     /// Leader: a body chunk arrived.
@@ -206,20 +207,14 @@ impl Fill {
     pub fn body(self: &Arc<Self>, skip: u64, take: Option<u64>) -> Body {
         let passed = {
             let mut data = self.lock();
-            match &data.head {
-                Some(Ok(head)) if !head.shared => Some(data.passed.take()),
-                _ => None,
-            }
+            data.is_passed().then(|| data.passed.take())
         };
         match passed {
             Some(Some(passed)) => return passed_body(passed, skip, take),
             Some(None) => {
-                let error =
-                    EdgeError::Internal("this response was passed to another viewer".into());
-                return StreamBody::new(futures_util::stream::once(
-                    async move { Err(error.to_io()) },
-                ))
-                .boxed_unsync();
+                let error = passed_elsewhere().to_io();
+                return StreamBody::new(futures_util::stream::once(async move { Err(error) }))
+                    .boxed_unsync();
             }
             None => {}
         }
@@ -252,10 +247,7 @@ impl Fill {
                         Some(chunk) => Ok(Some(chunk.clone())),
                         None => match &data.end {
                             // Passed after this body was made: its bytes are not here.
-                            Some(Ok(())) if data.is_passed() => Err(EdgeError::Internal(
-                                "this response was passed to another viewer".into(),
-                            )
-                            .to_io()),
+                            Some(Ok(())) if data.is_passed() => Err(passed_elsewhere().to_io()),
                             Some(Ok(())) => Ok(None),
                             Some(Err(error)) => Err(error.to_io()),
                             None => Ok(Some(Bytes::new())),

@@ -22,6 +22,7 @@ use crate::fill::{Fill, FillHead};
 use crate::manifests::MAX_REWRITTEN;
 use crate::meta::{self, CachedMeta};
 use crate::store::StoredObject;
+use video_http::manifest::Manifest;
 
 /// Builds the response of `status` with `headers` (the representation's) for `request`, for a
 /// body of `len` bytes (`None` while unknown). `body(start, take)` produces the bytes from
@@ -119,14 +120,13 @@ impl Edge {
         let status = StatusCode::from_u16(object.meta.status).unwrap_or(StatusCode::OK);
         headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
         headers.insert("x-cache", HeaderValue::from_static(cache));
+        let len = object.body.len() as u64;
         let body = self
-            .rewritten(request, status, &mut headers, &object.body)
+            .manifests
+            .applies(request.uri().path(), status, &headers, Some(len))
+            .and_then(|kind| self.rewritten(request, kind, &mut headers, &object.body))
             .unwrap_or_else(|| object.body.clone());
-        let len = body.len() as u64;
-        respond(request, status, headers, Some(len), |start, take| {
-            let end = take.map_or(len, |t| start + t);
-            body::full(body.slice(start as usize..end as usize))
-        })
+        respond_bytes(request, status, headers, body)
     }
 
     /// A response streamed from a fill; a manifest is read whole first, to be rewritten.
@@ -147,29 +147,21 @@ impl Edge {
         headers.insert("x-cache", HeaderValue::from_static(cache));
         // A passed body can be read once: it is rewritten only when it is known to fit.
         let readable_twice = head.shared || head.content_length.is_some();
-        if readable_twice
-            && self
-                .manifests
-                .applies(
-                    request.uri().path(),
-                    head.status,
-                    &headers,
-                    head.content_length,
-                )
-                .is_some()
-        {
+        let manifest = self.manifests.applies(
+            request.uri().path(),
+            head.status,
+            &headers,
+            head.content_length,
+        );
+        if readable_twice && let Some(kind) = manifest {
             let limited = http_body_util::Limited::new(fill.body(0, None), MAX_REWRITTEN as usize);
             match http_body_util::BodyExt::collect(limited).await {
                 Ok(collected) => {
                     let whole = collected.to_bytes();
                     let body = self
-                        .rewritten(request, head.status, &mut headers, &whole)
+                        .rewritten(request, kind, &mut headers, &whole)
                         .unwrap_or(whole);
-                    let len = body.len() as u64;
-                    return respond(request, head.status, headers, Some(len), |start, take| {
-                        let end = take.map_or(len, |t| start + t);
-                        body::full(body.slice(start as usize..end as usize))
-                    });
+                    return respond_bytes(request, head.status, headers, body);
                 }
                 // Larger than a manifest is rewritten: it goes out as the origin sent it.
                 Err(error) if error.is::<http_body_util::LengthLimitError>() => {}
@@ -193,14 +185,10 @@ impl Edge {
     fn rewritten(
         &self,
         request: &Request<Incoming>,
-        status: StatusCode,
+        kind: Manifest,
         headers: &mut HeaderMap,
         body: &Bytes,
     ) -> Option<Bytes> {
-        let path = request.uri().path();
-        let kind = self
-            .manifests
-            .applies(path, status, headers, Some(body.len() as u64))?;
         let host = request
             .headers()
             .get(header::HOST)
@@ -208,6 +196,20 @@ impl Edge {
             .or_else(|| request.uri().authority().map(|a| a.as_str()));
         self.manifests.rewrite(kind, body, host, headers)
     }
+}
+
+/// [`respond`] for a body held whole in memory (a stored object's, or a rewritten manifest).
+fn respond_bytes<B>(
+    request: &Request<B>,
+    status: StatusCode,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response<Body> {
+    let len = bytes.len() as u64;
+    respond(request, status, headers, Some(len), |start, take| {
+        let end = take.map_or(len, |t| start + t);
+        body::full(bytes.slice(start as usize..end as usize))
+    })
 }
 
 /// What a viewer gets when the edge cannot answer: who failed, and what to do.
