@@ -1507,6 +1507,49 @@ async fn origins_fail_over_in_order_and_names_resolve() {
     );
 }
 
+/// A request with a body goes to one origin only (RFC 9110 §9.2.2): when the first origin
+/// fails it, the viewer gets that failure, and the next origin never sees the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_is_never_sent_to_a_second_origin() {
+    let broken = TestOrigin::start().await;
+    broken.route(
+        "/upload",
+        Route {
+            status: 503,
+            ..Route::ok("overloaded", "no-store")
+        },
+    );
+    let healthy = TestOrigin::start().await;
+    healthy.route("/upload", Route::ok("stored", "no-store"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&broken.url(), dir.path(), &["--origin", &healthy.url()]);
+    let url = format!("{}/upload", edge.addr("http"));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+            .args([
+                "--data-binary",
+                "a licence request",
+                "--max-time",
+                "30",
+                &url,
+            ])
+            .output()
+            .expect("curl")
+    })
+    .await
+    .expect("curl task");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "503");
+    let (method, _, received) = broken
+        .last_request("/upload")
+        .expect("the first origin got it");
+    assert_eq!((method, received), (Method::POST, 17));
+    assert!(
+        healthy.last_request("/upload").is_none(),
+        "the body was sent again to the second origin"
+    );
+}
+
 /// A plain packager behind the edge: the edge writes content steering (naming itself) into
 /// the multivariant playlist and the MPD, turns the origin's absolute URLs into CDN paths, and
 /// answers conditionals and ranges against the bytes it serves; the store keeps the origin's.
