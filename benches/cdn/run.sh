@@ -304,9 +304,10 @@ check_restart KILL
 
 # --- the hit-ratio simulator on the same traces --------------------------------------------
 log "hit-ratio simulator"
-# The edge's store: 16 regions of 16 MiB for 256 MiB; a 1 MiB record with its header leaves
-# room for 15 per region, so the edge really holds 240 of the 256 objects the others hold.
-"$BIN/hitsim" --titles "$TITLES" --segments "$SEGMENTS" --capacity "$CAPACITY_MB" --per-region 15 --regions 16 \
+# The edge's store of 256 MiB: a small log of 25.6 MiB and a main log of 230.4 MiB; a 1 MiB
+# record with its header takes 1 MiB + 512 B, so the edge holds 25 + 230 of the 256 objects
+# the others hold.
+"$BIN/hitsim" --titles "$TITLES" --segments "$SEGMENTS" --capacity "$CAPACITY_MB" --edge-small 25 --edge-main 230 \
   --count "$ZIPF_COUNT" --sessions "$SESSIONS" --length 10 --concurrency 32 |
   while read -r line; do record "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(server="simulator", kind="sim"); print(json.dumps(d))' "$line")"; done
 

@@ -4,7 +4,7 @@
 # (URL globbing, one connection). Prints the edge's anonymous RSS (RssAnon) growth per object,
 # measured from after 1,000 warm-up objects, and appends it to
 # benches/results/index-memory.jsonl.
-#   benches/index-memory/run.sh [objects (20000)] [label]
+#   [CAPACITY=1GiB] benches/index-memory/run.sh [objects (20000)] [label]
 # Needs nginx and curl. Every process started here is stopped by its PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +17,7 @@ start_nginx 'location / {
             add_header Cache-Control "public, max-age=3600";
             try_files /obj.bin =404;
         }'
-start_edge --capacity 1GiB --prefetch 0
+start_edge --capacity "${CAPACITY:-1GiB}" --prefetch 0
 edge=$edge_url admin=$admin_url
 stored() { curl -s "$admin/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["objects"])'; }
 anon() { awk '$1 == "RssAnon:" { print $2 }' "/proc/$edge_pid/status"; }

@@ -1,6 +1,6 @@
-//! Store micro-benchmarks: the write path (insert a segment, evicting as needed), the read path
-//! on hot pages, and the read path on cold pages with and without `MADV_WILLNEED`, which is how
-//! we chose what the edge does before sending a stored body (see ARCHITECTURE.md).
+//! Store micro-benchmarks: the write path (insert a segment, evicting as needed), and the read
+//! path (a lookup that reads and returns a 1 MiB body) with the file in the page cache and
+//! with it dropped from the page cache first.
 //!
 //! And start-up: opening (recovering) a full 256 MiB store of 16 KiB objects, with its file
 //! in the page cache and with it dropped from the page cache first.
@@ -35,58 +35,29 @@ fn segment() -> Vec<Bytes> {
     data.chunks(64 * 1024).map(Bytes::copy_from_slice).collect()
 }
 
-/// Touches every page of a body, as copying it to a socket would.
-fn touch(body: &Bytes) -> u64 {
-    body.iter().step_by(4096).map(|&b| u64::from(b)).sum()
-}
-
 fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Store<CachedMeta> =
-        Store::open(&dir.path().join("bench.store"), 256 * MIB as u64, 0).expect("store");
+        Store::open(&dir.path().join("bench.store"), 256 * MIB as u64).expect("store");
     let (meta, body) = (meta(), segment());
     let mut group = c.benchmark_group("store");
     group.throughput(Throughput::Bytes(MIB as u64));
 
-    // Cold reads first: after the insert benchmark the file has so many dirty pages under
-    // writeback that dropping pages from the page cache does not take.
     store
         .insert("host/cold.m4s", &meta, &body, true)
         .expect("insert");
-    let cold = |name: &str, will_need: bool, group: &mut criterion::BenchmarkGroup<'_, _>| {
-        group.bench_function(name, |b| {
-            b.iter_batched(
-                || {
-                    let object = store.get("host/cold.m4s").expect("hit");
-                    store.drop_pages(&object.body);
-                    assert!(!store.is_resident(&object.body), "pages were not dropped");
-                },
-                |()| {
-                    let object = store.get("host/cold.m4s").expect("hit");
-                    if will_need {
-                        store.will_need(&object.body);
-                    }
-                    black_box(touch(&object.body))
-                },
-                BatchSize::PerIteration,
-            )
-        });
-    };
-    cold("get_cold_1MiB", false, &mut group);
-    cold("get_cold_1MiB_willneed", true, &mut group);
-
+    group.bench_function("get_cold_1MiB", |b| {
+        b.iter_batched(
+            || store.drop_cache(),
+            |()| black_box(store.get("host/cold.m4s").expect("hit").body.len()),
+            BatchSize::PerIteration,
+        )
+    });
     store
         .insert("host/hot.m4s", &meta, &body, true)
         .expect("insert");
     group.bench_function("get_hot_1MiB", |b| {
-        b.iter(|| {
-            let object = store.get("host/hot.m4s").expect("hit");
-            black_box(touch(&object.body))
-        })
-    });
-    group.bench_function("residency_check_hot_1MiB", |b| {
-        let object = store.get("host/hot.m4s").expect("hit");
-        b.iter(|| black_box(store.is_resident(&object.body)))
+        b.iter(|| black_box(store.get("host/hot.m4s").expect("hit").body.len()))
     });
 
     let mut i = 0u64;
@@ -108,7 +79,7 @@ fn recovery(c: &mut Criterion) {
     let small: Vec<Bytes> = vec![Bytes::from(vec![7u8; 16 * 1024])];
     let meta = meta();
     let objects = {
-        let store: Store<CachedMeta> = Store::open(&path, 256 * MIB as u64, 0).expect("store");
+        let store: Store<CachedMeta> = Store::open(&path, 256 * MIB as u64).expect("store");
         for i in 0..20_000 {
             store
                 .insert(&format!("host/vod/seg_{i}.m4s"), &meta, &small, true)
@@ -120,7 +91,7 @@ fn recovery(c: &mut Criterion) {
     eprintln!("recovery bench: {objects} objects in a 256 MiB store");
     let mut group = c.benchmark_group("store_open");
     let open = || {
-        let store: Store<CachedMeta> = Store::open(&path, 256 * MIB as u64, 0).expect("store");
+        let store: Store<CachedMeta> = Store::open(&path, 256 * MIB as u64).expect("store");
         assert_eq!(store.stats().objects, objects, "every object recovered");
         store
     };

@@ -80,8 +80,6 @@ pub struct EdgeConfig {
     pub store: PathBuf,
     /// Size of the store file, e.g. `"512MiB"`.
     pub capacity: ByteSize,
-    /// Size of a store region; 0 picks about capacity/16.
-    pub region_size: ByteSize,
     /// Larger objects are streamed through without being stored whole; their ranges are kept
     /// in slices of `slice_size`.
     pub max_object_size: ByteSize,
@@ -147,7 +145,6 @@ impl Default for EdgeConfig {
             rewrite_origin_urls: true,
             store: PathBuf::from("edge.store"),
             capacity: ByteSize(256 << 20),
-            region_size: ByteSize(0),
             max_object_size: ByteSize(64 << 20),
             slice_size: ByteSize(1 << 20),
             max_request_body: ByteSize(16 << 20),

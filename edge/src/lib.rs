@@ -2,8 +2,8 @@
 //!
 //! Layout:
 //! - [`config`]: the TOML config and the flags that override it.
-//! - [`store`]: the memory-mapped object store (the only module with `unsafe`: raw memory
-//!   access in `store::map`, its callers marked `#[allow(unsafe_code)]`).
+//! - [`store`]: the object store: two circular logs in one preallocated file, S3-FIFO, a
+//!   compact index, positioned I/O.
 //! - [`meta`]: what is stored beside each body, and its encoding.
 //! - [`freshness`]: RFC 9111 storability, freshness, age and staleness.
 //! - [`request_cc`]: what a viewer's own `Cache-Control` allows.
@@ -76,11 +76,7 @@ pub struct Listeners {
 /// Opens (and recovers) the store the config names. Done before the listeners are announced,
 /// so that a `listening` line means the edge can serve.
 pub fn open_store(config: &EdgeConfig) -> Result<store::Store<meta::CachedMeta>, Error> {
-    Ok(store::Store::open(
-        &config.store,
-        config.capacity.0,
-        config.region_size.0,
-    )?)
+    Ok(store::Store::open(&config.store, config.capacity.0)?)
 }
 
 /// Serves until `shutdown` drains (finishing in-flight responses within the grace period) or
@@ -107,20 +103,29 @@ pub async fn run(
     );
     let edge = Arc::new(Edge::new(&config, store.clone(), metrics)?);
     // Bodies recovered at start are checked against their checksums in the background (a
-    // lookup checks its own first if it gets there before): see `store::Store::check_some`.
+    // lookup checks its own first if it gets there before), and the file's size is watched
+    // (a truncated file loses objects, not the process): see `store::Store::check_some`.
     let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checker = {
         let (store, stopping) = (store.clone(), stopping.clone());
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
             let mut checked = 0;
             while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
-                match store.check_some(64) {
-                    0 => break,
-                    n => checked += n,
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.check_some(64)).await {
+                    Ok(0) => {
+                        if checked > 0 {
+                            tracing::info!(checked, "stored bodies checked since start");
+                            checked = 0;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Ok(n) => checked += n,
+                    Err(error) => {
+                        tracing::error!(%error, "store check failed; going on");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
                 }
-            }
-            if checked > 0 {
-                tracing::info!(checked, "stored bodies checked since start");
             }
         })
     };

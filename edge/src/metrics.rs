@@ -40,7 +40,7 @@ pub struct Metrics {
     store_objects: Gauge,
     evicted_objects: Gauge,
     reinserted_objects: Gauge,
-    evicted_regions: Gauge,
+    promoted_objects: Gauge,
 }
 
 impl Metrics {
@@ -60,7 +60,7 @@ impl Metrics {
             store_objects: Gauge::default(),
             evicted_objects: Gauge::default(),
             reinserted_objects: Gauge::default(),
-            evicted_regions: Gauge::default(),
+            promoted_objects: Gauge::default(),
         };
         let r = registry;
         r.register("meridian_edge_requests", "Requests answered, by cache status (HIT, MISS, STALE, REVALIDATED, PASS, ERROR) and status class", m.requests.clone());
@@ -116,13 +116,13 @@ impl Metrics {
         );
         r.register(
             "meridian_edge_store_reinserted_objects",
-            "Objects of evicted regions written again because they had been read, since start",
+            "Objects moved to the main log's tail because they were read since last written, since start",
             m.reinserted_objects.clone(),
         );
         r.register(
-            "meridian_edge_store_evicted_regions",
-            "Store regions emptied for reuse since start",
-            m.evicted_regions.clone(),
+            "meridian_edge_store_promoted_objects",
+            "Objects moved from probation to the main log because they were read, since start",
+            m.promoted_objects.clone(),
         );
         m
     }
@@ -165,6 +165,6 @@ impl Metrics {
         self.store_objects.set(stats.objects as i64);
         self.evicted_objects.set(stats.evicted_objects as i64);
         self.reinserted_objects.set(stats.reinserted_objects as i64);
-        self.evicted_regions.set(stats.evicted_regions as i64);
+        self.promoted_objects.set(stats.promoted_objects as i64);
     }
 }

@@ -67,6 +67,17 @@ impl Prefetcher {
         }
     }
 
+    /// The stored playlist `plan` will read for a viewer of `path` (base key `base`), if any:
+    /// read it first (on the blocking pool) and hand it to `plan`.
+    pub fn playlist_key(&self, path: &str, base: &str) -> Option<Arc<str>> {
+        if self.depth == 0 || media::classify(path).0 != MediaKind::Segment {
+            return None;
+        }
+        let base_path = base.split('?').next().unwrap_or(base);
+        let (folder, _) = base_path.rsplit_once('/')?;
+        self.playlists.get(&format!("{folder}/"))
+    }
+
     /// Called for every GET/HEAD before it is served: the segments to fetch next for a viewer
     /// of `path` (base key `base`). `playlist` reads a stored playlist by key; `skip` says a
     /// key is stored or being fetched already. The caller fetches what is returned.

@@ -66,6 +66,10 @@ enum Command {
         /// Segments per session.
         #[arg(long, default_value_t = 10)]
         length: usize,
+        /// Sessions from a title's start, left after each segment with this probability
+        /// (instead of `length` segments from a random start).
+        #[arg(long)]
+        abandon: Option<f64>,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
         #[arg(long, default_value_t = 1)]
@@ -108,6 +112,7 @@ fn main() -> Result<()> {
                 segments,
                 count,
                 length,
+                abandon,
                 concurrency,
                 seed,
             } => {
@@ -118,7 +123,10 @@ fn main() -> Result<()> {
                         .into_iter()
                         .map(|r| vec![r])
                         .collect(),
-                    "sessions" => trace::sessions(catalogue, alpha, count, length, seed),
+                    "sessions" => match abandon {
+                        Some(p) => trace::abandoning_sessions(catalogue, alpha, count, p, seed),
+                        None => trace::sessions(catalogue, alpha, count, length, seed),
+                    },
                     other => anyhow::bail!("--kind {other:?}: zipf or sessions"),
                 };
                 replay(target, sessions, concurrency).await

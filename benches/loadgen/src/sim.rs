@@ -5,12 +5,12 @@
 //! - `S3Fifo`: a small FIFO (10%) for new objects, a main FIFO (90%) for objects seen again, a
 //!   ghost list of recent small-queue evictions; FIFO reinsertion with a 2-bit frequency
 //!   (Yang et al., SOSP 2023).
+//! - `MostPopular`: the capacity's worth of most requested objects, held from their first
+//!   request: the limit for any policy that cannot see the future on independent requests.
 //! - `Belady`: the offline optimum: out goes the object used furthest in the future, and an
 //!   object used later than everything cached is not admitted. No policy can do better.
-//! - `RegionLru`: the edge's store: objects appended to an open region; when none has room, the
-//!   least recently used region is emptied whole (a hit refreshes its region), and with
-//!   reinsertion (the edge's setting) the objects read since they were written go into the
-//!   reopened region first, up to half of it.
+//! - `EdgeStore`: the edge's store, S3-FIFO on two fixed-size logs with the store's own rules
+//!   (see its doc).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -220,92 +220,149 @@ impl Policy for Belady {
     }
 }
 
+/// The best a policy that cannot see the future does on requests drawn independently from
+/// fixed popularities (Coffman and Denning's A0): it holds the `capacity` objects requested most
+/// often in the whole trace, each from its first request (so that one is a miss). A reference
+/// line, not a cache: it knows every object's popularity in advance.
 #[derive(Debug)]
-pub struct RegionLru {
-    per_region: usize,
-    regions: Vec<Vec<usize>>,
-    used: Vec<u64>,
-    open: usize,
-    tick: u64,
-    home: HashMap<usize, usize>,
-    /// Objects hit since they were written: reinsertion candidates.
-    hit: HashSet<usize>,
-    reinsert: bool,
+pub struct MostPopular {
+    keep: HashSet<usize>,
+    seen: HashSet<usize>,
 }
 
-impl RegionLru {
-    /// `regions` regions of `per_region` objects each.
-    pub fn new(regions: usize, per_region: usize) -> Self {
-        Self {
-            per_region: per_region.max(1),
-            regions: vec![Vec::new(); regions.max(2)],
-            used: vec![0; regions.max(2)],
-            open: 0,
-            tick: 0,
-            home: HashMap::new(),
-            hit: HashSet::new(),
-            reinsert: false,
+impl MostPopular {
+    pub fn new(capacity: usize, trace: &[usize]) -> Self {
+        let mut counts: HashMap<usize, usize> = HashMap::new();
+        for &o in trace {
+            *counts.entry(o).or_default() += 1;
         }
-    }
-
-    /// The same, but an evicted region's objects that were hit since they were written are
-    /// written again into the next region instead of dropped (CacheLib's reinsertion).
-    pub fn with_reinsertion(regions: usize, per_region: usize) -> Self {
+        let mut by_count: Vec<(usize, usize)> = counts.into_iter().map(|(o, n)| (n, o)).collect();
+        by_count.sort_unstable_by(|a, b| b.cmp(a));
         Self {
-            reinsert: true,
-            ..Self::new(regions, per_region)
+            keep: by_count
+                .into_iter()
+                .take(capacity)
+                .map(|(_, o)| o)
+                .collect(),
+            seen: HashSet::new(),
         }
     }
 }
 
-impl Policy for RegionLru {
+impl Policy for MostPopular {
     fn name(&self) -> &'static str {
-        if self.reinsert {
-            "edge (region LRU + reinsertion)"
-        } else {
-            "region LRU, no reinsertion"
-        }
+        "most popular (A0, knows popularity)"
     }
 
     fn access(&mut self, object: usize, _: usize) -> bool {
-        self.tick += 1;
-        if let Some(&r) = self.home.get(&object) {
-            self.used[r] = self.tick;
-            self.hit.insert(object);
-            return true;
-        }
-        self.make_room();
-        self.regions[self.open].push(object);
-        self.home.insert(object, self.open);
-        self.used[self.open] = self.tick;
-        false
+        self.keep.contains(&object) && !self.seen.insert(object)
     }
 }
 
-impl RegionLru {
-    fn make_room(&mut self) {
-        if self.regions[self.open].len() >= self.per_region {
-            // Never-used regions first (tick 0), then the least recently used, the full open
-            // region among them, as the store does.
-            let next = (0..self.regions.len())
-                .min_by_key(|&r| (self.used[r], r))
-                .expect("two regions at least");
-            let evicted: Vec<usize> = self.regions[next].drain(..).collect();
-            self.open = next;
-            for o in evicted {
-                self.home.remove(&o);
-                // Reinsert what was hit, once (its hit mark is spent), while the region has
-                // room: the rest of the region's room stays for new objects.
-                if self.reinsert
-                    && self.hit.remove(&o)
-                    && self.regions[next].len() < self.per_region / 2
-                {
-                    self.regions[next].push(o);
-                    self.home.insert(o, next);
+/// The edge's store as the simulator sees it (`edge/src/store`): S3-FIFO on two FIFO logs of
+/// fixed sizes, counted in objects of one size, with the store's own rules:
+/// - a new object goes to the small log; one whose id is on the ghost list to the main log;
+/// - at the small log's head, an object read since it was written moves to the main log (its
+///   counter reset), and so does an unread one while the main log has room; otherwise it
+///   leaves and its id goes on the ghost list, which holds as many ids as the main log holds
+///   objects;
+/// - at the main log's head, an object read since it was last written goes to the tail with
+///   its counter (at most 3) down by one; others leave.
+#[derive(Debug)]
+pub struct EdgeStore {
+    small_capacity: usize,
+    main_capacity: usize,
+    small: VecDeque<usize>,
+    main: VecDeque<usize>,
+    freq: HashMap<usize, u8>,
+    /// Ids on the ghost list, each with the number of its place in `ghost_order`.
+    ghost: HashMap<usize, u64>,
+    ghost_order: VecDeque<(usize, u64)>,
+    ghost_added: u64,
+}
+
+impl EdgeStore {
+    /// Logs holding `small` and `main` objects (the store's log sizes / its record size).
+    pub fn new(small: usize, main: usize) -> Self {
+        Self {
+            small_capacity: small.max(1),
+            main_capacity: main.max(1),
+            small: VecDeque::new(),
+            main: VecDeque::new(),
+            freq: HashMap::new(),
+            ghost: HashMap::new(),
+            ghost_order: VecDeque::new(),
+            ghost_added: 0,
+        }
+    }
+
+    /// The split a store of `capacity` objects has: a tenth for the small log.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let small = capacity / 10;
+        Self::new(small, capacity - small)
+    }
+
+    fn insert_main(&mut self, o: usize) {
+        while self.main.len() >= self.main_capacity {
+            let Some(x) = self.main.pop_front() else {
+                break;
+            };
+            let f = self.freq.get_mut(&x).expect("cached");
+            if *f > 0 {
+                *f -= 1;
+                self.main.push_back(x);
+            } else {
+                self.freq.remove(&x);
+            }
+        }
+        self.main.push_back(o);
+    }
+
+    fn evict_small(&mut self) {
+        let Some(x) = self.small.pop_front() else {
+            return;
+        };
+        let read = self.freq.get(&x).copied().unwrap_or(0) > 0;
+        if read || self.main.len() < self.main_capacity {
+            self.freq.insert(x, 0);
+            self.insert_main(x);
+        } else {
+            self.freq.remove(&x);
+            self.ghost_added += 1;
+            self.ghost.insert(x, self.ghost_added);
+            self.ghost_order.push_back((x, self.ghost_added));
+            while self.ghost.len() > self.main.len().max(1) {
+                let Some((g, when)) = self.ghost_order.pop_front() else {
+                    break;
+                };
+                if self.ghost.get(&g) == Some(&when) {
+                    self.ghost.remove(&g);
                 }
             }
-            self.used[next] = self.tick;
         }
+    }
+}
+
+impl Policy for EdgeStore {
+    fn name(&self) -> &'static str {
+        "edge (S3-FIFO logs)"
+    }
+
+    fn access(&mut self, object: usize, _: usize) -> bool {
+        if let Some(f) = self.freq.get_mut(&object) {
+            *f = (*f + 1).min(3);
+            return true;
+        }
+        self.freq.insert(object, 0);
+        if self.ghost.remove(&object).is_some() {
+            self.insert_main(object);
+        } else {
+            while self.small.len() >= self.small_capacity {
+                self.evict_small();
+            }
+            self.small.push_back(object);
+        }
+        false
     }
 }
 
@@ -335,18 +392,23 @@ mod tests {
     }
 
     #[test]
-    fn region_lru_empties_a_whole_region() {
-        let mut r = RegionLru::new(2, 2);
-        for (i, o) in [1, 2, 3, 4].into_iter().enumerate() {
-            assert!(!r.access(o, i));
+    fn the_edge_keeps_a_read_object_through_a_scan_and_fills_its_main_log() {
+        let mut e = EdgeStore::new(2, 8);
+        assert!(!e.access(0, 0));
+        assert!(e.access(0, 1));
+        for i in 1..100 {
+            assert!(!e.access(i, 2 * i));
+            assert!(e.access(0, 2 * i + 1), "the read object stays ({i})");
         }
-        assert!(r.access(1, 4), "two regions of two hold four");
-        assert!(
-            !r.access(5, 5),
-            "a fifth empties the least recently used region (3, 4)"
+        let mut fresh = EdgeStore::new(2, 8);
+        for i in 0..10 {
+            fresh.access(i, i);
+        }
+        let kept = (0..10).filter(|&i| fresh.access(i, 10 + i)).count();
+        assert_eq!(
+            kept, 10,
+            "unread objects fill the main log while it has room"
         );
-        assert!(r.access(2, 6));
-        assert!(!r.access(3, 7));
     }
 
     #[test]

@@ -70,17 +70,50 @@ pub fn sessions(
     length: usize,
     seed: u64,
 ) -> Vec<Vec<Request>> {
+    viewing(catalogue, alpha, count, seed, |rng| {
+        let start = rng.random_range(0..catalogue.segments);
+        (start, length.min(catalogue.segments))
+    })
+}
+
+/// Viewing sessions that start at a title's first segment (title by Zipf(`alpha`)), after its
+/// playlist, where the viewer leaves after each segment with probability `abandon`: a
+/// geometric number of segments, mean 1/`abandon`, up to the title's end.
+pub fn abandoning_sessions(
+    catalogue: Catalogue,
+    alpha: f64,
+    count: usize,
+    abandon: f64,
+    seed: u64,
+) -> Vec<Vec<Request>> {
+    viewing(catalogue, alpha, count, seed, |rng| {
+        let watched = (1..=catalogue.segments)
+            .find(|_| rng.random_bool(abandon))
+            .unwrap_or(catalogue.segments);
+        (0, watched)
+    })
+}
+
+/// `count` sessions of a title chosen by Zipf(`alpha`): its playlist, then the segments
+/// `plan` picks (a start and how many, wrapping round the title).
+fn viewing(
+    catalogue: Catalogue,
+    alpha: f64,
+    count: usize,
+    seed: u64,
+    plan: impl Fn(&mut StdRng) -> (usize, usize),
+) -> Vec<Vec<Request>> {
     let mut rng = StdRng::seed_from_u64(seed);
     let zipf = Zipf::new(catalogue.titles as f64, alpha).expect("Zipf parameters");
     (0..count)
         .map(|_| {
             let title = (zipf.sample(&mut rng) as usize - 1).min(catalogue.titles - 1);
-            let start = rng.random_range(0..catalogue.segments);
+            let (start, length) = plan(&mut rng);
             let mut session = vec![Request {
                 path: catalogue.playlist_path(title),
                 object: None,
             }];
-            for k in 0..length.min(catalogue.segments) {
+            for k in 0..length {
                 let object = title * catalogue.segments + (start + k) % catalogue.segments;
                 session.push(Request {
                     path: catalogue.segment_path(object),
@@ -154,5 +187,15 @@ mod tests {
         }
         let all = interleave(&s, 2);
         assert_eq!(all.len(), 25, "every request once");
+        let left = abandoning_sessions(CAT, 0.8, 2000, 0.25, 3);
+        let mean = left.iter().map(|s| s.len() - 1).sum::<usize>() as f64 / 2000.0;
+        assert!(
+            (3.0..5.0).contains(&mean),
+            "about 1/0.25 segments each: {mean}"
+        );
+        assert!(
+            left.iter()
+                .all(|s| s[1].object.unwrap() % CAT.segments == 0)
+        );
     }
 }

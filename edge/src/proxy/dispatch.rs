@@ -39,7 +39,7 @@ impl Edge {
                 Method::OPTIONS if self.answer_cors_preflight => {
                     (server_kit::cors::preflight(), PASS)
                 }
-                _ if request.method().as_str() == "PURGE" => (self.purge(&request), PASS),
+                _ if request.method().as_str() == "PURGE" => (self.purge(&request).await, PASS),
                 Method::CONNECT | Method::TRACE => {
                     let mut r = body::text(
                         StatusCode::METHOD_NOT_ALLOWED,

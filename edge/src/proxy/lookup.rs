@@ -38,11 +38,12 @@ impl Edge {
         let base = key::cache_key(request, &self.key_params);
         let key = self.variants.key_for(&base, request.headers());
         self.lookups.fetch_add(1, Ordering::Relaxed);
-        self.start_prefetches(request, &base);
+        self.start_prefetches(request, &base).await;
         let private = self.has_credentials(request.headers());
         let object = self
             .store
-            .get(&key)
+            .lookup(&key)
+            .await
             .filter(|object| !private || shared_with_credentials(&object.meta));
         let asked = crate::request_cc::RequestCacheControl::parse(request.headers());
         let Some(object) = object else {
@@ -74,20 +75,24 @@ impl Edge {
         }
     }
 
-    fn start_prefetches(&self, request: &Request<Incoming>, base: &str) {
+    async fn start_prefetches(&self, request: &Request<Incoming>, base: &str) {
         // A viewer's credentials never go into a fetch that others may join.
         if self.has_credentials(request.headers()) {
             return;
         }
+        let path = request.uri().path();
+        let text = match self.prefetcher.playlist_key(path, base) {
+            Some(key) => match self.store.lookup(&key).await {
+                Some(object) => object.body.bytes().await.ok(),
+                None => None,
+            },
+            None => None,
+        };
         let plan = self.prefetcher.plan(
-            request.uri().path(),
+            path,
             base,
             // Read as a viewer gets it: a packager's absolute URLs are CDN paths there.
-            |playlist| {
-                self.store
-                    .get(playlist)
-                    .map(|object| self.manifests.with_cdn_paths(object.body))
-            },
+            |_| text.map(|text| self.manifests.with_cdn_paths(text)),
             |key| self.store.contains(key) || self.filler.in_flight(key, request.headers()),
         );
         // Prefetches are fills of their own (not a viewer's: `fill_for` is for those).

@@ -65,7 +65,9 @@ impl Edge {
             fill.claim();
         }
         match head {
-            Ok(head) if head.status == StatusCode::NOT_MODIFIED => self.revalidated(request, key),
+            Ok(head) if head.status == StatusCode::NOT_MODIFIED => {
+                self.revalidated(request, key).await
+            }
             Ok(head) => {
                 if cached == HIT {
                     self.hits.fetch_add(1, Ordering::Relaxed);

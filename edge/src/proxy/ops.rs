@@ -10,13 +10,19 @@ use super::Edge;
 use crate::key;
 
 impl Edge {
-    pub(super) fn purge<B>(&self, request: &Request<B>) -> Response<Body> {
+    pub(super) async fn purge<B>(&self, request: &Request<B>) -> Response<Body> {
         if let Some(response) = self.refusal(request.headers()) {
             return response;
         }
         let base = key::cache_key(request, &self.key_params);
         let purged = match base.strip_suffix('*') {
-            Some(prefix) => self.store.remove_prefix(prefix),
+            // Keys are not kept in memory: every stored key is read, on the blocking pool.
+            Some(prefix) => {
+                let (store, prefix) = (self.store.clone(), prefix.to_owned());
+                tokio::task::spawn_blocking(move || store.remove_prefix(&prefix))
+                    .await
+                    .unwrap_or(0)
+            }
             None => self.invalidate(&base),
         };
         self.metrics.store(&self.store.stats());
@@ -28,7 +34,7 @@ impl Edge {
     pub(super) fn invalidate(&self, base: &str) -> usize {
         self.variants.forget(base);
         self.filler.forget_passing(base);
-        usize::from(self.store.remove(base)) + self.store.remove_prefix(&format!("{base}\0"))
+        usize::from(self.store.remove(base)) + self.store.remove_family(base)
     }
 
     /// Checks the bearer token of an admin operation: `None` when authorized, else the

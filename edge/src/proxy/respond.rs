@@ -21,7 +21,7 @@ use crate::error::EdgeError;
 use crate::fill::{Fill, FillHead};
 use crate::manifests::MAX_REWRITTEN;
 use crate::meta::{self, CachedMeta};
-use crate::store::StoredObject;
+use crate::store::{StoredBody, StoredObject};
 use video_http::manifest::Manifest;
 
 /// Builds the response of `status` with `headers` (the representation's) for `request`, for a
@@ -120,12 +120,19 @@ impl Edge {
         let status = StatusCode::from_u16(object.meta.status).unwrap_or(StatusCode::OK);
         headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
         headers.insert("x-cache", HeaderValue::from_static(cache));
-        let len = object.body.len() as u64;
+        let len = object.body.len();
+        let Some(whole) = object.body.whole() else {
+            // Larger than a manifest gets: read from the store as it is sent.
+            let stored = object.body.clone();
+            return respond(request, status, headers, Some(len), move |start, take| {
+                stored_chunks(stored, start, take.unwrap_or(len - start))
+            });
+        };
         let body = self
             .manifests
             .applies(request.uri().path(), status, &headers, Some(len))
-            .and_then(|kind| self.rewritten(request, kind, &mut headers, &object.body))
-            .unwrap_or_else(|| object.body.clone());
+            .and_then(|kind| self.rewritten(request, kind, &mut headers, whole))
+            .unwrap_or_else(|| whole.clone());
         respond_bytes(request, status, headers, body)
     }
 
@@ -210,6 +217,28 @@ fn respond_bytes<B>(
         let end = take.map_or(len, |t| start + t);
         body::full(bytes.slice(start as usize..end as usize))
     })
+}
+
+/// `take` bytes of a stored body from `start`, read chunk by chunk on the blocking pool while
+/// the viewer takes them. If the object leaves the store meanwhile, the body ends with an error
+/// (the viewer sees a cut response, never wrong bytes).
+fn stored_chunks(stored: StoredBody, start: u64, take: u64) -> Body {
+    use http_body_util::BodyExt;
+    let end = start + take;
+    let stream = futures_util::stream::unfold((stored, start), move |(stored, at)| async move {
+        if at >= end {
+            return None;
+        }
+        let len = crate::store::CHUNK.min(end - at);
+        let reader = stored.clone();
+        let chunk = tokio::task::spawn_blocking(move || reader.read(at, len))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|read| read);
+        let next = if chunk.is_ok() { at + len } else { end };
+        Some((chunk.map(hyper::body::Frame::data), (stored, next)))
+    });
+    http_body_util::StreamBody::new(stream).boxed_unsync()
 }
 
 /// What a viewer gets when the edge cannot answer: who failed, and what to do.

@@ -27,7 +27,9 @@ impl Edge {
         let fill = self.fill_for(request, base, Some((key.clone(), stale.meta.clone())));
         let age = || stale.meta.age(SystemTime::now());
         match fill.head().await {
-            Ok(head) if head.status == StatusCode::NOT_MODIFIED => self.revalidated(request, &key),
+            Ok(head) if head.status == StatusCode::NOT_MODIFIED => {
+                self.revalidated(request, &key).await
+            }
             Ok(head) if head.status.is_server_error() && if_error => {
                 (self.stored_response(request, &stale, age(), STALE), STALE)
             }
@@ -52,12 +54,12 @@ impl Edge {
     }
 
     /// The origin said 304 and the fill refreshed the stored meta: serve the stored copy.
-    pub(super) fn revalidated(
+    pub(super) async fn revalidated(
         &self,
         request: &Request<Incoming>,
         key: &str,
     ) -> (Response<Body>, &'static str) {
-        match self.store.get(key) {
+        match self.store.lookup(key).await {
             Some(object) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 let age = object.meta.age(SystemTime::now());

@@ -75,14 +75,15 @@ impl Source {
         let key = self.variants.key_for(&base, &self.headers);
         let start = n * self.slice_size;
         let end = (start + self.slice_size).min(self.total) - 1;
-        if let Some(object) = self.store.get(&key) {
+        if let Some(object) = self.store.lookup(&key).await {
             let age = object.meta.age(SystemTime::now());
             // A slice of another length is of another version of the object: fetched again.
             if freshness::evaluate(&object.meta.policy, age) == Freshness::Fresh
-                && object.body.len() as u64 == end - start + 1
+                && object.body.len() == end - start + 1
+                && let Ok(body) = object.body.bytes().await
             {
                 return Ok(Slice {
-                    body: object.body.clone(),
+                    body,
                     headers: object.meta.header_map(),
                     age: age.as_secs(),
                     stored: true,
@@ -276,7 +277,7 @@ impl Edge {
                     Ok(_) => {
                         // Stored slices of another version: drop them; this answer cannot
                         // be completed from one version, so it ends with an error.
-                        store.remove_prefix(&format!("{}\0slice=", source.base));
+                        store.remove_family(&source.base);
                         Err(std::io::Error::other(
                             "the object changed while its slices were combined",
                         ))

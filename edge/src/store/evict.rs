@@ -1,388 +1,418 @@
-//! Room for a record: the open region if it fits, else a free region, else the least recently
-//! used region nobody pins or writes, emptied first. The objects of an emptied region that were
-//! read since they were written (its survivors, up to half a region) are written back at its
-//! start, so a hot object does not leave with its cold neighbours.
+//! Writing records: room at a log's tail, taken back from its head by the S3-FIFO policy, and
+//! the moves that policy asks for (probation to main, main to its own tail).
 //!
-//! The index lock is held only for index updates (`cargo bench -p edge --bench eviction` counts
-//! the lookups that waited): survivors are planned under the lock, copied out without it, moved
-//! from the index to `pending` (served from memory) under it, and written back without it once
-//! the region's last reader let go. A newer write or a purge of the same key meanwhile wins.
+//! A writer holds its log's lock while it reserves (evicting, moving, and writing the RESERVED
+//! header and the FREE entry after it), and writes its record's parts without it. Moves are
+//! written under the lock of the log they go to; a record being moved is out of the index and
+//! in `moving` (served from memory) until it is written at its new place.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, MutexGuard};
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-use super::format::{REGION_HEADER, RecordHeader, RecordPlace, RegionHeader, body_offset};
-use super::index::{Pending, Slot, State};
-use super::{Inner, Meta, StoreError};
+use super::format::{
+    PayloadHasher, RECORD_HEADER, RecordHeader, RecordState, align, family_hash, key_hash,
+};
+use super::index::{Area, Entry, Moving};
+use super::log::Log;
+use super::{Inner, Meta, Store, StoreError, lock};
 
-/// How long emptying a region waits for readers still sending its bodies.
-pub(super) const PIN_WAIT: Duration = Duration::from_secs(2);
+/// Records up to this size are written with one `pwrite`, assembled in memory first.
+const ONE_WRITE: u64 = 4 << 20;
+/// Records up to this size are moved (promoted, reinserted) when the policy keeps them; a move
+/// reads the record into memory, so larger ones leave instead.
+const MOVE_LIMIT: u64 = 16 << 20;
 
-/// Room reserved for one record.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Reservation {
-    pub region: usize,
-    /// The record's start within the region.
-    pub offset: u64,
-    /// The region's epoch, which the record must carry.
-    pub epoch: u64,
-    pub seq: u64,
+/// A record taken from a log's head to be written again.
+struct Carry {
+    hash: u64,
+    record: Bytes,
+    header: RecordHeader,
+    entry: Entry,
 }
 
-impl Reservation {
-    /// What the writer of a record of `total` bytes here is given.
-    pub fn place(&self, total: u64) -> RecordPlace {
-        RecordPlace {
-            epoch: self.epoch,
-            total,
-            seq: self.seq,
+impl<M: Meta> Store<M> {
+    /// Stores `body` (given as the chunks it arrived in) under `key`. Blocking: it writes the
+    /// file and may move other records, so async callers run it on the blocking pool.
+    /// `counts_as_use` false (a prefetch) keeps the object on probation whatever its history.
+    pub fn insert(
+        &self,
+        key: &str,
+        meta: &M,
+        body: &[Bytes],
+        counts_as_use: bool,
+    ) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let meta_bytes = meta.encode();
+        let body_len: u64 = body.iter().map(|b| b.len() as u64).sum();
+        if key.len() > u32::MAX as usize || meta_bytes.len() > u32::MAX as usize {
+            return Err(StoreError::TooLarge(body_len));
         }
+        let total = RecordHeader::total_for(key.len() as u64, meta_bytes.len() as u64, body_len);
+        let hash = key_hash(key);
+        let (small_len, main_len) = (lock(&inner.small).len, lock(&inner.main).len);
+        if total > main_len || total / super::format::ALIGN > u64::from(u32::MAX) {
+            return Err(StoreError::TooLarge(body_len));
+        }
+        let remembered = counts_as_use && inner.lock().ghost.take(hash);
+        // Probation is for new objects that fit it several times over.
+        let area = if remembered || total > small_len / 4 {
+            Area::Main
+        } else {
+            Area::Small
+        };
+        let (offset, header) = {
+            let mut log = match area {
+                Area::Small => lock(&inner.small),
+                Area::Main => lock(&inner.main),
+            };
+            let at = inner.make_room(&mut log, area, total)?;
+            let mut state = inner.lock();
+            let written = state.next_written();
+            state.seq = state.seq.saturating_add(1);
+            let seq = state.seq;
+            drop(state);
+            let header = RecordHeader {
+                state: RecordState::Reserved,
+                key_len: key.len() as u32,
+                total,
+                written,
+                key_hash: hash,
+                seq,
+                meta_len: meta_bytes.len() as u32,
+                body_len,
+                checksum: 0,
+                family: family_hash(key),
+            };
+            inner.begin_record(&mut log, at, &header)?;
+            (log.start + at, header)
+        };
+
+        let result = inner.write_parts(offset, header, key.as_bytes(), &meta_bytes, body);
+        if result.is_ok() {
+            let mut state = inner.lock();
+            state.moving.remove(&hash);
+            let entry = Entry {
+                offset,
+                units: (total / super::format::ALIGN) as u32,
+                area,
+                freq: 0,
+                unverified: false,
+                seq: header.seq,
+            };
+            if let Some(old) = state.put(hash, entry) {
+                inner.mark_dead(old.offset);
+            }
+            state.fresh_meta.remove(&hash);
+            state.join_family(header.family, hash);
+        }
+        // Indexed before its range is let go: the head never passes a record that is neither
+        // being written nor indexed.
+        {
+            let mut log = match area {
+                Area::Small => lock(&inner.small),
+                Area::Main => lock(&inner.main),
+            };
+            let start = log.start;
+            log.done_writing(offset - start);
+        }
+        result.map_err(StoreError::Write)?;
+        Ok(())
     }
-}
-
-/// A survivor as planned under the lock, before its body is copied out.
-pub(super) struct Planned {
-    key: String,
-    /// Where its record was, to tell whether the index still points at this one.
-    offset: u64,
-    body_start: u64,
-    body_len: u64,
-    meta_bytes: Vec<u8>,
-    total: u64,
-    seq: u64,
-}
-
-/// An object copied out of a region being evicted, to be written back into it.
-struct Survivor<M> {
-    key: String,
-    meta: Arc<M>,
-    meta_bytes: Vec<u8>,
-    body: Bytes,
-    total: u64,
-    seq: u64,
-}
-
-/// Survivors placed at the start of a region just reset, to be written outside the lock
-/// (`Inner::rewrite`); the region's writer count stays raised until they are.
-pub(super) struct Rewrite<M> {
-    region: usize,
-    epoch: u64,
-    items: Vec<(u64, Survivor<M>)>,
 }
 
 impl<M: Meta> Inner<M> {
-    /// Reserves room for a record of `total` bytes in the open region, else in a free one,
-    /// else in the least recently used region nobody pins or writes, emptied first (keeping
-    /// its read objects: the returned `Rewrite`, which the caller writes, outside the lock,
-    /// before its own record).
-    pub(super) fn reserve(
-        &self,
-        total: u64,
-    ) -> (Result<Reservation, StoreError>, Option<Rewrite<M>>) {
+    /// Makes `total` bytes of room at `log`'s tail and takes them; returns their offset from
+    /// the log's start. Records at the head leave, or move as the policy says (into the main
+    /// log, whose lock is taken after the small log's). Fails only when the head is a record
+    /// still being written.
+    fn make_room(&self, log: &mut Log, area: Area, total: u64) -> Result<u64, StoreError> {
+        let mut carries: VecDeque<Carry> = VecDeque::new();
+        let result = loop {
+            let need = carries.front().map_or(total, |c| c.header.total);
+            if log.room_at_tail() >= need {
+                let at = log.take(need);
+                match carries.pop_front() {
+                    Some(carry) => self.place(log, at, carry, Area::Main),
+                    None => break Ok(at),
+                }
+                continue;
+            }
+            if log.room_runs_to_end() && log.len - log.tail < need {
+                let (at, len) = log.wrap();
+                if len > 0 {
+                    self.write_entry(log.start + at, &RecordHeader::free(len));
+                }
+                continue;
+            }
+            match self.evict_head(log, area) {
+                Err(error) => break Err(error),
+                Ok(None) => {}
+                Ok(Some(carry)) if area == Area::Main => carries.push_back(carry),
+                Ok(Some(carry)) => self.promote(carry),
+            }
+        };
+        // A failure leaves carried records unwritten: they leave the store.
+        for carry in carries {
+            self.dropped(carry.hash, carry.entry.seq);
+        }
+        result
+    }
+
+    /// Writes a moved record into the main log (from probation).
+    fn promote(&self, carry: Carry) {
+        let total = carry.header.total;
+        let (hash, seq) = (carry.hash, carry.entry.seq);
+        let mut main = lock(&self.main);
+        match self.make_room(&mut main, Area::Main, total) {
+            Ok(at) => self.place(&mut main, at, carry, Area::Main),
+            Err(_) => self.dropped(hash, seq),
+        }
+    }
+
+    /// Looks at `log`'s head and lets it go: a free entry, a dead or superseded record, or a
+    /// live one the policy drops (returns `None`) or keeps (returns it, read into memory, to
+    /// be written again). A record let go is marked dead first, so that neither it nor a copy
+    /// left behind by a move comes back at recovery (a purge must hold after a restart).
+    fn evict_head(&self, log: &mut Log, area: Area) -> Result<Option<Carry>, StoreError> {
+        let at = log.start + log.head;
+        if log.is_being_written(log.head) {
+            return Err(StoreError::NoSpace);
+        }
+        let header = self
+            .file
+            .read_vec(at, RECORD_HEADER)
+            .ok()
+            .and_then(|bytes| RecordHeader::decode(&bytes, self.salt))
+            .filter(|h| h.total <= log.len - log.head && h.total <= log.used);
+        let Some(header) = header else {
+            return self.skip_unreadable(log).map(|()| None);
+        };
+        if header.state == RecordState::Free {
+            log.release_head(header.total);
+            return Ok(None);
+        }
+        let entry = self
+            .lock()
+            .index
+            .get(&header.key_hash)
+            .copied()
+            .filter(|e| e.offset == at);
+        let Some(entry) = entry else {
+            if header.state == RecordState::Committed {
+                self.mark_dead(at);
+            }
+            log.release_head(header.total);
+            return Ok(None);
+        };
+        // While the main log has room, probation keeps nothing out of it: an object leaving
+        // probation unread moves there instead of leaving the store (S3-FIFO evicts only from
+        // a full cache; the logs' fixed sizes would otherwise leave the main log empty).
+        let main_has_room = area == Area::Small && {
+            let main = lock(&self.main);
+            main.len - main.used >= header.total
+        };
+        let keep = (entry.freq > 0 || main_has_room) && header.total <= MOVE_LIMIT;
+        let record = if keep {
+            match self.file.read_vec(at, header.total) {
+                Ok(record) => Some(Bytes::from(record)),
+                Err(error) => {
+                    tracing::warn!(%error, offset = at, "store: unreadable record dropped");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let intact = record
+            .as_ref()
+            .is_some_and(|r| !entry.unverified || super::read::payload_matches(r, &header));
         let mut state = self.lock();
-        let open = state
-            .open
-            .filter(|&open| state.regions[open].fill + total <= self.region_size);
-        let (region, rewrite) = match open {
-            Some(open) => (open, None),
-            None => {
-                let Some(candidate) = (0..self.region_count)
-                    .filter(|&r| Some(r) != state.open)
-                    .filter(|&r| state.regions[r].writers == 0 && !self.pins.is_pinned(r))
-                    .min_by_key(|&r| {
-                        let region = &state.regions[r];
-                        // Never-used regions first, then least recently used.
-                        (region.fill > REGION_HEADER, region.last_access)
-                    })
-                else {
-                    return (Err(StoreError::NoSpace), None);
+        let still = state
+            .index
+            .get(&header.key_hash)
+            .copied()
+            .filter(|e| e.offset == at && e.seq == entry.seq);
+        // Out of the index (and into `moving`, if kept) before its bytes can be overwritten.
+        let carry = match (still, record) {
+            (Some(mut entry), Some(record)) if intact => {
+                state.take(header.key_hash);
+                entry.unverified = false;
+                entry.freq = if area == Area::Small {
+                    0
+                } else {
+                    entry.freq - 1
                 };
-                let planned = self.survivors(&state, candidate, total);
-                // Claimed (rule 3): nobody else chooses, appends to or resets it until we are
-                // done.
-                state.regions[candidate].writers += 1;
-                drop(state);
-                let (guard, rewrite) = match self.empty_region(candidate, planned) {
-                    Ok(emptied) => emptied,
-                    Err(error) => return (Err(error), None),
-                };
-                state = guard;
-                state.open = Some(candidate);
-                // The claim passes to the survivors' rewrite, which ends it; without one it
-                // ends here, under the same lock that opened the region.
-                if rewrite.is_none() {
-                    state.regions[candidate].writers -= 1;
-                }
-                (candidate, rewrite)
-            }
-        };
-        // The survivors' budget left room for this record; a region is never written past.
-        let r = &mut state.regions[region];
-        if r.fill + total > self.region_size {
-            return (Err(StoreError::NoSpace), rewrite);
-        }
-        let offset = r.fill;
-        r.fill += total;
-        r.writers += 1;
-        let epoch = r.epoch;
-        state.seq += 1;
-        let reservation = Reservation {
-            region,
-            offset,
-            epoch,
-            seq: state.seq,
-        };
-        (Ok(reservation), rewrite)
-    }
-
-    /// The objects of region `r` worth keeping when it is evicted: read since they were written,
-    /// at most half a region of them and never crowding out the `needed` bytes of the record
-    /// being placed. Planned under the lock, copied out without it (`empty_region`). Each keeps
-    /// its record's sequence number, so a newer write of the same key, in flight, wins at
-    /// recovery.
-    pub(super) fn survivors(&self, state: &State<M>, r: usize, needed: u64) -> Vec<Planned> {
-        let room = self.region_size - REGION_HEADER;
-        let budget = (room / 2).min(room.saturating_sub(needed));
-        let mut used = 0;
-        let mut out = Vec::new();
-        // A key rewritten while its region was open is listed once per write.
-        let mut seen = HashSet::new();
-        for key in &state.regions[r].keys {
-            let Some(slot) = state.index.get(key) else {
-                continue;
-            };
-            // An object not yet checked against its checksum is never copied: its copy would be
-            // checksummed afresh, and a corrupt body would pass for a good one.
-            if slot.region != r || !slot.hit || slot.unverified.is_some() || !seen.insert(&**key) {
-                continue;
-            }
-            // Sized from the meta as it is now (a revalidation may have grown it).
-            let meta_bytes = slot.meta.encode();
-            let total =
-                RecordHeader::total_for(key.len() as u64, meta_bytes.len() as u64, slot.body_len);
-            if used + total > budget {
-                continue;
-            }
-            used += total;
-            out.push(Planned {
-                key: key.to_string(),
-                offset: slot.offset,
-                body_start: slot.body_start,
-                body_len: slot.body_len,
-                meta_bytes,
-                total,
-                seq: slot.seq,
-            });
-        }
-        out
-    }
-
-    /// Empties claimed region `r` for reuse, keeping `planned` survivors, with the lock held
-    /// only for index updates:
-    /// 1. the survivors are copied out without the lock (nobody appends to a claimed region);
-    /// 2. under the lock, every key of the region leaves the index, the survivors into
-    ///    `pending`, so no new reader can pin the region;
-    /// 3. without the lock, the readers still holding its bodies finish (at most `PIN_WAIT`,
-    ///    else the region is left for later and this insert is not stored);
-    /// 4. under the lock, its header is reset and the survivors' ranges reserved.
-    ///
-    /// Returns with the lock held, so the caller opens the region before anyone else sees it.
-    #[allow(clippy::type_complexity, unsafe_code)]
-    pub(super) fn empty_region(
-        &self,
-        r: usize,
-        planned: Vec<Planned>,
-    ) -> Result<(MutexGuard<'_, State<M>>, Option<Rewrite<M>>), StoreError> {
-        // Copied out by key, to match against the index once the lock is taken again.
-        let mut by_key: HashMap<String, (Planned, Bytes)> = planned
-            .into_iter()
-            .map(|p| {
-                // SAFETY: rule 3: the region is claimed by this call, so nothing appends to or
-                // resets it, and committed bodies are never written in place.
-                let body = Bytes::copy_from_slice(unsafe {
-                    self.map.slice(self.at(r, p.body_start), p.body_len)
-                });
-                (p.key.clone(), (p, body))
-            })
-            .collect();
-        let mut survivors = Vec::with_capacity(by_key.len());
-        {
-            let mut state = self.lock();
-            let keys = std::mem::take(&mut state.regions[r].keys);
-            let mut evicted = 0;
-            for key in keys {
-                if state.index.get(&key).is_none_or(|slot| slot.region != r) {
-                    continue;
-                }
-                let Some(slot) = state.index.remove(&key) else {
-                    continue;
-                };
-                // Kept only if the copy is of the record indexed now.
-                match by_key.remove(&*key) {
-                    Some((p, body)) if p.offset == slot.offset => {
-                        state.pending.insert(
-                            key.to_string(),
-                            Pending {
-                                meta: slot.meta.clone(),
-                                body: body.clone(),
-                                seq: p.seq,
-                            },
-                        );
-                        survivors.push(Survivor {
-                            key: key.to_string(),
-                            meta: slot.meta,
-                            meta_bytes: p.meta_bytes,
-                            body,
-                            total: p.total,
-                            seq: p.seq,
-                        });
-                    }
-                    _ => evicted += 1,
-                }
-            }
-            if state.regions[r].fill > REGION_HEADER {
-                state.evicted_regions += 1;
-            }
-            state.evicted_objects += evicted;
-            state.regions[r].live = 0;
-        }
-        let deadline = Instant::now() + PIN_WAIT;
-        while self.pins.is_pinned(r) {
-            if Instant::now() > deadline {
-                // A slow reader: the region stays empty of keys and is chosen again once it is
-                // unpinned; its survivors are evicted after all.
-                let mut state = self.lock();
-                for s in &survivors {
-                    if state.pending.get(&s.key).is_some_and(|p| p.seq == s.seq) {
-                        state.pending.remove(&s.key);
-                        state.evicted_objects += 1;
-                    }
-                }
-                state.regions[r].writers -= 1;
-                tracing::warn!(
-                    region = r,
-                    "store: a reader held an evicted region too long; not storing this object"
+                state.moving.insert(
+                    header.key_hash,
+                    Arc::new(Moving {
+                        record: record.clone(),
+                        seq: header.seq,
+                    }),
                 );
-                return Err(StoreError::NoSpace);
+                Some(Carry {
+                    hash: header.key_hash,
+                    record,
+                    header,
+                    entry,
+                })
             }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let mut state = self.lock();
-        self.reset_region(&mut state, r);
-        let rewrite = self.place(&mut state, r, survivors);
-        Ok((state, rewrite))
-    }
-
-    /// Starts region `r` again: a new epoch (older records in it no longer count), empty.
-    #[allow(unsafe_code)]
-    fn reset_region(&self, state: &mut State<M>, r: usize) {
-        let epoch = state.regions[r].epoch + 1;
-        let clock = state.tick();
-        let region = &mut state.regions[r];
-        region.epoch = epoch;
-        region.fill = REGION_HEADER;
-        region.live = 0;
-        region.last_access = clock;
-        // SAFETY: rule 3: the region is claimed by this call, none of its keys is indexed and
-        // its pins dropped to zero.
-        unsafe {
-            self.map
-                .write_region_header(self.at(r, 0), RegionHeader { epoch })
+            (Some(_), _) => {
+                state.take(header.key_hash);
+                state.evicted_objects += 1;
+                if area == Area::Small && !keep && entry.freq == 0 {
+                    let limit = state.main_objects;
+                    state.ghost.add(header.key_hash, limit);
+                }
+                None
+            }
+            (None, _) => None,
         };
+        self.mark_dead(at);
+        drop(state);
+        log.release_head(header.total);
+        Ok(carry)
     }
 
-    /// Places the survivors still wanted at the start of region `r`, just reset: reserves
-    /// their ranges for `rewrite`, which the region's claim (its raised writer count) covers.
-    fn place(
-        &self,
-        state: &mut State<M>,
-        r: usize,
-        survivors: Vec<Survivor<M>>,
-    ) -> Option<Rewrite<M>> {
-        let mut items = Vec::with_capacity(survivors.len());
-        for s in survivors {
-            // A newer write or a purge while the region emptied: nothing to keep.
-            if state.pending.get(&s.key).is_none_or(|p| p.seq != s.seq) {
-                continue;
-            }
-            let region = &mut state.regions[r];
-            let offset = region.fill;
-            region.fill += s.total;
-            items.push((offset, s));
+    /// The log's head is no entry (a disk error, or a file truncated and allocated again):
+    /// the rest of the log, up to its end or its tail, is given up, with every object indexed
+    /// there. Refused while a record in that range is being written.
+    fn skip_unreadable(&self, log: &mut Log) -> Result<(), StoreError> {
+        let rest = (log.len - log.head).min(log.used);
+        let (from, to) = (log.head, log.head + rest);
+        if log.writing.iter().any(|&(at, _)| at >= from && at < to) {
+            return Err(StoreError::NoSpace);
         }
-        if items.is_empty() {
-            return None;
-        }
-        Some(Rewrite {
-            region: r,
-            epoch: state.regions[r].epoch,
-            items,
-        })
+        let (from_abs, to_abs) = (log.start + from, log.start + to);
+        let lost = self
+            .lock()
+            .take_where(|e| e.offset >= from_abs && e.offset < to_abs);
+        tracing::warn!(
+            offset = from_abs,
+            bytes = rest,
+            dropped = lost,
+            "store: unreadable entry at a log's head; skipped what follows it"
+        );
+        log.release_head(rest);
+        Ok(())
     }
 
-    /// Writes placed survivors outside the lock, then indexes those still wanted (a newer write
-    /// or a purge of the same key, meanwhile, wins: that record is marked dead).
-    #[allow(unsafe_code)]
-    pub(super) fn rewrite(&self, rewrite: Rewrite<M>) {
-        let Rewrite {
-            region: r,
-            epoch,
-            items,
-        } = rewrite;
-        for (offset, s) in &items {
-            let place = RecordPlace {
-                epoch,
-                total: s.total,
-                seq: s.seq,
-            };
-            // SAFETY: rule 3: `place` reserved this range of the claimed region for these
-            // survivors alone, and nothing indexes it yet.
-            unsafe {
-                self.map.write_record(
-                    self.at(r, *offset),
-                    place,
-                    s.key.as_bytes(),
-                    &s.meta_bytes,
-                    &[&s.body],
-                )
-            };
+    /// Writes a carried record at `at` (from `log`'s start, taken for it) and indexes it there,
+    /// unless a newer write or a purge of its key came meanwhile. The FREE entry after it is
+    /// written first, so that the log's chain parses after a crash between the two.
+    fn place(&self, log: &mut Log, at: u64, carry: Carry, area: Area) {
+        let offset = log.start + at;
+        let written = self.lock().next_written();
+        let header = RecordHeader {
+            written,
+            ..carry.header
+        };
+        let mut record = BytesMut::from(&carry.record[..]);
+        record[..RECORD_HEADER as usize].copy_from_slice(&header.encode(self.salt));
+        if let Some((free_at, len)) = log.free_entry() {
+            self.write_entry(log.start + free_at, &RecordHeader::free(len));
         }
+        let write = self.file.write(offset, &record);
         let mut state = self.lock();
-        let mut kept = 0;
-        for (offset, s) in items {
-            let body_start = offset + body_offset(s.key.len() as u64, s.meta_bytes.len() as u64);
-            let mut slot = Slot {
-                region: r,
-                offset,
-                total: s.total,
-                body_start,
-                body_len: s.body.len() as u64,
-                seq: s.seq,
-                meta: s.meta,
-                hit: false,
-                unverified: None,
-            };
-            match state.pending.remove(&s.key) {
-                Some(pending) if pending.seq == s.seq => {
-                    // The meta as it is now: a revalidation may have replaced it meanwhile.
-                    slot.meta = pending.meta;
-                    if let Some(old) = state.put(s.key, slot) {
-                        self.mark_dead(&old);
-                    }
-                    kept += 1;
-                }
-                other => {
-                    if let Some(pending) = other {
-                        state.pending.insert(s.key, pending);
-                    }
-                    self.mark_dead(&slot);
-                }
+        let wanted = state
+            .moving
+            .get(&carry.hash)
+            .is_some_and(|m| m.seq == carry.entry.seq);
+        if write.is_err() {
+            // Nothing of it may be trusted: its room goes back, and the object leaves.
+            log.untake(at, header.total);
+            if wanted {
+                state.moving.remove(&carry.hash);
+                state.evicted_objects += 1;
+            }
+            return;
+        }
+        if !wanted {
+            self.mark_dead(offset);
+            return;
+        }
+        state.moving.remove(&carry.hash);
+        match carry.entry.area {
+            Area::Small => state.promoted_objects += 1,
+            Area::Main => state.reinserted_objects += 1,
+        }
+        let entry = Entry {
+            offset,
+            area,
+            ..carry.entry
+        };
+        state.put(carry.hash, entry);
+    }
+
+    /// A carried record that could not be written leaves the store.
+    fn dropped(&self, hash: u64, seq: u64) {
+        let mut state = self.lock();
+        if state.moving.get(&hash).is_some_and(|m| m.seq == seq) {
+            state.moving.remove(&hash);
+            state.evicted_objects += 1;
+        }
+    }
+
+    /// Writes the FREE entry after a record taken at `at` (by `make_room`), then its RESERVED
+    /// header, so that the log's chain parses whatever happens next, and marks the range as
+    /// being written. If the header cannot be written, the room goes back.
+    fn begin_record(
+        &self,
+        log: &mut Log,
+        at: u64,
+        header: &RecordHeader,
+    ) -> Result<(), StoreError> {
+        if let Some((free_at, len)) = log.free_entry() {
+            self.write_entry(log.start + free_at, &RecordHeader::free(len));
+        }
+        if let Err(error) = self.file.write(log.start + at, &header.encode(self.salt)) {
+            log.untake(at, header.total);
+            return Err(StoreError::Write(error));
+        }
+        log.writing.push((at, header.total));
+        Ok(())
+    }
+
+    /// Writes a record's key, meta and body after its RESERVED header, then its checksum and
+    /// the COMMITTED state.
+    fn write_parts(
+        &self,
+        offset: u64,
+        mut header: RecordHeader,
+        key: &[u8],
+        meta: &[u8],
+        body: &[Bytes],
+    ) -> std::io::Result<()> {
+        let mut hasher = PayloadHasher::default();
+        let parts = [key, meta]
+            .into_iter()
+            .chain(body.iter().map(|b| b.as_ref()));
+        if header.total <= ONE_WRITE {
+            let mut buf = Vec::with_capacity((header.total - RECORD_HEADER) as usize);
+            for part in parts {
+                hasher.update(part);
+                buf.extend_from_slice(part);
+            }
+            self.file.write(offset + RECORD_HEADER, &buf)?;
+        } else {
+            let mut at = offset + RECORD_HEADER;
+            for part in parts {
+                hasher.update(part);
+                self.file.write(at, part)?;
+                at += part.len() as u64;
             }
         }
-        state.regions[r].writers -= 1;
-        state.reinserted_objects += kept;
+        header.checksum = hasher.finish(header.body_len, header.seq);
+        header.state = RecordState::Committed;
+        self.file.write(offset, &header.encode(self.salt))
+    }
+
+    /// Writes an entry header that has no parts (FREE).
+    fn write_entry(&self, offset: u64, header: &RecordHeader) {
+        debug_assert_eq!(align(header.total), header.total);
+        if let Err(error) = self.file.write(offset, &header.encode(self.salt)) {
+            tracing::warn!(%error, offset, "store: could not write a free entry");
+        }
     }
 }

@@ -1,146 +1,211 @@
-//! The in-memory index: which key is where, what each region holds, and who pins it.
+//! The in-memory index: a compact entry per stored object, keyed by the hash of its key, the
+//! ghost list of objects recently left the probation log, and the records being moved.
 //!
-//! Everything here is plain bookkeeping under the store's one lock, except the pins, which a
-//! reader raises under the lock and lowers, without it, when its body is dropped.
+//! What RAM keeps per object is one `Entry` (24 bytes) in a hash map: where the record is, its
+//! content's sequence number and the policy's counter. The key, the headers and the body are
+//! in the record, read at every lookup (the key is compared there, so a hash collision is a
+//! miss, never a wrong object).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 
-/// The index and the regions' bookkeeping, behind the store's lock.
-pub(super) struct State<M> {
-    pub index: HashMap<Arc<str>, Slot<M>>,
-    /// Survivors of an eviction between their copy-out and their rewrite: served from memory.
-    pub pending: HashMap<String, Pending<M>>,
-    pub regions: Vec<Region>,
-    /// The region being appended to.
-    pub open: Option<usize>,
-    /// Recency clock: raised by every use.
-    pub clock: u64,
-    /// The last record sequence number given out.
-    pub seq: u64,
-    pub evicted_objects: u64,
-    pub reinserted_objects: u64,
-    pub evicted_regions: u64,
-    /// Where the background check of unverified bodies has got to: (region, key position).
-    pub scrub: (usize, usize),
+use super::format::ALIGN;
+
+/// Which log a record is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Area {
+    /// Probation: new objects and prefetches; left unread, they go first.
+    Small,
+    /// Objects seen again (promoted from probation, or remembered by the ghost list).
+    Main,
 }
 
-/// Where one stored object is.
-pub(super) struct Slot<M> {
-    pub region: usize,
-    /// The record's start within its region.
+/// Where one stored object is, and how often it was read lately.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Entry {
+    /// The record's absolute offset in the file.
     pub offset: u64,
-    pub total: u64,
-    /// The body's start within its region.
-    pub body_start: u64,
-    pub body_len: u64,
-    pub seq: u64,
-    pub meta: Arc<M>,
-    /// Read since it was written: kept (reinserted) when its region is evicted.
-    pub hit: bool,
-    /// The record's checksum while it has not been checked since start (recovery reads headers,
-    /// keys and metas, not bodies); `None` once verified, or for records written since.
-    pub unverified: Option<u64>,
-}
-
-/// A survivor of an eviction waiting for its rewrite, as lookups see it.
-pub(super) struct Pending<M> {
-    pub meta: Arc<M>,
-    pub body: Bytes,
+    /// The record's length, in `ALIGN` units.
+    pub units: u32,
+    pub area: Area,
+    /// Reads since it was written or last moved, up to 3 (S3-FIFO's counter).
+    pub freq: u8,
+    /// Recovered at start and not yet checked against its checksum.
+    pub unverified: bool,
     pub seq: u64,
 }
 
-/// One region's bookkeeping.
-#[derive(Default)]
-pub(super) struct Region {
-    pub epoch: u64,
-    /// Next free offset within the region (starts after the region header).
-    pub fill: u64,
-    /// Writes in progress (and an eviction's claim): a region with writers is not evicted.
-    pub writers: u32,
-    pub last_access: u64,
-    /// Bytes of live records.
+impl Entry {
+    pub fn total(&self) -> u64 {
+        u64::from(self.units) * ALIGN
+    }
+}
+
+/// A record taken out of its log by eviction and being written elsewhere: served from its copy
+/// in memory until it is.
+pub(super) struct Moving {
+    /// The whole record, header included.
+    pub record: Bytes,
+    pub seq: u64,
+}
+
+/// The index and the policy's bookkeeping, behind the store's lock.
+pub(super) struct State<M> {
+    pub index: HashMap<u64, Entry>,
+    pub moving: HashMap<u64, Arc<Moving>>,
+    /// Metas replaced by a revalidation since the record was written (the record keeps the
+    /// old one; after a restart the object is revalidated again, which is harmless).
+    pub fresh_meta: HashMap<u64, Arc<M>>,
+    pub ghost: Ghost,
+    /// Hashes of the keys of each family (a key's variants and slices, by the hash of its part
+    /// before the NUL), so that they can be removed together without reading every key. May
+    /// hold hashes no longer indexed; pruned as it grows.
+    pub families: HashMap<u64, Vec<u64>>,
+    /// Recovered objects whose bodies the background check has still to read.
+    pub unverified: Vec<u64>,
+    /// The last write order and content sequence numbers given out.
+    pub written: u64,
+    pub seq: u64,
+    /// Bytes of indexed records, and how many of them are in the main log.
     pub live: u64,
-    /// Keys written into it since it was reset (a key written twice is listed twice), shared
-    /// with the index: one allocation per key.
-    pub keys: Vec<Arc<str>>,
+    pub main_objects: u64,
+    pub evicted_objects: u64,
+    pub promoted_objects: u64,
+    pub reinserted_objects: u64,
 }
 
 impl<M> State<M> {
-    pub fn new(regions: usize) -> Self {
+    pub fn new() -> Self {
         Self {
             index: HashMap::new(),
-            pending: HashMap::new(),
-            regions: (0..regions).map(|_| Region::default()).collect(),
-            open: None,
-            clock: 0,
+            moving: HashMap::new(),
+            fresh_meta: HashMap::new(),
+            ghost: Ghost::default(),
+            families: HashMap::new(),
+            unverified: Vec::new(),
+            written: 0,
             seq: 0,
+            live: 0,
+            main_objects: 0,
             evicted_objects: 0,
+            promoted_objects: 0,
             reinserted_objects: 0,
-            evicted_regions: 0,
-            scrub: (0, 0),
         }
     }
 
-    pub fn tick(&mut self) -> u64 {
-        self.clock += 1;
-        self.clock
-    }
-
-    /// Indexes `slot` under `key`, returning the slot it replaced (whose record the caller
-    /// marks dead). Keeps the regions' live bytes and key lists in step.
-    pub fn put(&mut self, key: impl Into<Arc<str>>, slot: Slot<M>) -> Option<Slot<M>> {
-        let key: Arc<str> = key.into();
-        let region = &mut self.regions[slot.region];
-        region.live += slot.total;
-        region.keys.push(key.clone());
-        let old = self.index.insert(key, slot)?;
-        self.regions[old.region].live -= old.total;
+    /// Indexes `entry` under `hash`, returning the entry it replaced (whose record the caller
+    /// marks dead).
+    pub fn put(&mut self, hash: u64, entry: Entry) -> Option<Entry> {
+        self.count(&entry, true);
+        let old = self.index.insert(hash, entry)?;
+        self.count(&old, false);
         Some(old)
     }
 
-    /// Takes `key` out of the index, returning its slot (whose record the caller marks dead).
-    pub fn take(&mut self, key: &str) -> Option<Slot<M>> {
-        let old = self.index.remove(key)?;
-        self.regions[old.region].live -= old.total;
+    /// Takes `hash` out of the index.
+    pub fn take(&mut self, hash: u64) -> Option<Entry> {
+        let old = self.index.remove(&hash)?;
+        self.count(&old, false);
+        self.fresh_meta.remove(&hash);
         Some(old)
     }
-}
 
-/// Readers pinning each region.
-pub(super) struct Pins(Vec<AtomicU32>);
-
-impl Pins {
-    pub fn new(regions: usize) -> Self {
-        Self((0..regions).map(|_| AtomicU32::new(0)).collect())
+    /// Takes every entry `lost` says is gone out of the index; returns how many.
+    pub fn take_where(&mut self, lost: impl Fn(&Entry) -> bool) -> usize {
+        let hashes: Vec<u64> = self
+            .index
+            .iter()
+            .filter(|(_, e)| lost(e))
+            .map(|(&h, _)| h)
+            .collect();
+        for &hash in &hashes {
+            self.take(hash);
+        }
+        hashes.len()
     }
 
-    /// Pins `region` until the guard is dropped. Called under the index lock, so that the
-    /// region cannot be chosen for eviction between the lookup and the pin.
-    pub fn pin(self: &Arc<Self>, region: usize) -> PinGuard {
-        self.0[region].fetch_add(1, Ordering::AcqRel);
-        PinGuard {
-            pins: self.clone(),
-            region,
+    fn count(&mut self, entry: &Entry, added: bool) {
+        let main = u64::from(entry.area == Area::Main);
+        if added {
+            self.live += entry.total();
+            self.main_objects += main;
+        } else {
+            self.live -= entry.total();
+            self.main_objects -= main;
         }
     }
 
-    pub fn is_pinned(&self, region: usize) -> bool {
-        self.0[region].load(Ordering::Acquire) > 0
+    /// Notes `hash` as a member of `family` (0: none).
+    pub fn join_family(&mut self, family: u64, hash: u64) {
+        if family == 0 {
+            return;
+        }
+        let members = self.families.entry(family).or_default();
+        if members.contains(&hash) {
+            return;
+        }
+        members.push(hash);
+        if members.len().is_power_of_two() && members.len() >= 8 {
+            let (index, moving) = (&self.index, &self.moving);
+            members.retain(|h| *h == hash || index.contains_key(h) || moving.contains_key(h));
+        }
+    }
+
+    /// The members of `family` still indexed, forgetting the family.
+    pub fn leave_family(&mut self, family: u64) -> Vec<u64> {
+        let members = self.families.remove(&family).unwrap_or_default();
+        members
+            .into_iter()
+            .filter(|h| self.index.contains_key(h) || self.moving.contains_key(h))
+            .collect()
+    }
+
+    /// The next write order number.
+    pub fn next_written(&mut self) -> u64 {
+        self.written += 1;
+        self.written
     }
 }
 
-/// One reader's pin of a region.
-pub(super) struct PinGuard {
-    pins: Arc<Pins>,
-    region: usize,
+/// Hashes of objects recently dropped from probation unread, as many as the main log holds
+/// objects: one coming back is admitted straight to the main log (S3-FIFO's ghost queue).
+#[derive(Default)]
+pub(super) struct Ghost {
+    /// Each hash with the number of its place in `order` (a hash added again gets a new one,
+    /// and its old place is skipped when it comes round).
+    set: HashMap<u64, u64>,
+    order: VecDeque<(u64, u64)>,
+    added: u64,
 }
 
-impl Drop for PinGuard {
-    fn drop(&mut self) {
-        self.pins.0[self.region].fetch_sub(1, Ordering::AcqRel);
+impl Ghost {
+    pub fn add(&mut self, hash: u64, limit: u64) {
+        self.added += 1;
+        self.set.insert(hash, self.added);
+        self.order.push_back((hash, self.added));
+        while self.set.len() as u64 > limit.max(1) {
+            let Some((old, when)) = self.order.pop_front() else {
+                break;
+            };
+            if self.set.get(&old) == Some(&when) {
+                self.set.remove(&old);
+            }
+        }
+        // Places of hashes taken off the list are dropped once they are most of it.
+        if self.order.len() > 2 * self.set.len() + 64 {
+            let set = &self.set;
+            self.order.retain(|(h, w)| set.get(h) == Some(w));
+        }
+    }
+
+    /// True (and forgotten) when `hash` was in the list.
+    pub fn take(&mut self, hash: u64) -> bool {
+        self.set.remove(&hash).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
     }
 }

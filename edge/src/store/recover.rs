@@ -1,114 +1,142 @@
-//! Rebuilding the index from the store file at start, before the store is shared.
+//! Formatting a new store file, and rebuilding the index from an existing one at start.
 //!
-//! Every region whose header is valid is scanned record by record: a COMMITTED record of the
-//! region's epoch whose header checks out and whose key and meta decode enters the index (the
-//! newest of a key, by sequence number, wins), marked unverified: bodies are not read here, so
-//! start-up reads headers, keys and metas only, and each body's checksum is checked at its
-//! first lookup (`Store::get`), before it is ever served. RESERVED (half-written at a crash)
-//! and DEAD (purged) records are skipped; the first bytes that are no record of this epoch end
-//! the region.
-
-use std::sync::Arc;
+//! Each log is walked as the chain of entries it always is (see `log`): every header is read
+//! (no key, meta or body), committed records enter the index unverified (the newest content
+//! of a key wins, by sequence number), and the log's tail is found after the newest entry by
+//! write order, its head at the first record after that. Bytes that are no entry end the walk:
+//! the rest of the log is declared free.
 
 use super::Meta;
-use super::format::{
-    ALIGN, PayloadHasher, RECORD_HEADER, REGION_HEADER, RecordHeader, RecordState, RegionHeader,
-};
-use super::index::{Slot, State};
-use super::map::Map;
+use super::file::StoreFile;
+use super::format::{ALIGN, RECORD_HEADER, RecordHeader, RecordState, Superblock};
+use super::index::{Area, Entry, State};
+use super::log::Log;
 
-/// Rebuilds `state` from `map`, whose regions are `region_size` bytes.
-pub(super) fn recover<M: Meta>(map: &mut Map, region_size: u64, state: &mut State<M>) {
-    let mut recovered = 0u64;
-    let mut dropped = 0u64;
-    for r in 0..state.regions.len() {
-        let base = region_size * r as u64;
-        let Some(region) = RegionHeader::decode(map.slice_exclusive(base, REGION_HEADER)) else {
-            continue; // Never used (or unreadable): treated as free.
+/// Writes an empty store: one FREE entry per log, then the superblock.
+pub(super) fn format(
+    file: &StoreFile,
+    layout: &Superblock,
+    small: &Log,
+    main: &Log,
+) -> std::io::Result<()> {
+    file.write(0, &[0u8; 64])?;
+    for log in [small, main] {
+        file.write(log.start, &RecordHeader::free(log.len).encode(layout.salt))?;
+    }
+    file.write(0, &layout.encode())
+}
+
+/// One entry met on the walk.
+struct Walked {
+    offset: u64,
+    total: u64,
+    /// Write order, for records (dead and reserved ones too); `None` for free entries.
+    written: Option<u64>,
+}
+
+/// Rebuilds `log`'s head and tail and indexes its committed records into `state`.
+pub(super) fn recover<M: Meta>(
+    file: &StoreFile,
+    salt: u64,
+    log: &mut Log,
+    area: Area,
+    state: &mut State<M>,
+) -> std::io::Result<()> {
+    let mut walked = Vec::new();
+    let mut offset = 0;
+    let (mut recovered, mut dropped) = (0u64, 0u64);
+    while offset < log.len {
+        let at = log.start + offset;
+        let header = file
+            .read_vec(at, RECORD_HEADER)
+            .ok()
+            .and_then(|b| RecordHeader::decode(&b, salt))
+            .filter(|h| h.total <= log.len - offset);
+        let Some(header) = header else {
+            let rest = log.len - offset;
+            tracing::warn!(
+                offset = at,
+                bytes = rest,
+                "store: unreadable entry; the rest of its log is free"
+            );
+            file.write(at, &RecordHeader::free(rest).encode(salt))?;
+            walked.push(Walked {
+                offset,
+                total: rest,
+                written: None,
+            });
+            break;
         };
-        state.regions[r].epoch = region.epoch;
-        let mut offset = REGION_HEADER;
-        let mut newest = 0;
-        while offset + RECORD_HEADER <= region_size {
-            let at = base + offset;
-            let Some(header) = RecordHeader::decode(map.slice_exclusive(at, RECORD_HEADER)) else {
-                break;
-            };
-            let total = header.total;
-            if header.epoch != region.epoch
-                || total < RECORD_HEADER
-                || !total.is_multiple_of(ALIGN)
-                || offset + total > region_size
-            {
-                break;
-            }
-            match header.state {
-                RecordState::Committed => match read_key_and_meta::<M>(map, at, &header) {
-                    Some((key, meta)) => {
-                        newest = newest.max(header.seq);
-                        state.seq = state.seq.max(header.seq);
-                        let slot = Slot {
-                            region: r,
-                            offset,
-                            total,
-                            body_start: offset + header.body_start(),
-                            body_len: header.body_len,
-                            seq: header.seq,
-                            meta: Arc::new(meta),
-                            hit: false,
-                            unverified: Some(header.checksum),
-                        };
-                        let replace = state
-                            .index
-                            .get(key.as_str())
-                            .is_none_or(|existing| existing.seq < header.seq);
-                        if replace && state.put(key, slot).is_none() {
-                            recovered += 1;
-                        }
-                    }
-                    None => dropped += 1,
-                },
-                RecordState::Reserved => dropped += 1,
-                RecordState::Dead => {}
-            }
-            offset += total;
+        if header.state != RecordState::Free {
+            state.written = state.written.max(header.written);
+            state.seq = state.seq.max(header.seq);
         }
-        state.regions[r].fill = offset;
-        state.regions[r].last_access = newest;
+        match header.state {
+            RecordState::Committed if header.parts_fit() => {
+                let entry = Entry {
+                    offset: at,
+                    units: (header.total / ALIGN) as u32,
+                    area,
+                    freq: 0,
+                    unverified: true,
+                    seq: header.seq,
+                };
+                let newer = state
+                    .index
+                    .get(&header.key_hash)
+                    .is_none_or(|e| e.seq < header.seq);
+                if newer && state.put(header.key_hash, entry).is_none() {
+                    recovered += 1;
+                }
+                state.join_family(header.family, header.key_hash);
+            }
+            RecordState::Committed | RecordState::Reserved => dropped += 1,
+            RecordState::Dead | RecordState::Free => {}
+        }
+        walked.push(Walked {
+            offset,
+            total: header.total,
+            written: (header.state != RecordState::Free).then_some(header.written),
+        });
+        offset += header.total;
     }
-    // Recovered recency: the clock continues after the newest record.
-    state.clock = state.seq;
+    let newest = walked
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| w.written.map(|written| (written, i)))
+        .max();
+    match newest {
+        None => {
+            log.head = 0;
+            log.tail = 0;
+            log.used = 0;
+        }
+        Some((written, i)) => {
+            state.written = state.written.max(written);
+            let tail = (walked[i].offset + walked[i].total) % log.len;
+            // The oldest entry is the first record after the newest, going round.
+            let head = (1..=walked.len())
+                .map(|k| &walked[(i + k) % walked.len()])
+                .find(|w| w.written.is_some())
+                .map_or(walked[i].offset, |w| w.offset);
+            log.head = head;
+            log.tail = tail;
+            log.used = if tail == head {
+                log.len
+            } else {
+                (tail + log.len - head) % log.len
+            };
+        }
+    }
+    state.unverified.extend(
+        state
+            .index
+            .iter()
+            .filter(|(_, e)| e.area == area && e.unverified)
+            .map(|(&h, _)| h),
+    );
     if recovered > 0 || dropped > 0 {
-        tracing::info!(objects = recovered, dropped, "store recovered");
+        tracing::info!(log = ?area, objects = recovered, dropped, "store recovered");
     }
-}
-
-/// A committed record's key and meta, if its sizes fit its length and both decode. Its body
-/// is checked later, at its first lookup.
-fn read_key_and_meta<M: Meta>(
-    map: &mut Map,
-    at: u64,
-    header: &RecordHeader,
-) -> Option<(String, M)> {
-    let (key_len, meta_len) = (u64::from(header.key_len), u64::from(header.meta_len));
-    let used = RECORD_HEADER
-        .checked_add(key_len)?
-        .checked_add(meta_len)?
-        .checked_add(header.body_len)?;
-    if used > header.total {
-        return None;
-    }
-    let head = map.slice_exclusive(at + RECORD_HEADER, key_len + meta_len);
-    let key = std::str::from_utf8(&head[..key_len as usize])
-        .ok()?
-        .to_owned();
-    let meta = M::decode(&head[key_len as usize..])?;
-    Some((key, meta))
-}
-
-/// Does the payload (key, meta and body, as written) match the record's checksum?
-pub(super) fn payload_matches(payload: &[u8], body_len: u64, seq: u64, checksum: u64) -> bool {
-    let mut hasher = PayloadHasher::default();
-    hasher.update(payload);
-    hasher.finish(body_len, seq) == checksum
+    Ok(())
 }

@@ -1,9 +1,12 @@
-//! The store's tests: whole-store behaviour (capacity, eviction, reinsertion, recovery,
-//! concurrency); the format's own tests are in `format`.
+//! The store's tests: whole-store behaviour (space, policy, recovery, disk errors,
+//! concurrency); the format's and the log's own tests are in their modules.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::format::{REGION_HEADER, RecordState};
+use bytes::Bytes;
+
+use super::format::{RecordState, Superblock};
 use super::*;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -20,8 +23,12 @@ impl Meta for TestMeta {
 
 const MIB: u64 = 1 << 20;
 
+fn open_sized(dir: &Path, capacity: u64) -> Store<TestMeta> {
+    Store::open(&dir.join("store"), capacity).expect("open store")
+}
+
 fn open(dir: &Path) -> Store<TestMeta> {
-    Store::open(&dir.join("store"), 8 * MIB, MIB).expect("open store")
+    open_sized(dir, 8 * MIB)
 }
 
 fn body(n: usize, seed: u8) -> Vec<Bytes> {
@@ -42,224 +49,37 @@ fn joined(chunks: &[Bytes]) -> Vec<u8> {
     chunks.iter().flat_map(|c| c.iter().copied()).collect()
 }
 
-/// A body whose every byte is `version`, so a reader can tell a torn or mixed one.
-fn versioned(version: u8) -> Vec<Bytes> {
-    vec![Bytes::from(vec![version; 20_000])]
+fn all(object: &StoredObject<TestMeta>) -> Vec<u8> {
+    object
+        .body
+        .read(0, object.body.len())
+        .expect("body")
+        .to_vec()
+}
+
+fn meta(text: &str) -> TestMeta {
+    TestMeta(text.to_owned())
 }
 
 #[test]
-fn concurrent_readers_and_writers_never_see_a_stale_or_torn_object() {
-    // Small regions and many evictions with survivors, while another thread reads the same
-    // keys and a newer version of a key may land while its old one waits for its rewrite
-    // (the deterministic case is the next test).
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::<TestMeta>::open(&dir.path().join("store"), 2 * MIB, 256 * 1024)
-        .expect("open store");
-    let keys = 200usize;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reader = {
-        let (store, stop) = (store.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut seen = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                for k in 0..keys {
-                    if let Some(object) = store.get(&format!("k{k}")) {
-                        let version: u8 = object.meta.0.parse().expect("meta");
-                        assert!(
-                            object.body.iter().all(|&b| b == version),
-                            "k{k}: a body that is not all version {version}"
-                        );
-                        seen += 1;
-                    }
-                }
-            }
-            seen
-        })
-    };
-    // Two writers, each with its own half of the keys: an eviction by one keeps the
-    // other's keys, which that other may be writing anew at the same time.
-    let writer = |half: usize| {
-        let store = store.clone();
-        std::thread::spawn(move || {
-            let mut latest = vec![None; keys];
-            for i in 0..3000usize {
-                let k = (i * 7) % (keys / 2) + half * keys / 2;
-                let version = (i % 250) as u8 + 1;
-                store
-                    .insert(
-                        &format!("k{k}"),
-                        &TestMeta(version.to_string()),
-                        &versioned(version),
-                        true,
-                    )
-                    .expect("insert");
-                latest[k] = Some(version);
-                // Read a few, so their regions' evictions keep them.
-                let _ = store.get(&format!("k{}", (i * 3) % keys));
-            }
-            latest
-        })
-    };
-    let (a, b) = (writer(0), writer(1));
-    let (a, b) = (a.join().expect("writer"), b.join().expect("writer"));
-    let latest: Vec<Option<u8>> = a.iter().zip(&b).map(|(x, y)| x.or(*y)).collect();
-    stop.store(true, Ordering::Relaxed);
-    assert!(reader.join().expect("reader") > 0);
-    assert!(
-        store.stats().reinserted_objects > 0,
-        "survivors were rewritten"
-    );
-    let check = |store: &Store<TestMeta>| {
-        for (k, version) in latest.iter().enumerate() {
-            if let Some(object) = store.get(&format!("k{k}")) {
-                assert_eq!(
-                    Some(object.meta.0.parse::<u8>().expect("meta")),
-                    *version,
-                    "k{k}"
-                );
-                assert!(object.body.iter().all(|&b| Some(b) == *version), "k{k}");
-            }
-        }
-    };
-    check(&store);
-    store.flush().expect("flush");
-    drop(store);
-    // After a restart too: the newest write of every key wins.
-    let reopened = Store::<TestMeta>::open(&dir.path().join("store"), 2 * MIB, 256 * 1024)
-        .expect("reopen store");
-    check(&reopened);
-}
-
-#[test]
-#[allow(unsafe_code)]
-fn survivors_are_served_from_memory_until_rewritten_and_lose_to_newer_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta = TestMeta("old".into());
-    let store = open(dir.path());
-    // Three read objects in the first region, then writes until the next one evicts it.
-    for key in ["a", "b", "c"] {
-        store
-            .insert(key, &meta, &body(100_000, key.as_bytes()[0]), true)
-            .unwrap();
-        drop(store.get(key));
-    }
-    let mut i = 0;
-    while store.stats().evicted_regions == 0 {
-        // Fill every region but stop short of the eviction: the test makes it by hand.
-        let inner = &store.inner;
-        let needs_eviction = {
-            let state = inner.lock();
-            state.regions.iter().all(|r| r.fill > REGION_HEADER)
-                && state
-                    .open
-                    .is_some_and(|o| state.regions[o].fill + 150_000 + 4096 > inner.region_size)
-        };
-        if needs_eviction {
-            break;
-        }
-        store
-            .insert(&format!("fill-{i}"), &meta, &body(100_000, i as u8), true)
-            .unwrap();
-        i += 1;
-    }
-    // The eviction, as `insert` starts it: the survivors are placed but not yet written.
-    let (reserved, rewrite) = store.inner.reserve(150_016);
-    let reserved = reserved.expect("room");
-    let rewrite = rewrite.expect("survivors");
-    // The record the eviction made room for, written as `insert` would (recovery reads a
-    // region's records in order, so a reserved range must not stay a hole).
-    let filler = joined(&body(150_016 - 64 - 6 - 3, 9));
-    // SAFETY: the range was just reserved for this test alone (rule 2).
-    unsafe {
-        store.inner.map.write_record(
-            store.inner.at(reserved.region, reserved.offset),
-            reserved.place(150_016),
-            b"filler",
-            b"old",
-            &[&filler],
-        );
-    }
-    let a = store.get("a").expect("a survivor is served meanwhile");
-    assert_eq!(&a.body[..], &joined(&body(100_000, b'a'))[..]);
-    assert!(
-        store.inner.map.offset_of(&a.body).is_none(),
-        "from memory, not the map"
-    );
-    // Meanwhile "b" is written anew and "c" is purged.
-    let newer = body(1000, 7);
-    store
-        .insert("b", &TestMeta("new".into()), &newer, true)
-        .unwrap();
-    assert!(store.remove("c"));
-    store.inner.rewrite(rewrite);
-    let check = |store: &Store<TestMeta>| {
-        let a = store.get("a").expect("a is back in the index");
-        assert!(
-            store.inner.map.offset_of(&a.body).is_some(),
-            "from the map again"
-        );
-        assert_eq!(&a.body[..], &joined(&body(100_000, b'a'))[..]);
-        let b = store.get("b").expect("b");
-        assert_eq!(b.meta.0, "new", "the newer write wins");
-        assert!(b.body[..] == joined(&newer)[..], "the newer body");
-        assert!(store.get("c").is_none(), "the purge holds");
-    };
-    check(&store);
-    store.flush().unwrap();
-    drop(store);
-    check(&open(dir.path()));
-}
-
-#[test]
-fn a_region_still_read_from_after_it_was_emptied_is_left_for_later() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta = TestMeta("m".into());
-    let store = open(dir.path());
-    store.insert("a", &meta, &body(100_000, 1), true).unwrap();
-    drop(store.get("a"));
-    let region = store.inner.lock().index["a"].region;
-    // The eviction's first steps by hand: planned and claimed, and then a reader pins the
-    // region before its keys leave the index.
-    let planned = {
-        let mut state = store.inner.lock();
-        state.regions[region].writers += 1;
-        store.inner.survivors(&state, region, 1000)
-    };
-    let reader = store.get("a").expect("still indexed");
-    let emptied = store.inner.empty_region(region, planned);
-    assert!(
-        matches!(emptied, Err(StoreError::NoSpace)),
-        "gave up after PIN_WAIT"
-    );
-    assert_eq!(
-        &reader.body[..],
-        &joined(&body(100_000, 1))[..],
-        "the reader's bytes held"
-    );
-    {
-        let state = store.inner.lock();
-        assert_eq!(state.regions[region].writers, 0, "the claim ended");
-        assert!(state.pending.is_empty() && !state.index.contains_key("a"));
-    }
-    drop(reader);
-    // Unpinned, the region is used again.
-    for i in 0..80 {
-        store
-            .insert(&format!("f{i}"), &meta, &body(100_000, i as u8), true)
-            .unwrap();
-    }
-    assert!(store.stats().evicted_regions > 0);
-}
-
-#[test]
-fn stores_and_reads_back() {
+fn stores_and_reads_back_whole_and_chunked_bodies() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let b = body(100_000, 1);
-    store.insert("k", &TestMeta("m".into()), &b, true).unwrap();
+    let small = body(100_000, 1);
+    let large = body(3 * MIB as usize + 5, 2);
+    store.insert("k", &meta("m"), &small, true).unwrap();
+    store.insert("big", &meta("b"), &large, true).unwrap();
     let hit = store.get("k").unwrap();
     assert_eq!(hit.meta.0, "m");
-    assert_eq!(&hit.body[..], &joined(&b)[..]);
+    assert!(hit.body.whole().is_some());
+    assert_eq!(all(&hit), joined(&small));
+    let big = store.get("big").unwrap();
+    assert!(big.body.whole().is_none(), "read chunk by chunk");
+    assert_eq!(all(&big), joined(&large));
+    assert_eq!(
+        &big.body.read(MIB + 3, 10).unwrap()[..],
+        &joined(&large)[(MIB + 3) as usize..(MIB + 13) as usize]
+    );
     assert!(store.get("other").is_none());
     assert_eq!(
         std::fs::metadata(dir.path().join("store")).unwrap().len(),
@@ -268,231 +88,379 @@ fn stores_and_reads_back() {
 }
 
 #[test]
-fn never_exceeds_capacity_and_evicts_least_recently_used_regions() {
+fn a_64_mib_store_stores_and_serves_a_16_mib_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sized(dir.path(), 64 * MIB);
+    let b = body(16 * MIB as usize, 3);
+    store.insert("seg", &meta("m"), &b, true).unwrap();
+    // Room is taken back object by object: more of them pass through, the newest stays.
+    for i in 0..6 {
+        store
+            .insert(
+                &format!("seg{i}"),
+                &meta("m"),
+                &body(16 * MIB as usize, i),
+                true,
+            )
+            .unwrap();
+    }
+    let last = store.get("seg5").expect("the newest fits");
+    assert_eq!(all(&last), joined(&body(16 * MIB as usize, 5)));
+    assert!(store.max_body(100) >= 56 * MIB, "{}", store.max_body(100));
+}
+
+#[test]
+fn a_1_gib_store_holds_within_3_percent_of_1_gib_of_1_mib_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sized(dir.path(), 1 << 30);
+    let b = body(MIB as usize, 4);
+    let m = meta(&"x".repeat(200));
+    for i in 0..1100 {
+        store
+            .insert(&format!("host/title/seg_{i:05}.m4s"), &m, &b, true)
+            .unwrap();
+    }
+    let stats = store.stats();
+    let held = stats.objects * MIB;
+    assert!(
+        held as f64 >= 0.97 * (1u64 << 30) as f64,
+        "{} objects of 1 MiB in 1 GiB: {stats:?}",
+        stats.objects
+    );
+    assert!(stats.used <= stats.capacity);
+}
+
+#[test]
+fn never_exceeds_capacity_and_a_read_object_outlives_a_scan() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let meta = TestMeta(String::new());
-    // 24 MiB written into 8 MiB, touching "hot" after every write.
-    store.insert("hot", &meta, &body(200_000, 0), true).unwrap();
-    for i in 0..120 {
+    let hot = body(50_000, 9);
+    store.insert("hot", &meta("h"), &hot, true).unwrap();
+    // 24 MiB of objects seen once pass through 8 MiB; the hot one is read now and then.
+    for i in 0..480u32 {
         store
-            .insert(&format!("cold-{i}"), &meta, &body(200_000, i as u8), true)
+            .insert(&format!("k{i}"), &meta(""), &body(50_000, i as u8), true)
             .unwrap();
-        drop(store.get("hot"));
+        if i % 20 == 0 {
+            assert!(store.get("hot").is_some(), "after {i} writes");
+        }
         let stats = store.stats();
-        assert!(stats.used <= stats.capacity, "{stats:?}");
+        assert!(stats.used <= stats.capacity && stats.live <= stats.capacity);
     }
-    assert!(
-        store.get("hot").is_some(),
-        "the recently used object survives"
-    );
-    // Eviction is by region: cold objects written beside "hot" share its region's recency,
-    // so the first cold object in a region of its own is the least recently used.
-    assert!(
-        store.get("cold-10").is_none(),
-        "the least recently used object is gone"
-    );
-    assert!(store.get("cold-119").is_some());
-    assert!(store.stats().evicted_regions > 0);
     assert_eq!(
         std::fs::metadata(dir.path().join("store")).unwrap().len(),
         8 * MIB
     );
-}
-
-#[test]
-fn objects_read_since_written_survive_their_regions_eviction_and_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta = TestMeta("kept".into());
-    let hot_body = body(150_000, 200);
-    {
-        let store = open(dir.path());
-        // "hot" and "cold" share the first region; only "hot" is read. "hot" is written
-        // twice there (a replaced object), so its region lists it twice.
-        store.insert("hot", &meta, &body(1000, 199), true).unwrap();
-        store.insert("hot", &meta, &hot_body, true).unwrap();
-        store
-            .insert("cold", &meta, &body(150_000, 201), true)
-            .unwrap();
-        drop(store.get("hot"));
-        // Enough writes to evict every region at least once, none of them reading "hot".
-        for i in 0..80 {
-            store
-                .insert(&format!("fill-{i}"), &meta, &body(150_000, i as u8), true)
-                .unwrap();
-            let stats = store.stats();
-            assert!(stats.used <= stats.capacity, "{stats:?}");
-        }
-        assert!(store.get("cold").is_none(), "the unread neighbour left");
-        let hit = store.get("hot").expect("the read object was written again");
-        assert_eq!(&hit.body[..], &joined(&hot_body)[..]);
-        assert_eq!(hit.meta.0, "kept");
-        let stats = store.stats();
-        assert!(stats.reinserted_objects >= 1);
-        assert_eq!(
-            stats.objects,
-            80 + 2 - stats.evicted_objects,
-            "every object is either indexed or counted as evicted, once: {stats:?}"
-        );
-    }
-    // The rewritten record is a record like any other: it survives a restart.
-    let store = open(dir.path());
-    let hit = store.get("hot").expect("recovered after restart");
-    assert_eq!(&hit.body[..], &joined(&hot_body)[..]);
-}
-
-#[test]
-fn a_record_that_fills_a_region_still_finds_room_after_reinsertion() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let meta = TestMeta(String::new());
-    for i in 0..40 {
-        store
-            .insert(&format!("small-{i}"), &meta, &body(200_000, i as u8), true)
-            .unwrap();
-        drop(store.get(&format!("small-{i}")));
-    }
-    // Every region is full of read objects; a record of almost a whole region still fits.
-    let big = store.max_body(16) - 1024;
-    let big_body = body(big as usize, 77);
-    store.insert("big", &meta, &big_body, true).unwrap();
-    assert_eq!(&store.get("big").unwrap().body[..], &joined(&big_body)[..]);
-}
-
-#[test]
-fn pinned_regions_are_not_overwritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let meta = TestMeta(String::new());
-    let first = body(300_000, 9);
-    store.insert("pinned", &meta, &first, true).unwrap();
-    let hit = store.get("pinned").unwrap();
-    let pinned_region = store.inner.lock().index["pinned"].region;
-    for i in 0..100 {
-        let _ = store.insert(&format!("x-{i}"), &meta, &body(300_000, i as u8), true);
-    }
-    // 30 MB went into 8 MiB: every other region was emptied, some more than once, and the
-    // pinned one never was (its epoch is the one it was written in).
     let stats = store.stats();
-    assert!(stats.evicted_regions >= 7, "evictions happened: {stats:?}");
-    {
-        let state = store.inner.lock();
-        assert_eq!(state.regions[pinned_region].epoch, 1, "never reset");
-        assert!(
-            state
-                .regions
-                .iter()
-                .enumerate()
-                .all(|(r, region)| r == pinned_region || region.epoch > 1)
-        );
-    }
-    assert_eq!(
-        &hit.body[..],
-        &joined(&first)[..],
-        "a reader's bytes never change"
-    );
+    assert!(stats.evicted_objects > 300, "{stats:?}");
+    assert!(stats.promoted_objects > 0, "{stats:?}");
+    assert_eq!(all(&store.get("hot").unwrap()), joined(&hot));
 }
 
 #[test]
-fn recovers_after_reopen_and_drops_corrupt_records() {
+fn prefetched_objects_nobody_reads_leave_before_read_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (body(50_000, 1), body(60_000, 2));
+    let store = open(dir.path());
+    // Read objects (they reach the main log) up to most of the store.
+    for i in 0..220u32 {
+        let key = format!("read{i}");
+        store
+            .insert(&key, &meta(""), &body(30_000, 1), true)
+            .unwrap();
+        store.get(&key).unwrap();
+    }
+    // Many prefetches nobody plays: once the store is full they leave from probation.
+    for i in 0..400u32 {
+        store
+            .insert(&format!("pre{i}"), &meta(""), &body(30_000, 2), false)
+            .unwrap();
+    }
+    let kept = (0..220)
+        .filter(|i| store.contains(&format!("read{i}")))
+        .count();
+    let prefetched = (0..400)
+        .filter(|i| store.contains(&format!("pre{i}")))
+        .count();
+    assert!(kept >= 215, "read objects kept: {kept} of 220");
+    assert!(
+        prefetched < 60,
+        "unused prefetches kept: {prefetched} of 400"
+    );
+    assert!(store.contains("pre399"), "the newest is on probation");
+}
+
+#[test]
+fn an_object_back_from_the_ghost_list_goes_to_the_main_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let read = |from: u32, to: u32| {
+        for i in from..to {
+            let key = format!("read{i}");
+            store
+                .insert(&key, &meta(""), &body(30_000, 2), true)
+                .unwrap();
+            store.get(&key);
+        }
+    };
+    read(0, 260);
+    store
+        .insert("again", &meta(""), &body(30_000, 1), true)
+        .unwrap();
+    // Pushed out of probation unread while the main log is full of read objects...
+    read(260, 330);
+    assert!(!store.contains("again"));
+    assert!(store.stats().ghosts > 0);
+    // ...it comes back, admitted to the main log: a scan of new objects does not push it out.
+    store
+        .insert("again", &meta(""), &body(30_000, 1), true)
+        .unwrap();
+    for i in 0..100u32 {
+        store
+            .insert(&format!("new{i}"), &meta(""), &body(30_000, 3), true)
+            .unwrap();
+    }
+    assert!(store.contains("again"));
+    assert!(!store.contains("new0"));
+}
+
+#[test]
+fn recovers_after_reopen_even_after_the_logs_went_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut present = Vec::new();
     {
         let store = open(dir.path());
-        store.insert("a", &TestMeta("ma".into()), &a, true).unwrap();
-        store.insert("b", &TestMeta("mb".into()), &b, true).unwrap();
+        for i in 0..600u32 {
+            let key = format!("k{i}");
+            store
+                .insert(&key, &meta(&key), &body(20_000, i as u8), true)
+                .unwrap();
+            if i % 3 == 0 {
+                store.get(&key);
+            }
+        }
+        for i in 0..600u32 {
+            if store.contains(&format!("k{i}")) {
+                present.push(i);
+            }
+        }
+        store.flush().unwrap();
+    }
+    assert!(present.len() > 100);
+    let store = open(dir.path());
+    let mut back = 0;
+    for &i in &present {
+        let key = format!("k{i}");
+        if let Some(hit) = store.get(&key) {
+            assert_eq!(hit.meta.0, key);
+            assert_eq!(all(&hit), joined(&body(20_000, i as u8)));
+            back += 1;
+        }
+    }
+    assert!(
+        back as f64 >= 0.99 * present.len() as f64,
+        "{back} of {} back after a clean restart",
+        present.len()
+    );
+    // And it goes on working from where the logs were.
+    for i in 0..300u32 {
         store
-            .insert("gone", &TestMeta("mg".into()), &a, true)
+            .insert(&format!("n{i}"), &meta(""), &body(20_000, 7), true)
+            .unwrap();
+    }
+    assert!(store.contains("n299"));
+    drop(store);
+    assert!(open(dir.path()).contains("n299"));
+}
+
+#[test]
+fn a_corrupt_body_is_never_served_and_stays_gone_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bodies: Vec<Vec<Bytes>> = (0..20).map(|i| body(30_000, i as u8)).collect();
+    {
+        let store = open(dir.path());
+        for (i, b) in bodies.iter().enumerate() {
+            store
+                .insert(&format!("k{i}"), &meta(&format!("m{i}")), b, true)
+                .unwrap();
+        }
+    }
+    flip_byte_of(&dir.path().join("store"), &joined(&bodies[7])[2000..2064]);
+    let store = open(dir.path());
+    assert_eq!(store.stats().objects, 20, "recovery reads no body");
+    assert!(store.get("k7").is_none(), "checked at its first lookup");
+    assert!(!store.contains("k7"));
+    for i in (0..20).filter(|&i| i != 7) {
+        assert_eq!(
+            all(&store.get(&format!("k{i}")).unwrap()),
+            joined(&bodies[i])
+        );
+    }
+    drop(store);
+    assert!(!open(dir.path()).contains("k7"), "marked dead on disk");
+}
+
+#[test]
+fn the_background_check_verifies_every_recovered_body_and_drops_a_corrupt_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bodies: Vec<Vec<Bytes>> = (0..20)
+        .map(|i| body(if i == 3 { 3 << 20 } else { 30_000 }, i as u8))
+        .collect();
+    {
+        let store = open(dir.path());
+        for (i, b) in bodies.iter().enumerate() {
+            store.insert(&format!("k{i}"), &meta(""), b, true).unwrap();
+        }
+    }
+    flip_byte_of(
+        &dir.path().join("store"),
+        &joined(&bodies[3])[2_000_000..2_000_064],
+    );
+    let store = open(dir.path());
+    let mut checked = 0;
+    loop {
+        match store.check_some(3) {
+            0 => break,
+            n => checked += n,
+        }
+    }
+    assert_eq!(checked, 20, "each body checked once");
+    assert!(
+        !store.contains("k3"),
+        "the corrupt (chunked) one is dropped"
+    );
+    for i in (0..20).filter(|&i| i != 3) {
+        assert_eq!(
+            all(&store.get(&format!("k{i}")).unwrap()),
+            joined(&bodies[i])
+        );
+    }
+}
+
+#[test]
+fn half_written_records_are_skipped_and_the_log_still_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let store = open(dir.path());
+        for i in 0..10u32 {
+            store
+                .insert(&format!("k{i}"), &meta(""), &body(20_000, i as u8), true)
+                .unwrap();
+        }
+    }
+    // A crash mid-write leaves a RESERVED record: k4's state word put back.
+    let raw = std::fs::read(&path).unwrap();
+    let at = raw
+        .windows(20)
+        .position(|w| w == &joined(&body(20_000, 4))[..20])
+        .unwrap();
+    let record = (0..at)
+        .rev()
+        .find(|&i| raw[i..].starts_with(b"MRCM"))
+        .unwrap();
+    rewrite(&path, record as u64, &RecordState::Reserved.bytes());
+    let store = open(dir.path());
+    assert!(!store.contains("k4"));
+    for i in (0..10).filter(|&i| i != 4) {
+        assert!(store.get(&format!("k{i}")).is_some(), "k{i}");
+    }
+    store
+        .insert("after", &meta(""), &body(20_000, 1), true)
+        .unwrap();
+    assert!(store.get("after").is_some());
+}
+
+#[test]
+fn replacing_and_removing_keys_hold_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store
+            .insert("k", &meta("old"), &body(1000, 1), true)
+            .unwrap();
+        store
+            .insert("k", &meta("new"), &body(1000, 2), true)
+            .unwrap();
+        store
+            .insert("gone", &meta(""), &body(1000, 2), true)
             .unwrap();
         assert!(store.remove("gone"));
-        store.flush().unwrap();
+        for v in ["a", "b"] {
+            store
+                .insert(&format!("base\0vary={v}"), &meta(""), &body(1000, 3), true)
+                .unwrap();
+        }
+        store
+            .insert("base", &meta(""), &body(1000, 3), true)
+            .unwrap();
+        store
+            .insert("other/x", &meta(""), &body(1000, 3), true)
+            .unwrap();
+        store
+            .insert("other/y", &meta(""), &body(1000, 3), true)
+            .unwrap();
+        assert!(store.update_meta("k", meta("revalidated")));
+        assert_eq!(store.get("k").unwrap().meta.0, "revalidated");
     }
-    // Flip one byte of b's body.
-    let path = dir.path().join("store");
-    let mut raw = std::fs::read(&path).unwrap();
-    let needle = &joined(&b)[1000..1064];
-    let at = raw.windows(needle.len()).position(|w| w == needle).unwrap();
-    raw[at] ^= 0xff;
-    std::fs::write(&path, &raw).unwrap();
-
     let store = open(dir.path());
-    // Recovery reads no body: both are indexed, each checked at its first lookup.
-    assert!(store.contains("a") && store.contains("b"));
-    for _ in 0..2 {
-        let hit = store.get("a").unwrap();
-        assert_eq!(hit.meta.0, "ma");
-        assert_eq!(&hit.body[..], &joined(&a)[..]);
-    }
-    assert!(store.get("b").is_none(), "a corrupt record is never served");
-    assert!(!store.contains("b"), "and it leaves the index");
-    assert!(
-        store.get("gone").is_none(),
-        "a removed record stays removed"
+    let hit = store.get("k").unwrap();
+    assert_eq!(
+        hit.meta.0, "new",
+        "the newest write; a revalidated meta is not kept"
     );
+    assert_eq!(all(&hit), joined(&body(1000, 2)));
+    assert!(!store.contains("gone"));
+    assert_eq!(
+        store.remove_family("base"),
+        2,
+        "the variants, found after a restart"
+    );
+    assert!(store.contains("base"));
+    assert_eq!(store.remove_prefix("other/"), 2);
     drop(store);
     let store = open(dir.path());
+    assert!(!store.contains("base\0vary=a") && !store.contains("other/x"));
+}
+
+#[test]
+fn a_purged_object_stays_gone_after_a_restart_even_if_it_was_moved_or_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store
+            .insert("moved", &meta(""), &body(30_000, 1), true)
+            .unwrap();
+        store.get("moved").unwrap();
+        store
+            .insert("evicted", &meta(""), &body(30_000, 2), true)
+            .unwrap();
+        // Enough to move "moved" out of probation and, later, to evict unread objects.
+        for i in 0..400u32 {
+            store
+                .insert(&format!("k{i}"), &meta(""), &body(30_000, 3), true)
+                .unwrap();
+        }
+        assert!(store.stats().promoted_objects > 0);
+        assert!(store.remove("moved"));
+        store.remove("evicted");
+        assert!(!store.contains("evicted"));
+    }
+    let store = open(dir.path());
     assert!(
-        !store.contains("b"),
-        "a record found corrupt is marked dead on disk"
+        !store.contains("moved"),
+        "no copy left behind by its move comes back"
     );
-    assert!(store.get("a").is_some());
-}
-
-#[test]
-fn half_written_records_are_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = body(10_000, 3);
-    {
-        let store = open(dir.path());
-        store
-            .insert("a", &TestMeta(String::new()), &a, true)
-            .unwrap();
-        store
-            .insert("b", &TestMeta(String::new()), &a, true)
-            .unwrap();
-        store.flush().unwrap();
-    }
-    // Turn b back into a reservation, as if the process died before committing it.
-    let path = dir.path().join("store");
-    let mut raw = std::fs::read(&path).unwrap();
-    // Keys follow headers: b's record is the committed header with "b" 64 bytes later.
-    let pos = (0..raw.len() - 64)
-        .find(|&p| raw[p..p + 4] == RecordState::Committed.bytes() && raw[p + 64] == b'b')
-        .unwrap();
-    raw[pos..pos + 4].copy_from_slice(&RecordState::Reserved.bytes());
-    std::fs::write(&path, &raw).unwrap();
-    let store = open(dir.path());
-    assert!(store.get("a").is_some());
-    assert!(store.get("b").is_none());
-}
-
-#[test]
-fn replacing_a_key_serves_the_newest_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = open(dir.path());
-        store
-            .insert("k", &TestMeta("old".into()), &body(1000, 1), true)
-            .unwrap();
-        store
-            .insert("k", &TestMeta("new".into()), &body(1000, 2), true)
-            .unwrap();
-        assert_eq!(store.stats().objects, 1);
-    }
-    let store = open(dir.path());
-    assert_eq!(store.get("k").unwrap().meta.0, "new");
+    assert!(
+        !store.contains("evicted"),
+        "an evicted copy does not come back"
+    );
 }
 
 #[test]
 fn too_large_objects_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let err = store.insert(
-        "big",
-        &TestMeta(String::new()),
-        &body(2 * MIB as usize, 0),
-        true,
-    );
+    let err = store.insert("k", &meta(""), &body(8 * MIB as usize, 1), true);
     assert!(matches!(err, Err(StoreError::TooLarge(_))));
 }
 
@@ -500,11 +468,8 @@ fn too_large_objects_are_refused() {
 fn a_store_file_is_opened_by_one_store_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store
-        .insert("k", &TestMeta("m".into()), &body(1000, 1), true)
-        .unwrap();
-    let second = Store::<TestMeta>::open(&dir.path().join("store"), 8 * MIB, MIB);
-    match second {
+    store.insert("k", &meta("m"), &body(1000, 1), true).unwrap();
+    match Store::<TestMeta>::open(&dir.path().join("store"), 8 * MIB) {
         Err(StoreError::Io { source, .. }) => {
             let text = source.to_string();
             let holder = format!("process {} (per ", std::process::id());
@@ -523,39 +488,167 @@ fn a_store_file_is_opened_by_one_store_at_a_time() {
 }
 
 #[test]
-fn the_background_check_verifies_every_recovered_body_and_drops_a_corrupt_one() {
+fn a_file_truncated_under_the_store_loses_objects_not_the_process() {
     let dir = tempfile::tempdir().unwrap();
-    let bodies: Vec<Vec<Bytes>> = (0..20).map(|i| body(30_000, i as u8)).collect();
-    {
-        let store = open(dir.path());
-        for (i, b) in bodies.iter().enumerate() {
-            store
-                .insert(&format!("k{i}"), &TestMeta(format!("m{i}")), b, true)
-                .unwrap();
-        }
-        store.flush().unwrap();
-    }
     let path = dir.path().join("store");
-    let mut raw = std::fs::read(&path).unwrap();
-    let needle = &joined(&bodies[7])[2000..2064];
-    let at = raw.windows(needle.len()).position(|w| w == needle).unwrap();
-    raw[at] ^= 0x01;
-    std::fs::write(&path, &raw).unwrap();
-
     let store = open(dir.path());
-    assert_eq!(store.stats().objects, 20, "recovery reads no body");
-    let mut checked = 0;
-    loop {
-        match store.check_some(3) {
-            0 => break,
-            n => checked += n,
+    for i in 0..100u32 {
+        store
+            .insert(&format!("k{i}"), &meta(""), &body(50_000, i as u8), true)
+            .unwrap();
+    }
+    let before = store.stats().objects;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(3 * MIB)
+        .unwrap();
+    let mut lost = 0;
+    for i in 0..100u32 {
+        match store.get(&format!("k{i}")) {
+            Some(hit) => assert_eq!(all(&hit), joined(&body(50_000, i as u8))),
+            None => lost += 1,
         }
     }
-    assert_eq!(checked, 20, "each body checked once");
-    assert_eq!(store.check_some(3), 0, "nothing left to check");
-    assert!(!store.contains("k7"), "the corrupt one is dropped");
-    for i in (0..20).filter(|&i| i != 7) {
-        let hit = store.get(&format!("k{i}")).expect("intact ones stay");
-        assert_eq!(&hit.body[..], &joined(&bodies[i])[..]);
+    assert!(lost > 0 && lost < before, "{lost} of {before}");
+    store.check_some(64);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        8 * MIB,
+        "allocated again"
+    );
+    for i in 0..200u32 {
+        store
+            .insert(&format!("n{i}"), &meta(""), &body(50_000, 1), true)
+            .unwrap();
     }
+    assert_eq!(all(&store.get("n199").unwrap()), joined(&body(50_000, 1)));
+    drop(store);
+    assert!(open(dir.path()).contains("n199"));
+}
+
+#[test]
+fn a_chunked_body_follows_its_object_when_moved_and_fails_when_it_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sized(dir.path(), 16 * MIB);
+    let big = body(3 * MIB as usize, 5);
+    store.insert("big", &meta(""), &big, true).unwrap();
+    let reader = store.get("big").unwrap();
+    // Read again, so it is moved (not dropped) when its log's head comes to it.
+    store.get("big").unwrap();
+    for i in 0..40u32 {
+        store
+            .insert(&format!("k{i}"), &meta(""), &body(300_000, 1), true)
+            .unwrap();
+    }
+    assert!(store.contains("big"));
+    assert!(store.stats().promoted_objects + store.stats().reinserted_objects > 0);
+    assert_eq!(
+        &reader.body.read(0, reader.body.len()).unwrap()[..],
+        &joined(&big)[..]
+    );
+    assert!(store.remove("big"));
+    assert!(
+        reader.body.read(0, 10).is_err(),
+        "gone: an error, never other bytes"
+    );
+}
+
+#[test]
+fn concurrent_readers_and_writers_never_see_a_stale_or_torn_object() {
+    // A small store with many moves and evictions, while other threads read the same keys
+    // and write newer versions of them.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sized(dir.path(), 2 * MIB);
+    let keys = 60usize;
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for k in 0..keys {
+                        if let Some(object) = store.get(&format!("k{k}")) {
+                            let version: u8 = object.meta.0.parse().expect("meta");
+                            let bytes = object.body.read(0, object.body.len());
+                            if let Ok(bytes) = bytes {
+                                assert_eq!(bytes.len() as u64, object.body.len());
+                                assert!(
+                                    bytes.iter().all(|&b| b == version),
+                                    "k{k}: a body that is not all version {version}"
+                                );
+                                seen += 1;
+                            }
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..2u8)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for round in 0..30u8 {
+                    for k in 0..keys {
+                        let version = round.wrapping_mul(2).wrapping_add(w);
+                        let len = if k % 7 == 0 { 150_000 } else { 20_000 };
+                        let body = vec![Bytes::from(vec![version; len])];
+                        let _ = store.insert(
+                            &format!("k{k}"),
+                            &meta(&version.to_string()),
+                            &body,
+                            true,
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let seen: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(seen > 100, "readers saw {seen} objects");
+    let stats = store.stats();
+    assert!(
+        stats.evicted_objects > 0 && stats.promoted_objects > 0,
+        "{stats:?}"
+    );
+    drop(store);
+    // And what is left recovers.
+    let store = open_sized(dir.path(), 2 * MIB);
+    assert!(store.stats().objects > 0);
+}
+
+#[test]
+fn a_file_of_another_layout_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    std::fs::write(&path, vec![7u8; 8 * MIB as usize]).unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.stats().objects, 0);
+    store.insert("k", &meta(""), &body(10, 1), true).unwrap();
+    drop(store);
+    let raw = std::fs::read(&path).unwrap();
+    let found = Superblock::decode(&raw).expect("a superblock");
+    assert!(found.same_layout(&Superblock::for_capacity(8 * MIB)) && found.salt != 0);
+    assert!(open(dir.path()).contains("k"));
+}
+
+/// Flips one bit of the first place in the file where `needle` is.
+fn flip_byte_of(path: &Path, needle: &[u8]) {
+    let raw = std::fs::read(path).unwrap();
+    let at = raw.windows(needle.len()).position(|w| w == needle).unwrap();
+    rewrite(path, at as u64, &[raw[at] ^ 1]);
+}
+
+fn rewrite(path: &Path, at: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(bytes, at).unwrap();
 }

@@ -1,0 +1,357 @@
+//! Lookups and bodies. Every read of a record is followed by a check, under the index lock,
+//! that the index still has that record at that place (see the store's module doc): bytes that
+//! pass it were not being overwritten while they were read.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::format::{PayloadHasher, RECORD_HEADER, RecordHeader, key_hash};
+use super::index::{Entry, Moving};
+use super::{Inner, Meta, Store, StoredObject};
+
+/// Bodies up to this size are read whole at lookup.
+pub const WHOLE: u64 = 2 << 20;
+/// Larger ones are read in pieces of this size while they are sent.
+pub const CHUNK: u64 = 1 << 20;
+
+/// A stored body: held whole, or read from the store chunk by chunk (`read`).
+#[derive(Clone)]
+pub struct StoredBody(Kind);
+
+#[derive(Clone)]
+enum Kind {
+    Whole(Bytes),
+    Chunked {
+        source: Arc<dyn ReadBody>,
+        hash: u64,
+        seq: u64,
+        /// Where the body starts within its record.
+        body_start: u64,
+        len: u64,
+    },
+}
+
+impl std::fmt::Debug for StoredBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Kind::Whole(bytes) => f.debug_tuple("Whole").field(&bytes.len()).finish(),
+            Kind::Chunked { len, .. } => f.debug_tuple("Chunked").field(len).finish(),
+        }
+    }
+}
+
+impl StoredBody {
+    pub fn len(&self) -> u64 {
+        match &self.0 {
+            Kind::Whole(bytes) => bytes.len() as u64,
+            Kind::Chunked { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole body, when it is held in memory (bodies up to `WHOLE`).
+    pub fn whole(&self) -> Option<&Bytes> {
+        match &self.0 {
+            Kind::Whole(bytes) => Some(bytes),
+            Kind::Chunked { .. } => None,
+        }
+    }
+
+    /// The whole body in memory (read on the blocking pool when it is chunked).
+    pub async fn bytes(&self) -> std::io::Result<Bytes> {
+        if let Some(bytes) = self.whole() {
+            return Ok(bytes.clone());
+        }
+        let body = self.clone();
+        tokio::task::spawn_blocking(move || body.read(0, body.len()))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    /// `len` bytes from `start` (within the body). Blocking for a chunked body: it reads the
+    /// file. Fails when the object left the store meanwhile or its bytes cannot be read.
+    pub fn read(&self, start: u64, len: u64) -> std::io::Result<Bytes> {
+        match &self.0 {
+            Kind::Whole(bytes) => {
+                let end = (start + len).min(bytes.len() as u64);
+                Ok(bytes.slice(start.min(end) as usize..end as usize))
+            }
+            Kind::Chunked {
+                source,
+                hash,
+                seq,
+                body_start,
+                len: body_len,
+            } => {
+                let len = len.min(body_len.saturating_sub(start));
+                source.read_body(*hash, *seq, body_start + start, len)
+            }
+        }
+    }
+}
+
+/// What a chunked body reads through (the store, whatever its meta type).
+trait ReadBody: Send + Sync {
+    fn read_body(&self, hash: u64, seq: u64, at: u64, len: u64) -> std::io::Result<Bytes>;
+}
+
+/// Where a lookup found an object.
+enum Found {
+    Disk(Entry),
+    Memory(Arc<Moving>),
+}
+
+impl<M: Meta> Store<M> {
+    /// Looks `key` up, counting it as a use. Blocking: it reads the file (async callers use
+    /// the blocking pool).
+    pub fn get(&self, key: &str) -> Option<StoredObject<M>> {
+        let hash = key_hash(key);
+        // A record can move between the index lookup and its read; a few tries follow it.
+        for _ in 0..4 {
+            let (found, fresh_meta) = {
+                let mut state = self.inner.lock();
+                let found = if let Some(entry) = state.index.get_mut(&hash) {
+                    entry.freq = (entry.freq + 1).min(3);
+                    Found::Disk(*entry)
+                } else {
+                    Found::Memory(state.moving.get(&hash)?.clone())
+                };
+                (found, state.fresh_meta.get(&hash).cloned())
+            };
+            let outcome = match found {
+                Found::Memory(moving) => from_record(&moving.record, key, self.inner.salt)
+                    .map(|(meta, body)| (meta, StoredBody(Kind::Whole(body)))),
+                Found::Disk(entry) => match self.read_entry(hash, key, &entry) {
+                    Read::Gone => continue,
+                    Read::Miss => return None,
+                    Read::Found(meta, body) => Some((meta, body)),
+                },
+            };
+            let (meta_bytes, body) = outcome?;
+            let meta = match fresh_meta {
+                Some(meta) => meta,
+                None => Arc::new(M::decode(&meta_bytes)?),
+            };
+            return Some(StoredObject { meta, body });
+        }
+        None
+    }
+
+    fn read_entry(&self, hash: u64, key: &str, entry: &Entry) -> Read {
+        let inner = &self.inner;
+        let total = entry.total();
+        let whole = total <= WHOLE + 64 * 1024;
+        let first = if whole { total } else { total.min(64 * 1024) };
+        let Ok(bytes) = inner.file.read_vec(entry.offset, first) else {
+            return inner.failed(hash, entry, "could not be read");
+        };
+        let bytes = Bytes::from(bytes);
+        let Some(header) = RecordHeader::decode(&bytes, inner.salt).filter(|h| {
+            h.key_hash == hash && h.seq == entry.seq && h.total == total && h.parts_fit()
+        }) else {
+            return inner.failed(hash, entry, "has a bad header");
+        };
+        let head_end = header.body_start();
+        let head = if head_end <= first {
+            bytes.slice(..head_end as usize)
+        } else {
+            match inner.file.read_vec(entry.offset, head_end) {
+                Ok(head) => Bytes::from(head),
+                Err(_) => return inner.failed(hash, entry, "could not be read"),
+            }
+        };
+        let key_end = RECORD_HEADER as usize + header.key_len as usize;
+        if &head[RECORD_HEADER as usize..key_end] != key.as_bytes() {
+            // Another key with the same hash: not this key's object.
+            return Read::Miss;
+        }
+        let meta = head.slice(key_end..head_end as usize);
+        let body = if whole {
+            if entry.unverified && !payload_matches(&bytes, &header) {
+                return inner.failed(hash, entry, "failed its checksum");
+            }
+            StoredBody(Kind::Whole(
+                bytes.slice(head_end as usize..(head_end + header.body_len) as usize),
+            ))
+        } else {
+            if entry.unverified && !inner.payload_on_disk_matches(entry.offset, &header) {
+                return inner.failed(hash, entry, "failed its checksum");
+            }
+            StoredBody(Kind::Chunked {
+                source: inner.clone(),
+                hash,
+                seq: entry.seq,
+                body_start: head_end,
+                len: header.body_len,
+            })
+        };
+        if !inner.still_indexed(hash, entry, true) {
+            return Read::Gone;
+        }
+        Read::Found(meta, body)
+    }
+}
+
+/// What reading an index entry's record came to.
+enum Read {
+    /// The record moved or left while it was read: look again.
+    Gone,
+    /// Not this key's object (a hash collision, or a damaged record, now dropped).
+    Miss,
+    Found(Bytes, StoredBody),
+}
+
+impl<M: Meta> Inner<M> {
+    /// True when the index still has `entry` for `hash`; `verified` marks it checked.
+    fn still_indexed(&self, hash: u64, entry: &Entry, verified: bool) -> bool {
+        let mut state = self.lock();
+        match state.index.get_mut(&hash) {
+            Some(now) if now.offset == entry.offset && now.seq == entry.seq => {
+                if verified {
+                    now.unverified = false;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A record that failed to read or check: dropped (and marked dead) if the index still
+    /// has it, since then nobody was overwriting it; otherwise it moved meanwhile.
+    fn failed(&self, hash: u64, entry: &Entry, what: &str) -> Read {
+        let mut state = self.lock();
+        let same = state
+            .index
+            .get(&hash)
+            .is_some_and(|now| now.offset == entry.offset && now.seq == entry.seq);
+        if !same {
+            return Read::Gone;
+        }
+        state.take(hash);
+        // Under the lock: once it is out of the index, its room may be taken and written.
+        self.mark_dead(entry.offset);
+        drop(state);
+        tracing::warn!(
+            offset = entry.offset,
+            "stored object {what}; dropped, it will be fetched again"
+        );
+        Read::Miss
+    }
+
+    /// Checks a large record's payload on disk against its checksum, reading it chunk by
+    /// chunk.
+    fn payload_on_disk_matches(&self, offset: u64, header: &RecordHeader) -> bool {
+        let mut hasher = PayloadHasher::default();
+        let end = offset + header.body_start() + header.body_len;
+        let mut at = offset + RECORD_HEADER;
+        while at < end {
+            let len = CHUNK.min(end - at);
+            match self.file.read_vec(at, len) {
+                Ok(bytes) => hasher.update(&bytes),
+                Err(_) => return false,
+            }
+            at += len;
+        }
+        hasher.finish(header.body_len, header.seq) == header.checksum
+    }
+
+    /// Checks a recovered object's body, if it is still unverified (the background pass).
+    pub(super) fn verify(&self, hash: u64) {
+        let Some(entry) = self.lock().index.get(&hash).copied() else {
+            return;
+        };
+        if !entry.unverified {
+            return;
+        }
+        let header = self
+            .file
+            .read_vec(entry.offset, RECORD_HEADER)
+            .ok()
+            .and_then(|b| RecordHeader::decode(&b, self.salt))
+            .filter(|h| h.key_hash == hash && h.seq == entry.seq && h.parts_fit());
+        let intact = header.is_some_and(|h| self.payload_on_disk_matches(entry.offset, &h));
+        if intact {
+            self.still_indexed(hash, &entry, true);
+        } else {
+            let _ = self.failed(hash, &entry, "failed its checksum");
+        }
+    }
+
+    /// The key of the record an entry points at (`None` if it is not a readable record).
+    pub(super) fn key_at(&self, entry: &Entry) -> std::io::Result<Option<Vec<u8>>> {
+        let header = self.file.read_vec(entry.offset, RECORD_HEADER)?;
+        let Some(header) = RecordHeader::decode(&header, self.salt) else {
+            return Ok(None);
+        };
+        let key = self
+            .file
+            .read_vec(entry.offset + RECORD_HEADER, u64::from(header.key_len))?;
+        Ok(Some(key))
+    }
+}
+
+impl<M: Meta> ReadBody for Inner<M> {
+    fn read_body(&self, hash: u64, seq: u64, at: u64, len: u64) -> std::io::Result<Bytes> {
+        let gone = || std::io::Error::other("the stored object left the store while it was sent");
+        for _ in 0..4 {
+            let found = {
+                let state = self.lock();
+                match state.index.get(&hash) {
+                    Some(entry) if entry.seq == seq => Found::Disk(*entry),
+                    _ => match state.moving.get(&hash) {
+                        Some(moving) if moving.seq == seq => Found::Memory(moving.clone()),
+                        _ => return Err(gone()),
+                    },
+                }
+            };
+            match found {
+                Found::Memory(moving) => {
+                    let end = (at + len).min(moving.record.len() as u64);
+                    return Ok(moving.record.slice(at.min(end) as usize..end as usize));
+                }
+                Found::Disk(entry) => {
+                    let bytes = self.file.read_vec(entry.offset + at, len)?;
+                    if self.still_indexed(hash, &entry, false) {
+                        return Ok(Bytes::from(bytes));
+                    }
+                }
+            }
+        }
+        Err(gone())
+    }
+}
+
+/// A record held in memory (being moved): its meta and body, if it is `key`'s.
+fn from_record(record: &Bytes, key: &str, salt: u64) -> Option<(Bytes, Bytes)> {
+    let header = RecordHeader::decode(record, salt).filter(RecordHeader::parts_fit)?;
+    let key_end = RECORD_HEADER as usize + header.key_len as usize;
+    if record.get(RECORD_HEADER as usize..key_end)? != key.as_bytes() {
+        return None;
+    }
+    let body_start = header.body_start() as usize;
+    Some((
+        record.slice(key_end..body_start),
+        record.slice(body_start..body_start + header.body_len as usize),
+    ))
+}
+
+/// The key of a record held in memory.
+pub(super) fn record_key(record: &Bytes, salt: u64) -> Option<&[u8]> {
+    let header = RecordHeader::decode(record, salt)?;
+    record.get(RECORD_HEADER as usize..RECORD_HEADER as usize + header.key_len as usize)
+}
+
+/// Does a record held whole match its checksum?
+pub(super) fn payload_matches(record: &[u8], header: &RecordHeader) -> bool {
+    let end = (header.body_start() + header.body_len) as usize;
+    let Some(payload) = record.get(RECORD_HEADER as usize..end) else {
+        return false;
+    };
+    let mut hasher = PayloadHasher::default();
+    hasher.update(payload);
+    hasher.finish(header.body_len, header.seq) == header.checksum
+}
