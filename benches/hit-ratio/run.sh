@@ -89,3 +89,16 @@ with open(sim) as f, open(out, "a") as o:
         o.write(json.dumps(r, ensure_ascii=False) + "\n")
 PY
 done
+
+# The CDN benchmark's short traces (benches/cdn/run.sh: 1,000 objects of 1 MiB, 256 MiB), in
+# the simulator only: the edge's 256 MiB store holds 25 + 230 records of 1 MiB + 512 B.
+target/release/hitsim --titles 40 --segments 25 --capacity 256 --edge-small 25 --edge-main 230 \
+  --count 3000 --sessions 300 --length 10 --concurrency 32 |
+  python3 -c '
+import datetime, json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    h = r["hit_ratio"]
+    r.update(date=datetime.date.today().isoformat(), label=sys.argv[1], capacity_percent=25.6,
+             edge_over_belady=h["edge (S3-FIFO logs)"] / h["Belady (optimum)"])
+    print(json.dumps(r, ensure_ascii=False))' "$label" | tee -a "$out"
