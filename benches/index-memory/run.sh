@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # RAM per stored object: the release edge stores N objects of 16 KiB (nginx serves the same
-# file under N paths, `Cache-Control: max-age=3600`), fetched one after another by one curl
+# file under N paths, `Cache-Control: max-age=86400`), fetched one after another by one curl
 # (URL globbing, one connection). Prints the edge's anonymous RSS (RssAnon) growth per object,
 # measured from after 1,000 warm-up objects, and appends it to
 # benches/results/index-memory.jsonl.
@@ -11,12 +11,7 @@ cd "$(dirname "$0")/../.."
 objects=${1:-20000} label=${2:-$(git rev-parse --short HEAD)}
 cargo build --release --locked -p edge >&2
 . benches/lib/local-servers.sh
-head -c 16384 /dev/urandom >"$work/www/obj.bin"
-start_nginx 'location / {
-            default_type video/iso.segment;
-            add_header Cache-Control "public, max-age=3600";
-            try_files /obj.bin =404;
-        }'
+start_one_file_origin
 start_edge --capacity "${CAPACITY:-1GiB}" --prefetch 0
 edge=$edge_url admin=$admin_url
 stored() { curl -s "$admin/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["objects"])'; }

@@ -48,6 +48,17 @@ CONF
   return 1
 }
 
+# start_one_file_origin: nginx serving one 16 KiB file of random bytes ($work/www/obj.bin) under
+# every path, `Cache-Control: public, max-age=86400`: a catalogue of any size for the store.
+start_one_file_origin() {
+  head -c 16384 /dev/urandom >"$work/www/obj.bin"
+  start_nginx 'location / {
+            default_type video/iso.segment;
+            add_header Cache-Control "public, max-age=86400";
+            try_files /obj.bin =404;
+        }'
+}
+
 # start_edge ARGS...: the release edge in front of $origin_url, its store in $work; sets
 # $edge_pid, $edge_url and $admin_url once it has printed its listening lines.
 start_edge() {

@@ -19,6 +19,12 @@ pub async fn handle(
     request: http::Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
+    if request.uri().path() == "/readyz" && !edge.store_ready() {
+        return server_kit::body::text(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "starting: the store is loading its index",
+        );
+    }
     if request.uri().path() != "/drain" {
         return admin.handle(request, peer).await;
     }

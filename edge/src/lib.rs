@@ -73,18 +73,37 @@ pub struct Listeners {
     pub admin: TcpListener,
 }
 
-/// Opens (and recovers) the store the config names. Done before the listeners are announced,
-/// so that a `listening` line means the edge can serve.
-pub fn open_store(config: &EdgeConfig) -> Result<store::Store<meta::CachedMeta>, Error> {
-    Ok(store::Store::open(&config.store, config.capacity.0)?)
+/// Opens and locks the store the config names (a second edge on the same file is refused here,
+/// at once); its index is rebuilt by the returned `Recovery`, which `run` runs in the
+/// background while `/readyz` answers 503.
+pub fn open_store(
+    config: &EdgeConfig,
+) -> Result<
+    (
+        store::Store<meta::CachedMeta>,
+        store::Recovery<meta::CachedMeta>,
+    ),
+    Error,
+> {
+    Ok(store::Store::open_starting(
+        &config.store,
+        config.capacity.0,
+    )?)
 }
 
 /// Serves until `shutdown` drains (finishing in-flight responses within the grace period) or
 /// stops.
+///
+/// The viewer listeners serve at once (misses, from the origin, while the store starts); they are
+/// announced (`listening http ...`) once the store is ready, so that whoever waits for the line
+/// gets an edge that serves from its store.
 pub async fn run(
     listeners: Listeners,
     config: EdgeConfig,
-    store: store::Store<meta::CachedMeta>,
+    (store, recovery): (
+        store::Store<meta::CachedMeta>,
+        store::Recovery<meta::CachedMeta>,
+    ),
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     let acceptor = match (&config.tls_cert, &config.tls_key) {
@@ -150,6 +169,14 @@ pub async fn run(
         ))
     };
 
+    // HTTPS first: a harness waiting for `http` and `admin` has read the `https` line by then.
+    let announced: Vec<(&'static str, String)> = listeners
+        .https
+        .iter()
+        .map(|l| ("https", l))
+        .chain(listeners.http.iter().map(|l| ("http", l)))
+        .filter_map(|(kind, l)| Some((kind, format!("{kind}://{}", l.local_addr().ok()?))))
+        .collect();
     let mut servers = Vec::new();
     for listener in listeners.http {
         let edge = edge.clone();
@@ -176,6 +203,23 @@ pub async fn run(
             config.grace,
         )));
     }
+    match tokio::task::spawn_blocking(move || recovery.run()).await {
+        Ok(Ok(_)) => {
+            for (kind, address) in announced {
+                server_kit::listener::announce(kind, address);
+            }
+        }
+        Ok(Err(error)) => {
+            shutdown.stop();
+            return Err(error.into());
+        }
+        Err(error) => {
+            shutdown.stop();
+            return Err(Error::Store(store::StoreError::Config(format!(
+                "internal: the store's recovery task failed: {error}"
+            ))));
+        }
+    }
     for server in servers {
         let _ = server.await;
     }
@@ -183,8 +227,15 @@ pub async fn run(
     let _ = checker.await;
     admin_shutdown.stop();
     let _ = admin_task.await;
-    if let Err(error) = store.flush() {
-        tracing::warn!(%error, "store flush failed");
+    let closing = store.clone();
+    match tokio::task::spawn_blocking(move || closing.close(std::time::Duration::from_secs(5)))
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "store close failed; the next start walks the logs")
+        }
+        Err(error) => tracing::error!(%error, "internal: store close task failed"),
     }
     tracing::info!("edge stopped");
     Ok(())

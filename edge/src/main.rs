@@ -82,14 +82,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let store = edge::open_store(&config)?;
     server_kit::cli::serve(|shutdown| async move {
         let mut http = Vec::new();
+        // Announced by `edge::run` once the store is ready.
         for addr in &config.listen {
-            http.push(listener::bind_http("http", *addr).await?);
+            http.push(listener::bind_tcp("http", *addr).await?);
         }
         let mut https = Vec::new();
         for addr in &config.tls_listen {
-            let l = listener::bind_tcp("https", *addr).await?;
-            listener::announce("https", format!("https://{}", l.local_addr()?));
-            https.push(l);
+            https.push(listener::bind_tcp("https", *addr).await?);
         }
         let admin = listener::bind_http("admin", config.admin).await?;
         edge::run(Listeners { http, https, admin }, config, store, shutdown).await?;

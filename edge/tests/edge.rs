@@ -301,7 +301,11 @@ async fn a_clean_restart_keeps_the_cache_warm() {
     edge.signal(Sig::SIGTERM);
     assert!(edge.wait_exit(Duration::from_secs(15)).success());
 
+    // The viewer listener is announced once the store has its index back: ready by then.
     let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let ready = get(&format!("{}/readyz", edge.addr("admin")), &[]).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
+    assert!(status_json(&edge).await.contains("\"ready\":true"));
     let mut hits = 0;
     for i in 0..100 {
         let reply = get(&format!("{}/w/{i}", edge.addr("http")), &[]).await;

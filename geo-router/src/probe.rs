@@ -41,6 +41,9 @@ pub enum ProbeError {
     /// The body is not JSON.
     #[error("GET {url}: the body is not JSON: {error}")]
     NotJson { url: String, error: String },
+    /// The edge answers but says it is not ready (its store is still loading its index).
+    #[error("GET {url}: the edge is not ready yet")]
+    NotReady { url: String },
     /// No whole answer within the probe timeout.
     #[error("GET {url}: no answer within probe.timeout ({timeout:?})")]
     TimedOut { url: String, timeout: Duration },
@@ -133,6 +136,11 @@ async fn get_json(
 
 async fn probe_edge(client: &HttpClient, url: String, timeout: Duration) -> Probe {
     match get_json(client, &url, timeout).await {
+        // Kept out like an edge that does not answer, until it is: it would serve every
+        // viewer from the origin meanwhile.
+        Ok(status) if status.get("ready").and_then(|v| v.as_bool()) == Some(false) => {
+            Probe::Failed(ProbeError::NotReady { url })
+        }
         Ok(status) => Probe::Ok {
             load: status.get("load").and_then(|v| v.as_f64()).unwrap_or(0.0),
             draining: status

@@ -64,13 +64,11 @@ async fn status_server(load: f64) -> TestOrigin {
 }
 
 fn set_load(server: &TestOrigin, load: f64) {
-    server.route(
-        "/status",
-        Route::ok(
-            format!("{{\"load\":{load},\"draining\":false}}"),
-            "no-store",
-        ),
-    );
+    set_status(server, &format!("{{\"load\":{load},\"draining\":false}}"));
+}
+
+fn set_status(server: &TestOrigin, json: &str) {
+    server.route("/status", Route::ok(json.to_owned(), "no-store"));
 }
 
 struct Router {
@@ -452,6 +450,35 @@ async fn a_killed_edge_leaves_answers_fast_and_comes_back_and_overload_moves_vie
             a[0] == "127.0.2.2" && !a.contains(&"127.0.2.1".to_owned())
         },
     )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_whose_store_is_not_ready_is_kept_out_until_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (servers, topology) = healthy_fleet(dir.path()).await;
+    let router = start_router(&topology, &[]);
+    let dns = router.dns;
+    let names_edge = |answer: &Message| addresses(answer).contains(&"127.0.1.1".to_owned());
+    within(Duration::from_secs(4), "the fleet is up", || async {
+        names_edge(&udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await)
+    })
+    .await;
+    // What an edge says while its store loads its index (edge/src/proxy/ops.rs).
+    set_status(
+        &servers[0],
+        r#"{"ready":false,"load":0.0,"draining":false}"#,
+    );
+    within(
+        Duration::from_secs(4),
+        "the starting edge leaves the answers",
+        || async { !names_edge(&udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await) },
+    )
+    .await;
+    set_status(&servers[0], r#"{"ready":true,"load":0.0,"draining":false}"#);
+    within(Duration::from_secs(4), "the ready edge is back", || async {
+        names_edge(&udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await)
+    })
     .await;
 }
 

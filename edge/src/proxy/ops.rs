@@ -19,9 +19,21 @@ impl Edge {
             // Keys are not kept in memory: every stored key is read, on the blocking pool.
             Some(prefix) => {
                 let (store, prefix) = (self.store.clone(), prefix.to_owned());
-                tokio::task::spawn_blocking(move || store.remove_prefix(&prefix))
+                let removed = tokio::task::spawn_blocking(move || store.remove_prefix(&prefix))
                     .await
-                    .unwrap_or(0)
+                    .ok()
+                    .flatten();
+                let Some(removed) = removed else {
+                    let mut response = body::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server error: the store is still loading its index; retry the purge",
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return response;
+                };
+                removed
             }
             None => self.invalidate(&base),
         };
@@ -70,6 +82,12 @@ impl Edge {
         self.drain_mode.store(on, Ordering::Relaxed);
     }
 
+    /// True once the store has its index back (until then `/readyz` says 503 and `/status`
+    /// `ready: false`, which keeps the router's viewers away).
+    pub fn store_ready(&self) -> bool {
+        self.store.is_ready()
+    }
+
     /// The JSON for `/status`.
     pub fn status(&self, shutting_down: bool) -> serde_json::Value {
         let stats = self.store.stats();
@@ -79,6 +97,7 @@ impl Edge {
         let in_flight = self.metrics.in_flight.get().max(0) as u64;
         serde_json::json!({
             "service": "edge",
+            "ready": self.store.is_ready(),
             "name": self.name,
             "region": self.region,
             "capacity_bytes": stats.capacity,

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 
@@ -23,6 +24,15 @@ const ONE_WRITE: u64 = 4 << 20;
 /// Records up to this size are moved (promoted, reinserted) when the policy keeps them; a move
 /// reads the record into memory, so larger ones leave instead.
 const MOVE_LIMIT: u64 = 16 << 20;
+
+/// Counts an insert as finished when dropped (`Store::close` waits for them).
+struct Done<'a>(&'a AtomicUsize);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// A record taken from a log's head to be written again.
 struct Carry {
@@ -44,6 +54,11 @@ impl<M: Meta> Store<M> {
         counts_as_use: bool,
     ) -> Result<(), StoreError> {
         let inner = &self.inner;
+        inner.inserting.fetch_add(1, Ordering::AcqRel);
+        let _done = Done(&inner.inserting);
+        if !inner.is_ready() {
+            return Err(StoreError::Starting);
+        }
         let meta_bytes = meta.encode();
         let body_len: u64 = body.iter().map(|b| b.len() as u64).sum();
         if key.len() > u32::MAX as usize || meta_bytes.len() > u32::MAX as usize {

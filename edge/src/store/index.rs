@@ -13,6 +13,13 @@ use bytes::Bytes;
 
 use super::format::ALIGN;
 
+/// A removal kept while the store starts: one key, or a key's variants and slices.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Removal {
+    Key(u64),
+    Family(u64),
+}
+
 /// Which log a record is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Area {
@@ -63,6 +70,8 @@ pub(super) struct State<M> {
     /// before the NUL), so that they can be removed together without reading every key. May
     /// hold hashes no longer indexed; pruned as it grows.
     pub families: HashMap<u64, Vec<u64>>,
+    /// Removals asked for while the store was starting, applied once its index is back.
+    pub removed_while_starting: Vec<Removal>,
     /// Recovered objects whose bodies the background check has still to read.
     pub unverified: Vec<u64>,
     /// The last write order and content sequence numbers given out.
@@ -84,6 +93,7 @@ impl<M> State<M> {
             fresh_meta: HashMap::new(),
             ghost: Ghost::default(),
             families: HashMap::new(),
+            removed_while_starting: Vec::new(),
             unverified: Vec::new(),
             written: 0,
             seq: 0,

@@ -40,6 +40,7 @@
 //! checked at every read. A read that fails or comes up short (a failing disk, a file truncated
 //! under the edge) drops that object, which is then fetched again.
 
+mod checkpoint;
 mod evict;
 mod file;
 mod format;
@@ -49,8 +50,10 @@ mod read;
 mod recover;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub use checkpoint::path_for as checkpoint_file;
 pub use file::pid_file;
 use file::{Opened, StoreFile};
 use format::{RECORD_HEADER, RecordState, Superblock, key_hash};
@@ -82,6 +85,8 @@ pub enum StoreError {
     NoSpace,
     #[error("store write failed: {0}")]
     Write(std::io::Error),
+    #[error("the store is still loading its index; not storing this object")]
+    Starting,
 }
 
 /// Counters a person or `/status` reads.
@@ -133,6 +138,12 @@ impl<M: Meta> std::fmt::Debug for Store<M> {
 
 struct Inner<M> {
     file: StoreFile,
+    /// Where the index checkpoint is written at a clean stop.
+    checkpoint: std::path::PathBuf,
+    /// Inserts between their readiness check and their end (`close` waits for them).
+    inserting: AtomicUsize,
+    /// False while the index is being rebuilt (`Recovery`).
+    ready: AtomicBool,
     /// Seeds every header check (see `format`).
     salt: u64,
     capacity: u64,
@@ -142,13 +153,118 @@ struct Inner<M> {
     state: Mutex<State<M>>,
 }
 
+/// Rebuilds a starting store's index from its file (blocking: it reads every entry header).
+pub struct Recovery<M: Meta> {
+    inner: Arc<Inner<M>>,
+    path: String,
+    /// The checkpoint the last clean stop left, if any.
+    saved: Option<Vec<u8>>,
+}
+
+impl<M: Meta> std::fmt::Debug for Recovery<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recovery")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl<M: Meta> Recovery<M> {
+    /// Loads the checkpoint of the last clean stop, or else walks both logs, then makes the
+    /// store ready, applying the removals asked for meanwhile.
+    pub fn run(self) -> Result<Recovered, StoreError> {
+        let inner = &self.inner;
+        if inner.is_ready() {
+            return Ok(Recovered::default());
+        }
+        let started = std::time::Instant::now();
+        let io = |source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let (mut small, mut main) = {
+            let (s, m) = (lock(&inner.small), lock(&inner.main));
+            (Log::new(s.start, s.len), Log::new(m.start, m.len))
+        };
+        let mut state = State::new();
+        let from_checkpoint = self.saved.as_deref().is_some_and(|saved| {
+            checkpoint::decode(
+                saved,
+                inner.salt,
+                inner.capacity,
+                &mut small,
+                &mut main,
+                &mut state,
+            )
+        });
+        if !from_checkpoint {
+            if self.saved.is_some() {
+                tracing::warn!(path = %self.path, "store checkpoint unusable; walking the logs");
+            }
+            state = State::new();
+            recover::recover(&inner.file, inner.salt, &mut small, Area::Small, &mut state)
+                .map_err(io)?;
+            recover::recover(&inner.file, inner.salt, &mut main, Area::Main, &mut state)
+                .map_err(io)?;
+        }
+        let (mut s, mut m) = (lock(&inner.small), lock(&inner.main));
+        let mut now = inner.lock();
+        *s = small;
+        *m = main;
+        let removals = std::mem::take(&mut now.removed_while_starting);
+        *now = state;
+        for removal in removals {
+            let hashes = match removal {
+                index::Removal::Key(hash) => vec![hash],
+                index::Removal::Family(family) => now.leave_family(family),
+            };
+            for hash in hashes {
+                if let Some(old) = now.take(hash) {
+                    inner.mark_dead(old.offset);
+                }
+            }
+        }
+        // Under the index lock, so that no removal falls between the list and the flag.
+        inner.ready.store(true, Ordering::Release);
+        let objects = now.index.len();
+        drop((now, m, s));
+        tracing::info!(
+            objects,
+            from_checkpoint,
+            ms = started.elapsed().as_millis() as u64,
+            "store ready"
+        );
+        Ok(Recovered {
+            objects,
+            from_checkpoint,
+        })
+    }
+}
+
+/// What a recovery found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    pub objects: usize,
+    /// Loaded from the checkpoint of a clean stop (else the logs were walked).
+    pub from_checkpoint: bool,
+}
+
 /// The smallest store: room for a few records in each log.
 const MIN_CAPACITY: u64 = 1 << 20;
 
 impl<M: Meta> Store<M> {
     /// Opens (or creates) the store file at `path` with exactly `capacity` bytes, recovering the
-    /// index of a file of the same size and format.
+    /// index of a file of the same size and format before it returns.
     pub fn open(path: &Path, capacity: u64) -> Result<Self, StoreError> {
+        let (store, recovery) = Self::open_starting(path, capacity)?;
+        recovery.run()?;
+        Ok(store)
+    }
+
+    /// Opens and locks the store file at once (a second process is refused here), and returns
+    /// the store with the `Recovery` that rebuilds its index. Until that has run, the store is
+    /// starting: lookups miss, nothing is stored, and removals are kept and applied after.
+    pub fn open_starting(path: &Path, capacity: u64) -> Result<(Self, Recovery<M>), StoreError> {
         if capacity < MIN_CAPACITY {
             return Err(StoreError::Config(format!(
                 "capacity {capacity} is below the smallest store of {MIN_CAPACITY} bytes"
@@ -165,22 +281,15 @@ impl<M: Meta> Store<M> {
             tracing::warn!(path = %path.display(), old = old_len, new = capacity, "store size changed; starting empty");
         }
         let layout = Superblock::for_capacity(capacity);
-        let mut small = Log::new(layout.small_start(), layout.small_len);
-        let mut main = Log::new(layout.main_start(), layout.main_len);
-        let mut state = State::new();
+        let small = Log::new(layout.small_start(), layout.small_len);
+        let main = Log::new(layout.main_start(), layout.main_len);
         let found = file
             .read_vec(0, 64)
             .ok()
             .and_then(|b| Superblock::decode(&b))
             .filter(|found| found.same_layout(&layout));
         let salt = match found {
-            Some(found) => {
-                recover::recover(&file, found.salt, &mut small, Area::Small, &mut state)
-                    .map_err(io)?;
-                recover::recover(&file, found.salt, &mut main, Area::Main, &mut state)
-                    .map_err(io)?;
-                found.salt
-            }
+            Some(found) => found.salt,
             None => {
                 if opened == Opened::Existing {
                     tracing::warn!(path = %path.display(), "store file of another format or layout; starting empty");
@@ -193,16 +302,36 @@ impl<M: Meta> Store<M> {
                 layout.salt
             }
         };
-        Ok(Self {
+        // Read once and deleted before anything is written: a crash from here on finds none.
+        let checkpoint_path = checkpoint::path_for(path);
+        let saved = std::fs::read(&checkpoint_path).ok();
+        if saved.is_some() {
+            std::fs::remove_file(&checkpoint_path).map_err(io)?;
+        }
+        let store = Self {
             inner: Arc::new(Inner {
                 file,
                 salt,
                 capacity,
+                checkpoint: checkpoint_path,
+                inserting: AtomicUsize::new(0),
+                ready: AtomicBool::new(found.is_none()),
                 small: Mutex::new(small),
                 main: Mutex::new(main),
-                state: Mutex::new(state),
+                state: Mutex::new(State::new()),
             }),
-        })
+        };
+        let recovery = Recovery {
+            inner: store.inner.clone(),
+            path: path.display().to_string(),
+            saved,
+        };
+        Ok((store, recovery))
+    }
+
+    /// True once the index is rebuilt (see [`Store::open_starting`]).
+    pub fn is_ready(&self) -> bool {
+        self.inner.is_ready()
     }
 
     /// The largest body that fits beside `key_and_meta` bytes of key and meta.
@@ -224,7 +353,8 @@ impl<M: Meta> Store<M> {
     pub fn contains(&self, key: &str) -> bool {
         let hash = key_hash(key);
         let state = self.inner.lock();
-        state.index.contains_key(&hash) || state.moving.contains_key(&hash)
+        self.inner.is_ready()
+            && (state.index.contains_key(&hash) || state.moving.contains_key(&hash))
     }
 
     /// Replaces the meta of a stored object (after a revalidation). The record keeps the old
@@ -249,6 +379,10 @@ impl<M: Meta> Store<M> {
     pub fn remove(&self, key: &str) -> bool {
         let hash = key_hash(key);
         let mut state = self.inner.lock();
+        if !self.inner.is_ready() {
+            state.removed_while_starting.push(index::Removal::Key(hash));
+            return false;
+        }
         let moving = state.moving.remove(&hash).is_some();
         match state.take(hash) {
             Some(old) => {
@@ -263,6 +397,12 @@ impl<M: Meta> Store<M> {
     pub fn remove_family(&self, base: &str) -> usize {
         let family = key_hash(base).max(1);
         let mut state = self.inner.lock();
+        if !self.inner.is_ready() {
+            state
+                .removed_while_starting
+                .push(index::Removal::Family(family));
+            return 0;
+        }
         let members = state.leave_family(family);
         let mut removed = 0;
         for hash in members {
@@ -278,10 +418,13 @@ impl<M: Meta> Store<M> {
         removed
     }
 
-    /// Removes every key that starts with `prefix`; returns how many. Reads the key of every
-    /// stored object (keys are not kept in memory): an operator's purge, run on the blocking
-    /// pool.
-    pub fn remove_prefix(&self, prefix: &str) -> usize {
+    /// Removes every key that starts with `prefix`; returns how many, or `None` while the store
+    /// is starting (the caller asks again later). Reads the key of every stored object (keys
+    /// are not kept in memory): an operator's purge, run on the blocking pool.
+    pub fn remove_prefix(&self, prefix: &str) -> Option<usize> {
+        if !self.inner.is_ready() {
+            return None;
+        }
         let candidates: Vec<(u64, index::Entry)> = {
             let state = self.inner.lock();
             state.index.iter().map(|(&h, &e)| (h, e)).collect()
@@ -319,7 +462,7 @@ impl<M: Meta> Store<M> {
             state.moving.remove(&hash);
             removed += 1;
         }
-        removed
+        Some(removed)
     }
 
     /// Current counters.
@@ -342,6 +485,9 @@ impl<M: Meta> Store<M> {
     /// as used, and the file's size: the background pass (`edge::run` keeps calling it on the
     /// blocking pool). Returns how many bodies were checked; 0 once all are.
     pub fn check_some(&self, max: usize) -> usize {
+        if !self.inner.is_ready() {
+            return 0;
+        }
         self.inner.check_file_size();
         let batch: Vec<u64> = {
             let mut state = self.inner.lock();
@@ -359,7 +505,41 @@ impl<M: Meta> Store<M> {
         self.inner.file.drop_cache();
     }
 
-    /// Writes the file's dirty pages to the disk (on clean shutdown).
+    /// Closes the store at a clean stop: it stops storing (waiting up to `wait` for the writes
+    /// in progress), writes the index checkpoint the next start loads (see `checkpoint`) and
+    /// flushes the file. Lookups miss from here on.
+    pub fn close(&self, wait: std::time::Duration) -> std::io::Result<()> {
+        let inner = &self.inner;
+        let was_ready = {
+            let _state = inner.lock();
+            inner.ready.swap(false, Ordering::AcqRel)
+        };
+        let deadline = std::time::Instant::now() + wait;
+        while inner.inserting.load(Ordering::Acquire) > 0 {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!("store writes still running at close; no checkpoint written");
+                return inner.file.flush();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if was_ready {
+            let bytes = {
+                let (small, main) = (lock(&inner.small), lock(&inner.main));
+                let state = inner.lock();
+                checkpoint::encode(inner.salt, inner.capacity, &small, &main, &state)
+            };
+            inner.file.flush()?;
+            let tmp = inner.checkpoint.with_extension("index.tmp");
+            let file = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut &file, &bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &inner.checkpoint)?;
+            return Ok(());
+        }
+        inner.file.flush()
+    }
+
+    /// Writes the file's dirty pages to the disk.
     pub fn flush(&self) -> std::io::Result<()> {
         self.inner.file.flush()
     }
@@ -378,6 +558,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<M: Meta> Inner<M> {
     fn lock(&self) -> MutexGuard<'_, State<M>> {
         lock(&self.state)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
     }
 
     /// Marks the record at `offset` dead, so that it does not return after a restart.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::format::{PayloadHasher, RECORD_HEADER, RecordHeader, key_hash};
+use super::format::{PayloadHasher, RECORD_HEADER, RecordHeader, RecordState, key_hash};
 use super::index::{Entry, Moving};
 use super::{Inner, Meta, Store, StoredObject};
 
@@ -109,6 +109,9 @@ impl<M: Meta> Store<M> {
     /// Looks `key` up, counting it as a use. Blocking: it reads the file (async callers use
     /// the blocking pool).
     pub fn get(&self, key: &str) -> Option<StoredObject<M>> {
+        if !self.inner.is_ready() {
+            return None;
+        }
         let hash = key_hash(key);
         // A record can move between the index lookup and its read; a few tries follow it.
         for _ in 0..4 {
@@ -147,13 +150,17 @@ impl<M: Meta> Store<M> {
         let whole = total <= WHOLE + 64 * 1024;
         let first = if whole { total } else { total.min(64 * 1024) };
         let Ok(bytes) = inner.file.read_vec(entry.offset, first) else {
-            return inner.failed(hash, entry, "could not be read");
+            return inner.failed(hash, entry, Failure::Unreadable);
         };
         let bytes = Bytes::from(bytes);
         let Some(header) = RecordHeader::decode(&bytes, inner.salt).filter(|h| {
-            h.key_hash == hash && h.seq == entry.seq && h.total == total && h.parts_fit()
+            h.state == RecordState::Committed
+                && h.key_hash == hash
+                && h.seq == entry.seq
+                && h.total == total
+                && h.parts_fit()
         }) else {
-            return inner.failed(hash, entry, "has a bad header");
+            return inner.failed(hash, entry, Failure::NotItsRecord);
         };
         let head_end = header.body_start();
         let head = if head_end <= first {
@@ -161,7 +168,7 @@ impl<M: Meta> Store<M> {
         } else {
             match inner.file.read_vec(entry.offset, head_end) {
                 Ok(head) => Bytes::from(head),
-                Err(_) => return inner.failed(hash, entry, "could not be read"),
+                Err(_) => return inner.failed(hash, entry, Failure::Unreadable),
             }
         };
         let key_end = RECORD_HEADER as usize + header.key_len as usize;
@@ -172,14 +179,14 @@ impl<M: Meta> Store<M> {
         let meta = head.slice(key_end..head_end as usize);
         let body = if whole {
             if entry.unverified && !payload_matches(&bytes, &header) {
-                return inner.failed(hash, entry, "failed its checksum");
+                return inner.failed(hash, entry, Failure::Corrupt);
             }
             StoredBody(Kind::Whole(
                 bytes.slice(head_end as usize..(head_end + header.body_len) as usize),
             ))
         } else {
             if entry.unverified && !inner.payload_on_disk_matches(entry.offset, &header) {
-                return inner.failed(hash, entry, "failed its checksum");
+                return inner.failed(hash, entry, Failure::Corrupt);
             }
             StoredBody(Kind::Chunked {
                 source: inner.clone(),
@@ -194,6 +201,15 @@ impl<M: Meta> Store<M> {
         }
         Read::Found(meta, body)
     }
+}
+
+/// Why a record could not be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Unreadable,
+    /// No committed record of this key and content at the entry's place.
+    NotItsRecord,
+    Corrupt,
 }
 
 /// What reading an index entry's record came to.
@@ -220,9 +236,11 @@ impl<M: Meta> Inner<M> {
         }
     }
 
-    /// A record that failed to read or check: dropped (and marked dead) if the index still
-    /// has it, since then nobody was overwriting it; otherwise it moved meanwhile.
-    fn failed(&self, hash: u64, entry: &Entry, what: &str) -> Read {
+    /// A record that failed to read or check: dropped if the index still has it (then nobody
+    /// was overwriting it), otherwise it moved meanwhile. Only a record whose own header is
+    /// there (a corrupt body) is marked dead on disk: where the header is wrong, the bytes may
+    /// belong to another record.
+    fn failed(&self, hash: u64, entry: &Entry, failure: Failure) -> Read {
         let mut state = self.lock();
         let same = state
             .index
@@ -232,9 +250,16 @@ impl<M: Meta> Inner<M> {
             return Read::Gone;
         }
         state.take(hash);
-        // Under the lock: once it is out of the index, its room may be taken and written.
-        self.mark_dead(entry.offset);
+        if failure == Failure::Corrupt {
+            // Under the lock: once it is out of the index, its room may be taken and written.
+            self.mark_dead(entry.offset);
+        }
         drop(state);
+        let what = match failure {
+            Failure::Unreadable => "could not be read",
+            Failure::NotItsRecord => "is not where the index says",
+            Failure::Corrupt => "failed its checksum",
+        };
         tracing::warn!(
             offset = entry.offset,
             "stored object {what}; dropped, it will be fetched again"
@@ -272,12 +297,17 @@ impl<M: Meta> Inner<M> {
             .read_vec(entry.offset, RECORD_HEADER)
             .ok()
             .and_then(|b| RecordHeader::decode(&b, self.salt))
-            .filter(|h| h.key_hash == hash && h.seq == entry.seq && h.parts_fit());
+            .filter(|h| {
+                h.state == RecordState::Committed
+                    && h.key_hash == hash
+                    && h.seq == entry.seq
+                    && h.parts_fit()
+            });
         let intact = header.is_some_and(|h| self.payload_on_disk_matches(entry.offset, &h));
         if intact {
             self.still_indexed(hash, &entry, true);
         } else {
-            let _ = self.failed(hash, &entry, "failed its checksum");
+            let _ = self.failed(hash, &entry, Failure::Corrupt);
         }
     }
 

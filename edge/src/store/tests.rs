@@ -416,7 +416,7 @@ fn replacing_and_removing_keys_hold_after_a_restart() {
         "the variants, found after a restart"
     );
     assert!(store.contains("base"));
-    assert_eq!(store.remove_prefix("other/"), 2);
+    assert_eq!(store.remove_prefix("other/"), Some(2));
     drop(store);
     let store = open(dir.path());
     assert!(!store.contains("base\0vary=a") && !store.contains("other/x"));
@@ -454,6 +454,122 @@ fn a_purged_object_stays_gone_after_a_restart_even_if_it_was_moved_or_evicted() 
         !store.contains("evicted"),
         "an evicted copy does not come back"
     );
+}
+
+#[test]
+fn a_starting_store_misses_stores_nothing_and_keeps_its_removals() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        for key in ["a", "b", "base\0vary=x", "c"] {
+            store.insert(key, &meta(key), &body(5000, 1), true).unwrap();
+        }
+    }
+    let (store, recovery) = Store::<TestMeta>::open_starting(&dir.path().join("store"), 8 * MIB)
+        .expect("opened and locked at once");
+    assert!(
+        Store::<TestMeta>::open_starting(&dir.path().join("store"), 8 * MIB).is_err(),
+        "the lock is taken before recovery"
+    );
+    assert!(!store.is_ready());
+    assert!(store.get("a").is_none() && !store.contains("a"));
+    assert!(matches!(
+        store.insert("new", &meta(""), &body(10, 1), true),
+        Err(StoreError::Starting)
+    ));
+    assert_eq!(store.remove_prefix("c"), None, "asked again later");
+    store.remove("b");
+    store.remove_family("base");
+    recovery.run().unwrap();
+    assert!(store.is_ready());
+    assert_eq!(store.get("a").unwrap().meta.0, "a");
+    assert!(store.contains("c"));
+    assert!(!store.contains("b"), "removed while starting");
+    assert!(
+        !store.contains("base\0vary=x"),
+        "its family removed while starting"
+    );
+    assert!(!store.contains("new"));
+    drop(store);
+    let store = open(dir.path());
+    assert!(
+        !store.contains("b") && store.contains("a"),
+        "the removals hold on disk"
+    );
+}
+
+#[test]
+fn a_clean_close_leaves_a_checkpoint_the_next_start_loads_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let checkpoint = checkpoint::path_for(&path);
+    let start = |dir: &Path| {
+        let (store, recovery) =
+            Store::<TestMeta>::open_starting(&dir.join("store"), 8 * MIB).expect("open");
+        let recovered = recovery.run().expect("recover");
+        (store, recovered)
+    };
+    {
+        let (store, _) = start(dir.path());
+        for i in 0..300u32 {
+            let key = format!("k{i}");
+            store
+                .insert(&key, &meta(&key), &body(20_000, i as u8), true)
+                .unwrap();
+            if i % 2 == 0 {
+                store.get(&key);
+            }
+        }
+        store
+            .insert("base\0vary=a", &meta(""), &body(100, 1), true)
+            .unwrap();
+        store.close(std::time::Duration::from_secs(5)).unwrap();
+        assert!(
+            store.get("k299").is_none(),
+            "closed: nothing more is served"
+        );
+    }
+    assert!(checkpoint.exists());
+    let (store, recovered) = start(dir.path());
+    assert!(recovered.from_checkpoint);
+    assert!(
+        !checkpoint.exists(),
+        "used once: a crash from here on finds none"
+    );
+    let present: Vec<u32> = (0..300)
+        .filter(|i| store.contains(&format!("k{i}")))
+        .collect();
+    assert!(present.len() > 100, "{}", present.len());
+    for &i in &present {
+        let key = format!("k{i}");
+        assert_eq!(
+            all(&store.get(&key).unwrap()),
+            joined(&body(20_000, i as u8))
+        );
+    }
+    assert_eq!(store.remove_family("base"), 1, "families come back with it");
+    // Writing goes on from the checkpoint's positions.
+    for i in 0..300u32 {
+        store
+            .insert(&format!("n{i}"), &meta(""), &body(20_000, 1), true)
+            .unwrap();
+    }
+    assert!(store.contains("n299"));
+    drop(store);
+    // No close: the next start walks the logs and finds the same.
+    let (store, recovered) = start(dir.path());
+    assert!(!recovered.from_checkpoint);
+    assert!(store.contains("n299"));
+    store.close(std::time::Duration::from_secs(5)).unwrap();
+    drop(store);
+    // A damaged checkpoint is not used.
+    let mut bytes = std::fs::read(&checkpoint).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&checkpoint, &bytes).unwrap();
+    let (store, recovered) = start(dir.path());
+    assert!(!recovered.from_checkpoint);
+    assert!(store.contains("n299"));
 }
 
 #[test]

@@ -1,0 +1,166 @@
+//! The index checkpoint: the whole index and both logs' positions, written beside the store
+//! file (`<store>.index`) at a clean stop, so that the next start loads it instead of walking
+//! every entry header of the store (which, for a large store with its pages out of memory,
+//! takes seconds of random reads).
+//!
+//! It is only ever used once, and only if it matches: it is read and deleted when the store is
+//! opened, before anything is written, so that a crash later (after which the checkpoint would
+//! be stale) finds none and recovery walks the logs. Its bodies are checked like recovered
+//! ones (lazily, once since start), and every lookup checks the record's header, so a
+//! checkpoint that lies about a record can only cause a miss.
+//!
+//! ```text
+//! checkpoint = magic "MRDNIDX1" | salt u64 | capacity u64 | written u64 | seq u64
+//!            | small: head u64, tail u64, used u64 | main: head u64, tail u64, used u64
+//!            | count u64 | count × (hash u64, offset u64, seq u64, units u32, area u8, freq u8)
+//!            | pairs u64 | pairs × (family u64, hash u64) | xxh3 of everything before u64
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::index::{Area, Entry, State};
+use super::log::Log;
+
+const MAGIC: &[u8; 8] = b"MRDNIDX1";
+/// hash, offset, seq (u64 each), units (u32), area and freq (u8 each).
+const ENTRY: usize = 8 + 8 + 8 + 4 + 1 + 1;
+/// magic, salt, capacity, written, seq; three positions per log; the entry count.
+const HEAD: usize = 8 * 5 + 8 * 6 + 8;
+
+/// Where the checkpoint of the store at `path` is kept.
+pub fn path_for(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".index");
+    PathBuf::from(name)
+}
+
+/// The bytes of a checkpoint of `state` and the logs.
+pub(super) fn encode<M>(
+    salt: u64,
+    capacity: u64,
+    small: &Log,
+    main: &Log,
+    state: &State<M>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEAD + state.index.len() * ENTRY + 8);
+    out.extend_from_slice(MAGIC);
+    for n in [salt, capacity, state.written, state.seq] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    for log in [small, main] {
+        for n in [log.head, log.tail, log.used] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&(state.index.len() as u64).to_le_bytes());
+    for (&hash, e) in &state.index {
+        out.extend_from_slice(&hash.to_le_bytes());
+        out.extend_from_slice(&e.offset.to_le_bytes());
+        out.extend_from_slice(&e.seq.to_le_bytes());
+        out.extend_from_slice(&e.units.to_le_bytes());
+        out.push(u8::from(e.area == Area::Main));
+        out.push(e.freq);
+    }
+    let pairs: Vec<(u64, u64)> = state
+        .families
+        .iter()
+        .flat_map(|(&family, members)| members.iter().map(move |&hash| (family, hash)))
+        .filter(|(_, hash)| state.index.contains_key(hash))
+        .collect();
+    out.extend_from_slice(&(pairs.len() as u64).to_le_bytes());
+    for (family, hash) in pairs {
+        out.extend_from_slice(&family.to_le_bytes());
+        out.extend_from_slice(&hash.to_le_bytes());
+    }
+    let check = xxh3_64(&out);
+    out.extend_from_slice(&check.to_le_bytes());
+    out
+}
+
+/// Loads a checkpoint into `state` and the logs (whose starts and lengths are set already), if
+/// it is whole and of this store (`salt`, `capacity`). Entries come back unverified.
+pub(super) fn decode<M>(
+    bytes: &[u8],
+    salt: u64,
+    capacity: u64,
+    small: &mut Log,
+    main: &mut Log,
+    state: &mut State<M>,
+) -> bool {
+    let Some((body, check)) = bytes.split_last_chunk::<8>() else {
+        return false;
+    };
+    if body.len() < HEAD || &body[..8] != MAGIC || u64::from_le_bytes(*check) != xxh3_64(body) {
+        return false;
+    }
+    let mut at = 8;
+    let mut next = || {
+        let n = u64::from_le_bytes(body[at..at + 8].try_into().unwrap_or_default());
+        at += 8;
+        n
+    };
+    if next() != salt || next() != capacity {
+        return false;
+    }
+    let (written, seq) = (next(), next());
+    let positions: Vec<u64> = (0..6).map(|_| next()).collect();
+    let count = next() as usize;
+    let entries_end = HEAD.saturating_add(count.saturating_mul(ENTRY));
+    let Some(pairs) = body.get(entries_end..entries_end + 8) else {
+        return false;
+    };
+    let pairs = u64::from_le_bytes(pairs.try_into().unwrap_or_default()) as usize;
+    if body.len() != entries_end + 8 + pairs.saturating_mul(16) {
+        return false;
+    }
+    for (log, p) in [
+        (&mut *small, &positions[0..3]),
+        (&mut *main, &positions[3..6]),
+    ] {
+        if p[0] >= log.len.max(1) || p[1] >= log.len.max(1) || p[2] > log.len {
+            return false;
+        }
+        (log.head, log.tail, log.used) = (p[0], p[1], p[2]);
+    }
+    state.written = written;
+    state.seq = seq;
+    let (small_range, main_range) = (
+        small.start..small.start + small.len,
+        main.start..main.start + main.len,
+    );
+    for entry in body[HEAD..entries_end].chunks_exact(ENTRY) {
+        let u64_at = |i: usize| u64::from_le_bytes(entry[i..i + 8].try_into().unwrap_or_default());
+        let units = u32::from_le_bytes(entry[24..28].try_into().unwrap_or_default());
+        let area = if entry[28] == 1 {
+            Area::Main
+        } else {
+            Area::Small
+        };
+        let e = Entry {
+            offset: u64_at(8),
+            units,
+            area,
+            freq: entry[29].min(3),
+            unverified: true,
+            seq: u64_at(16),
+        };
+        let range = if area == Area::Main {
+            &main_range
+        } else {
+            &small_range
+        };
+        if !range.contains(&e.offset) || e.offset + e.total() > range.end {
+            continue;
+        }
+        state.put(u64_at(0), e);
+    }
+    for pair in body[entries_end + 8..].chunks_exact(16) {
+        let family = u64::from_le_bytes(pair[0..8].try_into().unwrap_or_default());
+        let hash = u64::from_le_bytes(pair[8..16].try_into().unwrap_or_default());
+        state.join_family(family, hash);
+    }
+    state.unverified = state.index.keys().copied().collect();
+    true
+}
