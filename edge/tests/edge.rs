@@ -319,6 +319,53 @@ async fn a_clean_restart_keeps_the_cache_warm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_file_truncated_under_the_edge_loses_objects_not_the_process() {
+    let origin = TestOrigin::start().await;
+    origin.generate(200 * 1024, "public, max-age=3600");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut edge = start_edge(&origin.url(), dir.path(), &["--capacity", "64MiB"]);
+    let base = edge.addr("http").to_owned();
+    for i in 0..100 {
+        get(&format!("{base}/t/{i}"), &[]).await;
+    }
+    wait_for_objects(&edge, 100).await;
+    // Somebody truncates the file the edge is serving from.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("edge.store"))
+        .expect("store file")
+        .set_len(1 << 20)
+        .expect("truncate");
+    let mut refetched = 0;
+    for i in 0..100 {
+        let path = format!("/t/{i}");
+        let reply = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert!(
+            reply.body == generated_body(&path, 200 * 1024),
+            "{path}: {} bytes, {}, origin hits {}",
+            reply.body.len(),
+            cache(&reply),
+            origin.hits(&path)
+        );
+        refetched += usize::from(origin.hits(&path) == 2);
+    }
+    assert!(
+        refetched >= 90,
+        "the objects past the new end are fetched again: {refetched}"
+    );
+    // Still serving, and storing again (the file is allocated again in the background).
+    let again = get(&format!("{base}/t/0"), &[]).await;
+    assert_eq!(again.body, generated_body("/t/0", 200 * 1024));
+    edge.signal(Sig::SIGTERM);
+    assert!(
+        edge.wait_exit(Duration::from_secs(15)).success(),
+        "{}",
+        edge.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_stored_objects_are_hits_and_no_byte_is_corrupt() {
     let origin = TestOrigin::start().await;
     origin.generate(200 * 1024, "public, max-age=3600");

@@ -267,7 +267,8 @@ impl Policy for MostPopular {
 ///   leaves and its id goes on the ghost list, which holds as many ids as the main log holds
 ///   objects;
 /// - at the main log's head, an object read since it was last written goes to the tail with
-///   its counter (at most 3) down by one; others leave.
+///   its counter (at most 3) down by one; others leave; after a lap's worth of such moves in
+///   one insert, the head leaves whatever it finds.
 #[derive(Debug)]
 pub struct EdgeStore {
     small_capacity: usize,
@@ -303,13 +304,16 @@ impl EdgeStore {
     }
 
     fn insert_main(&mut self, o: usize) {
+        // As the store: after a lap's worth of moves, the head leaves whatever it finds.
+        let mut moved = 0;
         while self.main.len() >= self.main_capacity {
             let Some(x) = self.main.pop_front() else {
                 break;
             };
             let f = self.freq.get_mut(&x).expect("cached");
-            if *f > 0 {
+            if *f > 0 && moved < self.main_capacity {
                 *f -= 1;
+                moved += 1;
                 self.main.push_back(x);
             } else {
                 self.freq.remove(&x);

@@ -144,6 +144,9 @@ impl<M: Meta> Inner<M> {
     /// still being written.
     fn make_room(&self, log: &mut Log, area: Area, total: u64) -> Result<u64, StoreError> {
         let mut carries: VecDeque<Carry> = VecDeque::new();
+        // Objects read faster than the head goes round would be moved for ever: after a lap's
+        // worth of moves, the head leaves whatever it finds (a bounded CLOCK hand).
+        let mut moved = 0u64;
         let result = loop {
             let need = carries.front().map_or(total, |c| c.header.total);
             if log.room_at_tail() >= need {
@@ -161,10 +164,13 @@ impl<M: Meta> Inner<M> {
                 }
                 continue;
             }
-            match self.evict_head(log, area) {
+            match self.evict_head(log, area, moved >= log.len) {
                 Err(error) => break Err(error),
                 Ok(None) => {}
-                Ok(Some(carry)) if area == Area::Main => carries.push_back(carry),
+                Ok(Some(carry)) if area == Area::Main => {
+                    moved += carry.header.total;
+                    carries.push_back(carry);
+                }
                 Ok(Some(carry)) => self.promote(carry),
             }
         };
@@ -188,9 +194,14 @@ impl<M: Meta> Inner<M> {
 
     /// Looks at `log`'s head and lets it go: a free entry, a dead or superseded record, or a
     /// live one the policy drops (returns `None`) or keeps (returns it, read into memory, to
-    /// be written again). A record let go is marked dead first, so that neither it nor a copy
+    /// be written again; never when `force`). A record let go is marked dead first, so that neither it nor a copy
     /// left behind by a move comes back at recovery (a purge must hold after a restart).
-    fn evict_head(&self, log: &mut Log, area: Area) -> Result<Option<Carry>, StoreError> {
+    fn evict_head(
+        &self,
+        log: &mut Log,
+        area: Area,
+        force: bool,
+    ) -> Result<Option<Carry>, StoreError> {
         let at = log.start + log.head;
         if log.is_being_written(log.head) {
             return Err(StoreError::NoSpace);
@@ -228,7 +239,7 @@ impl<M: Meta> Inner<M> {
             let main = lock(&self.main);
             main.len - main.used >= header.total
         };
-        let keep = (entry.freq > 0 || main_has_room) && header.total <= MOVE_LIMIT;
+        let keep = (entry.freq > 0 || main_has_room) && header.total <= MOVE_LIMIT && !force;
         let record = if keep {
             match self.file.read_vec(at, header.total) {
                 Ok(record) => Some(Bytes::from(record)),
@@ -240,9 +251,11 @@ impl<M: Meta> Inner<M> {
         } else {
             None
         };
+        // Checked whatever its state: a copy is checksummed again where it lands, so what it
+        // copies must be what was stored.
         let intact = record
             .as_ref()
-            .is_some_and(|r| !entry.unverified || super::read::payload_matches(r, &header));
+            .is_some_and(|r| super::read::payload_matches(r, &header));
         let mut state = self.lock();
         let still = state
             .index

@@ -21,8 +21,10 @@
 //! is needed, an object read since it was written moves to the main log, one never read leaves
 //! and its hash goes on the ghost list. An object whose hash is on the ghost list comes back
 //! straight to the main log. At the main log's head, an object read since it was last written
-//! is moved to the tail (its counter, at most 3, goes down by one), others leave. Moving a
-//! record copies it (reinsertion): the cost of keeping a circular log's order.
+//! is moved to the tail (its counter, at most 3, goes down by one), others leave; after a lap's
+//! worth of moves in one insert, the head leaves whatever it finds, so objects read faster than
+//! the head goes round cannot keep it going for ever. Moving a record copies it (reinsertion,
+//! checked against its checksum): the cost of keeping a circular log's order.
 //!
 //! **Readers never serve bytes being overwritten.** Nothing is pinned: a reader reads a record
 //! (header, key, meta, body) with `pread`, then checks under the index lock that the index
