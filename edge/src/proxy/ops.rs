@@ -14,6 +14,10 @@ impl Edge {
         if let Some(response) = self.refusal(request.headers()) {
             return response;
         }
+        // Until the store has its index back, a purge could not be made to hold: asked again.
+        if !self.store.is_ready() {
+            return still_loading();
+        }
         let base = key::cache_key(request, &self.key_params);
         let purged = match base.strip_suffix('*') {
             // Keys are not kept in memory: every stored key is read, on the blocking pool.
@@ -24,14 +28,7 @@ impl Edge {
                     .ok()
                     .flatten();
                 let Some(removed) = removed else {
-                    let mut response = body::text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "server error: the store is still loading its index; retry the purge",
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    return response;
+                    return still_loading();
                 };
                 removed
             }
@@ -119,4 +116,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The answer to a purge while the store loads its index.
+fn still_loading() -> Response<Body> {
+    let mut response = body::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server error: the store is still loading its index; retry the purge",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }

@@ -36,6 +36,24 @@ pub fn path_for(store: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Reads the checkpoint at `path` and deletes it (and syncs its folder) before the store
+/// writes anything; `None` when there is none. One that cannot be read is deleted too.
+pub fn take(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let saved = match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "store checkpoint unreadable; not used");
+            None
+        }
+    };
+    std::fs::remove_file(path)?;
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(saved)
+}
+
 /// The bytes of a checkpoint of `state` and the logs.
 pub(super) fn encode<M>(
     salt: u64,
@@ -107,22 +125,37 @@ pub(super) fn decode<M>(
     let (written, seq) = (next(), next());
     let positions: Vec<u64> = (0..6).map(|_| next()).collect();
     let count = next() as usize;
-    let entries_end = HEAD.saturating_add(count.saturating_mul(ENTRY));
-    let Some(pairs) = body.get(entries_end..entries_end + 8) else {
+    let Some(entries_end) = count.checked_mul(ENTRY).and_then(|n| n.checked_add(HEAD)) else {
+        return false;
+    };
+    let Some(pairs) = entries_end
+        .checked_add(8)
+        .and_then(|end| body.get(entries_end..end))
+    else {
         return false;
     };
     let pairs = u64::from_le_bytes(pairs.try_into().unwrap_or_default()) as usize;
-    if body.len() != entries_end + 8 + pairs.saturating_mul(16) {
+    let expected = pairs
+        .checked_mul(16)
+        .and_then(|n| n.checked_add(entries_end + 8));
+    if expected != Some(body.len()) {
         return false;
     }
     for (log, p) in [
         (&mut *small, &positions[0..3]),
         (&mut *main, &positions[3..6]),
     ] {
-        if p[0] >= log.len.max(1) || p[1] >= log.len.max(1) || p[2] > log.len {
+        let (head, tail, used) = (p[0], p[1], p[2]);
+        let consistent = head < log.len
+            && tail < log.len
+            && used <= log.len
+            && head.is_multiple_of(super::format::ALIGN)
+            && tail.is_multiple_of(super::format::ALIGN)
+            && (tail + log.len - head) % log.len == used % log.len;
+        if !consistent {
             return false;
         }
-        (log.head, log.tail, log.used) = (p[0], p[1], p[2]);
+        (log.head, log.tail, log.used) = (head, tail, used);
     }
     state.written = written;
     state.seq = seq;
@@ -146,12 +179,17 @@ pub(super) fn decode<M>(
             unverified: true,
             seq: u64_at(16),
         };
-        let range = if area == Area::Main {
-            &main_range
+        let (range, log) = if area == Area::Main {
+            (&main_range, &*main)
         } else {
-            &small_range
+            (&small_range, &*small)
         };
-        if !range.contains(&e.offset) || e.offset + e.total() > range.end {
+        // Only records between the log's head and tail: room the log will write into is no
+        // place for a live one.
+        if !range.contains(&e.offset)
+            || e.offset + e.total() > range.end
+            || !log.holds(e.offset - log.start, e.total())
+        {
             continue;
         }
         state.put(u64_at(0), e);

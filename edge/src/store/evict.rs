@@ -30,7 +30,7 @@ struct Done<'a>(&'a AtomicUsize);
 
 impl Drop for Done<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -54,7 +54,7 @@ impl<M: Meta> Store<M> {
         counts_as_use: bool,
     ) -> Result<(), StoreError> {
         let inner = &self.inner;
-        inner.inserting.fetch_add(1, Ordering::AcqRel);
+        inner.inserting.fetch_add(1, Ordering::SeqCst);
         let _done = Done(&inner.inserting);
         if !inner.is_ready() {
             return Err(StoreError::Starting);

@@ -105,15 +105,16 @@ impl StoreFile {
         Ok(buf)
     }
 
-    /// Writes all of `bytes` at `offset`. Refused while the file is shorter than the store: a
-    /// write past the end of a truncated file would extend it with a hole, and records that
-    /// were cut would read as zeros instead of failing. The store's background check drops
-    /// what was cut and allocates the file again (`Store::check_some`).
+    /// Writes all of `bytes` at `offset`. Refused past the end of a file truncated under the
+    /// store: such a write would extend it with a hole, and records that were cut would read
+    /// as zeros instead of failing. The store's background check drops what was cut and
+    /// allocates the file again (`Store::check_some`). Writes within it (marking records dead)
+    /// go ahead.
     pub fn write(&self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
         if offset + bytes.len() as u64 > self.len {
             return Err(std::io::Error::other("store write out of bounds"));
         }
-        if self.current_len()? < self.len {
+        if self.current_len()? < offset + bytes.len() as u64 {
             return Err(std::io::Error::other(
                 "the store file was truncated under the edge; writes wait for its check",
             ));

@@ -100,6 +100,20 @@ impl Log {
         (room > 0).then_some((self.tail, room))
     }
 
+    /// True when `total` bytes at `at` lie between the head and the tail (in use).
+    pub fn holds(&self, at: u64, total: u64) -> bool {
+        let end = at + total;
+        if self.used >= self.len {
+            true
+        } else if self.used == 0 {
+            false
+        } else if self.head < self.tail {
+            self.head <= at && end <= self.tail
+        } else {
+            at >= self.head || end <= self.tail
+        }
+    }
+
     pub fn is_being_written(&self, at: u64) -> bool {
         self.writing.iter().any(|&(offset, _)| offset == at)
     }

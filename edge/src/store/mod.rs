@@ -146,6 +146,8 @@ struct Inner<M> {
     inserting: AtomicUsize,
     /// False while the index is being rebuilt (`Recovery`).
     ready: AtomicBool,
+    /// Set by `close`: no more lookups or inserts.
+    closing: AtomicBool,
     /// Seeds every header check (see `format`).
     salt: u64,
     capacity: u64,
@@ -227,7 +229,7 @@ impl<M: Meta> Recovery<M> {
             }
         }
         // Under the index lock, so that no removal falls between the list and the flag.
-        inner.ready.store(true, Ordering::Release);
+        inner.ready.store(true, Ordering::SeqCst);
         let objects = now.index.len();
         drop((now, m, s));
         tracing::info!(
@@ -306,10 +308,7 @@ impl<M: Meta> Store<M> {
         };
         // Read once and deleted before anything is written: a crash from here on finds none.
         let checkpoint_path = checkpoint::path_for(path);
-        let saved = std::fs::read(&checkpoint_path).ok();
-        if saved.is_some() {
-            std::fs::remove_file(&checkpoint_path).map_err(io)?;
-        }
+        let saved = checkpoint::take(&checkpoint_path).map_err(io)?;
         let store = Self {
             inner: Arc::new(Inner {
                 file,
@@ -318,6 +317,7 @@ impl<M: Meta> Store<M> {
                 checkpoint: checkpoint_path,
                 inserting: AtomicUsize::new(0),
                 ready: AtomicBool::new(found.is_none()),
+                closing: AtomicBool::new(false),
                 small: Mutex::new(small),
                 main: Mutex::new(main),
                 state: Mutex::new(State::new()),
@@ -381,7 +381,7 @@ impl<M: Meta> Store<M> {
     pub fn remove(&self, key: &str) -> bool {
         let hash = key_hash(key);
         let mut state = self.inner.lock();
-        if !self.inner.is_ready() {
+        if !self.inner.is_recovered() {
             state.removed_while_starting.push(index::Removal::Key(hash));
             return false;
         }
@@ -399,7 +399,7 @@ impl<M: Meta> Store<M> {
     pub fn remove_family(&self, base: &str) -> usize {
         let family = key_hash(base).max(1);
         let mut state = self.inner.lock();
-        if !self.inner.is_ready() {
+        if !self.inner.is_recovered() {
             state
                 .removed_while_starting
                 .push(index::Removal::Family(family));
@@ -512,12 +512,14 @@ impl<M: Meta> Store<M> {
     /// flushes the file. Lookups miss from here on.
     pub fn close(&self, wait: std::time::Duration) -> std::io::Result<()> {
         let inner = &self.inner;
+        // Removals still work after this (they mark records dead, which a later start reads
+        // as misses even through the checkpoint); lookups and inserts stop.
         let was_ready = {
             let _state = inner.lock();
-            inner.ready.swap(false, Ordering::AcqRel)
+            !inner.closing.swap(true, Ordering::SeqCst) && inner.is_recovered()
         };
         let deadline = std::time::Instant::now() + wait;
-        while inner.inserting.load(Ordering::Acquire) > 0 {
+        while inner.inserting.load(Ordering::SeqCst) > 0 {
             if std::time::Instant::now() > deadline {
                 tracing::warn!("store writes still running at close; no checkpoint written");
                 return inner.file.flush();
@@ -562,8 +564,14 @@ impl<M: Meta> Inner<M> {
         lock(&self.state)
     }
 
+    /// Recovered and not closing: lookups and inserts go ahead.
     fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.is_recovered() && !self.closing.load(Ordering::SeqCst)
+    }
+
+    /// The index is back (removals apply directly, also while closing).
+    fn is_recovered(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
     }
 
     /// Marks the record at `offset` dead, so that it does not return after a restart.

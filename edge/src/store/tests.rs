@@ -528,6 +528,10 @@ fn a_clean_close_leaves_a_checkpoint_the_next_start_loads_once() {
             store.get("k299").is_none(),
             "closed: nothing more is served"
         );
+        assert!(
+            store.remove("k298"),
+            "a removal after the checkpoint still holds"
+        );
     }
     assert!(checkpoint.exists());
     let (store, recovered) = start(dir.path());
@@ -536,7 +540,11 @@ fn a_clean_close_leaves_a_checkpoint_the_next_start_loads_once() {
         !checkpoint.exists(),
         "used once: a crash from here on finds none"
     );
-    let present: Vec<u32> = (0..300)
+    assert!(
+        store.get("k298").is_none(),
+        "marked dead after the checkpoint: a miss"
+    );
+    let present: Vec<u32> = (0..298)
         .filter(|i| store.contains(&format!("k{i}")))
         .collect();
     assert!(present.len() > 100, "{}", present.len());
