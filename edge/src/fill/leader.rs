@@ -24,6 +24,14 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::upstream::Upstream;
 
+/// The stored copy a fill revalidates: its key, which stored content it is, and its meta.
+#[derive(Debug, Clone)]
+pub struct Revalidating {
+    pub key: String,
+    pub version: u64,
+    pub meta: Arc<CachedMeta>,
+}
+
 /// What one fill fetches.
 #[derive(Debug, Clone)]
 pub struct FillRequest {
@@ -33,8 +41,8 @@ pub struct FillRequest {
     pub path: String,
     /// The viewer's request headers (for `Accept-Encoding`, and the `Vary` variant).
     pub headers: HeaderMap,
-    /// The stored copy being revalidated: its key and meta (validators, refreshed on a 304).
-    pub revalidating: Option<(String, Arc<CachedMeta>)>,
+    /// The stored copy being revalidated (validators sent, refreshed on a 304).
+    pub revalidating: Option<Revalidating>,
     /// A prefetch: not counted as a waiter, stored on probation.
     pub prefetch: bool,
     /// The viewer's address, for `X-Forwarded-For`.
@@ -207,7 +215,7 @@ impl Filler {
         {
             headers.insert(header::RANGE, range);
         }
-        if let Some((_, meta)) = &request.revalidating {
+        if let Some(Revalidating { meta, .. }) = &request.revalidating {
             let validator = |name| {
                 meta.header(name)
                     .and_then(|v| HeaderValue::from_str(v).ok())
@@ -240,11 +248,14 @@ impl Filler {
         let response_time = SystemTime::now();
         let (parts, body) = response.into_parts();
         if parts.status == StatusCode::NOT_MODIFIED
-            && let Some((key, old)) = &request.revalidating
+            && let Some(stale) = &request.revalidating
         {
             self.store.update_meta(
-                key,
-                old.refreshed(&parts.headers, request_time, response_time),
+                &stale.key,
+                stale.version,
+                stale
+                    .meta
+                    .refreshed(&parts.headers, request_time, response_time),
             );
             self.metrics.origin_fetch("not_modified");
             fill.set_head(Ok(FillHead {

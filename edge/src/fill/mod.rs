@@ -26,7 +26,7 @@
 
 mod leader;
 
-pub use leader::{FillRequest, Filler};
+pub use leader::{FillRequest, Filler, Revalidating};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use server_kit::Body;
 
 use super::{Edge, HIT, STALE};
-use crate::fill::FillRequest;
+use crate::fill::{FillRequest, Revalidating};
 use crate::freshness::{self, Freshness};
 use crate::key;
 use crate::meta::CachedMeta;
@@ -66,7 +66,12 @@ impl Edge {
             Freshness::StaleWhileRevalidate => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 // Refreshed in the background: the fill outlives this request.
-                self.fill_for(request, &base, Some((key, object.meta.clone())));
+                let stale = Revalidating {
+                    key,
+                    version: object.version,
+                    meta: object.meta.clone(),
+                };
+                self.fill_for(request, &base, Some(stale));
                 (self.hit(request, &object, age, STALE).await, STALE)
             }
             Freshness::Stale { if_error } => {

@@ -40,7 +40,7 @@ use http::{HeaderValue, Request};
 
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
-use crate::fill::{Fill, FillRequest, Filler};
+use crate::fill::{Fill, FillRequest, Filler, Revalidating};
 use crate::key::Variants;
 use crate::manifests::Manifests;
 use crate::meta::CachedMeta;
@@ -156,7 +156,7 @@ impl Edge {
         &self,
         request: &Request<B>,
         base: &str,
-        revalidating: Option<(String, Arc<CachedMeta>)>,
+        revalidating: Option<Revalidating>,
     ) -> Arc<Fill> {
         let credentials = self.has_credentials(request.headers());
         self.filler.start(viewer_fill(
@@ -173,7 +173,7 @@ impl Edge {
 fn viewer_fill<B>(
     request: &Request<B>,
     base: &str,
-    revalidating: Option<(String, Arc<CachedMeta>)>,
+    revalidating: Option<Revalidating>,
     private: bool,
     credentials: bool,
 ) -> FillRequest {

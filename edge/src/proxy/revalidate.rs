@@ -12,6 +12,7 @@ use server_kit::Body;
 use super::respond::error_response;
 use super::{ERROR, Edge, MISS, REVALIDATED, STALE};
 use crate::error::EdgeError;
+use crate::fill::Revalidating;
 use crate::meta::CachedMeta;
 use crate::store::StoredObject;
 
@@ -24,7 +25,12 @@ impl Edge {
         stale: StoredObject<CachedMeta>,
         if_error: bool,
     ) -> (Response<Body>, &'static str) {
-        let fill = self.fill_for(request, base, Some((key.clone(), stale.meta.clone())));
+        let revalidating = Revalidating {
+            key: key.clone(),
+            version: stale.version,
+            meta: stale.meta.clone(),
+        };
+        let fill = self.fill_for(request, base, Some(revalidating));
         let age = || stale.meta.age(SystemTime::now());
         match fill.head().await {
             Ok(head) if head.status == StatusCode::NOT_MODIFIED => {

@@ -115,6 +115,8 @@ pub struct StoreStats {
 pub struct StoredObject<M> {
     pub meta: Arc<M>,
     pub body: StoredBody,
+    /// Which stored content this is (its sequence number): what a revalidation refreshes.
+    pub version: u64,
 }
 
 /// The store. Cheap to clone.
@@ -359,12 +361,18 @@ impl<M: Meta> Store<M> {
             && (state.index.contains_key(&hash) || state.moving.contains_key(&hash))
     }
 
-    /// Replaces the meta of a stored object (after a revalidation). The record keeps the old
-    /// meta, so after a restart the object is revalidated again: harmless.
-    pub fn update_meta(&self, key: &str, meta: M) -> bool {
+    /// Replaces the meta of the stored object `version` of `key` (after a revalidation of that
+    /// version: a newer one stored meanwhile keeps its own). The record keeps the old meta, so
+    /// after a restart the object is revalidated again: harmless.
+    pub fn update_meta(&self, key: &str, version: u64, meta: M) -> bool {
         let hash = key_hash(key);
         let mut state = self.inner.lock();
-        if !state.index.contains_key(&hash) && !state.moving.contains_key(&hash) {
+        let same = state
+            .index
+            .get(&hash)
+            .map(|e| e.seq == version)
+            .or_else(|| state.moving.get(&hash).map(|m| m.seq == version));
+        if same != Some(true) {
             return false;
         }
         // Bounded: past it, some objects fall back to their stored meta and are revalidated.

@@ -125,6 +125,10 @@ impl<M: Meta> Store<M> {
                 };
                 (found, state.fresh_meta.get(&hash).cloned())
             };
+            let version = match &found {
+                Found::Disk(entry) => entry.seq,
+                Found::Memory(moving) => moving.seq,
+            };
             let outcome = match found {
                 Found::Memory(moving) => from_record(&moving.record, key, self.inner.salt)
                     .map(|(meta, body)| (meta, StoredBody(Kind::Whole(body)))),
@@ -139,7 +143,11 @@ impl<M: Meta> Store<M> {
                 Some(meta) => meta,
                 None => Arc::new(M::decode(&meta_bytes)?),
             };
-            return Some(StoredObject { meta, body });
+            return Some(StoredObject {
+                meta,
+                body,
+                version,
+            });
         }
         None
     }

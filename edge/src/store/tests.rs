@@ -399,7 +399,12 @@ fn replacing_and_removing_keys_hold_after_a_restart() {
         store
             .insert("other/y", &meta(""), &body(1000, 3), true)
             .unwrap();
-        assert!(store.update_meta("k", meta("revalidated")));
+        let version = store.get("k").unwrap().version;
+        assert!(
+            !store.update_meta("k", version - 1, meta("older")),
+            "not that version"
+        );
+        assert!(store.update_meta("k", version, meta("revalidated")));
         assert_eq!(store.get("k").unwrap().meta.0, "revalidated");
     }
     let store = open(dir.path());
