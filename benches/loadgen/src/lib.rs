@@ -7,7 +7,8 @@
 //! - `client`: one keep-alive HTTP/1.1 connection, plain or TLS, that times each response
 //!   (time to first byte, time to last byte) and reads `X-Cache`.
 //! - `stats`: latency histograms (HDR) and their summary as JSON.
-//! - `sim`: cache eviction policies (LRU, S3-FIFO, Belady's optimum, and the edge's region LRU)
+//! - `sim`: cache eviction policies (LRU, S3-FIFO, the most popular objects, Belady's optimum,
+//!   and the edge's S3-FIFO logs)
 //!   replayed over a trace at equal capacity.
 
 pub mod client;

@@ -105,7 +105,7 @@ variable "drain_to" {
 }
 
 variable "store_path" {
-  description = "The store file (memory-mapped, preallocated)."
+  description = "The store file (preallocated; its index checkpoint and owner file lie beside it)."
   type        = string
   default     = "/var/lib/meridian/edge.store"
 }
