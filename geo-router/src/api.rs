@@ -189,6 +189,7 @@ fn steering(
         &routed.snapshot.status,
         &routed.decision,
         current_edge,
+        default_edge,
         router.config.overload,
     );
     tracing::debug!(client = %ip, current = ?current, throughput = ?throughput, "steering");

@@ -150,6 +150,11 @@ pub fn decide(
 ///   so the other regions come first, in the decision's order (usable ones nearest the client
 ///   first; the topology's `neighbours` are not read). The region's other edges keep their own
 ///   viewers and still take new ones.
+/// - **Handed over from a failed edge, its region stays last.** `default` is the edge that
+///   served the player's manifest (its default pathway). While that edge is down and the
+///   player is on another region's edge, the failed edge's region is the player's last choice,
+///   so that a player that must leave its new pathway does not go back to the region that
+///   failed it.
 /// - **Draining, stay on the pathway.** A draining edge answers each request with a redirect to
 ///   its neighbour region, so its players are handed over request by request without switching
 ///   pathway: measured, an hls.js pathway switch in mid-stream sometimes drops a fragment ("no
@@ -159,6 +164,7 @@ pub fn steering(
     status: &[EdgeStatus],
     decision: &Decision,
     current: Option<usize>,
+    default: Option<usize>,
     overload: f64,
 ) -> Vec<usize> {
     let usable = |i: usize| status.get(i).is_some_and(|s| s.up && !s.draining);
@@ -212,6 +218,19 @@ pub fn steering(
             }
         }
         None => {}
+    }
+    let failed_region = default
+        .filter(|&d| !usable(d) && !draining(d))
+        .and_then(|d| topology.edges.get(d))
+        .map(|e| &e.region);
+    if let Some(failed) = failed_region
+        && current_region != Some(failed)
+        && let Some(at) = ways
+            .iter()
+            .position(|&(r, _)| &topology.regions[r].name == failed)
+    {
+        let way = ways.remove(at);
+        ways.push(way);
     }
     ways.into_iter().map(|(_, e)| e).collect()
 }
@@ -295,10 +314,20 @@ mod tests {
         at: (f64, f64),
         current: Option<&str>,
     ) -> Vec<String> {
+        steer_from(t, status, at, current, None)
+    }
+
+    /// `steer` for a player whose manifest came from `default`.
+    fn steer_from(
+        t: &Topology,
+        status: &[EdgeStatus],
+        at: (f64, f64),
+        current: Option<&str>,
+        default: Option<&str>,
+    ) -> Vec<String> {
         let d = decide(t, status, Some(at), "eu-west", 0.8, 2);
-        let current =
-            current.map(|name| t.edges.iter().position(|e| e.name == name).expect("edge"));
-        steering(t, status, &d, current, 0.8)
+        let index = |name: &str| t.edges.iter().position(|e| e.name == name).expect("edge");
+        steering(t, status, &d, current.map(index), default.map(index), 0.8)
             .into_iter()
             .map(|i| t.edges[i].name.clone())
             .collect()
@@ -333,6 +362,11 @@ mod tests {
             steer(&t, &status, BOSTON, Some("eu-west-1")),
             ["eu-west-1", "us-east-2", "ap-southeast-1"],
             "once handed over it is not moved back"
+        );
+        assert_eq!(
+            steer_from(&t, &status, BOSTON, Some("eu-west-1"), Some("us-east-1")),
+            ["eu-west-1", "ap-southeast-1", "us-east-2"],
+            "handed over from the dead edge's manifest: its region stays last"
         );
         assert_eq!(
             steer(&t, &status, BOSTON, None),
