@@ -63,14 +63,11 @@ impl Edge {
         if constant_time_eq(given.as_bytes(), token.as_bytes()) {
             None
         } else {
-            let mut response = body::text(
+            Some(text_with(
                 StatusCode::UNAUTHORIZED,
                 "client error: missing or wrong bearer token",
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Some(response)
+                (header::WWW_AUTHENTICATE, "Bearer"),
+            ))
         }
     }
 
@@ -120,12 +117,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The answer to a purge while the store loads its index.
 fn still_loading() -> Response<Body> {
-    let mut response = body::text(
+    text_with(
         StatusCode::SERVICE_UNAVAILABLE,
         "server error: the store is still loading its index; retry the purge",
-    );
+        (header::RETRY_AFTER, "1"),
+    )
+}
+
+/// A text answer with one more header.
+fn text_with(
+    status: StatusCode,
+    text: &'static str,
+    (name, value): (header::HeaderName, &'static str),
+) -> Response<Body> {
+    let mut response = body::text(status, text);
     response
         .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        .insert(name, HeaderValue::from_static(value));
     response
 }

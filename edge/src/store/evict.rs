@@ -66,7 +66,7 @@ impl<M: Meta> Store<M> {
         }
         let total = RecordHeader::total_for(key.len() as u64, meta_bytes.len() as u64, body_len);
         let hash = key_hash(key);
-        let (small_len, main_len) = (lock(&inner.small).len, lock(&inner.main).len);
+        let (small_len, main_len) = (inner.layout.small_len, inner.layout.main_len);
         if total > main_len || total / super::format::ALIGN > u64::from(u32::MAX) {
             return Err(StoreError::TooLarge(body_len));
         }

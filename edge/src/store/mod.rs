@@ -152,6 +152,8 @@ struct Inner<M> {
     closing: AtomicBool,
     /// Seeds every header check (see `format`).
     salt: u64,
+    /// How the file is cut into the logs, fixed for its life (its salt is `salt`).
+    layout: Superblock,
     capacity: u64,
     /// Lock order: small, then main, then state.
     small: Mutex<Log>,
@@ -315,6 +317,7 @@ impl<M: Meta> Store<M> {
             inner: Arc::new(Inner {
                 file,
                 salt,
+                layout,
                 capacity,
                 checkpoint: checkpoint_path,
                 inserting: AtomicUsize::new(0),
@@ -340,7 +343,7 @@ impl<M: Meta> Store<M> {
 
     /// The largest body that fits beside `key_and_meta` bytes of key and meta.
     pub fn max_body(&self, key_and_meta: u64) -> u64 {
-        let main = lock(&self.inner.main).len;
+        let main = self.inner.layout.main_len;
         main.saturating_sub(RECORD_HEADER + key_and_meta)
     }
 
