@@ -846,6 +846,53 @@ async fn requests_are_forwarded_and_unsafe_methods_pass_through_and_invalidate()
     assert_eq!(origin.hits("/private"), 3);
 }
 
+/// A purge while the object is being fetched is not undone when the fetch completes: neither a
+/// small body kept in memory (stored at the end) nor a large one written through (stored at its
+/// commit) is stored, and the next request goes to the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_during_a_fill_is_not_undone_by_it() {
+    let origin = TestOrigin::start().await;
+    let objects = [("/small.m4s", 200_000), ("/large.m4s", 6 << 20)];
+    for (path, size) in objects {
+        origin.route(
+            path,
+            Route::ok(generated_body(path, size), "public, max-age=3600")
+                .paced(size / 16, Duration::from_millis(40)),
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "admin_token = \"s3cret\"\n").expect("write config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+    );
+    let base = edge.addr("http").to_owned();
+    let purge = Method::from_bytes(b"PURGE").expect("method");
+    for (path, size) in objects {
+        let url = format!("{base}{path}");
+        let response = send(Method::GET, &url, &[]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let purged = fetch(purge.clone(), &url, &[("authorization", "Bearer s3cret")]).await;
+        assert_eq!(purged.status, StatusCode::OK);
+        let purged_at = Instant::now();
+        let body = response.into_body().collect().await.expect("body");
+        assert_eq!(
+            body.to_bytes().len(),
+            size,
+            "{path}: the viewer gets it all"
+        );
+        assert!(
+            origin.finished_at(path).expect("sent") > purged_at,
+            "{path}: the purge came while the origin was still sending"
+        );
+        wait_for_objects(&edge, 0).await;
+        assert_eq!(cache(&get(&url, &[]).await), "MISS", "{path}");
+        assert_eq!(origin.hits(path), 2, "{path}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_is_disabled_without_a_token() {
     let origin = TestOrigin::start().await;
@@ -1231,6 +1278,187 @@ async fn uncacheable_objects_stream_through_in_bounded_memory() {
         )),
         "{metrics}"
     );
+}
+
+/// Reads a streaming body to its end, comparing it with `want` as it comes; `at` is called with
+/// the bytes received so far after every frame. Returns how many bytes matched.
+async fn read_comparing(
+    mut body: hyper::body::Incoming,
+    want: &[u8],
+    mut at: impl FnMut(usize),
+) -> Result<usize, String> {
+    let mut got = 0usize;
+    while let Some(frame) = tokio::time::timeout(Duration::from_secs(60), body.frame())
+        .await
+        .map_err(|_| format!("the body stalled at {got}"))?
+    {
+        let frame = frame.map_err(|e| format!("body error at {got}: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if want.get(got..got + data.len()) != Some(&data[..]) {
+            return Err(format!("wrong bytes at {got}"));
+        }
+        got += data.len();
+        at(got);
+    }
+    Ok(got)
+}
+
+/// A large storable object writes through: its bytes go into the store as they arrive, the
+/// fill keeps a window of them in memory, and viewers that join late read the rest from the
+/// store. Memory does not grow with the object (192 MiB; before write-through the fill held all
+/// of it), every viewer gets every byte, and the next request is a hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_fills_write_through_and_late_joiners_read_from_the_store() {
+    const SIZE: usize = 192 << 20;
+    const LATE: usize = 3;
+    let data = generated_body("/big.mp4", SIZE);
+    let origin = TestOrigin::start().await;
+    // Paced, so that the late viewers join while the fill is still going.
+    origin.route(
+        "/big.mp4",
+        Route::ok(data.clone(), "public, max-age=600").paced(1 << 20, Duration::from_millis(8)),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "max_object_size = \"256MiB\"\n").expect("config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &[
+            "--capacity",
+            "512MiB",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    );
+    let before = proc_status_bytes(edge.pid(), "VmRSS:");
+    let url = format!("{}/big.mp4", edge.addr("http"));
+    let first = send(Method::GET, &url, &[]).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let (joined_tx, joined_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut joined_tx = Some(joined_tx);
+    let reader = {
+        let data = data.clone();
+        tokio::spawn(async move {
+            read_comparing(first.into_body(), &data, |got| {
+                // A third of the way in, the others come.
+                if got >= SIZE / 3
+                    && let Some(tx) = joined_tx.take()
+                {
+                    let _ = tx.send(());
+                }
+            })
+            .await
+        })
+    };
+    joined_rx.await.expect("the first viewer got a third");
+    let late: Vec<_> = (0..LATE)
+        .map(|_| {
+            let (url, data) = (url.clone(), data.clone());
+            tokio::spawn(async move {
+                let response = send(Method::GET, &url, &[]).await;
+                let cache = response.headers().get("x-cache").cloned();
+                let got = read_comparing(response.into_body(), &data, |_| {}).await;
+                (cache, got)
+            })
+        })
+        .collect();
+    assert_eq!(reader.await.expect("first"), Ok(SIZE));
+    for viewer in late {
+        let (cache, got) = viewer.await.expect("late viewer");
+        assert_eq!(got, Ok(SIZE), "a late viewer gets every byte");
+        assert_eq!(
+            cache.as_ref().and_then(|v| v.to_str().ok()),
+            Some("MISS"),
+            "it joined the fill in flight"
+        );
+    }
+    let peak = proc_status_bytes(edge.pid(), "VmHWM:");
+    let grown = peak.saturating_sub(before);
+    eprintln!(
+        "a {} MiB fill with {} viewers: RSS {before} bytes before, peak {peak} (+{grown})",
+        SIZE >> 20,
+        LATE + 1
+    );
+    assert!(
+        grown < 48 << 20,
+        "the edge grew by {grown} bytes for one fill: it kept the object in memory"
+    );
+    assert_eq!(
+        origin.hits("/big.mp4"),
+        1,
+        "one origin fetch for every viewer"
+    );
+    // Stored once the leader commits it, which may come after the viewers' last bytes.
+    wait_for_objects(&edge, 1).await;
+    let again = send(Method::GET, &url, &[]).await;
+    assert_eq!(
+        again.headers().get("x-cache").and_then(|v| v.to_str().ok()),
+        Some("HIT")
+    );
+    assert_eq!(
+        read_comparing(again.into_body(), &data, |_| {}).await,
+        Ok(SIZE)
+    );
+}
+
+/// A storable body of unknown length (chunked) is kept in memory while it is small, then
+/// written through into room reserved for the largest object, cut to its size at the end. One
+/// longer than `max_object_size` is not stored: its viewer still gets all of it, and the next
+/// request fetches on its own (the key passes for a while).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_of_unknown_length_are_stored_up_to_the_object_limit() {
+    let fits = generated_body("/fits.ts", 20 << 20);
+    let over = generated_body("/over.ts", 40 << 20);
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/fits.ts",
+        Route::ok(fits.clone(), "public, max-age=600").without_length(),
+    );
+    origin.route(
+        "/over.ts",
+        Route::ok(over.clone(), "public, max-age=600").without_length(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "max_object_size = \"32MiB\"\n").expect("config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &[
+            "--capacity",
+            "128MiB",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ],
+    );
+    for (path, body) in [("/fits.ts", &fits), ("/over.ts", &over)] {
+        let url = format!("{}{path}", edge.addr("http"));
+        let response = send(Method::GET, &url, &[]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            read_comparing(response.into_body(), body, |_| {}).await,
+            Ok(body.len()),
+            "{path}: the viewer gets every byte"
+        );
+    }
+    let status = |path: &'static str| {
+        let url = format!("{}{path}", edge.addr("http"));
+        async move {
+            let reply = get(&url, &[]).await;
+            (reply.header("x-cache").to_owned(), reply.body.len())
+        }
+    };
+    wait_for_objects(&edge, 1).await;
+    assert_eq!(status("/fits.ts").await, ("HIT".to_owned(), 20 << 20));
+    assert_eq!(status("/over.ts").await, ("MISS".to_owned(), 40 << 20));
+    assert_eq!((origin.hits("/fits.ts"), origin.hits("/over.ts")), (1, 2));
+    let stats = get(&format!("{}/status", edge.addr("admin")), &[])
+        .await
+        .text();
+    assert!(stats.contains("\"objects\":1"), "{stats}");
 }
 
 /// A range of an uncached object goes to the origin as a range: a viewer seeking into an object

@@ -31,6 +31,8 @@ pub struct Route {
     pub chunk_delay: Duration,
     /// Stop with an error after this many bytes (the connection breaks mid-body).
     pub abort_after: Option<usize>,
+    /// Send no `Content-Length` (HTTP/1.1 chunked encoding).
+    pub unknown_length: bool,
 }
 
 impl Route {
@@ -43,6 +45,7 @@ impl Route {
             chunk: 64 * 1024,
             chunk_delay: Duration::ZERO,
             abort_after: None,
+            unknown_length: false,
         }
     }
 
@@ -56,6 +59,12 @@ impl Route {
     pub fn paced(mut self, chunk: usize, delay: Duration) -> Self {
         self.chunk = chunk;
         self.chunk_delay = delay;
+        self
+    }
+
+    /// Sends the body without a `Content-Length` (chunked).
+    pub fn without_length(mut self) -> Self {
+        self.unknown_length = true;
         self
     }
 
@@ -265,7 +274,9 @@ async fn answer(state: &Arc<Mutex<State>>, request: Request<Incoming>) -> Respon
                 Response::new(Full::new(Bytes::new()).map_err(|n| match n {}).boxed())
             });
     }
-    builder = builder.header("content-length", route.body.len());
+    if !route.unknown_length {
+        builder = builder.header("content-length", route.body.len());
+    }
     let state = state.clone();
     let stream = futures_util::stream::unfold(
         (0usize, route, path, state),

@@ -21,7 +21,7 @@ use crate::freshness;
 use crate::key::{self, Variants};
 use crate::meta::CachedMeta;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{BodyLen, Meta, Store, StoreError, Writer};
 use crate::upstream::Upstream;
 
 /// The stored copy a fill revalidates: its key, which stored content it is, and its meta.
@@ -90,6 +90,29 @@ pub struct Filler {
 /// memory, up to this size (a `no-store` live playlist, an error page); larger or unknown-length
 /// ones are passed to one viewer.
 const SHARE_IN_MEMORY: u64 = 1 << 20;
+
+/// A body written through to the store goes in writes of about this size.
+const WRITE_BATCH: u64 = 256 << 10;
+
+/// What a storable fill is stored as.
+#[derive(Clone, Copy)]
+struct Storing<'a> {
+    /// `None`: not storable.
+    key: Option<&'a str>,
+    meta: &'a CachedMeta,
+    /// The store's removals when the fetch began (`Store::begin`).
+    since: u64,
+}
+
+/// Where a fill's body goes besides its waiters.
+enum Sink {
+    /// Kept in memory (up to `SHARE_IN_MEMORY`), stored whole at the end if storable.
+    Memory,
+    /// Written through to the store.
+    Through(Box<Writer<CachedMeta>>),
+    /// Storing stopped halfway (see `Fill::spill`).
+    Spilled,
+}
 
 /// How long a key whose response could not be stored stays pass-through (Varnish's
 /// hit-for-miss lasts 120 s by default too).
@@ -231,6 +254,8 @@ impl Filler {
     }
 
     async fn lead(&self, fill: &Arc<Fill>, request: &FillRequest) {
+        // Removals from here on (a purge while the origin answers) stop it being stored.
+        let since = self.store.removals();
         let request_time = SystemTime::now();
         let response = match self
             .upstream
@@ -326,16 +351,60 @@ impl Filler {
             fill.set_passed(head, body, self.limits.body_idle_timeout);
             return;
         }
+        let key = storable.then(|| {
+            self.variants
+                .learn(&request.base, &parts.headers, &request.headers)
+        });
+        let meta = CachedMeta::new(parts.status, &parts.headers, request_time, response_time);
+        // A large body writes through to the store as it arrives; one the store cannot take
+        // now is passed like any response that will not be kept.
+        let mut sink = Sink::Memory;
+        if let (Some(key), Some(len)) = (&key, content_length)
+            && len > SHARE_IN_MEMORY
+        {
+            match self
+                .begin(key, &meta, BodyLen::Exact(len), request, since)
+                .await
+            {
+                Ok(writer) => sink = Sink::Through(Box::new(writer)),
+                Err(error) => {
+                    tracing::info!(%error, "not stored; the response is passed");
+                    self.metrics.origin_fetch("passed");
+                    fill.set_passed(head, body, self.limits.body_idle_timeout);
+                    return;
+                }
+            }
+        }
         fill.set_head(Ok(head));
-        match self.receive(fill, body, content_length).await {
-            Ok(()) => {
+        if let Sink::Through(writer) = &sink {
+            fill.write_through(writer.reader());
+        }
+        let received = self
+            .receive(
+                fill,
+                body,
+                content_length,
+                sink,
+                &Storing {
+                    key: key.as_deref(),
+                    meta: &meta,
+                    since,
+                },
+                request,
+            )
+            .await;
+        match received {
+            Ok(sink) => {
                 self.metrics.origin_fetch("ok");
                 fill.finish(Ok(()));
-                if storable && fill.received() <= self.limits.max_object_size {
-                    let meta =
-                        CachedMeta::new(parts.status, &parts.headers, request_time, response_time);
-                    self.store_object(request, &parts.headers, meta, fill.chunks())
-                        .await;
+                match (sink, key) {
+                    (Sink::Through(writer), Some(_)) => self.commit(*writer, request).await,
+                    (Sink::Memory, Some(key)) => {
+                        if let Some(chunks) = fill.chunks() {
+                            self.store_object(request, key, meta, chunks, since).await;
+                        }
+                    }
+                    _ => {}
                 }
             }
             Err(error) => {
@@ -346,56 +415,185 @@ impl Filler {
         }
     }
 
-    /// Moves the origin's body into the fill until it ends, breaks off or stalls.
+    /// Moves the origin's body into the fill until it ends, breaks off or stalls, writing it
+    /// through to the store (`sink`) when it is large. Returns where the body went.
     async fn receive(
         &self,
         fill: &Fill,
         mut body: hyper::body::Incoming,
         content_length: Option<u64>,
-    ) -> Result<(), EdgeError> {
+        mut sink: Sink,
+        storing: &Storing<'_>,
+        request: &FillRequest,
+    ) -> Result<Sink, EdgeError> {
+        let Storing { key, meta, since } = *storing;
+        let mut pending: Vec<Bytes> = Vec::new();
         loop {
-            match tokio::time::timeout(self.limits.body_idle_timeout, body.frame()).await {
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        fill.push(data);
+            let frame =
+                match tokio::time::timeout(self.limits.body_idle_timeout, body.frame()).await {
+                    Ok(Some(Ok(frame))) => frame,
+                    Ok(Some(Err(error))) => {
+                        return Err(EdgeError::OriginBody(error.to_string().into()));
+                    }
+                    Ok(None) => break,
+                    Err(_) => return Err(EdgeError::OriginBody("the body stalled".into())),
+                };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            fill.push(data.clone());
+            match &sink {
+                // A body of unknown length kept in memory until it is large: then it writes
+                // through, into room reserved for the largest object it may be.
+                Sink::Memory if key.is_some() && fill.received() > SHARE_IN_MEMORY => {
+                    let most = self
+                        .limits
+                        .max_object_size
+                        .min(self.store.max_body(meta.encode().len() as u64 + 4096));
+                    let key = key.unwrap_or_default();
+                    match self
+                        .begin(key, meta, BodyLen::AtMost(most), request, since)
+                        .await
+                    {
+                        Ok(writer) => {
+                            fill.write_through(writer.reader());
+                            pending = fill.chunks().unwrap_or_default();
+                            sink = Sink::Through(Box::new(writer));
+                        }
+                        Err(error) => {
+                            tracing::info!(%error, "not stored; the fill keeps a window only");
+                            self.spill(fill, request, false);
+                            sink = Sink::Spilled;
+                        }
                     }
                 }
-                Ok(Some(Err(error))) => {
-                    return Err(EdgeError::OriginBody(error.to_string().into()));
-                }
-                Ok(None) => {
-                    return match content_length {
-                        Some(len) if len != fill.received() => Err(EdgeError::OriginBody(
-                            format!("body ended at {} of {len} bytes", fill.received()).into(),
-                        )),
-                        _ => Ok(()),
-                    };
-                }
-                Err(_) => return Err(EdgeError::OriginBody("the body stalled".into())),
+                Sink::Through(_) => pending.push(data),
+                _ => {}
+            }
+            if matches!(sink, Sink::Spilled) {
+                fill.keep_pace(self.limits.body_idle_timeout).await;
+            }
+            let batch: u64 = pending.iter().map(|c| c.len() as u64).sum();
+            if batch >= WRITE_BATCH {
+                sink = self.write(sink, &mut pending, fill, request).await;
             }
         }
+        if let Some(len) = content_length
+            && len != fill.received()
+        {
+            return Err(EdgeError::OriginBody(
+                format!("body ended at {} of {len} bytes", fill.received()).into(),
+            ));
+        }
+        Ok(self.write(sink, &mut pending, fill, request).await)
+    }
+
+    /// Reserves the object's record in the store (on the blocking pool).
+    async fn begin(
+        &self,
+        key: &str,
+        meta: &CachedMeta,
+        len: BodyLen,
+        request: &FillRequest,
+        since: u64,
+    ) -> Result<Writer<CachedMeta>, EdgeError> {
+        let (store, key, meta) = (self.store.clone(), key.to_owned(), meta.clone());
+        let counts_as_use = !request.prefetch;
+        let since = Some(since);
+        tokio::task::spawn_blocking(move || store.begin(&key, &meta, len, counts_as_use, since))
+            .await
+            .map_err(|e| EdgeError::Internal(format!("store task failed: {e}").into()))?
+            .map_err(|e| EdgeError::Internal(e.to_string().into()))
+    }
+
+    /// Writes the pending chunks through to the store; a failure spills the fill.
+    async fn write(
+        &self,
+        sink: Sink,
+        pending: &mut Vec<Bytes>,
+        fill: &Fill,
+        request: &FillRequest,
+    ) -> Sink {
+        let Sink::Through(mut writer) = sink else {
+            pending.clear();
+            return sink;
+        };
+        if pending.is_empty() {
+            return Sink::Through(writer);
+        }
+        let chunks = std::mem::take(pending);
+        let written = tokio::task::spawn_blocking(move || {
+            let result = if chunks.len() > 1 {
+                writer.write(&chunks.concat())
+            } else {
+                chunks.iter().try_for_each(|c| writer.write(c))
+            };
+            (writer, result)
+        })
+        .await;
+        match written {
+            Ok((writer, Ok(()))) => {
+                fill.stored(writer.written());
+                Sink::Through(writer)
+            }
+            Ok((_, Err(error))) => {
+                let too_large = matches!(error, StoreError::TooLarge(_));
+                tracing::warn!(%error, "storing stopped; the fill keeps a window only");
+                self.spill(fill, request, too_large);
+                Sink::Spilled
+            }
+            Err(error) => {
+                tracing::error!(%error, "internal: store task failed");
+                self.spill(fill, request, false);
+                Sink::Spilled
+            }
+        }
+    }
+
+    /// Storing stopped halfway: nobody new joins the fill (they fetch on their own), and one
+    /// too large to store is remembered as pass-through.
+    fn spill(&self, fill: &Fill, request: &FillRequest, too_large: bool) {
+        fill.spill();
+        if too_large && !request.private && !request.prefetch && request.slice.is_none() {
+            self.passing.insert(request.base.clone(), ());
+        }
+    }
+
+    /// Commits a record written through (on the blocking pool).
+    async fn commit(&self, writer: Writer<CachedMeta>, request: &FillRequest) {
+        let committed = tokio::task::spawn_blocking(move || writer.commit()).await;
+        self.stored(committed, request);
+    }
+
+    /// Notes how storing an object went.
+    fn stored(
+        &self,
+        outcome: Result<Result<(), StoreError>, tokio::task::JoinError>,
+        request: &FillRequest,
+    ) {
+        match outcome {
+            Ok(Ok(())) => self.passing.invalidate(&request.base),
+            Ok(Err(error @ StoreError::Removed)) => tracing::info!(%error, "not stored"),
+            Ok(Err(error)) => tracing::warn!(%error, "not stored"),
+            Err(error) => tracing::error!(%error, "internal: store task failed"),
+        }
+        self.metrics.store(&self.store.stats());
     }
 
     async fn store_object(
         &self,
         request: &FillRequest,
-        response_headers: &HeaderMap,
+        key: String,
         meta: CachedMeta,
         chunks: Vec<Bytes>,
+        since: u64,
     ) {
-        let key = self
-            .variants
-            .learn(&request.base, response_headers, &request.headers);
         let store = self.store.clone();
         let counts_as_use = !request.prefetch;
-        let inserted =
-            tokio::task::spawn_blocking(move || store.insert(&key, &meta, &chunks, counts_as_use))
-                .await;
-        match inserted {
-            Ok(Ok(())) => self.passing.invalidate(&request.base),
-            Ok(Err(error)) => tracing::warn!(%error, "not stored"),
-            Err(error) => tracing::error!(%error, "internal: store task failed"),
-        }
-        self.metrics.store(&self.store.stats());
+        let inserted = tokio::task::spawn_blocking(move || {
+            store.insert_since(&key, &meta, &chunks, counts_as_use, Some(since))
+        })
+        .await;
+        self.stored(inserted, request);
     }
 }

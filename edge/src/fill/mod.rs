@@ -3,9 +3,18 @@
 //! The first request for a key that is neither stored nor in flight becomes the *leader*: it
 //! starts a [`Fill`] in a task of its own (so the fetch finishes for the others and for the
 //! store even if the leader's viewer leaves). Every later request for the key, until the object
-//! is stored, joins that fill as a *waiter*. A fill keeps the chunks received so far; each
-//! waiter streams them from the first, then follows new ones as they arrive, so every viewer
-//! gets bytes as soon as the origin sends them.
+//! is stored, joins that fill as a *waiter*. Each waiter streams the body from its first byte,
+//! then follows new bytes as they arrive, so every viewer gets bytes as soon as the origin sends
+//! them.
+//!
+//! **Memory per fill is bounded, whatever the object's size.** A body up to 1 MiB is kept in
+//! memory until the fill ends (and then stored whole). A larger storable one *writes through*:
+//! its bytes go into the store as they arrive ([`crate::store::Writer`]), and the fill keeps in
+//! memory only what is not yet written and the last [`WINDOW`] bytes; a waiter further behind
+//! reads from the store's copy ([`crate::store::PendingBody`]) on the blocking pool. Should
+//! storing stop halfway (a disk error, a body longer than it may be), the fill *spills*: nobody
+//! new joins it, memory keeps the window only, and a waiter that falls behind that ends with
+//! an error (its player asks again, and that request fetches on its own).
 //!
 //! A fill that fails after its headers ends every waiter's body with an error, never a clean
 //! end: hyper then resets the stream (HTTP/2) or closes the connection before the promised
@@ -28,7 +37,7 @@ mod leader;
 
 pub use leader::{FillRequest, Filler, Revalidating};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -38,6 +47,11 @@ use server_kit::Body;
 use tokio::sync::watch;
 
 use crate::error::EdgeError;
+use crate::store::PendingBody;
+
+/// How many of the last bytes received a fill keeps in memory once the store has them: waiters
+/// close behind the origin read them from there, the others from the store.
+pub const WINDOW: u64 = 1 << 20;
 
 /// The response headers a fill got from the origin.
 #[derive(Debug, Clone)]
@@ -58,14 +72,25 @@ pub struct FillHead {
 #[derive(Debug)]
 pub struct Fill {
     progress: watch::Sender<u64>,
+    /// A waiter of a spilled fill moved on (the leader may read on).
+    readers_moved: tokio::sync::Notify,
     data: Mutex<FillData>,
 }
 
 #[derive(Debug, Default)]
 struct FillData {
     head: Option<Result<Arc<FillHead>, EdgeError>>,
-    chunks: Vec<Bytes>,
+    /// The body's bytes kept in memory, each chunk with its position in the body.
+    chunks: VecDeque<(u64, Bytes)>,
     received: u64,
+    /// What memory may let go of (see the module doc).
+    keep: Keep,
+    /// The store's copy of the body, and how much of it is written.
+    copy: Option<PendingBody>,
+    stored: u64,
+    /// Each waiter's next byte (by the number of its body), for a spilled fill's pace.
+    readers: HashMap<u64, u64>,
+    next_reader: u64,
     end: Option<Result<(), EdgeError>>,
     /// A passed response's body, until its one viewer takes it.
     passed: Option<Passed>,
@@ -73,10 +98,79 @@ struct FillData {
     claimed: bool,
 }
 
+/// Which bytes a fill keeps in memory.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// All of them (a body up to 1 MiB).
+    #[default]
+    All,
+    /// Those the store does not have yet, and the last `WINDOW`.
+    Unstored,
+    /// The last `WINDOW` only (storing stopped).
+    Window,
+}
+
 impl FillData {
     fn is_passed(&self) -> bool {
         matches!(&self.head, Some(Ok(head)) if !head.shared)
     }
+
+    /// Drops the chunks memory need not keep.
+    fn trim(&mut self) {
+        let recent = self.received.saturating_sub(WINDOW);
+        let keep_from = match self.keep {
+            Keep::All => return,
+            Keep::Unstored => self.stored.min(recent),
+            // Nor what a waiter still has to read, unless it was left behind.
+            Keep::Window => self
+                .readers
+                .values()
+                .copied()
+                .filter(|&at| at != LEFT_BEHIND)
+                .fold(recent, u64::min),
+        };
+        while let Some((start, chunk)) = self.chunks.front() {
+            if start + chunk.len() as u64 > keep_from {
+                break;
+            }
+            self.chunks.pop_front();
+        }
+    }
+
+    /// Where the bytes from `at` are: in memory (a chunk from `at`), in the store (how many may
+    /// be read there), or lost to this waiter.
+    fn locate(&self, at: u64) -> Source {
+        let base = self
+            .chunks
+            .front()
+            .map_or(self.received, |(start, _)| *start);
+        if at >= base {
+            let i = self.chunks.partition_point(|(start, _)| *start <= at);
+            return match i.checked_sub(1).and_then(|i| self.chunks.get(i)) {
+                Some((start, chunk)) if at < start + chunk.len() as u64 => {
+                    Source::Memory(chunk.slice((at - start) as usize..))
+                }
+                _ => Source::Memory(Bytes::new()),
+            };
+        }
+        match &self.copy {
+            Some(copy) if at < self.stored => {
+                Source::Store(copy.clone(), (self.stored - at).min(crate::store::CHUNK))
+            }
+            _ => Source::Lost,
+        }
+    }
+}
+
+/// The place of a waiter left behind by a spilled fill (`Fill::keep_pace`).
+const LEFT_BEHIND: u64 = u64::MAX;
+
+/// See [`FillData::locate`].
+enum Source {
+    /// Bytes from the position (empty: none received yet).
+    Memory(Bytes),
+    Store(PendingBody, u64),
+    Lost,
 }
 
 /// The error of a body asked of a passed response by anyone but the viewer it went to.
@@ -95,6 +189,7 @@ impl Default for Fill {
     fn default() -> Self {
         Self {
             progress: watch::Sender::new(0),
+            readers_moved: tokio::sync::Notify::new(),
             data: Mutex::new(FillData::default()),
         }
     }
@@ -158,10 +253,89 @@ impl Fill {
         }
         {
             let mut data = self.lock();
+            let at = data.received;
             data.received += chunk.len() as u64;
-            data.chunks.push(chunk);
+            data.chunks.push_back((at, chunk));
+            data.trim();
         }
         self.notify();
+    }
+
+    /// Leader: the body is being written to the store, which waiters may read from `copy`.
+    pub fn write_through(&self, copy: PendingBody) {
+        let mut data = self.lock();
+        data.copy = Some(copy);
+        data.keep = Keep::Unstored;
+    }
+
+    /// Leader: the store has the body's first `bytes`.
+    pub fn stored(&self, bytes: u64) {
+        let mut data = self.lock();
+        data.stored = bytes;
+        data.trim();
+    }
+
+    /// Leader: storing stopped halfway; memory keeps the last `WINDOW` bytes only, and
+    /// nobody new joins (`Fills::join_or_start` starts another fill).
+    pub fn spill(&self) {
+        let mut data = self.lock();
+        data.keep = Keep::Window;
+        data.trim();
+    }
+
+    /// Leader of a spilled fill: waits until every waiter is within `WINDOW` of the bytes
+    /// received, so that the origin is read at the pace of the slowest one (nothing is lost
+    /// to a viewer merely slower than the origin). A waiter that stays behind for `patience`
+    /// is left behind: its bytes go, and its response ends with an error.
+    pub async fn keep_pace(&self, patience: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let moved = self.readers_moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            {
+                let data = self.lock();
+                let floor = data.received.saturating_sub(WINDOW);
+                if data.readers.values().all(|&at| at >= floor) {
+                    return;
+                }
+            }
+            if tokio::time::timeout_at(deadline, moved).await.is_err() {
+                tracing::info!("a viewer stayed behind a spilled fill; it is left behind");
+                let mut data = self.lock();
+                let floor = data.received.saturating_sub(WINDOW);
+                for at in data.readers.values_mut() {
+                    if *at < floor {
+                        *at = LEFT_BEHIND;
+                    }
+                }
+                return;
+            }
+        }
+    }
+
+    /// Notes where waiter `id` is (`None`: it is gone).
+    fn reader_at(&self, id: u64, at: Option<u64>) {
+        let spilled = {
+            let mut data = self.lock();
+            match (at, data.readers.get_mut(&id)) {
+                (Some(at), Some(place)) if *place != LEFT_BEHIND => *place = at,
+                (Some(_), _) => {}
+                (None, _) => {
+                    data.readers.remove(&id);
+                }
+            }
+            data.keep == Keep::Window
+        };
+        if spilled {
+            self.readers_moved.notify_waiters();
+        }
+    }
+
+    /// Bytes of body held in memory now.
+    pub fn in_memory(&self) -> u64 {
+        let data = self.lock();
+        data.chunks.iter().map(|(_, c)| c.len() as u64).sum()
     }
 
     /// Leader: the body ended, well or badly.
@@ -182,9 +356,11 @@ impl Fill {
         self.lock().received
     }
 
-    /// The chunks of a completed fill (for the store).
-    pub fn chunks(&self) -> Vec<Bytes> {
-        self.lock().chunks.clone()
+    /// The chunks of a fill kept whole in memory (for the store); `None` if some were let go.
+    pub fn chunks(&self) -> Option<Vec<Bytes>> {
+        let data = self.lock();
+        (data.chunks.front().is_none_or(|(start, _)| *start == 0))
+            .then(|| data.chunks.iter().map(|(_, c)| c.clone()).collect())
     }
 
     /// Waits for the origin's headers.
@@ -221,18 +397,28 @@ impl Fill {
         struct Cursor {
             fill: Arc<Fill>,
             rx: watch::Receiver<u64>,
-            chunk: usize,
-            /// Absolute position of the start of `chunk`.
+            id: u64,
+            /// The next byte's position in the body.
             at: u64,
-            skip: u64,
             left: Option<u64>,
         }
+        impl Drop for Cursor {
+            fn drop(&mut self) {
+                self.fill.reader_at(self.id, None);
+            }
+        }
+        let id = {
+            let mut data = self.lock();
+            data.next_reader += 1;
+            let id = data.next_reader;
+            data.readers.insert(id, skip);
+            id
+        };
         let cursor = Cursor {
             rx: self.progress.subscribe(),
             fill: self.clone(),
-            chunk: 0,
-            at: 0,
-            skip,
+            id,
+            at: skip,
             left: take,
         };
         let stream = futures_util::stream::unfold(cursor, |mut c| async move {
@@ -243,46 +429,62 @@ impl Fill {
                 c.rx.borrow_and_update();
                 let next = {
                     let data = c.fill.lock();
-                    match data.chunks.get(c.chunk) {
-                        Some(chunk) => Ok(Some(chunk.clone())),
-                        None => match &data.end {
+                    if c.at < data.received {
+                        Ok(Some(data.locate(c.at)))
+                    } else {
+                        match &data.end {
                             // Passed after this body was made: its bytes are not here.
                             Some(Ok(())) if data.is_passed() => Err(passed_elsewhere().to_io()),
                             Some(Ok(())) => Ok(None),
                             Some(Err(error)) => Err(error.to_io()),
-                            None => Ok(Some(Bytes::new())),
-                        },
+                            None => Ok(Some(Source::Memory(Bytes::new()))),
+                        }
                     }
                 };
-                match next {
-                    Ok(Some(chunk)) if chunk.is_empty() => {
+                let mut piece = match next {
+                    Ok(Some(Source::Memory(chunk))) if chunk.is_empty() => {
                         // Nothing new yet: wait for the leader.
                         if c.rx.changed().await.is_err() {
                             let error =
                                 EdgeError::Internal("the origin fetch was abandoned".into());
                             return Some((Err(error.to_io()), c));
                         }
+                        continue;
                     }
-                    Ok(Some(chunk)) => {
-                        let start = c.at;
-                        c.at += chunk.len() as u64;
-                        c.chunk += 1;
-                        if c.at <= c.skip {
-                            continue;
-                        }
-                        let from = c.skip.saturating_sub(start) as usize;
-                        let mut piece = chunk.slice(from..);
-                        if let Some(left) = c.left.as_mut() {
-                            if (piece.len() as u64) > *left {
-                                piece = piece.slice(..*left as usize);
+                    Ok(Some(Source::Memory(chunk))) => chunk,
+                    Ok(Some(Source::Store(copy, len))) => {
+                        let len = c.left.map_or(len, |left| left.min(len));
+                        let at = c.at;
+                        let read = tokio::task::spawn_blocking(move || copy.read(at, len)).await;
+                        match read {
+                            Ok(Ok(bytes)) if bytes.len() as u64 == len => bytes,
+                            Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {
+                                let error = EdgeError::Internal(
+                                    "the stored copy of an object being fetched could not be read"
+                                        .into(),
+                                );
+                                return Some((Err(error.to_io()), c));
                             }
-                            *left -= piece.len() as u64;
                         }
-                        return Some((Ok(hyper::body::Frame::data(piece)), c));
+                    }
+                    Ok(Some(Source::Lost)) => {
+                        let error = EdgeError::Internal(
+                            "a viewer fell behind a fill its bytes are no longer kept for".into(),
+                        );
+                        return Some((Err(error.to_io()), c));
                     }
                     Ok(None) => return None,
                     Err(error) => return Some((Err(error), c)),
+                };
+                if let Some(left) = c.left.as_mut() {
+                    if (piece.len() as u64) > *left {
+                        piece = piece.slice(..*left as usize);
+                    }
+                    *left -= piece.len() as u64;
                 }
+                c.at += piece.len() as u64;
+                c.fill.reader_at(c.id, Some(c.at));
+                return Some((Ok(hyper::body::Frame::data(piece)), c));
             }
         });
         StreamBody::new(stream).boxed_unsync()
@@ -351,11 +553,13 @@ pub struct Fills {
 }
 
 impl Fills {
-    /// Joins the fill for `key`, or starts one. The bool is true for the leader, which must
-    /// drive the fill and call [`Fills::remove`] when it is done.
+    /// Joins the fill for `key`, or starts one (also in place of a spilled one). The bool is
+    /// true for the leader, which must drive the fill and call [`Fills::remove`] when done.
     pub fn join_or_start(&self, key: &str) -> (Arc<Fill>, bool) {
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(fill) = inflight.get(key) {
+        if let Some(fill) = inflight.get(key)
+            && fill.lock().keep != Keep::Window
+        {
             return (fill.clone(), false);
         }
         let fill = Arc::new(Fill::default());
@@ -372,9 +576,12 @@ impl Fills {
     }
 
     /// Forgets the fill for `key` (if it is still `fill`).
-    pub fn remove(&self, key: &str, fill: &Arc<Fill>) {
+    pub fn remove(&self, key: &str, fill: &Fill) {
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        if inflight.get(key).is_some_and(|f| Arc::ptr_eq(f, fill)) {
+        if inflight
+            .get(key)
+            .is_some_and(|f| std::ptr::eq(Arc::as_ptr(f), fill))
+        {
             inflight.remove(key);
         }
     }

@@ -1,5 +1,5 @@
-//! Writing records: room at a log's tail, taken back from its head by the S3-FIFO policy, and
-//! the moves that policy asks for (probation to main, main to its own tail).
+//! Room at a log's tail, taken back from its head by the S3-FIFO policy, and the moves that
+//! policy asks for (probation to main, main to its own tail). Writing new records is `write`.
 //!
 //! A writer holds its log's lock while it reserves (evicting, moving, and writing the RESERVED
 //! header and the FREE entry after it), and writes its record's parts without it. Moves are
@@ -8,31 +8,17 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 
-use super::format::{
-    PayloadHasher, RECORD_HEADER, RecordHeader, RecordState, align, family_hash, key_hash,
-};
+use super::format::{RECORD_HEADER, RecordHeader, RecordState, align};
 use super::index::{Area, Entry, Moving};
 use super::log::Log;
-use super::{Inner, Meta, Store, StoreError, lock};
+use super::{Inner, Meta, StoreError, lock};
 
-/// Records up to this size are written with one `pwrite`, assembled in memory first.
-const ONE_WRITE: u64 = 4 << 20;
 /// Records up to this size are moved (promoted, reinserted) when the policy keeps them; a move
 /// reads the record into memory, so larger ones leave instead.
 const MOVE_LIMIT: u64 = 16 << 20;
-
-/// Counts an insert as finished when dropped (`Store::close` waits for them).
-struct Done<'a>(&'a AtomicUsize);
-
-impl Drop for Done<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// A record taken from a log's head to be written again.
 struct Carry {
@@ -42,107 +28,17 @@ struct Carry {
     entry: Entry,
 }
 
-impl<M: Meta> Store<M> {
-    /// Stores `body` (given as the chunks it arrived in) under `key`. Blocking: it writes the
-    /// file and may move other records, so async callers run it on the blocking pool.
-    /// `counts_as_use` false (a prefetch) keeps the object on probation whatever its history.
-    pub fn insert(
-        &self,
-        key: &str,
-        meta: &M,
-        body: &[Bytes],
-        counts_as_use: bool,
-    ) -> Result<(), StoreError> {
-        let inner = &self.inner;
-        inner.inserting.fetch_add(1, Ordering::SeqCst);
-        let _done = Done(&inner.inserting);
-        if !inner.is_ready() {
-            return Err(StoreError::Starting);
-        }
-        let meta_bytes = meta.encode();
-        let body_len: u64 = body.iter().map(|b| b.len() as u64).sum();
-        if key.len() > u32::MAX as usize || meta_bytes.len() > u32::MAX as usize {
-            return Err(StoreError::TooLarge(body_len));
-        }
-        let total = RecordHeader::total_for(key.len() as u64, meta_bytes.len() as u64, body_len);
-        let hash = key_hash(key);
-        let (small_len, main_len) = (inner.layout.small_len, inner.layout.main_len);
-        if total > main_len || total / super::format::ALIGN > u64::from(u32::MAX) {
-            return Err(StoreError::TooLarge(body_len));
-        }
-        let remembered = counts_as_use && inner.lock().ghost.take(hash);
-        // Probation is for new objects that fit it several times over.
-        let area = if remembered || total > small_len / 4 {
-            Area::Main
-        } else {
-            Area::Small
-        };
-        let (offset, header) = {
-            let mut log = match area {
-                Area::Small => lock(&inner.small),
-                Area::Main => lock(&inner.main),
-            };
-            let at = inner.make_room(&mut log, area, total)?;
-            let mut state = inner.lock();
-            let written = state.next_written();
-            state.seq = state.seq.saturating_add(1);
-            let seq = state.seq;
-            drop(state);
-            let header = RecordHeader {
-                state: RecordState::Reserved,
-                key_len: key.len() as u32,
-                total,
-                written,
-                key_hash: hash,
-                seq,
-                meta_len: meta_bytes.len() as u32,
-                body_len,
-                checksum: 0,
-                family: family_hash(key),
-            };
-            inner.begin_record(&mut log, at, &header)?;
-            (log.start + at, header)
-        };
-
-        let result = inner.write_parts(offset, header, key.as_bytes(), &meta_bytes, body);
-        if result.is_ok() {
-            let mut state = inner.lock();
-            state.moving.remove(&hash);
-            let entry = Entry {
-                offset,
-                units: (total / super::format::ALIGN) as u32,
-                area,
-                freq: 0,
-                unverified: false,
-                seq: header.seq,
-            };
-            if let Some(old) = state.put(hash, entry) {
-                inner.mark_dead(old.offset);
-            }
-            state.fresh_meta.remove(&hash);
-            state.join_family(header.family, hash);
-        }
-        // Indexed before its range is let go: the head never passes a record that is neither
-        // being written nor indexed.
-        {
-            let mut log = match area {
-                Area::Small => lock(&inner.small),
-                Area::Main => lock(&inner.main),
-            };
-            let start = log.start;
-            log.done_writing(offset - start);
-        }
-        result.map_err(StoreError::Write)?;
-        Ok(())
-    }
-}
-
 impl<M: Meta> Inner<M> {
     /// Makes `total` bytes of room at `log`'s tail and takes them; returns their offset from
     /// the log's start. Records at the head leave, or move as the policy says (into the main
     /// log, whose lock is taken after the small log's). Fails only when the head is a record
     /// still being written.
-    fn make_room(&self, log: &mut Log, area: Area, total: u64) -> Result<u64, StoreError> {
+    pub(super) fn make_room(
+        &self,
+        log: &mut Log,
+        area: Area,
+        total: u64,
+    ) -> Result<u64, StoreError> {
         let mut carries: VecDeque<Carry> = VecDeque::new();
         // Objects read faster than the head goes round would be moved for ever: after a lap's
         // worth of moves, the head leaves whatever it finds (a bounded CLOCK hand).
@@ -385,7 +281,7 @@ impl<M: Meta> Inner<M> {
     /// Writes the FREE entry after a record taken at `at` (by `make_room`), then its RESERVED
     /// header, so that the log's chain parses whatever happens next, and marks the range as
     /// being written. If the header cannot be written, the room goes back.
-    fn begin_record(
+    pub(super) fn begin_record(
         &self,
         log: &mut Log,
         at: u64,
@@ -402,42 +298,8 @@ impl<M: Meta> Inner<M> {
         Ok(())
     }
 
-    /// Writes a record's key, meta and body after its RESERVED header, then its checksum and
-    /// the COMMITTED state.
-    fn write_parts(
-        &self,
-        offset: u64,
-        mut header: RecordHeader,
-        key: &[u8],
-        meta: &[u8],
-        body: &[Bytes],
-    ) -> std::io::Result<()> {
-        let mut hasher = PayloadHasher::default();
-        let parts = [key, meta]
-            .into_iter()
-            .chain(body.iter().map(|b| b.as_ref()));
-        if header.total <= ONE_WRITE {
-            let mut buf = Vec::with_capacity((header.total - RECORD_HEADER) as usize);
-            for part in parts {
-                hasher.update(part);
-                buf.extend_from_slice(part);
-            }
-            self.file.write(offset + RECORD_HEADER, &buf)?;
-        } else {
-            let mut at = offset + RECORD_HEADER;
-            for part in parts {
-                hasher.update(part);
-                self.file.write(at, part)?;
-                at += part.len() as u64;
-            }
-        }
-        header.checksum = hasher.finish(header.body_len, header.seq);
-        header.state = RecordState::Committed;
-        self.file.write(offset, &header.encode(self.salt))
-    }
-
     /// Writes an entry header that has no parts (FREE).
-    fn write_entry(&self, offset: u64, header: &RecordHeader) {
+    pub(super) fn write_entry(&self, offset: u64, header: &RecordHeader) {
         debug_assert_eq!(align(header.total), header.total);
         if let Err(error) = self.file.write(offset, &header.encode(self.salt)) {
             tracing::warn!(%error, offset, "store: could not write a free entry");

@@ -14,11 +14,27 @@ use bytes::Bytes;
 use super::format::ALIGN;
 
 /// A removal kept while the store starts: one key, or a key's variants and slices.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) enum Removal {
     Key(u64),
     Family(u64),
+    /// Every key starting with this (never kept while starting: it is refused then).
+    Prefix(Box<str>),
 }
+
+impl Removal {
+    /// True when this removal takes the key `key` (whose hash is `hash`).
+    pub fn takes(&self, key: &str, hash: u64) -> bool {
+        match self {
+            Removal::Key(h) => *h == hash,
+            Removal::Family(family) => super::format::family_hash(key) == *family,
+            Removal::Prefix(prefix) => key.starts_with(&**prefix),
+        }
+    }
+}
+
+/// How many of the last removals are kept, for fills that began before them (`State::recent`).
+pub(super) const RECENT_REMOVALS: usize = 4096;
 
 /// Which log a record is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +86,16 @@ pub(super) struct State<M> {
     /// before the NUL), so that they can be removed together without reading every key. May
     /// hold hashes no longer indexed; pruned as it grows.
     pub families: HashMap<u64, Vec<u64>>,
+    /// Records being written, by content sequence number: a removal of their key while they
+    /// are written marks them, and their commit then gives them up (a purge is never undone
+    /// by a fill that was in flight).
+    pub writing: HashMap<u64, Writing>,
     /// Removals asked for while the store was starting, applied once its index is back.
     pub removed_while_starting: Vec<Removal>,
+    /// Removals so far, and the last of them with their numbers: a fill that began before a
+    /// removal of its key must not store what it fetched (`Store::begin`'s `since`).
+    pub removals: u64,
+    pub recent: VecDeque<(u64, Removal)>,
     /// Recovered objects whose bodies the background check has still to read.
     pub unverified: Vec<u64>,
     /// The last write order and content sequence numbers given out.
@@ -93,7 +117,10 @@ impl<M> State<M> {
             fresh_meta: HashMap::new(),
             ghost: Ghost::default(),
             families: HashMap::new(),
+            writing: HashMap::new(),
             removed_while_starting: Vec::new(),
+            removals: 0,
+            recent: VecDeque::new(),
             unverified: Vec::new(),
             written: 0,
             seq: 0,
@@ -176,6 +203,55 @@ impl<M> State<M> {
     pub fn next_written(&mut self) -> u64 {
         self.written += 1;
         self.written
+    }
+}
+
+/// A record being written (see `State::writing`).
+pub(super) struct Writing {
+    pub hash: u64,
+    pub key: Box<str>,
+    pub removed: bool,
+}
+
+impl<M> State<M> {
+    /// Notes a removal: the records being written that it takes are marked, and it is kept
+    /// for the fills that began before it.
+    pub fn removed(&mut self, removal: Removal) -> usize {
+        let marked = self.remove_writing(|w| removal.takes(&w.key, w.hash));
+        self.removals += 1;
+        if self.recent.len() >= RECENT_REMOVALS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((self.removals, removal));
+        marked
+    }
+
+    /// True when a removal after number `since` takes `key` (or when too many came since to
+    /// tell: then the fill stores nothing, which is always safe).
+    pub fn removed_since(&self, since: u64, key: &str, hash: u64) -> bool {
+        if self.removals == since {
+            return false;
+        }
+        match self.recent.front() {
+            Some((first, _)) if *first <= since.saturating_add(1) => self
+                .recent
+                .iter()
+                .filter(|(n, _)| *n > since)
+                .any(|(_, r)| r.takes(key, hash)),
+            _ => true,
+        }
+    }
+
+    /// Marks the records being written that `removed` picks as removed; returns how many.
+    pub fn remove_writing(&mut self, removed: impl Fn(&Writing) -> bool) -> usize {
+        let mut n = 0;
+        for writing in self.writing.values_mut() {
+            if !writing.removed && removed(writing) {
+                writing.removed = true;
+                n += 1;
+            }
+        }
+        n
     }
 }
 

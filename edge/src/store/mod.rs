@@ -6,7 +6,8 @@
 //! - `file`: the file, its lock, and positioned reads and writes (no memory map: see there).
 //! - `log`: one circular log's head, tail and reservations, pure bookkeeping.
 //! - `index`: hash of key → entry, the ghost list, records being moved.
-//! - `evict`: room at a log's tail, taken from its head by the policy; writing records.
+//! - `evict`: room at a log's tail, taken from its head by the policy, and the moves it asks for.
+//! - `write`: new records, written whole or piece by piece while a fill receives them.
 //! - `read`: lookups and bodies, checked against the index after every read.
 //! - `recover`: rebuilding the index from the file at start.
 //!
@@ -50,6 +51,7 @@ mod index;
 mod log;
 mod read;
 mod recover;
+mod write;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -62,6 +64,7 @@ use format::{RECORD_HEADER, RecordState, Superblock, key_hash};
 use index::{Area, State};
 use log::Log;
 pub use read::{CHUNK, StoredBody};
+pub use write::{BodyLen, PendingBody, Writer};
 
 /// What the store keeps beside each body, encoded into the record (the cache's response meta).
 pub trait Meta: Sized + Send + Sync + 'static {
@@ -89,6 +92,10 @@ pub enum StoreError {
     Write(std::io::Error),
     #[error("the store is still loading its index; not storing this object")]
     Starting,
+    #[error("the store is closing; not storing this object")]
+    Closing,
+    #[error("the object was removed while it was written; not storing it")]
+    Removed,
 }
 
 /// Counters a person or `/status` reads.
@@ -220,11 +227,14 @@ impl<M: Meta> Recovery<M> {
         *s = small;
         *m = main;
         let removals = std::mem::take(&mut now.removed_while_starting);
+        state.removals = now.removals;
+        state.recent = std::mem::take(&mut now.recent);
         *now = state;
         for removal in removals {
             let hashes = match removal {
                 index::Removal::Key(hash) => vec![hash],
                 index::Removal::Family(family) => now.leave_family(family),
+                index::Removal::Prefix(_) => Vec::new(),
             };
             for hash in hashes {
                 if let Some(old) = now.take(hash) {
@@ -336,6 +346,12 @@ impl<M: Meta> Store<M> {
         Ok((store, recovery))
     }
 
+    /// The number of removals so far: given to [`Store::begin`] as `since` by a fill that
+    /// starts now, so that a removal of its key meanwhile is not undone by storing it.
+    pub fn removals(&self) -> u64 {
+        self.inner.lock().removals
+    }
+
     /// True once the index is rebuilt (see [`Store::open_starting`]).
     pub fn is_ready(&self) -> bool {
         self.inner.is_ready()
@@ -394,15 +410,17 @@ impl<M: Meta> Store<M> {
         let mut state = self.inner.lock();
         if !self.inner.is_recovered() {
             state.removed_while_starting.push(index::Removal::Key(hash));
+            state.removed(index::Removal::Key(hash));
             return false;
         }
         let moving = state.moving.remove(&hash).is_some();
+        let writing = state.removed(index::Removal::Key(hash)) > 0;
         match state.take(hash) {
             Some(old) => {
                 self.inner.mark_dead(old.offset);
                 true
             }
-            None => moving,
+            None => moving || writing,
         }
     }
 
@@ -414,10 +432,11 @@ impl<M: Meta> Store<M> {
             state
                 .removed_while_starting
                 .push(index::Removal::Family(family));
+            state.removed(index::Removal::Family(family));
             return 0;
         }
         let members = state.leave_family(family);
-        let mut removed = 0;
+        let mut removed = state.removed(index::Removal::Family(family));
         for hash in members {
             let moving = state.moving.remove(&hash).is_some();
             match state.take(hash) {
@@ -438,11 +457,15 @@ impl<M: Meta> Store<M> {
         if !self.inner.is_ready() {
             return None;
         }
+        // Noted first: a record committed after this is refused, one before is in the list.
+        let mut removed = self
+            .inner
+            .lock()
+            .removed(index::Removal::Prefix(prefix.into()));
         let candidates: Vec<(u64, index::Entry)> = {
             let state = self.inner.lock();
             state.index.iter().map(|(&h, &e)| (h, e)).collect()
         };
-        let mut removed = 0;
         for (hash, entry) in candidates {
             let Ok(Some(key)) = self.inner.key_at(&entry) else {
                 continue;

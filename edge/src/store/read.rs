@@ -95,8 +95,11 @@ impl StoredBody {
 }
 
 /// What a chunked body reads through (the store, whatever its meta type).
-trait ReadBody: Send + Sync {
+pub(super) trait ReadBody: Send + Sync {
+    /// `len` bytes from `at` within the record of content `seq` of `hash`, wherever it is.
     fn read_body(&self, hash: u64, seq: u64, at: u64, len: u64) -> std::io::Result<Bytes>;
+    /// `len` bytes at the file's offset `at`, unchecked (the caller knows they are stable).
+    fn read_raw(&self, at: u64, len: u64) -> std::io::Result<Vec<u8>>;
 }
 
 /// Where a lookup found an object.
@@ -333,6 +336,10 @@ impl<M: Meta> Inner<M> {
 }
 
 impl<M: Meta> ReadBody for Inner<M> {
+    fn read_raw(&self, at: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        self.file.read_vec(at, len)
+    }
+
     fn read_body(&self, hash: u64, seq: u64, at: u64, len: u64) -> std::io::Result<Bytes> {
         let gone = || std::io::Error::other("the stored object left the store while it was sent");
         for _ in 0..4 {

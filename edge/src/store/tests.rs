@@ -828,3 +828,210 @@ fn a_truncated_file_never_serves_the_bytes_of_a_record_it_cut() {
         }
     }
 }
+
+#[test]
+fn a_record_written_piece_by_piece_is_readable_as_it_grows_and_stored_at_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_sized(dir.path(), 64 * MIB);
+    let data = joined(&body(5 * MIB as usize + 17, 3));
+    let mut writer = store
+        .begin(
+            "w",
+            &meta("m"),
+            BodyLen::Exact(data.len() as u64),
+            true,
+            None,
+        )
+        .unwrap();
+    let reader = writer.reader();
+    for (i, piece) in data.chunks(300_001).enumerate() {
+        writer.write(piece).unwrap();
+        // What was written so far reads back; the object is not stored yet.
+        let at = (i * 300_001) as u64;
+        assert_eq!(
+            &reader.read(at, piece.len() as u64).unwrap()[..],
+            piece,
+            "piece {i}"
+        );
+        assert!(!store.contains("w"));
+    }
+    writer.commit().unwrap();
+    let hit = store.get("w").unwrap();
+    assert_eq!(hit.meta.0, "m");
+    assert_eq!(all(&hit), data);
+    // The reader goes on reading the stored object.
+    assert_eq!(
+        &reader.read(MIB, 9).unwrap()[..],
+        &data[MIB as usize..][..9]
+    );
+    drop((store, hit, reader));
+    assert_eq!(
+        all(&open_sized(dir.path(), 64 * MIB).get("w").unwrap()),
+        data
+    );
+}
+
+#[test]
+fn a_record_of_unknown_length_gives_back_its_room_and_the_log_still_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = joined(&body(700_000, 4));
+    {
+        let store = open(dir.path());
+        let mut writer = store
+            .begin("u", &meta("m"), BodyLen::AtMost(3 * MIB), true, None)
+            .unwrap();
+        writer.write(&data).unwrap();
+        writer.commit().unwrap();
+        assert_eq!(all(&store.get("u").unwrap()), data);
+        let stats = store.stats();
+        assert!(
+            stats.live < MIB,
+            "the record was cut to its body: {stats:?}"
+        );
+        // Objects written after it, and a restart without a checkpoint, find it and them.
+        for i in 0..3u8 {
+            store
+                .insert(&format!("after{i}"), &meta(""), &body(100_000, i), true)
+                .unwrap();
+        }
+    }
+    let store = open(dir.path());
+    assert_eq!(all(&store.get("u").unwrap()), data);
+    assert!(store.contains("after2"));
+    // The logs go round over the room given back, and a restart still parses them.
+    for i in 0..200u32 {
+        store
+            .insert(&format!("n{i}"), &meta(""), &body(60_000, i as u8), true)
+            .unwrap();
+    }
+    drop(store);
+    let store = open(dir.path());
+    assert!(store.contains("n199"));
+    assert_eq!(all(&store.get("n199").unwrap()), joined(&body(60_000, 199)));
+}
+
+#[test]
+fn a_record_given_up_is_never_stored_nor_read_and_its_room_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store
+            .insert("w", &meta("old"), &body(1000, 1), true)
+            .unwrap();
+        let mut writer = store
+            .begin("w", &meta("new"), BodyLen::Exact(200_000), true, None)
+            .unwrap();
+        let reader = writer.reader();
+        writer.write(&joined(&body(100_000, 2))).unwrap();
+        assert!(reader.read(0, 10).is_ok());
+        // Past the length it was begun with: given up.
+        assert!(writer.write(&joined(&body(100_001, 3))).is_err());
+        assert!(reader.read(0, 10).is_err());
+        assert!(writer.commit().is_err());
+        assert_eq!(store.get("w").unwrap().meta.0, "old");
+        // Dropped before its commit: given up too.
+        let mut writer = store
+            .begin("w", &meta("new"), BodyLen::Exact(10), true, None)
+            .unwrap();
+        writer.write(b"0123456789").unwrap();
+        drop(writer);
+        assert_eq!(store.get("w").unwrap().meta.0, "old");
+        // Its room comes back: the logs go round many times.
+        for i in 0..400u32 {
+            store
+                .insert(&format!("n{i}"), &meta(""), &body(60_000, i as u8), true)
+                .unwrap();
+        }
+        assert!(store.contains("n399"));
+    }
+    let store = open(dir.path());
+    assert!(store.contains("n399"));
+    assert!(store.get("w").is_none_or(|hit| hit.meta.0 == "old"));
+}
+
+#[test]
+fn a_closing_store_gives_up_a_record_being_written_instead_of_waiting_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut writer = store
+        .begin("w", &meta(""), BodyLen::Exact(20), true, None)
+        .unwrap();
+    writer.write(b"0123456789").unwrap();
+    let closer = {
+        let store = store.clone();
+        std::thread::spawn(move || store.close(std::time::Duration::from_secs(30)))
+    };
+    // `close` waits for the writer until its next write, which it refuses.
+    while !store.inner.closing.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    assert!(matches!(
+        writer.write(b"0123456789"),
+        Err(StoreError::Closing)
+    ));
+    closer.join().unwrap().unwrap();
+    assert!(checkpoint_file(&dir.path().join("store")).exists());
+}
+
+#[test]
+fn a_removal_while_a_record_is_written_is_not_undone_by_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let begin = |key: &str| {
+        let mut writer = store
+            .begin(key, &meta("new"), BodyLen::Exact(4), true, None)
+            .unwrap();
+        writer.write(b"body").unwrap();
+        writer
+    };
+    store
+        .insert("k", &meta("old"), &body(100, 1), true)
+        .unwrap();
+    let writer = begin("k");
+    assert!(store.remove("k"));
+    assert!(matches!(writer.commit(), Err(StoreError::Removed)));
+    assert!(store.get("k").is_none());
+    let writer = begin("v\0accept-encoding=gzip");
+    assert_eq!(store.remove_family("v"), 1);
+    assert!(matches!(writer.commit(), Err(StoreError::Removed)));
+    let writer = begin("/live/a.m4s");
+    assert_eq!(store.remove_prefix("/live/"), Some(1));
+    assert!(matches!(writer.commit(), Err(StoreError::Removed)));
+    // Others are not touched.
+    let writer = begin("other");
+    store.remove("k");
+    writer.commit().unwrap();
+    assert!(store.get("other").is_some());
+    assert!(store.get("/live/a.m4s").is_none() && store.get("v\0accept-encoding=gzip").is_none());
+}
+
+#[test]
+fn an_object_fetched_since_a_removal_of_its_key_is_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let since = store.removals();
+    store.remove("k");
+    store.remove_family("v");
+    let refused = |key: &str, since: u64| {
+        matches!(
+            store.insert_since(key, &meta(""), &body(10, 1), true, Some(since)),
+            Err(StoreError::Removed)
+        )
+    };
+    assert!(refused("k", since));
+    assert!(refused("v\0accept-encoding=br", since));
+    assert!(!refused("other", since));
+    assert!(store.contains("other") && !store.contains("k"));
+    // Fetched after the removal: stored.
+    let since = store.removals();
+    store
+        .insert_since("k", &meta(""), &body(10, 1), true, Some(since))
+        .unwrap();
+    assert!(store.contains("k"));
+    // Too many removals since to tell: not stored, which is safe.
+    let since = store.removals();
+    for i in 0..index::RECENT_REMOVALS + 1 {
+        store.remove(&format!("x{i}"));
+    }
+    assert!(refused("k2", since));
+}
