@@ -17,6 +17,7 @@
 //! store = "/var/cache/meridian/edge.store"
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
+//! checkpoint_interval = "10s"         # the store's index saved this often, for a fast start after a crash
 //! slice_size = "1MiB"                 # larger objects' ranges are kept in slices this big
 //! max_request_body = "16MiB"          # POST/PUT/PATCH bodies passed to the origin, at most
 //! ignore_client_no_cache = false      # true: viewers' no-cache / max-age do not reach the origin
@@ -125,6 +126,10 @@ pub struct EdgeConfig {
     /// Longest pause allowed between two chunks of an origin body.
     #[serde(with = "humantime_serde")]
     pub body_idle_timeout: Duration,
+    /// How often the store's index is written beside it while the edge runs: a start after a
+    /// crash loads it and reads only the record headers written since.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for EdgeConfig {
@@ -161,6 +166,7 @@ impl Default for EdgeConfig {
             connect_timeout: Duration::from_secs(2),
             first_byte_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(10),
+            checkpoint_interval: Duration::from_secs(10),
         }
     }
 }
@@ -261,6 +267,12 @@ impl EdgeConfig {
         }
         if self.max_requests == 0 {
             return Err(invalid("max_requests", "must be above zero".into()));
+        }
+        if self.checkpoint_interval < Duration::from_secs(1) {
+            return Err(invalid(
+                "checkpoint_interval",
+                "must be at least 1s (each checkpoint writes the whole index)".into(),
+            ));
         }
         if self.admin_token.as_deref() == Some("") {
             return Err(invalid(

@@ -149,6 +149,27 @@ pub async fn run(
         })
     };
 
+    // The index is saved every `checkpoint_interval`, so that a start after a crash reads
+    // only the record headers written since (see `store::Store::save_checkpoint`).
+    let checkpointer = {
+        let store = store.clone();
+        let every = config.checkpoint_interval;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.save_checkpoint()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "store checkpoint not written"),
+                    Err(error) => tracing::error!(%error, "internal: checkpoint task failed"),
+                }
+            }
+        })
+    };
+
     let admin_shutdown = Shutdown::new();
     let status = {
         let edge = edge.clone();
@@ -225,12 +246,13 @@ pub async fn run(
     }
     stopping.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = checker.await;
+    // A checkpoint being written finishes on the blocking pool; `close` waits for it and
+    // writes the clean stop's over it.
+    checkpointer.abort();
     admin_shutdown.stop();
     let _ = admin_task.await;
     let closing = store.clone();
-    match tokio::task::spawn_blocking(move || closing.close(std::time::Duration::from_secs(5)))
-        .await
-    {
+    match tokio::task::spawn_blocking(move || closing.close()).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
             tracing::warn!(%error, "store close failed; the next start walks the logs")

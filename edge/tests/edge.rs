@@ -367,15 +367,38 @@ async fn a_store_file_truncated_under_the_edge_loses_objects_not_the_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_stored_objects_are_hits_and_no_byte_is_corrupt() {
+    kill_9_while_writing(false).await;
+}
+
+/// The same with the index checkpointed every second: the start after the kill loads the last
+/// checkpoint and walks only the records written after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_the_last_checkpoint_is_caught_up_and_no_byte_is_corrupt() {
+    kill_9_while_writing(true).await;
+}
+
+async fn kill_9_while_writing(checkpoints: bool) {
     let origin = TestOrigin::start().await;
     origin.generate(200 * 1024, "public, max-age=3600");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut edge = start_edge(&origin.url(), dir.path(), &[]);
+    let config = dir.path().join("edge.toml");
+    let interval = if checkpoints { "1s" } else { "1h" };
+    std::fs::write(&config, format!("checkpoint_interval = \"{interval}\"\n")).expect("config");
+    let args = ["--config", config.to_str().expect("utf-8")];
+    let mut edge = start_edge(&origin.url(), dir.path(), &args);
     let base = edge.addr("http").to_owned();
     for i in 0..40 {
         get(&format!("{base}/k/{i}"), &[]).await;
     }
     wait_for_objects(&edge, 40).await;
+    let checkpoint = dir.path().join("edge.store.index");
+    if checkpoints {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !checkpoint.exists() {
+            assert!(Instant::now() < deadline, "no checkpoint was written");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     // Keep writing while the edge is killed.
     let writer = {
         let base = base.clone();
@@ -410,7 +433,21 @@ async fn after_kill_9_stored_objects_are_hits_and_no_byte_is_corrupt() {
     edge.wait_exit(Duration::from_secs(10));
     let _ = writer.await;
 
-    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let edge = start_edge(&origin.url(), dir.path(), &args);
+    let status: serde_json::Value =
+        serde_json::from_str(&status_json(&edge).await).expect("/status is JSON");
+    let start = &status["store_start"];
+    assert_eq!(
+        start["from_checkpoint"].as_bool(),
+        Some(checkpoints),
+        "{status}"
+    );
+    if checkpoints {
+        assert!(
+            start["caught_up_entries"].as_u64() > Some(0),
+            "the records written after the checkpoint were walked: {status}"
+        );
+    }
     let recovered = json_number(&status_json(&edge).await, "objects") as usize;
     assert!(
         recovered >= stored_before,

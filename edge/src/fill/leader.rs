@@ -21,7 +21,7 @@ use crate::freshness;
 use crate::key::{self, Variants};
 use crate::meta::CachedMeta;
 use crate::metrics::Metrics;
-use crate::store::{BodyLen, Meta, Store, StoreError, Writer};
+use crate::store::{BodyLen, Fetch, Meta, Store, StoreError, Writer};
 use crate::upstream::Upstream;
 
 /// The stored copy a fill revalidates: its key, which stored content it is, and its meta.
@@ -94,14 +94,19 @@ const SHARE_IN_MEMORY: u64 = 1 << 20;
 /// A body written through to the store goes in writes of about this size.
 const WRITE_BATCH: u64 = 256 << 10;
 
+/// A storable body of unknown length is kept in memory up to this size (most segments), and
+/// then written through into room reserved for the largest object it may be: reserving that
+/// for every body would evict that much for each.
+const UNKNOWN_LENGTH_IN_MEMORY: u64 = 8 << 20;
+
 /// What a storable fill is stored as.
 #[derive(Clone, Copy)]
 struct Storing<'a> {
     /// `None`: not storable.
     key: Option<&'a str>,
     meta: &'a CachedMeta,
-    /// The store's removals when the fetch began (`Store::begin`).
-    since: u64,
+    /// This fetch, for the store (a removal meanwhile means nothing is stored).
+    fetch: &'a Arc<Fetch<CachedMeta>>,
 }
 
 /// Where a fill's body goes besides its waiters.
@@ -110,8 +115,10 @@ enum Sink {
     Memory,
     /// Written through to the store.
     Through(Box<Writer<CachedMeta>>),
-    /// Storing stopped halfway (see `Fill::spill`).
+    /// Storing stopped, or could not start (see `Fill::spill`).
     Spilled,
+    /// Spilled, and nobody reads it any more: the rest is not fetched.
+    Abandoned,
 }
 
 /// How long a key whose response could not be stored stays pass-through (Varnish's
@@ -255,7 +262,7 @@ impl Filler {
 
     async fn lead(&self, fill: &Arc<Fill>, request: &FillRequest) {
         // Removals from here on (a purge while the origin answers) stop it being stored.
-        let since = self.store.removals();
+        let fetch = Arc::new(self.store.fetching(&request.base));
         let request_time = SystemTime::now();
         let response = match self
             .upstream
@@ -356,22 +363,21 @@ impl Filler {
                 .learn(&request.base, &parts.headers, &request.headers)
         });
         let meta = CachedMeta::new(parts.status, &parts.headers, request_time, response_time);
-        // A large body writes through to the store as it arrives; one the store cannot take
-        // now is passed like any response that will not be kept.
+        // A large body writes through to the store as it arrives. One the store cannot take
+        // now is still shared, its origin read at its slowest viewer's pace (a spilled fill).
         let mut sink = Sink::Memory;
         if let (Some(key), Some(len)) = (&key, content_length)
             && len > SHARE_IN_MEMORY
         {
             match self
-                .begin(key, &meta, BodyLen::Exact(len), request, since)
+                .begin(key, &meta, BodyLen::Exact(len), request, &fetch)
                 .await
             {
                 Ok(writer) => sink = Sink::Through(Box::new(writer)),
                 Err(error) => {
-                    tracing::info!(%error, "not stored; the response is passed");
-                    self.metrics.origin_fetch("passed");
-                    fill.set_passed(head, body, self.limits.body_idle_timeout);
-                    return;
+                    tracing::info!(%error, "not stored; the fill keeps a window only");
+                    self.spill(fill, request, false);
+                    sink = Sink::Spilled;
                 }
             }
         }
@@ -379,32 +385,38 @@ impl Filler {
         if let Sink::Through(writer) = &sink {
             fill.write_through(writer.reader());
         }
+        let storing = Storing {
+            key: key.as_deref(),
+            meta: &meta,
+            fetch: &fetch,
+        };
         let received = self
-            .receive(
-                fill,
-                body,
-                content_length,
-                sink,
-                &Storing {
-                    key: key.as_deref(),
-                    meta: &meta,
-                    since,
-                },
-                request,
-            )
+            .receive(fill, body, content_length, sink, &storing, request)
             .await;
         match received {
+            Ok(Sink::Abandoned) => {
+                self.metrics.origin_fetch("abandoned");
+                tracing::info!("nobody reads a fill that cannot be stored; fetch stopped");
+                fill.finish(Err(EdgeError::Internal(
+                    "the fetch was stopped: nobody was reading it".into(),
+                )));
+            }
             Ok(sink) => {
                 self.metrics.origin_fetch("ok");
-                fill.finish(Ok(()));
                 match (sink, key) {
-                    (Sink::Through(writer), Some(_)) => self.commit(*writer, request).await,
-                    (Sink::Memory, Some(key)) => {
+                    // Committed before the fill ends: a viewer that joins a complete fill is
+                    // told it is a hit, and reads the stored object.
+                    (Sink::Through(writer), Some(_)) => {
+                        self.commit(*writer, request).await;
+                        fill.finish(Ok(()));
+                    }
+                    (Sink::Memory, Some(key)) if fill.received() <= self.limits.max_object_size => {
+                        fill.finish(Ok(()));
                         if let Some(chunks) = fill.chunks() {
-                            self.store_object(request, key, meta, chunks, since).await;
+                            self.store_object(request, key, meta, chunks, &fetch).await;
                         }
                     }
-                    _ => {}
+                    _ => fill.finish(Ok(())),
                 }
             }
             Err(error) => {
@@ -419,14 +431,14 @@ impl Filler {
     /// through to the store (`sink`) when it is large. Returns where the body went.
     async fn receive(
         &self,
-        fill: &Fill,
+        fill: &Arc<Fill>,
         mut body: hyper::body::Incoming,
         content_length: Option<u64>,
         mut sink: Sink,
         storing: &Storing<'_>,
         request: &FillRequest,
     ) -> Result<Sink, EdgeError> {
-        let Storing { key, meta, since } = *storing;
+        let Storing { key, meta, fetch } = *storing;
         let mut pending: Vec<Bytes> = Vec::new();
         loop {
             let frame =
@@ -445,16 +457,25 @@ impl Filler {
             match &sink {
                 // A body of unknown length kept in memory until it is large: then it writes
                 // through, into room reserved for the largest object it may be.
-                Sink::Memory if key.is_some() && fill.received() > SHARE_IN_MEMORY => {
+                Sink::Memory
+                    if key.is_some()
+                        && fill.received()
+                            > UNKNOWN_LENGTH_IN_MEMORY.min(self.limits.max_object_size) =>
+                {
                     let most = self
                         .limits
                         .max_object_size
                         .min(self.store.max_body(meta.encode().len() as u64 + 4096));
                     let key = key.unwrap_or_default();
-                    match self
-                        .begin(key, meta, BodyLen::AtMost(most), request, since)
-                        .await
-                    {
+                    let began = if fill.received() > most {
+                        Err(EdgeError::Internal(
+                            "the body is larger than max_object_size".into(),
+                        ))
+                    } else {
+                        self.begin(key, meta, BodyLen::AtMost(most), request, fetch)
+                            .await
+                    };
+                    match began {
                         Ok(writer) => {
                             fill.write_through(writer.reader());
                             pending = fill.chunks().unwrap_or_default();
@@ -462,7 +483,7 @@ impl Filler {
                         }
                         Err(error) => {
                             tracing::info!(%error, "not stored; the fill keeps a window only");
-                            self.spill(fill, request, false);
+                            self.spill(fill, request, fill.received() > most);
                             sink = Sink::Spilled;
                         }
                     }
@@ -472,6 +493,11 @@ impl Filler {
             }
             if matches!(sink, Sink::Spilled) {
                 fill.keep_pace(self.limits.body_idle_timeout).await;
+                // Nobody reads it, nor holds it to read later (beside this task and the fills
+                // in flight).
+                if fill.readers() == 0 && Arc::strong_count(fill) <= 2 {
+                    return Ok(Sink::Abandoned);
+                }
             }
             let batch: u64 = pending.iter().map(|c| c.len() as u64).sum();
             if batch >= WRITE_BATCH {
@@ -495,15 +521,17 @@ impl Filler {
         meta: &CachedMeta,
         len: BodyLen,
         request: &FillRequest,
-        since: u64,
+        fetch: &Arc<Fetch<CachedMeta>>,
     ) -> Result<Writer<CachedMeta>, EdgeError> {
         let (store, key, meta) = (self.store.clone(), key.to_owned(), meta.clone());
         let counts_as_use = !request.prefetch;
-        let since = Some(since);
-        tokio::task::spawn_blocking(move || store.begin(&key, &meta, len, counts_as_use, since))
-            .await
-            .map_err(|e| EdgeError::Internal(format!("store task failed: {e}").into()))?
-            .map_err(|e| EdgeError::Internal(e.to_string().into()))
+        let fetch = fetch.clone();
+        tokio::task::spawn_blocking(move || {
+            store.begin(&key, &meta, len, counts_as_use, Some(&fetch))
+        })
+        .await
+        .map_err(|e| EdgeError::Internal(format!("store task failed: {e}").into()))?
+        .map_err(|e| EdgeError::Internal(e.to_string().into()))
     }
 
     /// Writes the pending chunks through to the store; a failure spills the fill.
@@ -573,7 +601,9 @@ impl Filler {
     ) {
         match outcome {
             Ok(Ok(())) => self.passing.invalidate(&request.base),
-            Ok(Err(error @ StoreError::Removed)) => tracing::info!(%error, "not stored"),
+            Ok(Err(error @ (StoreError::Removed | StoreError::Closing))) => {
+                tracing::info!(%error, "not stored")
+            }
             Ok(Err(error)) => tracing::warn!(%error, "not stored"),
             Err(error) => tracing::error!(%error, "internal: store task failed"),
         }
@@ -586,12 +616,13 @@ impl Filler {
         key: String,
         meta: CachedMeta,
         chunks: Vec<Bytes>,
-        since: u64,
+        fetch: &Arc<Fetch<CachedMeta>>,
     ) {
         let store = self.store.clone();
         let counts_as_use = !request.prefetch;
+        let fetch = fetch.clone();
         let inserted = tokio::task::spawn_blocking(move || {
-            store.insert_since(&key, &meta, &chunks, counts_as_use, Some(since))
+            store.insert_fetched(&key, &meta, &chunks, counts_as_use, Some(&fetch))
         })
         .await;
         self.stored(inserted, request);

@@ -314,6 +314,11 @@ impl Fill {
         }
     }
 
+    /// How many waiters are reading the body.
+    pub fn readers(&self) -> usize {
+        self.lock().readers.len()
+    }
+
     /// Notes where waiter `id` is (`None`: it is gone).
     fn reader_at(&self, id: u64, at: Option<u64>) {
         let spilled = {

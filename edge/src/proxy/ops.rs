@@ -103,6 +103,12 @@ impl Edge {
             "load": in_flight as f64 / f64::from(self.max_requests),
             "draining": shutting_down || self.drain_mode.load(Ordering::Relaxed),
             "fills_in_flight": self.filler.in_flight_count(),
+            "store_start": self.store.recovered().map(|r| serde_json::json!({
+                "objects": r.objects,
+                "from_checkpoint": r.from_checkpoint,
+                "caught_up_entries": r.caught_up,
+                "ms": r.ms,
+            })),
             "uptime_seconds": self.started.elapsed().as_secs(),
         })
     }

@@ -1,16 +1,18 @@
 //! The index checkpoint: the whole index and both logs' positions, written beside the store
-//! file (`<store>.index`) at a clean stop, so that the next start loads it instead of walking
-//! every entry header of the store (which, for a large store with its pages out of memory,
-//! takes seconds of random reads).
+//! file (`<store>.index`) at a clean stop, and every few seconds while the edge runs, so that
+//! the next start loads it instead of walking every entry header of the store (which, for a
+//! large store with its pages out of memory, takes seconds of random reads).
 //!
-//! It is only ever used once, and only if it matches: it is read and deleted when the store is
-//! opened, before anything is written, so that a crash later (after which the checkpoint would
-//! be stale) finds none and recovery walks the logs. Its bodies are checked like recovered
-//! ones (lazily, once since start), and every lookup checks the record's header, so a
-//! checkpoint that lies about a record can only cause a miss.
+//! A clean stop's checkpoint is the index as it was. One written while running is older than
+//! the file: recovery loads it, then walks only the entries written after it, from each log's
+//! tail as it was (`recover::catch_up`), and falls back to walking everything when a log went
+//! further round than that. A checkpoint is used once: it is read and deleted when the store is
+//! opened, before anything is written. Its bodies are checked like recovered ones (lazily, once
+//! since start), and every lookup checks the record's header, so a checkpoint that lies about
+//! a record (one evicted or purged since it was written) can only cause a miss.
 //!
 //! ```text
-//! checkpoint = magic "MRDNIDX1" | salt u64 | capacity u64 | written u64 | seq u64
+//! checkpoint = magic "MRDNIDX2" | salt u64 | capacity u64 | written u64 | seq u64 | clean u64
 //!            | small: head u64, tail u64, used u64 | main: head u64, tail u64, used u64
 //!            | count u64 | count × (hash u64, offset u64, seq u64, units u32, area u8, freq u8)
 //!            | pairs u64 | pairs × (family u64, hash u64) | xxh3 of everything before u64
@@ -23,11 +25,11 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::index::{Area, Entry, State};
 use super::log::Log;
 
-const MAGIC: &[u8; 8] = b"MRDNIDX1";
+const MAGIC: &[u8; 8] = b"MRDNIDX2";
 /// hash, offset, seq (u64 each), units (u32), area and freq (u8 each).
 const ENTRY: usize = 8 + 8 + 8 + 4 + 1 + 1;
-/// magic, salt, capacity, written, seq; three positions per log; the entry count.
-const HEAD: usize = 8 * 5 + 8 * 6 + 8;
+/// magic, salt, capacity, written, seq, clean; three positions per log; the entry count.
+const HEAD: usize = 8 * 6 + 8 * 6 + 8;
 
 /// Where the checkpoint of the store at `path` is kept.
 pub fn path_for(store: &Path) -> PathBuf {
@@ -58,13 +60,14 @@ pub fn take(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 pub(super) fn encode<M>(
     salt: u64,
     capacity: u64,
+    clean: bool,
     small: &Log,
     main: &Log,
     state: &State<M>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEAD + state.index.len() * ENTRY + 8);
     out.extend_from_slice(MAGIC);
-    for n in [salt, capacity, state.written, state.seq] {
+    for n in [salt, capacity, state.written, state.seq, u64::from(clean)] {
         out.extend_from_slice(&n.to_le_bytes());
     }
     for log in [small, main] {
@@ -98,7 +101,8 @@ pub(super) fn encode<M>(
 }
 
 /// Loads a checkpoint into `state` and the logs (whose starts and lengths are set already), if
-/// it is whole and of this store (`salt`, `capacity`). Entries come back unverified.
+/// it is whole and of this store (`salt`, `capacity`); returns whether a clean stop wrote it
+/// (else the entries written after it are still to be walked). Entries come back unverified.
 pub(super) fn decode<M>(
     bytes: &[u8],
     salt: u64,
@@ -106,12 +110,10 @@ pub(super) fn decode<M>(
     small: &mut Log,
     main: &mut Log,
     state: &mut State<M>,
-) -> bool {
-    let Some((body, check)) = bytes.split_last_chunk::<8>() else {
-        return false;
-    };
+) -> Option<bool> {
+    let (body, check) = bytes.split_last_chunk::<8>()?;
     if body.len() < HEAD || &body[..8] != MAGIC || u64::from_le_bytes(*check) != xxh3_64(body) {
-        return false;
+        return None;
     }
     let mut at = 8;
     let mut next = || {
@@ -120,26 +122,24 @@ pub(super) fn decode<M>(
         n
     };
     if next() != salt || next() != capacity {
-        return false;
+        return None;
     }
-    let (written, seq) = (next(), next());
+    let (written, seq, clean) = (next(), next(), next());
+    if clean > 1 {
+        return None;
+    }
     let positions: Vec<u64> = (0..6).map(|_| next()).collect();
     let count = next() as usize;
-    let Some(entries_end) = count.checked_mul(ENTRY).and_then(|n| n.checked_add(HEAD)) else {
-        return false;
-    };
-    let Some(pairs) = entries_end
+    let entries_end = count.checked_mul(ENTRY).and_then(|n| n.checked_add(HEAD))?;
+    let pairs = entries_end
         .checked_add(8)
-        .and_then(|end| body.get(entries_end..end))
-    else {
-        return false;
-    };
+        .and_then(|end| body.get(entries_end..end))?;
     let pairs = u64::from_le_bytes(pairs.try_into().unwrap_or_default()) as usize;
     let expected = pairs
         .checked_mul(16)
         .and_then(|n| n.checked_add(entries_end + 8));
     if expected != Some(body.len()) {
-        return false;
+        return None;
     }
     for (log, p) in [
         (&mut *small, &positions[0..3]),
@@ -153,7 +153,7 @@ pub(super) fn decode<M>(
             && tail.is_multiple_of(super::format::ALIGN)
             && (tail + log.len - head) % log.len == used % log.len;
         if !consistent {
-            return false;
+            return None;
         }
         (log.head, log.tail, log.used) = (head, tail, used);
     }
@@ -200,5 +200,5 @@ pub(super) fn decode<M>(
         state.join_family(family, hash);
     }
     state.unverified = state.index.keys().copied().collect();
-    true
+    Some(clean == 1)
 }

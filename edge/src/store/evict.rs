@@ -100,6 +100,9 @@ impl<M: Meta> Inner<M> {
     ) -> Result<Option<Carry>, StoreError> {
         let at = log.start + log.head;
         if log.is_being_written(log.head) {
+            // A record written through while the origin sends it: its writer gives it up at
+            // its next write, and the head passes it then.
+            log.want_back(log.head);
             return Err(StoreError::NoSpace);
         }
         let header = self
@@ -205,7 +208,7 @@ impl<M: Meta> Inner<M> {
     fn skip_unreadable(&self, log: &mut Log) -> Result<(), StoreError> {
         let rest = (log.len - log.head).min(log.used);
         let (from, to) = (log.head, log.head + rest);
-        if log.writing.iter().any(|&(at, _)| at >= from && at < to) {
+        if log.writing.iter().any(|(at, _, _)| *at >= from && *at < to) {
             return Err(StoreError::NoSpace);
         }
         let (from_abs, to_abs) = (log.start + from, log.start + to);
@@ -286,6 +289,7 @@ impl<M: Meta> Inner<M> {
         log: &mut Log,
         at: u64,
         header: &RecordHeader,
+        wanted_back: Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<(), StoreError> {
         if let Some((free_at, len)) = log.free_entry() {
             self.write_entry(log.start + free_at, &RecordHeader::free(len));
@@ -294,7 +298,7 @@ impl<M: Meta> Inner<M> {
             log.untake(at, header.total);
             return Err(StoreError::Write(error));
         }
-        log.writing.push((at, header.total));
+        log.writing.push((at, header.total, wanted_back));
         Ok(())
     }
 

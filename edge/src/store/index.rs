@@ -31,10 +31,17 @@ impl Removal {
             Removal::Prefix(prefix) => key.starts_with(&**prefix),
         }
     }
-}
 
-/// How many of the last removals are kept, for fills that began before them (`State::recent`).
-pub(super) const RECENT_REMOVALS: usize = 4096;
+    /// True when this removal takes what a fetch of `base` may store: `base` itself, or one of
+    /// its variants or slices.
+    pub fn takes_fetch(&self, base: &str) -> bool {
+        let hash = super::format::key_hash(base);
+        match self {
+            Removal::Family(family) => *family == hash.max(1) || self.takes(base, hash),
+            _ => self.takes(base, hash),
+        }
+    }
+}
 
 /// Which log a record is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,10 +99,10 @@ pub(super) struct State<M> {
     pub writing: HashMap<u64, Writing>,
     /// Removals asked for while the store was starting, applied once its index is back.
     pub removed_while_starting: Vec<Removal>,
-    /// Removals so far, and the last of them with their numbers: a fill that began before a
-    /// removal of its key must not store what it fetched (`Store::begin`'s `since`).
-    pub removals: u64,
-    pub recent: VecDeque<(u64, Removal)>,
+    /// Fetches whose objects may be stored later (`Store::fetching`), by number: a removal of
+    /// what one may store marks it, and it then stores nothing.
+    pub fetches: HashMap<u64, Fetching>,
+    pub next_fetch: u64,
     /// Recovered objects whose bodies the background check has still to read.
     pub unverified: Vec<u64>,
     /// The last write order and content sequence numbers given out.
@@ -119,8 +126,8 @@ impl<M> State<M> {
             families: HashMap::new(),
             writing: HashMap::new(),
             removed_while_starting: Vec::new(),
-            removals: 0,
-            recent: VecDeque::new(),
+            fetches: HashMap::new(),
+            next_fetch: 0,
             unverified: Vec::new(),
             written: 0,
             seq: 0,
@@ -206,6 +213,12 @@ impl<M> State<M> {
     }
 }
 
+/// A fetch in flight (see `State::fetches`).
+pub(super) struct Fetching {
+    pub base: Box<str>,
+    pub removed: bool,
+}
+
 /// A record being written (see `State::writing`).
 pub(super) struct Writing {
     pub hash: u64,
@@ -214,32 +227,15 @@ pub(super) struct Writing {
 }
 
 impl<M> State<M> {
-    /// Notes a removal: the records being written that it takes are marked, and it is kept
-    /// for the fills that began before it.
+    /// Notes a removal: the records being written and the fetches in flight that it takes
+    /// are marked (they store nothing). Returns how many records being written it took.
     pub fn removed(&mut self, removal: Removal) -> usize {
-        let marked = self.remove_writing(|w| removal.takes(&w.key, w.hash));
-        self.removals += 1;
-        if self.recent.len() >= RECENT_REMOVALS {
-            self.recent.pop_front();
+        for fetch in self.fetches.values_mut() {
+            if !fetch.removed && removal.takes_fetch(&fetch.base) {
+                fetch.removed = true;
+            }
         }
-        self.recent.push_back((self.removals, removal));
-        marked
-    }
-
-    /// True when a removal after number `since` takes `key` (or when too many came since to
-    /// tell: then the fill stores nothing, which is always safe).
-    pub fn removed_since(&self, since: u64, key: &str, hash: u64) -> bool {
-        if self.removals == since {
-            return false;
-        }
-        match self.recent.front() {
-            Some((first, _)) if *first <= since.saturating_add(1) => self
-                .recent
-                .iter()
-                .filter(|(n, _)| *n > since)
-                .any(|(_, r)| r.takes(key, hash)),
-            _ => true,
-        }
+        self.remove_writing(|w| removal.takes(&w.key, w.hash))
     }
 
     /// Marks the records being written that `removed` picks as removed; returns how many.

@@ -5,6 +5,9 @@
 //! the tail, one FREE entry from the tail to the head (or to the log's end), and evicted
 //! records that still parse where the tail has not come round yet. Recovery walks that chain.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// A log's bookkeeping, behind its own lock (writers of one log take their turns).
 #[derive(Debug)]
 pub(super) struct Log {
@@ -16,9 +19,10 @@ pub(super) struct Log {
     pub tail: u64,
     /// Bytes from the head to the tail, going round.
     pub used: u64,
-    /// Ranges reserved and still being written (offset from `start`, length): eviction stops
-    /// before them.
-    pub writing: Vec<(u64, u64)>,
+    /// Ranges reserved and still being written (offset from `start`, length, and a flag the
+    /// head raises when it reaches one: its writer gives it up at its next write). Eviction
+    /// stops before them.
+    pub writing: Vec<(u64, u64, Arc<AtomicBool>)>,
 }
 
 impl Log {
@@ -115,11 +119,20 @@ impl Log {
     }
 
     pub fn is_being_written(&self, at: u64) -> bool {
-        self.writing.iter().any(|&(offset, _)| offset == at)
+        self.writing.iter().any(|(offset, _, _)| *offset == at)
+    }
+
+    /// Asks the writer of the record at `at` to give it up (the head needs its room).
+    pub fn want_back(&self, at: u64) {
+        for (offset, _, wanted) in &self.writing {
+            if *offset == at {
+                wanted.store(true, Ordering::SeqCst);
+            }
+        }
     }
 
     pub fn done_writing(&mut self, at: u64) {
-        self.writing.retain(|&(offset, _)| offset != at);
+        self.writing.retain(|(offset, _, _)| *offset != at);
     }
 }
 

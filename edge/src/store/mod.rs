@@ -54,7 +54,7 @@ mod recover;
 mod write;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use checkpoint::path_for as checkpoint_file;
@@ -96,6 +96,8 @@ pub enum StoreError {
     Closing,
     #[error("the object was removed while it was written; not storing it")]
     Removed,
+    #[error("the store needed this record's room back before it was complete; not storing it")]
+    WantedBack,
 }
 
 /// Counters a person or `/status` reads.
@@ -115,6 +117,32 @@ pub struct StoreStats {
     pub reinserted_objects: u64,
     /// Hashes on the ghost list.
     pub ghosts: u64,
+}
+
+/// A fetch in flight whose object may be stored (see [`Store::fetching`]); it stops counting
+/// when dropped.
+pub struct Fetch<M: Meta> {
+    inner: Arc<Inner<M>>,
+    id: u64,
+}
+
+impl<M: Meta> Fetch<M> {
+    /// True when what this fetch would store was removed since it began.
+    fn was_removed(&self, state: &State<M>) -> bool {
+        state.fetches.get(&self.id).is_some_and(|f| f.removed)
+    }
+}
+
+impl<M: Meta> Drop for Fetch<M> {
+    fn drop(&mut self) {
+        self.inner.lock().fetches.remove(&self.id);
+    }
+}
+
+impl<M: Meta> std::fmt::Debug for Fetch<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetch").field("id", &self.id).finish()
+    }
 }
 
 /// A stored object: its meta, and its body (read whole, or read chunk by chunk).
@@ -149,10 +177,11 @@ impl<M: Meta> std::fmt::Debug for Store<M> {
 
 struct Inner<M> {
     file: StoreFile,
-    /// Where the index checkpoint is written at a clean stop.
+    /// Where the index checkpoint is written (see `checkpoint`), one writer at a time.
     checkpoint: std::path::PathBuf,
-    /// Inserts between their readiness check and their end (`close` waits for them).
-    inserting: AtomicUsize,
+    checkpointing: Mutex<()>,
+    /// What the recovery at start found, once it ran.
+    recovered: Mutex<Option<Recovered>>,
     /// False while the index is being rebuilt (`Recovery`).
     ready: AtomicBool,
     /// Set by `close`: no more lookups or inserts.
@@ -202,7 +231,7 @@ impl<M: Meta> Recovery<M> {
             (Log::new(s.start, s.len), Log::new(m.start, m.len))
         };
         let mut state = State::new();
-        let from_checkpoint = self.saved.as_deref().is_some_and(|saved| {
+        let loaded = self.saved.as_deref().and_then(|saved| {
             checkpoint::decode(
                 saved,
                 inner.salt,
@@ -212,10 +241,61 @@ impl<M: Meta> Recovery<M> {
                 &mut state,
             )
         });
+        // A checkpoint written while running is brought up to date by walking what was
+        // written after it.
+        let mut caught_up = 0;
+        let from_checkpoint = match loaded {
+            Some(true) => true,
+            Some(false) => {
+                let since = state.written;
+                let small_walk = recover::catch_up(
+                    &inner.file,
+                    inner.salt,
+                    &mut small,
+                    Area::Small,
+                    &mut state,
+                    since,
+                )
+                .map_err(io)?;
+                let main_walk = match small_walk {
+                    Some(_) => recover::catch_up(
+                        &inner.file,
+                        inner.salt,
+                        &mut main,
+                        Area::Main,
+                        &mut state,
+                        since,
+                    )
+                    .map_err(io)?,
+                    None => None,
+                };
+                state.unverified = state
+                    .index
+                    .iter()
+                    .filter(|(_, e)| e.unverified)
+                    .map(|(&h, _)| h)
+                    .collect();
+                match (small_walk, main_walk) {
+                    (Some(a), Some(b)) => {
+                        caught_up = a + b;
+                        true
+                    }
+                    _ => {
+                        tracing::info!(path = %self.path, "store went too far round since its checkpoint; walking the logs");
+                        false
+                    }
+                }
+            }
+            None => false,
+        };
         if !from_checkpoint {
-            if self.saved.is_some() {
+            if self.saved.is_some() && loaded.is_none() {
                 tracing::warn!(path = %self.path, "store checkpoint unusable; walking the logs");
             }
+            (small, main) = {
+                let (s, m) = (lock(&inner.small), lock(&inner.main));
+                (Log::new(s.start, s.len), Log::new(m.start, m.len))
+            };
             state = State::new();
             recover::recover(&inner.file, inner.salt, &mut small, Area::Small, &mut state)
                 .map_err(io)?;
@@ -227,8 +307,8 @@ impl<M: Meta> Recovery<M> {
         *s = small;
         *m = main;
         let removals = std::mem::take(&mut now.removed_while_starting);
-        state.removals = now.removals;
-        state.recent = std::mem::take(&mut now.recent);
+        state.fetches = std::mem::take(&mut now.fetches);
+        state.next_fetch = now.next_fetch;
         *now = state;
         for removal in removals {
             let hashes = match removal {
@@ -249,13 +329,18 @@ impl<M: Meta> Recovery<M> {
         tracing::info!(
             objects,
             from_checkpoint,
+            caught_up,
             ms = started.elapsed().as_millis() as u64,
             "store ready"
         );
-        Ok(Recovered {
+        let recovered = Recovered {
             objects,
             from_checkpoint,
-        })
+            caught_up,
+            ms: started.elapsed().as_millis() as u64,
+        };
+        *lock(&inner.recovered) = Some(recovered);
+        Ok(recovered)
     }
 }
 
@@ -263,8 +348,12 @@ impl<M: Meta> Recovery<M> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovered {
     pub objects: usize,
-    /// Loaded from the checkpoint of a clean stop (else the logs were walked).
+    /// Loaded from a checkpoint (else the logs were walked).
     pub from_checkpoint: bool,
+    /// Entries walked after a checkpoint written while running (0 after a clean stop's).
+    pub caught_up: u64,
+    /// How long it took.
+    pub ms: u64,
 }
 
 /// The smallest store: room for a few records in each log.
@@ -330,7 +419,8 @@ impl<M: Meta> Store<M> {
                 layout,
                 capacity,
                 checkpoint: checkpoint_path,
-                inserting: AtomicUsize::new(0),
+                checkpointing: Mutex::new(()),
+                recovered: Mutex::new(None),
                 ready: AtomicBool::new(found.is_none()),
                 closing: AtomicBool::new(false),
                 small: Mutex::new(small),
@@ -346,10 +436,29 @@ impl<M: Meta> Store<M> {
         Ok((store, recovery))
     }
 
-    /// The number of removals so far: given to [`Store::begin`] as `since` by a fill that
-    /// starts now, so that a removal of its key meanwhile is not undone by storing it.
-    pub fn removals(&self) -> u64 {
-        self.inner.lock().removals
+    /// Registers a fetch from the origin of `base` (or of one of its variants or slices),
+    /// whose object may be stored when it arrives: given to [`Store::begin`], it makes sure
+    /// that a removal of `base` meanwhile is not undone by storing what was fetched.
+    pub fn fetching(&self, base: &str) -> Fetch<M> {
+        let mut state = self.inner.lock();
+        state.next_fetch += 1;
+        let id = state.next_fetch;
+        state.fetches.insert(
+            id,
+            index::Fetching {
+                base: base.into(),
+                removed: false,
+            },
+        );
+        Fetch {
+            inner: self.inner.clone(),
+            id,
+        }
+    }
+
+    /// What the recovery at start found (`None` until it ran, or for a new store).
+    pub fn recovered(&self) -> Option<Recovered> {
+        *lock(&self.inner.recovered)
     }
 
     /// True once the index is rebuilt (see [`Store::open_starting`]).
@@ -541,40 +650,37 @@ impl<M: Meta> Store<M> {
         self.inner.file.drop_cache();
     }
 
-    /// Closes the store at a clean stop: it stops storing (waiting up to `wait` for the writes
-    /// in progress), writes the index checkpoint the next start loads (see `checkpoint`) and
-    /// flushes the file. Lookups miss from here on.
-    pub fn close(&self, wait: std::time::Duration) -> std::io::Result<()> {
+    /// Closes the store at a clean stop: it stops storing, flushes the file and writes the
+    /// index checkpoint the next start loads (see `checkpoint`). Lookups miss from here on.
+    pub fn close(&self) -> std::io::Result<()> {
         let inner = &self.inner;
         // Removals still work after this (they mark records dead, which a later start reads
-        // as misses even through the checkpoint); lookups and inserts stop.
+        // as misses even through the checkpoint); lookups stop, and no record is committed
+        // from here on (records still being written stay out of the index), so the
+        // checkpoint needs no waiting for them.
         let was_ready = {
             let _state = inner.lock();
             !inner.closing.swap(true, Ordering::SeqCst) && inner.is_recovered()
         };
-        let deadline = std::time::Instant::now() + wait;
-        while inner.inserting.load(Ordering::SeqCst) > 0 {
-            if std::time::Instant::now() > deadline {
-                tracing::warn!("store writes still running at close; no checkpoint written");
-                return inner.file.flush();
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
         if was_ready {
-            let bytes = {
-                let (small, main) = (lock(&inner.small), lock(&inner.main));
-                let state = inner.lock();
-                checkpoint::encode(inner.salt, inner.capacity, &small, &main, &state)
-            };
+            let _one = lock(&inner.checkpointing);
             inner.file.flush()?;
-            let tmp = inner.checkpoint.with_extension("index.tmp");
-            let file = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut &file, &bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &inner.checkpoint)?;
-            return Ok(());
+            return inner.write_checkpoint(true);
         }
         inner.file.flush()
+    }
+
+    /// Writes a checkpoint of the index as it is now, for a start after a crash (see
+    /// `checkpoint`); the edge calls it every few seconds. Does nothing (`false`) while the
+    /// store starts or closes.
+    pub fn save_checkpoint(&self) -> std::io::Result<bool> {
+        let inner = &self.inner;
+        let _one = lock(&inner.checkpointing);
+        if !inner.is_ready() {
+            return Ok(false);
+        }
+        inner.write_checkpoint(false)?;
+        Ok(true)
     }
 
     /// Writes the file's dirty pages to the disk.
@@ -606,6 +712,23 @@ impl<M: Meta> Inner<M> {
     /// The index is back (removals apply directly, also while closing).
     fn is_recovered(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Writes the checkpoint file (under `checkpointing`): its bytes are taken under the logs'
+    /// and the index's locks, so positions and entries agree. A clean stop's is synced.
+    fn write_checkpoint(&self, clean: bool) -> std::io::Result<()> {
+        let bytes = {
+            let (small, main) = (lock(&self.small), lock(&self.main));
+            let state = self.lock();
+            checkpoint::encode(self.salt, self.capacity, clean, &small, &main, &state)
+        };
+        let tmp = self.checkpoint.with_extension("index.tmp");
+        let file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut &file, &bytes)?;
+        if clean {
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.checkpoint)
     }
 
     /// Marks the record at `offset` dead, so that it does not return after a restart.

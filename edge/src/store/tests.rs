@@ -528,7 +528,7 @@ fn a_clean_close_leaves_a_checkpoint_the_next_start_loads_once() {
         store
             .insert("base\0vary=a", &meta(""), &body(100, 1), true)
             .unwrap();
-        store.close(std::time::Duration::from_secs(5)).unwrap();
+        store.close().unwrap();
         assert!(
             store.get("k299").is_none(),
             "closed: nothing more is served"
@@ -573,7 +573,7 @@ fn a_clean_close_leaves_a_checkpoint_the_next_start_loads_once() {
     let (store, recovered) = start(dir.path());
     assert!(!recovered.from_checkpoint);
     assert!(store.contains("n299"));
-    store.close(std::time::Duration::from_secs(5)).unwrap();
+    store.close().unwrap();
     drop(store);
     // A damaged checkpoint is not used.
     let mut bytes = std::fs::read(&checkpoint).unwrap();
@@ -959,7 +959,7 @@ fn a_closing_store_gives_up_a_record_being_written_instead_of_waiting_for_it() {
     writer.write(b"0123456789").unwrap();
     let closer = {
         let store = store.clone();
-        std::thread::spawn(move || store.close(std::time::Duration::from_secs(30)))
+        std::thread::spawn(move || store.close())
     };
     // `close` waits for the writer until its next write, which it refuses.
     while !store.inner.closing.load(Ordering::SeqCst) {
@@ -1006,32 +1006,193 @@ fn a_removal_while_a_record_is_written_is_not_undone_by_its_commit() {
 }
 
 #[test]
-fn an_object_fetched_since_a_removal_of_its_key_is_not_stored() {
+fn an_object_fetched_while_its_key_was_removed_is_not_stored() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let since = store.removals();
+    let fetches: Vec<_> = ["k", "v", "/live/a.m4s", "other"]
+        .iter()
+        .map(|base| store.fetching(base))
+        .collect();
     store.remove("k");
     store.remove_family("v");
-    let refused = |key: &str, since: u64| {
-        matches!(
-            store.insert_since(key, &meta(""), &body(10, 1), true, Some(since)),
-            Err(StoreError::Removed)
-        )
+    assert_eq!(store.remove_prefix("/live/"), Some(0));
+    let insert = |key: &str, fetch: &Fetch<TestMeta>| {
+        store.insert_fetched(key, &meta(""), &body(10, 1), true, Some(fetch))
     };
-    assert!(refused("k", since));
-    assert!(refused("v\0accept-encoding=br", since));
-    assert!(!refused("other", since));
+    assert!(matches!(insert("k", &fetches[0]), Err(StoreError::Removed)));
+    assert!(matches!(
+        insert("v\0accept-encoding=br", &fetches[1]),
+        Err(StoreError::Removed)
+    ));
+    assert!(matches!(
+        insert("/live/a.m4s", &fetches[2]),
+        Err(StoreError::Removed)
+    ));
+    insert("other", &fetches[3]).unwrap();
     assert!(store.contains("other") && !store.contains("k"));
-    // Fetched after the removal: stored.
-    let since = store.removals();
-    store
-        .insert_since("k", &meta(""), &body(10, 1), true, Some(since))
-        .unwrap();
+    // A fetch that began after the removal stores.
+    let fetch = store.fetching("k");
+    insert("k", &fetch).unwrap();
     assert!(store.contains("k"));
-    // Too many removals since to tell: not stored, which is safe.
-    let since = store.removals();
-    for i in 0..index::RECENT_REMOVALS + 1 {
+    // However many removals of other keys come meanwhile.
+    let fetch = store.fetching("z");
+    for i in 0..10_000 {
         store.remove(&format!("x{i}"));
     }
-    assert!(refused("k2", since));
+    insert("z", &fetch).unwrap();
+    drop(fetches);
+    assert!(
+        store.inner.lock().fetches.len() == 2,
+        "dropped fetches are forgotten"
+    );
+}
+
+#[test]
+fn a_start_after_a_crash_loads_the_last_checkpoint_and_walks_only_what_came_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |dir: &Path| {
+        let (store, recovery) =
+            Store::<TestMeta>::open_starting(&dir.join("store"), 64 * MIB).expect("open");
+        let recovered = recovery.run().expect("recover");
+        (store, recovered)
+    };
+    let keys: Vec<String> = (0..150)
+        .map(|i| format!("k{i}"))
+        .chain((0..40).map(|i| format!("a{i}")))
+        .collect();
+    let present: Vec<String> = {
+        let (store, _) = start(dir.path());
+        for (i, key) in keys.iter().take(150).enumerate() {
+            store
+                .insert(key, &meta(key), &body(20_000, i as u8), true)
+                .unwrap();
+            if i % 3 == 0 {
+                store.get(key);
+            }
+        }
+        assert!(store.save_checkpoint().unwrap());
+        // After it: new objects, a replaced one, a removed one.
+        for (i, key) in keys.iter().enumerate().skip(150) {
+            store
+                .insert(key, &meta(key), &body(20_000, i as u8), true)
+                .unwrap();
+        }
+        store
+            .insert("k10", &meta("replaced"), &body(30_000, 99), true)
+            .unwrap();
+        assert!(store.remove("k20"));
+        keys.iter().filter(|k| store.contains(k)).cloned().collect()
+        // Dropped without `close`: a crash as far as the file knows.
+    };
+    let (store, recovered) = start(dir.path());
+    assert!(recovered.from_checkpoint, "{recovered:?}");
+    assert!(recovered.caught_up >= 41, "{recovered:?}");
+    assert!(store.get("k20").is_none(), "the removal holds");
+    let replaced = store.get("k10").unwrap();
+    assert_eq!(
+        (replaced.meta.0.as_str(), all(&replaced)),
+        ("replaced", joined(&body(30_000, 99)))
+    );
+    let mut back = 0;
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(hit) = store.get(key) {
+            assert!(
+                present.contains(key),
+                "{key} was not stored before the crash"
+            );
+            if key != "k10" {
+                assert_eq!(
+                    (hit.meta.0.as_str(), all(&hit)),
+                    (key.as_str(), joined(&body(20_000, i as u8)))
+                );
+            }
+            back += 1;
+        }
+    }
+    assert_eq!(
+        back,
+        present.len(),
+        "every object stored before the crash is back"
+    );
+    // A full store, written on after its checkpoint (evicting as it goes): caught up too.
+    for i in 0..4000u32 {
+        store
+            .insert(&format!("f{i}"), &meta(""), &body(20_000, i as u8), true)
+            .unwrap();
+    }
+    assert!(store.stats().evicted_objects > 100, "{:?}", store.stats());
+    assert!(store.save_checkpoint().unwrap());
+    for i in 4000..4100u32 {
+        store
+            .insert(&format!("f{i}"), &meta(""), &body(20_000, i as u8), true)
+            .unwrap();
+    }
+    let stored = |store: &Store<TestMeta>, n: u32| -> Vec<u32> {
+        (0..n)
+            .filter(|i| store.contains(&format!("f{i}")))
+            .collect()
+    };
+    let before = stored(&store, 4100);
+    drop((store, replaced));
+    let (store, recovered) = start(dir.path());
+    assert!(
+        recovered.from_checkpoint && recovered.caught_up >= 100,
+        "{recovered:?}"
+    );
+    let mut back = 0;
+    for i in 0..4100u32 {
+        if let Some(hit) = store.get(&format!("f{i}")) {
+            assert!(before.contains(&i), "f{i} was not stored before the crash");
+            assert_eq!(all(&hit), joined(&body(20_000, i as u8)));
+            back += 1;
+        }
+    }
+    assert_eq!(back, before.len());
+    // Written a whole lap round since its checkpoint: the next start walks the logs instead.
+    assert!(store.save_checkpoint().unwrap());
+    for i in 0..3000u32 {
+        store
+            .insert(&format!("n{i}"), &meta(""), &body(20_000, i as u8), true)
+            .unwrap();
+    }
+    let stored: Vec<u32> = (0..3000)
+        .filter(|i| store.contains(&format!("n{i}")))
+        .collect();
+    drop(store);
+    let (store, recovered) = start(dir.path());
+    assert!(!recovered.from_checkpoint, "{recovered:?}");
+    for i in stored {
+        assert_eq!(
+            all(&store.get(&format!("n{i}")).unwrap()),
+            joined(&body(20_000, i as u8))
+        );
+    }
+}
+
+#[test]
+fn a_record_written_slowly_is_given_up_when_the_head_needs_its_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut writer = store
+        .begin("slow", &meta(""), BodyLen::Exact(100_000), true, None)
+        .unwrap();
+    writer.write(&joined(&body(50_000, 1))).unwrap();
+    // Objects go round the probation log until its head reaches the record being written.
+    let mut refused = 0;
+    for i in 0..400u32 {
+        let inserted = store.insert(&format!("n{i}"), &meta(""), &body(20_000, 2), true);
+        if matches!(inserted, Err(StoreError::NoSpace)) {
+            refused += 1;
+            // The writer gives the record up at its next write, and the head goes on.
+            assert!(matches!(
+                writer.write(&joined(&body(50_000, 3))),
+                Err(StoreError::WantedBack)
+            ));
+        }
+    }
+    assert_eq!(
+        refused, 1,
+        "refused once, until the writer gave its record up"
+    );
+    assert!(store.contains("n399") && !store.contains("slow"));
 }

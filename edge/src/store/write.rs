@@ -10,7 +10,7 @@
 //! DEAD entry that the head takes back when it comes round.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use bytes::Bytes;
 
@@ -19,7 +19,7 @@ use super::format::{
 };
 use super::index::{Area, Entry, Writing};
 use super::read::ReadBody;
-use super::{Inner, Meta, Store, StoreError, lock};
+use super::{Fetch, Inner, Meta, Store, StoreError, lock};
 
 /// Bodies up to this size are written with one `pwrite` together with the key and meta.
 const ONE_WRITE: u64 = 4 << 20;
@@ -52,8 +52,19 @@ pub struct Writer<M: Meta> {
     hasher: Option<PayloadHasher>,
     body_written: u64,
     status: Arc<AtomicU8>,
-    /// Committed or given up: its range is let go and `close` no longer waits for it.
+    /// Raised by the log's head when it reaches this record: given up at the next write.
+    wanted_back: Arc<AtomicBool>,
+    /// Committed or given up: its range is let go.
     finished: bool,
+}
+
+/// A record's room, taken at a log's tail (see `Store::reserve`).
+struct Reserved {
+    offset: u64,
+    area: Area,
+    header: RecordHeader,
+    meta_bytes: Vec<u8>,
+    wanted_back: Arc<AtomicBool>,
 }
 
 impl<M: Meta> std::fmt::Debug for Writer<M> {
@@ -124,21 +135,20 @@ impl<M: Meta> Store<M> {
         body: &[Bytes],
         counts_as_use: bool,
     ) -> Result<(), StoreError> {
-        self.insert_since(key, meta, body, counts_as_use, None)
+        self.insert_fetched(key, meta, body, counts_as_use, None)
     }
 
-    /// [`Store::insert`] of an object fetched since removal number `since` (see
-    /// [`Store::begin`]).
-    pub fn insert_since(
+    /// [`Store::insert`] of what `fetch` fetched (see [`Store::begin`]).
+    pub fn insert_fetched(
         &self,
         key: &str,
         meta: &M,
         body: &[Bytes],
         counts_as_use: bool,
-        since: Option<u64>,
+        fetch: Option<&Fetch<M>>,
     ) -> Result<(), StoreError> {
         let len: u64 = body.iter().map(|b| b.len() as u64).sum();
-        let mut writer = self.begin(key, meta, BodyLen::Exact(len), counts_as_use, since)?;
+        let mut writer = self.begin(key, meta, BodyLen::Exact(len), counts_as_use, fetch)?;
         if len <= ONE_WRITE && body.len() > 1 {
             writer.write(&body.concat())?;
         } else {
@@ -151,23 +161,24 @@ impl<M: Meta> Store<M> {
 
     /// Reserves a record for `key` and returns its writer. The object is stored (and replaces
     /// an older one) only at [`Writer::commit`], and not at all if `key` is removed before
-    /// that, or was removed after removal number `since` ([`Store::removals`] when its fetch
-    /// began): a purge is never undone by a fetch that was in flight.
+    /// that, or (given the `fetch` that got it) since its fetch began: a purge is never undone
+    /// by a fetch that was in flight.
     pub fn begin(
         &self,
         key: &str,
         meta: &M,
         len: BodyLen,
         counts_as_use: bool,
-        since: Option<u64>,
+        fetch: Option<&Fetch<M>>,
     ) -> Result<Writer<M>, StoreError> {
         let inner = &self.inner;
-        inner.inserting.fetch_add(1, Ordering::SeqCst);
-        let reserved = self.reserve(key, meta, len, counts_as_use, since);
-        if reserved.is_err() {
-            inner.inserting.fetch_sub(1, Ordering::SeqCst);
-        }
-        let (offset, area, header, meta_bytes) = reserved?;
+        let Reserved {
+            offset,
+            area,
+            header,
+            meta_bytes,
+            wanted_back,
+        } = self.reserve(key, meta, len, counts_as_use, fetch)?;
         let mut prefix = Vec::with_capacity(key.len() + meta_bytes.len());
         prefix.extend_from_slice(key.as_bytes());
         prefix.extend_from_slice(&meta_bytes);
@@ -183,6 +194,7 @@ impl<M: Meta> Store<M> {
             hasher: Some(hasher),
             body_written: 0,
             status: Arc::new(AtomicU8::new(WRITING)),
+            wanted_back,
             finished: false,
         })
     }
@@ -194,8 +206,8 @@ impl<M: Meta> Store<M> {
         meta: &M,
         len: BodyLen,
         counts_as_use: bool,
-        since: Option<u64>,
-    ) -> Result<(u64, Area, RecordHeader, Vec<u8>), StoreError> {
+        fetch: Option<&Fetch<M>>,
+    ) -> Result<Reserved, StoreError> {
         let inner = &self.inner;
         if !inner.is_ready() {
             return Err(StoreError::Starting);
@@ -211,7 +223,7 @@ impl<M: Meta> Store<M> {
         if total > main_len || total / super::format::ALIGN > u64::from(u32::MAX) {
             return Err(StoreError::TooLarge(body_len));
         }
-        if since.is_some_and(|since| inner.lock().removed_since(since, key, hash)) {
+        if fetch.is_some_and(|f| f.was_removed(&inner.lock())) {
             return Err(StoreError::Removed);
         }
         let remembered = counts_as_use && inner.lock().ghost.take(hash);
@@ -228,7 +240,7 @@ impl<M: Meta> Store<M> {
         let at = inner.make_room(&mut log, area, total)?;
         let mut state = inner.lock();
         // Checked again where the record is registered: a removal from here on marks it.
-        if since.is_some_and(|since| state.removed_since(since, key, hash)) {
+        if fetch.is_some_and(|f| f.was_removed(&state)) {
             drop(state);
             log.untake(at, total);
             return Err(StoreError::Removed);
@@ -257,11 +269,18 @@ impl<M: Meta> Store<M> {
             checksum: 0,
             family: family_hash(key),
         };
-        if let Err(error) = inner.begin_record(&mut log, at, &header) {
+        let wanted_back = Arc::new(AtomicBool::new(false));
+        if let Err(error) = inner.begin_record(&mut log, at, &header, wanted_back.clone()) {
             inner.lock().writing.remove(&seq);
             return Err(error);
         }
-        Ok((log.start + at, area, header, meta_bytes))
+        Ok(Reserved {
+            offset: log.start + at,
+            area,
+            header,
+            meta_bytes,
+            wanted_back,
+        })
     }
 }
 
@@ -293,6 +312,10 @@ impl<M: Meta> Writer<M> {
         if self.inner.closing.load(Ordering::SeqCst) {
             self.abort();
             return Err(StoreError::Closing);
+        }
+        if self.wanted_back.load(Ordering::SeqCst) {
+            self.abort();
+            return Err(StoreError::WantedBack);
         }
         let end = self.body_written + data.len() as u64;
         if end > self.header.body_len {
@@ -355,9 +378,25 @@ impl<M: Meta> Writer<M> {
         let hasher = self.hasher.take().unwrap_or_default();
         header.checksum = hasher.finish(header.body_len, header.seq);
         header.state = RecordState::Committed;
+        let hash = header.key_hash;
+        // Under the index lock, the refusals and the header that makes the record count at
+        // recovery: a removal or `close` either comes before (and nothing is committed) or
+        // after (and finds it indexed).
+        let mut state = self.inner.lock();
+        let removed = state.writing.remove(&header.seq).is_none_or(|w| w.removed);
+        if removed || self.inner.closing.load(Ordering::SeqCst) {
+            drop(state);
+            self.abort();
+            return Err(if removed {
+                StoreError::Removed
+            } else {
+                StoreError::Closing
+            });
+        }
         // The room left over becomes an entry of its own before the record is cut, so the
         // log's chain parses whatever happens between the two writes. It is as old as the
         // record, so a walk after a crash finds the tail after it.
+        let mut written = Ok(());
         if header.total < reserved {
             let rest = RecordHeader {
                 state: RecordState::Dead,
@@ -365,49 +404,39 @@ impl<M: Meta> Writer<M> {
                 written: header.written,
                 ..RecordHeader::free(reserved - header.total)
             };
-            if let Err(error) = self
+            written = self
                 .inner
                 .file
-                .write(self.offset + header.total, &rest.encode(self.inner.salt))
-            {
-                self.abort();
-                return Err(StoreError::Write(error));
-            }
+                .write(self.offset + header.total, &rest.encode(self.inner.salt));
         }
-        if let Err(error) = self
-            .inner
-            .file
-            .write(self.offset, &header.encode(self.inner.salt))
-        {
+        let written = written.and_then(|()| {
+            self.inner
+                .file
+                .write(self.offset, &header.encode(self.inner.salt))
+        });
+        if let Err(error) = written {
+            drop(state);
             self.abort();
             return Err(StoreError::Write(error));
         }
-        let hash = header.key_hash;
-        {
-            let mut state = self.inner.lock();
-            if state.writing.remove(&header.seq).is_some_and(|w| w.removed) {
-                drop(state);
-                self.abort();
-                return Err(StoreError::Removed);
-            }
-            state.moving.remove(&hash);
-            let entry = Entry {
-                offset: self.offset,
-                units: (header.total / super::format::ALIGN) as u32,
-                area: self.area,
-                freq: 0,
-                unverified: false,
-                seq: header.seq,
-            };
-            if let Some(old) = state.put(hash, entry) {
-                self.inner.mark_dead(old.offset);
-            }
-            state.fresh_meta.remove(&hash);
-            state.join_family(header.family, hash);
-            // Indexed before its range is let go: the head never passes a record that is
-            // neither being written nor indexed.
-            self.status.store(COMMITTED, Ordering::SeqCst);
+        state.moving.remove(&hash);
+        let entry = Entry {
+            offset: self.offset,
+            units: (header.total / super::format::ALIGN) as u32,
+            area: self.area,
+            freq: 0,
+            unverified: false,
+            seq: header.seq,
+        };
+        if let Some(old) = state.put(hash, entry) {
+            self.inner.mark_dead(old.offset);
         }
+        state.fresh_meta.remove(&hash);
+        state.join_family(header.family, hash);
+        // Indexed before its range is let go: the head never passes a record that is
+        // neither being written nor indexed.
+        self.status.store(COMMITTED, Ordering::SeqCst);
+        drop(state);
         self.let_go();
         Ok(())
     }
@@ -423,7 +452,7 @@ impl<M: Meta> Writer<M> {
         self.let_go();
     }
 
-    /// Lets go of the record's range and of `close`'s wait.
+    /// Lets go of the record's range.
     fn let_go(&mut self) {
         self.finished = true;
         {
@@ -434,7 +463,6 @@ impl<M: Meta> Writer<M> {
             let start = log.start;
             log.done_writing(self.offset - start);
         }
-        self.inner.inserting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
