@@ -64,6 +64,9 @@ def main():
     conn = connect(urls["http"])
     status, cache, body = get(conn, sample[0])
     first_hit = time.monotonic() - started if cache == "HIT" else None
+    admin = connect(urls["admin"])
+    admin.request("GET", "/status")
+    store_start = json.loads(admin.getresponse().read()).get("store_start") or {}
     hits = corrupt = 0
     for path in sample:
         status, cache, body = get(conn, path)
@@ -72,7 +75,9 @@ def main():
     proc.terminate()
     proc.wait(timeout=60)
     print(json.dumps({"ready_s": round(ready, 3), "first_hit_s": first_hit and round(first_hit, 3),
-                      "sampled": len(sample), "hits": hits, "corrupt": corrupt}))
+                      "sampled": len(sample), "hits": hits, "corrupt": corrupt,
+                      "from_checkpoint": store_start.get("from_checkpoint"),
+                      "caught_up_entries": store_start.get("caught_up_entries")}))
 
 
 if __name__ == "__main__":

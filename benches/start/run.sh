@@ -3,8 +3,9 @@
 # 16 KiB (default 260,000 requests; nginx serves one file under every path,
 # `Cache-Control: max-age=86400`), and 2,000 of the objects it holds are sampled. Then, twice:
 #   1. clean stop (SIGTERM: the edge writes its index checkpoint), page cache dropped, start;
-#   2. start, new objects written, kill -9 during the writes, page cache dropped, start (no
-#      checkpoint: the logs are walked);
+#   2. start, first periodic index checkpoint written (`checkpoint_interval`, 10 s), new objects
+#      written, kill -9 during the writes, page cache dropped, start (the checkpoint is loaded
+#      and the entries written after it are walked);
 # each start timed from exec to /readyz 200 and to the first HIT, and the sample replayed
 # (hits, and bodies that differ from the origin's: corrupt). Appends to
 # benches/results/start.jsonl.
@@ -49,6 +50,9 @@ clean=$(python3 benches/start/drive.py "$args_json" "$work/sample.txt" "$work/ww
 echo "clean stop: $clean" >&2
 
 start_edge --capacity "$capacity" --prefetch 0
+# The edge checkpoints its index every 10 s: a crash of an edge that has run that long finds one.
+for _ in $(seq 300); do [ -s "$work/edge.store.index" ] && break; sleep 0.1; done
+[ -s "$work/edge.store.index" ] || { echo "no periodic checkpoint was written" >&2; exit 1; }
 curl -s -o /dev/null "$edge_url/vod/new/seg_[1-20000].m4s" &
 writer=$!
 pids+=("$writer")
