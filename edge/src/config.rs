@@ -29,6 +29,20 @@
 //! grace = "10s"
 //! connect_timeout = "2s"
 //! first_byte_timeout = "10s"
+//!
+//! [connections]                       # every listener; see server_kit::connection
+//! handshake_timeout = "10s"           # TLS
+//! first_request_timeout = "10s"       # accept until the protocol is known
+//! header_timeout = "15s"              # an HTTP/1.1 header, and keep-alive idle between requests
+//! idle_timeout = "60s"                # no request in flight (HTTP/2 too)
+//! write_stall_timeout = "30s"         # a viewer that stops reading
+//! h2_keepalive_interval = "30s"
+//! h2_keepalive_timeout = "20s"
+//! h2_max_concurrent_streams = 128
+//! h2_max_pending_reset_streams = 20   # rapid reset
+//! max_connections = 20000             # per listener; more are closed at accept
+//! max_connections_per_client = 0      # per client address; 0: no limit
+//! max_header_bytes = 65536            # larger get 431
 //! ```
 
 use std::collections::BTreeMap;
@@ -130,6 +144,8 @@ pub struct EdgeConfig {
     /// crash loads it and reads only the record headers written since.
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
+    /// What every listener (viewers' and admin) allows a connection: timeouts and limits.
+    pub connections: server_kit::connection::Limits,
 }
 
 impl Default for EdgeConfig {
@@ -167,6 +183,7 @@ impl Default for EdgeConfig {
             first_byte_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(10),
             checkpoint_interval: Duration::from_secs(10),
+            connections: server_kit::connection::Limits::default(),
         }
     }
 }
@@ -268,6 +285,9 @@ impl EdgeConfig {
         if self.max_requests == 0 {
             return Err(invalid("max_requests", "must be above zero".into()));
         }
+        if let Err((key, problem)) = self.connections.validate() {
+            return Err(invalid(connections_key(key), problem));
+        }
         if self.checkpoint_interval < Duration::from_secs(1) {
             return Err(invalid(
                 "checkpoint_interval",
@@ -319,6 +339,23 @@ impl EdgeConfig {
 pub struct ConfigError {
     pub key: &'static str,
     pub problem: String,
+}
+
+/// The dotted name of a key of the `[connections]` table.
+fn connections_key(key: &str) -> &'static str {
+    match key {
+        "handshake_timeout" => "connections.handshake_timeout",
+        "first_request_timeout" => "connections.first_request_timeout",
+        "header_timeout" => "connections.header_timeout",
+        "idle_timeout" => "connections.idle_timeout",
+        "write_stall_timeout" => "connections.write_stall_timeout",
+        "h2_keepalive_interval" => "connections.h2_keepalive_interval",
+        "h2_keepalive_timeout" => "connections.h2_keepalive_timeout",
+        "h2_max_concurrent_streams" => "connections.h2_max_concurrent_streams",
+        "max_connections" => "connections.max_connections",
+        "max_header_bytes" => "connections.max_header_bytes",
+        _ => "connections",
+    }
 }
 
 /// A size in bytes, written in config as `"512MiB"`, `"1GiB"`, `"64KiB"` or a plain number.

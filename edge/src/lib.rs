@@ -112,6 +112,11 @@ pub async fn run(
     };
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = metrics::Metrics::register(&mut registry);
+    let connections = server_kit::connection::Metrics::register(&mut registry, "meridian_edge");
+    let options = |listener| server_kit::http_server::Options {
+        limits: config.connections.clone(),
+        metrics: connections.for_listener(listener),
+    };
     metrics.store(&store.stats());
     let stats = store.stats();
     tracing::info!(
@@ -179,14 +184,16 @@ pub async fn run(
     let admin = Admin::new(Arc::new(registry), status, shutdown.clone());
     let admin_task = {
         let edge = edge.clone();
-        tokio::spawn(server_kit::http_server::serve(
+        tokio::spawn(server_kit::http_server::serve_with(
             listeners.admin,
+            None,
             move |request, peer| {
                 let (admin, edge) = (admin.clone(), edge.clone());
                 async move { admin_ops::handle(&edge, &admin, request, peer).await }
             },
             admin_shutdown.clone(),
             config.grace,
+            options("admin"),
         ))
     };
 
@@ -201,11 +208,13 @@ pub async fn run(
     let mut servers = Vec::new();
     for listener in listeners.http {
         let edge = edge.clone();
-        servers.push(tokio::spawn(server_kit::http_server::serve(
+        servers.push(tokio::spawn(server_kit::http_server::serve_with(
             listener,
+            None,
             move |request, peer| edge.clone().handle(request, peer),
             shutdown.clone(),
             config.grace,
+            options("http"),
         )));
     }
     for listener in listeners.https {
@@ -216,12 +225,13 @@ pub async fn run(
                 problem: "needs tls_cert and tls_key".into(),
             }));
         };
-        servers.push(tokio::spawn(server_kit::http_server::serve_tls(
+        servers.push(tokio::spawn(server_kit::http_server::serve_with(
             listener,
-            acceptor,
+            Some(acceptor),
             move |request, peer| edge.clone().handle(request, peer),
             shutdown.clone(),
             config.grace,
+            options("https"),
         )));
     }
     match tokio::task::spawn_blocking(move || recovery.run()).await {

@@ -2167,3 +2167,208 @@ async fn a_second_edge_on_the_same_store_exits_naming_the_holder() {
         StatusCode::OK
     );
 }
+
+/// An edge whose listeners time out in about a second, for the connection tests.
+fn start_edge_with_short_timeouts(origin: &str, dir: &Path, extra: &str) -> ServerProcess {
+    let config = dir.join("edge.toml");
+    let mut table = String::from("[connections]\n");
+    for (key, value) in [
+        ("first_request_timeout", "\"1s\""),
+        ("header_timeout", "\"1s\""),
+        ("idle_timeout", "\"2s\""),
+        ("write_stall_timeout", "\"1s\""),
+    ] {
+        if !extra.contains(key) {
+            table.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    std::fs::write(&config, format!("{table}{extra}")).expect("config");
+    start_edge(origin, dir, &["--config", config.to_str().expect("utf-8")])
+}
+
+/// A raw TCP connection to an `http://host:port` address, reads bounded by `within`.
+fn raw_connection(url: &str, within: Duration) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(url.trim_start_matches("http://")).expect("connect");
+    stream.set_read_timeout(Some(within)).expect("timeout");
+    stream
+}
+
+/// Reads until the server closes the connection (or resets it); fails the test if it is still
+/// open when the read timeout runs out. Returns the bytes read.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!(
+                "the connection is still open ({e}) after {} bytes",
+                got.len()
+            ),
+        }
+    }
+}
+
+async fn timed_out_count(edge: &ServerProcess, reason: &str) -> f64 {
+    let metrics = get(&format!("{}/metrics", edge.addr("admin")), &[])
+        .await
+        .text();
+    let prefix = format!(
+        "meridian_edge_connections_timed_out_total{{listener=\"http\",reason=\"{reason}\"}} "
+    );
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A connection that sends nothing, one that sends half a header, and one left idle after a
+/// request are each closed after their timeout, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_slow_and_idle_connections_are_closed_after_their_timeouts() {
+    use std::io::Write;
+    let origin = TestOrigin::start().await;
+    origin.generate(1000, "public, max-age=60");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge_with_short_timeouts(&origin.url(), dir.path(), "");
+    let url = edge.addr("http").to_owned();
+    let within = Duration::from_secs(10);
+    let (silent, half, idle) = tokio::task::spawn_blocking(move || {
+        let mut silent = raw_connection(&url, within);
+        let mut half = raw_connection(&url, within);
+        half.write_all(b"GET /a.m4s HTTP/1.1\r\nHost: x\r\n")
+            .expect("half a header");
+        let mut idle = raw_connection(&url, within);
+        idle.write_all(b"GET /a.m4s HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("a request");
+        (
+            read_until_closed(&mut silent),
+            read_until_closed(&mut half),
+            read_until_closed(&mut idle),
+        )
+    })
+    .await
+    .expect("clients");
+    assert!(
+        silent.is_empty() && half.is_empty(),
+        "closed without an answer"
+    );
+    let answer = String::from_utf8_lossy(&idle);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(timed_out_count(&edge, "first_request").await, 1.0);
+    assert!(timed_out_count(&edge, "header").await >= 2.0);
+    // The edge still serves.
+    assert_eq!(
+        get(&format!("{}/b.m4s", edge.addr("http")), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+/// A viewer that stops reading a large body is cut off once its writes have made no progress
+/// for `write_stall_timeout`, instead of holding the connection for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_stops_reading_is_cut_off() {
+    use std::io::Write;
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/big.mp4",
+        Route::ok(vec![7u8; 48 << 20], "public, max-age=60"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge_with_short_timeouts(&origin.url(), dir.path(), "");
+    let url = edge.addr("http").to_owned();
+    let mut stream = raw_connection(&url, Duration::from_secs(20));
+    stream
+        .write_all(b"GET /big.mp4 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    // Nothing read: the socket buffers fill, and the edge's writes stall.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while timed_out_count(&edge, "write_stall").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled viewer was never cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = tokio::task::spawn_blocking(move || read_until_closed(&mut stream))
+        .await
+        .expect("reader");
+    assert!(
+        got.len() < 48 << 20,
+        "cut off before the end: {} bytes",
+        got.len()
+    );
+}
+
+/// Past `max_connections`, new connections are closed at accept and counted, while the open
+/// ones keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_refused_and_the_others_keep_working() {
+    use std::io::{Read, Write};
+    let origin = TestOrigin::start().await;
+    origin.generate(1000, "public, max-age=60");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge_with_short_timeouts(
+        &origin.url(),
+        dir.path(),
+        "max_connections = 2\nidle_timeout = \"60s\"\nheader_timeout = \"60s\"\n",
+    );
+    let url = edge.addr("http").to_owned();
+    let metrics_url = format!("{}/metrics", edge.addr("admin"));
+    let request = b"GET /a.m4s HTTP/1.1\r\nHost: x\r\n\r\n";
+    // One whole response: its header, then as many bytes as its Content-Length says.
+    let answer = |stream: &mut std::net::TcpStream| {
+        stream.write_all(request).expect("request");
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).expect("answer");
+            assert!(n > 0, "closed mid-answer");
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")?
+                            .parse()
+                            .ok()
+                    })
+                    .expect("content-length");
+                if got.len() >= end + 4 + length {
+                    return text;
+                }
+            }
+        }
+    };
+    let mut first = raw_connection(&url, Duration::from_secs(10));
+    let mut second = raw_connection(&url, Duration::from_secs(10));
+    assert!(answer(&mut first).starts_with("HTTP/1.1 200"));
+    assert!(answer(&mut second).starts_with("HTTP/1.1 200"));
+    let mut third = raw_connection(&url, Duration::from_secs(10));
+    let refused = tokio::task::spawn_blocking(move || read_until_closed(&mut third))
+        .await
+        .expect("third");
+    assert!(
+        refused.is_empty(),
+        "the third connection was closed at once"
+    );
+    assert!(
+        answer(&mut first).starts_with("HTTP/1.1 200"),
+        "the open ones still work"
+    );
+    let metrics = get(&metrics_url, &[]).await.text();
+    assert!(
+        metrics.contains(
+            "meridian_edge_connections_refused_total{listener=\"http\",reason=\"limit\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    drop((first, second));
+}

@@ -45,3 +45,36 @@ pub fn text(status: http::StatusCode, message: impl Into<String>) -> http::Respo
     );
     response
 }
+
+/// `body`, holding `guard` until it is sent or dropped (a request counts as in flight until
+/// then: see `http_server`).
+pub(crate) fn with_guard<G: Send + Unpin + 'static>(body: Body, guard: G) -> Body {
+    struct Guarded<G> {
+        body: Body,
+        _guard: G,
+    }
+    impl<G: Unpin> hyper::body::Body for Guarded<G> {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+            std::pin::Pin::new(&mut self.body).poll_frame(cx)
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.body.is_end_stream()
+        }
+
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            self.body.size_hint()
+        }
+    }
+    Guarded {
+        body,
+        _guard: guard,
+    }
+    .boxed_unsync()
+}

@@ -12,6 +12,7 @@
 //! - [`listener`]: binding a listener and printing its `listening <kind> <address>` line.
 //! - [`shutdown`]: SIGTERM drains, SIGINT stops; a handle that `run` functions wait on.
 //! - [`http_server`]: the accept loop with HTTP/1.1 and HTTP/2, tracked for graceful drain.
+//! - [`connection`]: what a listener allows a connection (timeouts, limits) and its counters.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and `/status` for every server.
 //! - [`body`]: the response body type all our HTTP handlers return.
 //! - [`cors`]: CORS headers and preflight for browser players, and status classes for metrics.
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod cors;
 pub mod http_server;
 pub mod listener;
