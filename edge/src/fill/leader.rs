@@ -493,9 +493,10 @@ impl Filler {
             }
             if matches!(sink, Sink::Spilled) {
                 fill.keep_pace(self.limits.body_idle_timeout).await;
-                // Nobody reads it, nor holds it to read later (beside this task and the fills
-                // in flight).
-                if fill.readers() == 0 && Arc::strong_count(fill) <= 2 {
+                // Nobody reads it, nor holds it to read later: the only holders left are this
+                // task and, unless another fill took its place, the fills in flight.
+                let holders = 1 + usize::from(self.fills.holds(fill));
+                if fill.readers() == 0 && Arc::strong_count(fill) <= holders {
                     return Ok(Sink::Abandoned);
                 }
             }

@@ -591,6 +591,15 @@ impl Fills {
         }
     }
 
+    /// True when `fill` is the one in flight for its key (a spilled one may have been replaced).
+    pub fn holds(&self, fill: &Fill) -> bool {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|f| std::ptr::eq(Arc::as_ptr(f), fill))
+    }
+
     /// Fills in flight now.
     pub fn len(&self) -> usize {
         self.inflight

@@ -56,27 +56,69 @@ pub fn take(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     Ok(saved)
 }
 
-/// The bytes of a checkpoint of `state` and the logs.
-pub(super) fn encode<M>(
-    salt: u64,
-    capacity: u64,
-    clean: bool,
-    small: &Log,
-    main: &Log,
-    state: &State<M>,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEAD + state.index.len() * ENTRY + 8);
+/// What a checkpoint holds, copied out of the store so that it is encoded and written without
+/// holding the store's locks (see `Inner::write_checkpoint`).
+pub(super) struct Snapshot {
+    pub clean: bool,
+    pub written: u64,
+    pub seq: u64,
+    /// Head, tail and used of the small log, then of the main log.
+    pub positions: [(u64, u64, u64); 2],
+    pub entries: Vec<(u64, Entry)>,
+    /// (family, member hash) pairs of indexed keys.
+    pub pairs: Vec<(u64, u64)>,
+}
+
+impl Snapshot {
+    /// The logs' positions and the write order, taken together (under the logs' locks and
+    /// then the index's); the entries are copied after, under the index's lock alone.
+    pub fn positions<M>(clean: bool, small: &Log, main: &Log, state: &State<M>) -> Self {
+        Self {
+            clean,
+            written: state.written,
+            seq: state.seq,
+            positions: [
+                (small.head, small.tail, small.used),
+                (main.head, main.tail, main.used),
+            ],
+            entries: Vec::new(),
+            pairs: Vec::new(),
+        }
+    }
+
+    /// Copies the index's entries and families. Entries added since the positions were taken
+    /// lie past a log's tail then: decoding drops them, and a start after a crash walks them.
+    pub fn copy_index<M>(&mut self, state: &State<M>) {
+        self.entries = state.index.iter().map(|(&h, &e)| (h, e)).collect();
+        self.pairs = state
+            .families
+            .iter()
+            .flat_map(|(&family, members)| members.iter().map(move |&hash| (family, hash)))
+            .filter(|(_, hash)| state.index.contains_key(hash))
+            .collect();
+    }
+}
+
+/// The bytes of a checkpoint.
+pub(super) fn encode(salt: u64, capacity: u64, snapshot: &Snapshot) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEAD + snapshot.entries.len() * ENTRY + 8);
     out.extend_from_slice(MAGIC);
-    for n in [salt, capacity, state.written, state.seq, u64::from(clean)] {
+    for n in [
+        salt,
+        capacity,
+        snapshot.written,
+        snapshot.seq,
+        u64::from(snapshot.clean),
+    ] {
         out.extend_from_slice(&n.to_le_bytes());
     }
-    for log in [small, main] {
-        for n in [log.head, log.tail, log.used] {
+    for (head, tail, used) in snapshot.positions {
+        for n in [head, tail, used] {
             out.extend_from_slice(&n.to_le_bytes());
         }
     }
-    out.extend_from_slice(&(state.index.len() as u64).to_le_bytes());
-    for (&hash, e) in &state.index {
+    out.extend_from_slice(&(snapshot.entries.len() as u64).to_le_bytes());
+    for (hash, e) in &snapshot.entries {
         out.extend_from_slice(&hash.to_le_bytes());
         out.extend_from_slice(&e.offset.to_le_bytes());
         out.extend_from_slice(&e.seq.to_le_bytes());
@@ -84,14 +126,8 @@ pub(super) fn encode<M>(
         out.push(u8::from(e.area == Area::Main));
         out.push(e.freq);
     }
-    let pairs: Vec<(u64, u64)> = state
-        .families
-        .iter()
-        .flat_map(|(&family, members)| members.iter().map(move |&hash| (family, hash)))
-        .filter(|(_, hash)| state.index.contains_key(hash))
-        .collect();
-    out.extend_from_slice(&(pairs.len() as u64).to_le_bytes());
-    for (family, hash) in pairs {
+    out.extend_from_slice(&(snapshot.pairs.len() as u64).to_le_bytes());
+    for (family, hash) in &snapshot.pairs {
         out.extend_from_slice(&family.to_le_bytes());
         out.extend_from_slice(&hash.to_le_bytes());
     }

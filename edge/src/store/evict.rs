@@ -118,15 +118,26 @@ impl<M: Meta> Inner<M> {
             log.release_head(header.total);
             return Ok(None);
         }
+        // Only a committed record is live: a dead one may still be indexed by an entry a
+        // checkpoint kept (until a lookup drops it), and must not be carried back to life.
         let entry = self
             .lock()
             .index
             .get(&header.key_hash)
             .copied()
-            .filter(|e| e.offset == at);
+            .filter(|e| e.offset == at && header.state == RecordState::Committed);
         let Some(entry) = entry else {
             if header.state == RecordState::Committed {
                 self.mark_dead(at);
+            } else {
+                let mut state = self.lock();
+                if state
+                    .index
+                    .get(&header.key_hash)
+                    .is_some_and(|e| e.offset == at)
+                {
+                    state.take(header.key_hash);
+                }
             }
             log.release_head(header.total);
             return Ok(None);

@@ -318,7 +318,7 @@ impl<M: Meta> Recovery<M> {
             };
             for hash in hashes {
                 if let Some(old) = now.take(hash) {
-                    inner.mark_dead(old.offset);
+                    inner.mark_entry_dead(hash, &old);
                 }
             }
         }
@@ -526,7 +526,7 @@ impl<M: Meta> Store<M> {
         let writing = state.removed(index::Removal::Key(hash)) > 0;
         match state.take(hash) {
             Some(old) => {
-                self.inner.mark_dead(old.offset);
+                self.inner.mark_entry_dead(hash, &old);
                 true
             }
             None => moving || writing,
@@ -550,7 +550,7 @@ impl<M: Meta> Store<M> {
             let moving = state.moving.remove(&hash).is_some();
             match state.take(hash) {
                 Some(old) => {
-                    self.inner.mark_dead(old.offset);
+                    self.inner.mark_entry_dead(hash, &old);
                     removed += 1;
                 }
                 None => removed += usize::from(moving),
@@ -589,7 +589,7 @@ impl<M: Meta> Store<M> {
                 .is_some_and(|e| e.offset == entry.offset && e.seq == entry.seq)
             {
                 state.take(hash);
-                self.inner.mark_dead(entry.offset);
+                self.inner.mark_entry_dead(hash, &entry);
                 removed += 1;
             }
         }
@@ -714,14 +714,17 @@ impl<M: Meta> Inner<M> {
         self.ready.load(Ordering::SeqCst)
     }
 
-    /// Writes the checkpoint file (under `checkpointing`): its bytes are taken under the logs'
-    /// and the index's locks, so positions and entries agree. A clean stop's is synced.
+    /// Writes the checkpoint file (under `checkpointing`): the logs' positions are taken under
+    /// their locks, then the index is copied under its own, and encoded and written with no
+    /// lock held. A clean stop's is synced.
     fn write_checkpoint(&self, clean: bool) -> std::io::Result<()> {
-        let bytes = {
+        let mut snapshot = {
             let (small, main) = (lock(&self.small), lock(&self.main));
             let state = self.lock();
-            checkpoint::encode(self.salt, self.capacity, clean, &small, &main, &state)
+            checkpoint::Snapshot::positions(clean, &small, &main, &state)
         };
+        snapshot.copy_index(&self.lock());
+        let bytes = checkpoint::encode(self.salt, self.capacity, &snapshot);
         let tmp = self.checkpoint.with_extension("index.tmp");
         let file = std::fs::File::create(&tmp)?;
         std::io::Write::write_all(&mut &file, &bytes)?;
@@ -729,6 +732,22 @@ impl<M: Meta> Inner<M> {
             file.sync_all()?;
         }
         std::fs::rename(&tmp, &self.checkpoint)
+    }
+
+    /// Marks the record an index entry points at dead, if it is that record: an entry loaded
+    /// from a checkpoint may point where the record was evicted and its room written again
+    /// since (until a lookup or the background check drops it), and the state word written
+    /// there would land inside another record.
+    fn mark_entry_dead(&self, hash: u64, entry: &index::Entry) {
+        let its_own = self
+            .file
+            .read_vec(entry.offset, RECORD_HEADER)
+            .ok()
+            .and_then(|b| format::RecordHeader::decode(&b, self.salt))
+            .is_some_and(|h| h.key_hash == hash && h.seq == entry.seq && h.total == entry.total());
+        if its_own {
+            self.mark_dead(entry.offset);
+        }
     }
 
     /// Marks the record at `offset` dead, so that it does not return after a restart.

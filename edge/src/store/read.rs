@@ -266,15 +266,24 @@ impl<M: Meta> Inner<M> {
             self.mark_dead(entry.offset);
         }
         drop(state);
-        let what = match failure {
-            Failure::Unreadable => "could not be read",
-            Failure::NotItsRecord => "is not where the index says",
-            Failure::Corrupt => "failed its checksum",
-        };
-        tracing::warn!(
-            offset = entry.offset,
-            "stored object {what}; dropped, it will be fetched again"
-        );
+        match failure {
+            // Expected of entries a checkpoint kept for records evicted since it was written.
+            Failure::NotItsRecord => tracing::debug!(
+                offset = entry.offset,
+                "stored object is not where the index says; dropped"
+            ),
+            Failure::Unreadable | Failure::Corrupt => {
+                let what = if failure == Failure::Corrupt {
+                    "failed its checksum"
+                } else {
+                    "could not be read"
+                };
+                tracing::warn!(
+                    offset = entry.offset,
+                    "stored object {what}; dropped, it will be fetched again"
+                );
+            }
+        }
         Read::Miss
     }
 
@@ -314,8 +323,12 @@ impl<M: Meta> Inner<M> {
                     && h.seq == entry.seq
                     && h.parts_fit()
             });
-        let intact = header.is_some_and(|h| self.payload_on_disk_matches(entry.offset, &h));
-        if intact {
+        let Some(header) = header else {
+            // Not this entry's record (one left behind by a checkpoint): dropped, unwritten.
+            let _ = self.failed(hash, &entry, Failure::NotItsRecord);
+            return;
+        };
+        if self.payload_on_disk_matches(entry.offset, &header) {
             self.still_indexed(hash, &entry, true);
         } else {
             let _ = self.failed(hash, &entry, Failure::Corrupt);

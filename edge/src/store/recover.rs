@@ -184,6 +184,8 @@ pub(super) fn catch_up<M: Meta>(
             if !pad {
                 break Some(header.total);
             }
+            // Written since too: entries of records it covers are gone.
+            written_since.push((log.start + at, header.total, 0));
         } else if !newer(&header) {
             break None;
         } else {
@@ -228,8 +230,9 @@ pub(super) fn catch_up<M: Meta>(
     };
     log.tail = tail;
     log.head = head;
-    log.used = if added == 0 {
-        log.used
+    log.used = if added <= room {
+        // The head where it was: everything written since is on top of what was used.
+        log.used + added
     } else if tail == head && free_at_tail.is_none() {
         log.len
     } else {

@@ -237,6 +237,11 @@ impl<M: Meta> Store<M> {
             Area::Small => lock(&inner.small),
             Area::Main => lock(&inner.main),
         };
+        // Again under the log's lock: `close` takes it to write its checkpoint after it set
+        // `closing`, so nothing moves in the logs after that.
+        if !inner.is_ready() {
+            return Err(StoreError::Closing);
+        }
         let at = inner.make_room(&mut log, area, total)?;
         let mut state = inner.lock();
         // Checked again where the record is registered: a removal from here on marks it.
@@ -429,7 +434,7 @@ impl<M: Meta> Writer<M> {
             seq: header.seq,
         };
         if let Some(old) = state.put(hash, entry) {
-            self.inner.mark_dead(old.offset);
+            self.inner.mark_entry_dead(hash, &old);
         }
         state.fresh_meta.remove(&hash);
         state.join_family(header.family, hash);
