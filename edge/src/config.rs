@@ -18,6 +18,8 @@
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
 //! checkpoint_interval = "10s"         # the store's index saved this often, for a fast start after a crash
+//! access_log = "/var/log/meridian/access.jsonl"  # JSON lines; SIGUSR1 reopens it; unset: none
+//! access_log_sample = 1.0             # the fraction of requests logged (server errors always)
 //! slice_size = "1MiB"                 # larger objects' ranges are kept in slices this big
 //! max_request_body = "16MiB"          # POST/PUT/PATCH bodies passed to the origin, at most
 //! ignore_client_no_cache = false      # true: viewers' no-cache / max-age do not reach the origin
@@ -36,6 +38,8 @@
 //! header_timeout = "15s"              # an HTTP/1.1 header, and keep-alive idle between requests
 //! idle_timeout = "60s"                # no request in flight (HTTP/2 too)
 //! write_stall_timeout = "30s"         # a viewer that stops reading
+//! body_timeout = "30s"                # a request body that sends nothing for this long: 408
+//! body_min_rate = 1024                # ... or averages fewer bytes per second, past body_timeout
 //! h2_keepalive_interval = "30s"
 //! h2_keepalive_timeout = "20s"
 //! h2_max_concurrent_streams = 128
@@ -146,6 +150,11 @@ pub struct EdgeConfig {
     pub checkpoint_interval: Duration,
     /// What every listener (viewers' and admin) allows a connection: timeouts and limits.
     pub connections: server_kit::connection::Limits,
+    /// Where the access log goes (JSON lines, see `access_log`); unset: no access log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<PathBuf>,
+    /// The fraction of requests logged, in (0, 1]; server errors always are.
+    pub access_log_sample: f64,
 }
 
 impl Default for EdgeConfig {
@@ -184,6 +193,8 @@ impl Default for EdgeConfig {
             body_idle_timeout: Duration::from_secs(10),
             checkpoint_interval: Duration::from_secs(10),
             connections: server_kit::connection::Limits::default(),
+            access_log: None,
+            access_log_sample: 1.0,
         }
     }
 }
@@ -285,6 +296,12 @@ impl EdgeConfig {
         if self.max_requests == 0 {
             return Err(invalid("max_requests", "must be above zero".into()));
         }
+        if !(self.access_log_sample > 0.0 && self.access_log_sample <= 1.0) {
+            return Err(invalid(
+                "access_log_sample",
+                format!("{} must be above 0 and at most 1", self.access_log_sample),
+            ));
+        }
         if let Err((key, problem)) = self.connections.validate() {
             return Err(invalid(connections_key(key), problem));
         }
@@ -349,6 +366,7 @@ fn connections_key(key: &str) -> &'static str {
         "header_timeout" => "connections.header_timeout",
         "idle_timeout" => "connections.idle_timeout",
         "write_stall_timeout" => "connections.write_stall_timeout",
+        "body_timeout" => "connections.body_timeout",
         "h2_keepalive_interval" => "connections.h2_keepalive_interval",
         "h2_keepalive_timeout" => "connections.h2_keepalive_timeout",
         "h2_max_concurrent_streams" => "connections.h2_max_concurrent_streams",

@@ -23,6 +23,7 @@
 //!
 //! [`run`] serves pre-bound listeners until the [`Shutdown`] says to stop.
 
+pub mod access_log;
 pub mod admin_ops;
 pub mod breaker;
 pub mod config;
@@ -63,6 +64,12 @@ pub enum Error {
     Config(#[from] config::ConfigError),
     #[error("edge setup: {0}")]
     Setup(#[from] error::EdgeError),
+    #[error("access log {}: {source}; check access_log and that the folder is writable", path.display())]
+    AccessLog {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The listeners `main` (or a test) bound for the edge.
@@ -125,7 +132,41 @@ pub async fn run(
         capacity = stats.capacity,
         "store open"
     );
-    let edge = Arc::new(Edge::new(&config, store.clone(), metrics)?);
+    let access_log = match &config.access_log {
+        Some(path) => {
+            let dropped = prometheus_client::metrics::counter::Counter::default();
+            registry.register(
+                "meridian_edge_access_log_dropped",
+                "Access log lines dropped because the writer fell behind",
+                dropped.clone(),
+            );
+            let log = access_log::AccessLog::open(
+                path,
+                config.access_log_sample,
+                &config.name,
+                &config.region,
+                dropped,
+            )
+            .map_err(|source| Error::AccessLog {
+                path: path.clone(),
+                source,
+            })?;
+            Some(Arc::new(log))
+        }
+        None => None,
+    };
+    // SIGUSR1 reopens the access log, after a rotation moved it away.
+    if let Some(log) = access_log.clone()
+        && let Ok(mut usr1) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+    {
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                log.reopen();
+            }
+        });
+    }
+    let edge = Arc::new(Edge::new(&config, store.clone(), metrics, access_log)?);
     // Bodies recovered at start are checked against their checksums in the background (a
     // lookup checks its own first if it gets there before), and the file's size is watched
     // (a truncated file loses objects, not the process): see `store::Store::check_some`.

@@ -40,6 +40,13 @@ fn start_edge(origin: &str, dir: &Path, extra: &[&str]) -> ServerProcess {
     ServerProcess::start(EDGE, &args, &["http", "admin"])
 }
 
+/// An edge started with `toml` as its config file (beside the usual flags).
+fn start_edge_with_config(origin: &str, dir: &Path, toml: &str) -> ServerProcess {
+    let config = dir.join("edge.toml");
+    std::fs::write(&config, toml).expect("write config");
+    start_edge(origin, dir, &["--config", config.to_str().expect("utf-8")])
+}
+
 /// Our real origin binary over testdata, built by cargo beside this test's binary.
 fn start_real_origin() -> ServerProcess {
     let bin = Path::new(EDGE).with_file_name(ORIGIN);
@@ -702,16 +709,10 @@ async fn purge_needs_the_token() {
     let origin = TestOrigin::start().await;
     origin.generate(1000, "public, max-age=3600");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(
-        &config,
-        "admin_token = \"s3cret\"\ndrain_to = \"http://127.0.0.9:8080\"\n",
-    )
-    .expect("write config");
-    let edge = start_edge(
+    let edge = start_edge_with_config(
         &origin.url(),
         dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
+        "admin_token = \"s3cret\"\ndrain_to = \"http://127.0.0.9:8080\"\n",
     );
     let base = edge.addr("http").to_owned();
     for path in ["/p/a.m4s", "/p/b.m4s", "/q/c.m4s"] {
@@ -2170,20 +2171,19 @@ async fn a_second_edge_on_the_same_store_exits_naming_the_holder() {
 
 /// An edge whose listeners time out in about a second, for the connection tests.
 fn start_edge_with_short_timeouts(origin: &str, dir: &Path, extra: &str) -> ServerProcess {
-    let config = dir.join("edge.toml");
     let mut table = String::from("[connections]\n");
     for (key, value) in [
         ("first_request_timeout", "\"1s\""),
         ("header_timeout", "\"1s\""),
         ("idle_timeout", "\"2s\""),
         ("write_stall_timeout", "\"1s\""),
+        ("body_timeout", "\"1s\""),
     ] {
         if !extra.contains(key) {
             table.push_str(&format!("{key} = {value}\n"));
         }
     }
-    std::fs::write(&config, format!("{table}{extra}")).expect("config");
-    start_edge(origin, dir, &["--config", config.to_str().expect("utf-8")])
+    start_edge_with_config(origin, dir, &format!("{table}{extra}"))
 }
 
 /// A raw TCP connection to an `http://host:port` address, reads bounded by `within`.
@@ -2371,4 +2371,109 @@ async fn connections_over_the_limit_are_refused_and_the_others_keep_working() {
         "{metrics}"
     );
     drop((first, second));
+}
+
+/// A request body that stalls halfway gets 408 after `body_timeout`, and the origin's answer is
+/// not waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stalls_gets_408() {
+    use std::io::Write;
+    let origin = TestOrigin::start().await;
+    origin.route("/upload", Route::ok("stored", "no-store"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge_with_short_timeouts(&origin.url(), dir.path(), "");
+    let url = edge.addr("http").to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = raw_connection(&url, Duration::from_secs(10));
+        stream
+            .write_all(
+                b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nten bytes.",
+            )
+            .expect("half a body");
+        read_until_closed(&mut stream)
+    })
+    .await
+    .expect("client");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// Access log lines are JSON with the fields an operator needs (the token and CMCD out of the
+/// path, CMCD's session id kept), and SIGUSR1 reopens the file after a rotation moved it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_parse_back_and_sigusr1_reopens_the_file() {
+    let origin = TestOrigin::start().await;
+    origin.generate(1000, "public, max-age=60");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.jsonl");
+    let edge = start_edge_with_config(
+        &origin.url(),
+        dir.path(),
+        &format!(
+            "access_log = {:?}\nkey_ignore_params = [\"token\"]\n",
+            log.to_str().expect("utf-8")
+        ),
+    );
+    let base = edge.addr("http").to_owned();
+    let url = format!("{base}/a.m4s?token=secret&v=2&CMCD=bl%3D300%2Csid%3D%22s-42%22");
+    for _ in 0..2 {
+        let reply = get(&url, &[("user-agent", "test-agent")]).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let lines = |path: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(&log).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no access log lines: {:?}",
+            lines(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let written = lines(&log);
+    for (line, cache) in written.iter().zip(["MISS", "HIT"]) {
+        assert_eq!(line["path"], "/a.m4s?v=2", "{line}");
+        assert_eq!(line["method"], "GET");
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["bytes"], 1000);
+        assert_eq!(line["cache"], cache);
+        assert_eq!(line["complete"], true);
+        assert_eq!(line["session"], "s-42");
+        assert_eq!(line["client"], "127.0.0.1");
+        assert_eq!(line["edge"], "test-edge");
+        assert_eq!(line["region"], "test-region");
+        assert_eq!(line["user_agent"], "test-agent");
+        assert!(line["duration_ms"].as_f64().is_some_and(|d| d >= 0.0));
+        let time = line["time"].as_str().expect("time");
+        assert!(humantime::parse_rfc3339(time).is_ok(), "{time}");
+    }
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("secret"));
+    // Rotation: the file is moved away, SIGUSR1 reopens it at its path.
+    let rotated = dir.path().join("access.1.jsonl");
+    std::fs::rename(&log, &rotated).expect("rotate");
+    edge.signal(Sig::SIGUSR1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    while lines(&log).is_empty() {
+        assert!(Instant::now() < deadline, "the access log was not reopened");
+        n += 1;
+        get(&format!("{base}/b.m4s?n={n}"), &[]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every line is in one file or the other, none lost in the move.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(&rotated).len() + lines(&log).len() < 2 + n {
+        assert!(
+            Instant::now() < deadline,
+            "access log lines lost in the rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(lines(&rotated).len() + lines(&log).len(), 2 + n);
 }

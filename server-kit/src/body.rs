@@ -78,3 +78,97 @@ pub(crate) fn with_guard<G: Send + Unpin + 'static>(body: Body, guard: G) -> Bod
     }
     .boxed_unsync()
 }
+
+/// A request body read at a bounded pace: it fails (with `ErrorKind::TimedOut`) when no bytes
+/// come for `idle`, or when, past the first `idle`, it has averaged under `min_rate` bytes per
+/// second (a client trickling a body to hold the connection). `timed_out` is set when it
+/// failed for either, so the handler can answer 408.
+pub fn timed<B>(
+    body: B,
+    idle: std::time::Duration,
+    min_rate: u64,
+    timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> TimedBody<B> {
+    TimedBody {
+        body,
+        idle,
+        min_rate,
+        started: tokio::time::Instant::now(),
+        received: 0,
+        timer: Box::pin(tokio::time::sleep(idle)),
+        timed_out,
+    }
+}
+
+/// See [`timed`].
+#[derive(Debug)]
+pub struct TimedBody<B> {
+    body: B,
+    idle: std::time::Duration,
+    min_rate: u64,
+    started: tokio::time::Instant,
+    received: u64,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<B> TimedBody<B> {
+    fn fail(&self, why: &str) -> std::io::Error {
+        self.timed_out
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        std::io::Error::new(std::io::ErrorKind::TimedOut, why.to_owned())
+    }
+}
+
+impl<B> hyper::body::Body for TimedBody<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.received += data.len() as u64;
+                }
+                let now = tokio::time::Instant::now();
+                let elapsed = now.duration_since(self.started);
+                if elapsed > self.idle
+                    && (self.received as f64) < self.min_rate as f64 * elapsed.as_secs_f64()
+                {
+                    return Poll::Ready(Some(Err(
+                        self.fail("the request body came slower than the minimum rate")
+                    )));
+                }
+                let deadline = now + self.idle;
+                self.timer.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                Poll::Ready(Some(Err(std::io::Error::other(error.to_string()))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(self.fail("the request body stalled"))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -12,7 +12,9 @@
 //! - `write_stall_timeout`: a write that makes no progress (a viewer that stopped reading).
 //! - `h2_keepalive_interval`/`h2_keepalive_timeout`: HTTP/2 pings that find a dead peer.
 //!
-//! Request bodies are the handler's to read; [`crate::body::timed`] bounds their pace.
+//! Request bodies are the handler's to read; [`crate::body::timed`] bounds their pace with
+//! `body_timeout` (no bytes for that long) and `body_min_rate` (bytes per second on average,
+//! past the first `body_timeout`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,6 +50,10 @@ pub struct Limits {
     #[serde(with = "humantime_serde")]
     pub write_stall_timeout: Duration,
     #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Bytes per second a request body must average (0: no minimum).
+    pub body_min_rate: u64,
+    #[serde(with = "humantime_serde")]
     pub h2_keepalive_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub h2_keepalive_timeout: Duration,
@@ -72,6 +78,8 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             write_stall_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            body_min_rate: 1024,
             h2_keepalive_interval: Duration::from_secs(30),
             h2_keepalive_timeout: Duration::from_secs(20),
             h2_max_concurrent_streams: 128,
@@ -92,6 +100,7 @@ impl Limits {
             ("header_timeout", self.header_timeout),
             ("idle_timeout", self.idle_timeout),
             ("write_stall_timeout", self.write_stall_timeout),
+            ("body_timeout", self.body_timeout),
             ("h2_keepalive_interval", self.h2_keepalive_interval),
             ("h2_keepalive_timeout", self.h2_keepalive_timeout),
         ];

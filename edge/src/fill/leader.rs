@@ -407,6 +407,7 @@ impl Filler {
                     // Committed before the fill ends: a viewer that joins a complete fill is
                     // told it is a hit, and reads the stored object.
                     (Sink::Through(writer), Some(_)) => {
+                        fill.all_received();
                         self.commit(*writer, request).await;
                         fill.finish(Ok(()));
                     }

@@ -88,6 +88,8 @@ struct FillData {
     /// The store's copy of the body, and how much of it is written.
     copy: Option<PendingBody>,
     stored: u64,
+    /// The origin's body arrived whole (before the fill ends: see `Fill::all_received`).
+    all_received: bool,
     /// Each waiter's next byte (by the number of its body), for a spilled fill's pace.
     readers: HashMap<u64, u64>,
     next_reader: u64,
@@ -353,7 +355,12 @@ impl Fill {
     /// fill does not hold).
     pub fn is_complete(&self) -> bool {
         let data = self.lock();
-        matches!(data.end, Some(Ok(()))) && !data.is_passed()
+        (data.all_received || matches!(data.end, Some(Ok(())))) && !data.is_passed()
+    }
+
+    /// Leader: the origin's whole body is here (the fill ends once it is stored).
+    pub fn all_received(&self) {
+        self.lock().all_received = true;
     }
 
     /// Bytes received so far.

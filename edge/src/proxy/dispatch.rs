@@ -28,6 +28,10 @@ impl Edge {
             .extensions_mut()
             .insert(crate::forward::Peer(peer.ip()));
         let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
+        let arrival = self
+            .access_log
+            .as_ref()
+            .map(|_| crate::access_log::Arrival::of(&request, peer.ip(), &self.key_params));
         async move {
             let started = Instant::now();
             self.metrics.in_flight.inc();
@@ -56,7 +60,7 @@ impl Edge {
                 _ => self.pass(request).await,
             };
             self.metrics.in_flight.dec();
-            let response = self.finish(response, cache);
+            let response = self.finish(response, cache, arrival);
             let status = response.status();
             self.metrics
                 .request_done(cache, status, started.elapsed().as_secs_f64());
@@ -71,8 +75,14 @@ impl Edge {
         .await
     }
 
-    /// The headers every answer carries, and the byte count of its body.
-    fn finish(&self, response: Response<Body>, cache: &'static str) -> Response<Body> {
+    /// The headers every answer carries, the byte count of its body, and its access log line
+    /// once the body is sent or dropped.
+    fn finish(
+        &self,
+        response: Response<Body>,
+        cache: &'static str,
+        arrival: Option<crate::access_log::Arrival>,
+    ) -> Response<Body> {
         let (mut parts, body) = response.into_parts();
         parts.headers.insert("x-served-by", self.served_by.clone());
         // Always ours: an origin's own X-Cache on a passed-on answer says nothing of this edge.
@@ -87,14 +97,31 @@ impl Edge {
         }
         server_kit::cors::allow_any_origin(&mut parts.headers);
         let counter = self.metrics.bytes_sent(cache);
-        let body = body
-            .map_frame(move |frame| {
-                if let Some(data) = frame.data_ref() {
-                    counter.inc_by(data.len() as u64);
-                }
-                frame
-            })
-            .boxed_unsync();
+        let body = match (&self.access_log, arrival) {
+            (Some(log), Some(arrival)) => crate::access_log::Sent::new(
+                (
+                    body,
+                    parts
+                        .headers
+                        .get(header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse().ok()),
+                ),
+                counter,
+                log.clone(),
+                arrival,
+                parts.status,
+                cache,
+            )
+            .boxed_unsync(),
+            _ => body
+                .map_frame(move |frame| {
+                    if let Some(data) = frame.data_ref() {
+                        counter.inc_by(data.len() as u64);
+                    }
+                    frame
+                })
+                .boxed_unsync(),
+        };
         Response::from_parts(parts, body)
     }
 

@@ -68,6 +68,12 @@ pub struct Edge {
     drain_mode: AtomicBool,
     max_requests: u32,
     max_request_body: u64,
+    /// One JSON line per request, if configured.
+    access_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// How slowly a request body may come: no bytes for this long, or under this many bytes
+    /// per second on average (`[connections]`).
+    body_timeout: std::time::Duration,
+    body_min_rate: u64,
     max_object_size: u64,
     /// Objects over `max_object_size` are kept in slices of this size (`slices`).
     slice_size: u64,
@@ -96,6 +102,7 @@ impl Edge {
         config: &EdgeConfig,
         store: Store<CachedMeta>,
         metrics: Metrics,
+        access_log: Option<Arc<crate::access_log::AccessLog>>,
     ) -> Result<Self, EdgeError> {
         let served_by = HeaderValue::from_str(&format!("{};region={}", config.name, config.region))
             .map_err(|_| {
@@ -126,6 +133,8 @@ impl Edge {
             drain_mode: AtomicBool::new(false),
             max_requests: config.max_requests,
             max_request_body: config.max_request_body.0,
+            body_timeout: config.connections.body_timeout,
+            body_min_rate: config.connections.body_min_rate,
             max_object_size: config.max_object_size.0,
             slice_size: config.slice_size.0.min(config.max_object_size.0).max(1),
             large_objects: slices::known_large(),
@@ -140,6 +149,7 @@ impl Edge {
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             started: Instant::now(),
+            access_log,
         })
     }
 

@@ -37,7 +37,14 @@ impl Edge {
         // Counted before the limit, so that a body cut off by it is told from a broken origin.
         let seen = Arc::new(AtomicU64::new(0));
         let counter = seen.clone();
-        let counted = request.into_body().map_frame(move |frame| {
+        let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let timed = body::timed(
+            request.into_body(),
+            self.body_timeout,
+            self.body_min_rate,
+            slow.clone(),
+        );
+        let counted = timed.map_frame(move |frame| {
             if let Some(data) = frame.data_ref() {
                 counter.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
@@ -55,6 +62,9 @@ impl Edge {
                 // A body that grew past the limit breaks the origin request: say why.
                 if seen.load(Ordering::Relaxed) > limit {
                     return (too_large(limit), PASS);
+                }
+                if slow.load(Ordering::SeqCst) {
+                    return (too_slow(), PASS);
                 }
                 tracing::warn!(%error, "passing the request to the origin failed");
                 return (error_response(&error), ERROR);
@@ -82,6 +92,17 @@ fn too_large(limit: u64) -> Response<Body> {
     let mut response = body::text(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("client error: request bodies are limited to {limit} bytes on this edge"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+fn too_slow() -> Response<Body> {
+    let mut response = body::text(
+        StatusCode::REQUEST_TIMEOUT,
+        "client error: the request body stalled or came too slowly; send it again",
     );
     response
         .headers_mut()
