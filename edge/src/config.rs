@@ -5,6 +5,7 @@
 //! tls_listen = ["127.0.0.1:8443"]      # needs tls_cert and tls_key (PEM)
 //! tls_cert = "edge.crt"
 //! tls_key = "edge.key"
+//! tls_certificates = [{ cert = "other.crt", key = "other.key" }]  # more, chosen by SNI; SIGHUP reloads
 //! admin = "127.0.0.1:9081"
 //! name = "eu-west-1"
 //! region = "eu-west"
@@ -70,6 +71,10 @@ pub struct EdgeConfig {
     /// PEM private key for HTTPS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// More certificates for HTTPS, each chosen for the names it is valid for (SNI); the
+    /// `tls_cert` pair is the default. SIGHUP reloads them all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls_certificates: Vec<crate::tls::CertFiles>,
     /// Address of the admin surface.
     pub admin: SocketAddr,
     /// This edge's name, reported in `X-Served-By` and `/status`.
@@ -164,6 +169,7 @@ impl Default for EdgeConfig {
             tls_listen: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            tls_certificates: Vec::new(),
             admin: SocketAddr::from(([127, 0, 0, 1], 9081)),
             name: "edge-1".into(),
             region: "local".into(),
@@ -207,6 +213,12 @@ impl EdgeConfig {
             return Err(invalid(
                 "listen",
                 "at least one listen or tls_listen address is needed".into(),
+            ));
+        }
+        if !self.tls_certificates.is_empty() && self.tls_cert.is_none() {
+            return Err(invalid(
+                "tls_certificates",
+                "needs tls_cert and tls_key, the default certificate".into(),
             ));
         }
         if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {

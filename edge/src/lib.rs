@@ -113,10 +113,35 @@ pub async fn run(
     ),
     shutdown: Shutdown,
 ) -> Result<(), Error> {
-    let acceptor = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) if !listeners.https.is_empty() => Some(tls::acceptor(cert, key)?),
+    let certificates = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) if !listeners.https.is_empty() => {
+            let files = std::iter::once(tls::CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .chain(config.tls_certificates.iter().cloned())
+            .collect();
+            Some(Arc::new(tls::Certificates::load(files)?))
+        }
         _ => None,
     };
+    let acceptor = certificates.clone().map(tls::acceptor).transpose()?;
+    // SIGHUP reloads the certificates; new handshakes get the new ones, connections up keep
+    // theirs, and a set that does not load leaves the old one in place.
+    if let Some(certificates) = certificates
+        && let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match certificates.reload() {
+                    Ok(n) => tracing::info!(certificates = n, "TLS certificates reloaded"),
+                    Err(error) => {
+                        tracing::error!(%error, "TLS certificates not reloaded; the old ones stay")
+                    }
+                }
+            }
+        });
+    }
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = metrics::Metrics::register(&mut registry);
     let connections = server_kit::connection::Metrics::register(&mut registry, "meridian_edge");

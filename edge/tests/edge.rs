@@ -2477,3 +2477,192 @@ async fn access_log_lines_parse_back_and_sigusr1_reopens_the_file() {
     }
     assert_eq!(lines(&rotated).len() + lines(&log).len(), 2 + n);
 }
+
+/// A test CA and certificates signed by it, one per set of names: (CA file, [(cert, key)]).
+fn test_pki_for(dir: &Path, sets: &[&[&str]]) -> (PathBuf, Vec<(PathBuf, PathBuf)>) {
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Meridian rotation CA");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let ca = dir.join("rotation-ca.pem");
+    std::fs::write(&ca, ca_cert.pem()).expect("write ca");
+    let pairs = sets
+        .iter()
+        .enumerate()
+        .map(|(i, names)| {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let cert = rcgen::CertificateParams::new(names)
+                .expect("params")
+                .signed_by(&key, &issuer)
+                .expect("cert");
+            let paths = (dir.join(format!("c{i}.pem")), dir.join(format!("c{i}.key")));
+            std::fs::write(&paths.0, cert.pem()).expect("write cert");
+            std::fs::write(&paths.1, key.serialize_pem()).expect("write key");
+            paths
+        })
+        .collect();
+    (ca, pairs)
+}
+
+/// A TLS connection to `addr` asking for `name`, trusting `ca`; with the certificate it got.
+async fn tls_connect(
+    addr: &str,
+    name: &str,
+    ca: &Path,
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    Vec<u8>,
+) {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("ca") {
+        roots.add(cert.expect("ca cert")).expect("root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr.trim_start_matches("https://"))
+        .await
+        .expect("connect");
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_owned()).expect("name");
+    let stream = connector
+        .connect(server_name, tcp)
+        .await
+        .expect("handshake");
+    let presented = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+        .expect("a certificate");
+    (stream, presented)
+}
+
+/// One HTTP/1.1 request on an open TLS connection; the status line.
+async fn tls_request(
+    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    host: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(format!("GET /s.m4s HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\nover tls") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn der_of(pem: &Path) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_file(pem)
+        .expect("cert")
+        .to_vec()
+}
+
+/// Certificates are chosen by SNI, and SIGHUP swaps in new files: new handshakes get the new
+/// certificate while a connection already up keeps working; a bad new certificate is refused
+/// and the last good one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_chosen_by_sni_and_rotated_on_sighup() {
+    let origin = TestOrigin::start().await;
+    origin.route("/s.m4s", Route::ok("over tls", "public, max-age=3600"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, pairs) = test_pki_for(
+        dir.path(),
+        &[&["localhost"], &["other.test"], &["localhost"]],
+    );
+    let (default, other, next) = (&pairs[0], &pairs[1], &pairs[2]);
+    // The files the edge reads: the default pair is overwritten to rotate it.
+    let (cert, key) = (dir.path().join("edge.pem"), dir.path().join("edge.key"));
+    std::fs::copy(&default.0, &cert).expect("cert");
+    std::fs::copy(&default.1, &key).expect("key");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "tls_cert = {:?}\ntls_key = {:?}\n\
+             tls_certificates = [{{ cert = {:?}, key = {:?} }}]\n",
+            cert.to_str().expect("utf-8"),
+            key.to_str().expect("utf-8"),
+            other.0.to_str().expect("utf-8"),
+            other.1.to_str().expect("utf-8"),
+        ),
+    )
+    .expect("config");
+    let edge = start_edge(
+        &origin.url(),
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--tls-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let https = edge.addr("https").to_owned();
+    let (mut kept, presented) = tls_connect(&https, "localhost", &ca).await;
+    assert_eq!(presented, der_of(&default.0), "the default certificate");
+    assert_eq!(tls_request(&mut kept, "localhost").await, "HTTP/1.1 200 OK");
+    let (_, presented) = tls_connect(&https, "other.test", &ca).await;
+    assert_eq!(presented, der_of(&other.0), "chosen by SNI");
+
+    // Rotate: new files, SIGHUP; handshakes get the new certificate once it is loaded.
+    std::fs::copy(&next.0, &cert).expect("cert");
+    std::fs::copy(&next.1, &key).expect("key");
+    edge.signal(Sig::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, presented) = tls_connect(&https, "localhost", &ca).await;
+        if presented == der_of(&next.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        tls_request(&mut kept, "localhost").await,
+        "HTTP/1.1 200 OK",
+        "the connection made before the rotation stays up"
+    );
+
+    // A bad certificate is refused; the edge keeps serving the last good one.
+    std::fs::write(&cert, "not a certificate").expect("bad cert");
+    edge.signal(Sig::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !edge.stderr().contains("TLS certificates not reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "the bad certificate was not reported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, presented) = tls_connect(&https, "localhost", &ca).await;
+    assert_eq!(presented, der_of(&next.0));
+}

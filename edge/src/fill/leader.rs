@@ -109,12 +109,60 @@ struct Storing<'a> {
     fetch: &'a Arc<Fetch<CachedMeta>>,
 }
 
+/// Batches a write-through may have queued for its writer: past them, the leader waits (memory
+/// stays bounded when the disk is slower than the origin).
+const THROUGH_QUEUE: usize = 8;
+
+/// A record written through by a task of its own, fed batches of the body, so that the leader
+/// never waits for the disk while the origin sends (nor do the waiters it feeds).
+struct Through {
+    tx: tokio::sync::mpsc::Sender<Vec<Bytes>>,
+    task: tokio::task::JoinHandle<Result<Writer<CachedMeta>, StoreError>>,
+}
+
+impl Through {
+    fn start(mut writer: Writer<CachedMeta>, fill: Arc<Fill>) -> Self {
+        fill.write_through(writer.reader());
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(THROUGH_QUEUE);
+        let task = tokio::spawn(
+            async move {
+                while let Some(chunks) = rx.recv().await {
+                    let written = tokio::task::spawn_blocking(move || {
+                        let result = if chunks.len() > 1 {
+                            writer.write(&chunks.concat())
+                        } else {
+                            chunks.iter().try_for_each(|c| writer.write(c))
+                        };
+                        (writer, result)
+                    })
+                    .await
+                    .map_err(|e| StoreError::Write(std::io::Error::other(e.to_string())))?;
+                    writer = written.0;
+                    written.1?;
+                    fill.stored(writer.written());
+                }
+                Ok(writer)
+            }
+            .instrument(tracing::Span::current()),
+        );
+        Self { tx, task }
+    }
+
+    /// Waits for the writer to have written everything sent; the record, ready to commit.
+    async fn finish(self) -> Result<Writer<CachedMeta>, StoreError> {
+        drop(self.tx);
+        self.task
+            .await
+            .map_err(|e| StoreError::Write(std::io::Error::other(e.to_string())))?
+    }
+}
+
 /// Where a fill's body goes besides its waiters.
 enum Sink {
     /// Kept in memory (up to `SHARE_IN_MEMORY`), stored whole at the end if storable.
     Memory,
     /// Written through to the store.
-    Through(Box<Writer<CachedMeta>>),
+    Through(Box<Through>),
     /// Storing stopped, or could not start (see `Fill::spill`).
     Spilled,
     /// Spilled, and nobody reads it any more: the rest is not fetched.
@@ -373,7 +421,7 @@ impl Filler {
                 .begin(key, &meta, BodyLen::Exact(len), request, &fetch)
                 .await
             {
-                Ok(writer) => sink = Sink::Through(Box::new(writer)),
+                Ok(writer) => sink = Sink::Through(Box::new(Through::start(writer, fill.clone()))),
                 Err(error) => {
                     tracing::info!(%error, "not stored; the fill keeps a window only");
                     self.spill(fill, request, false);
@@ -382,9 +430,6 @@ impl Filler {
             }
         }
         fill.set_head(Ok(head));
-        if let Sink::Through(writer) = &sink {
-            fill.write_through(writer.reader());
-        }
         let storing = Storing {
             key: key.as_deref(),
             meta: &meta,
@@ -406,9 +451,11 @@ impl Filler {
                 match (sink, key) {
                     // Committed before the fill ends: a viewer that joins a complete fill is
                     // told it is a hit, and reads the stored object.
-                    (Sink::Through(writer), Some(_)) => {
-                        fill.all_received();
-                        self.commit(*writer, request).await;
+                    (Sink::Through(through), Some(_)) => {
+                        match through.finish().await {
+                            Ok(writer) => self.commit(writer, request).await,
+                            Err(error) => tracing::warn!(%error, "storing stopped; not stored"),
+                        }
                         fill.finish(Ok(()));
                     }
                     (Sink::Memory, Some(key)) if fill.received() <= self.limits.max_object_size => {
@@ -478,9 +525,8 @@ impl Filler {
                     };
                     match began {
                         Ok(writer) => {
-                            fill.write_through(writer.reader());
                             pending = fill.chunks().unwrap_or_default();
-                            sink = Sink::Through(Box::new(writer));
+                            sink = Sink::Through(Box::new(Through::start(writer, fill.clone())));
                         }
                         Err(error) => {
                             tracing::info!(%error, "not stored; the fill keeps a window only");
@@ -513,6 +559,8 @@ impl Filler {
                 format!("body ended at {} of {len} bytes", fill.received()).into(),
             ));
         }
+        // Whole: a viewer joining from here on is a hit (its bytes are the edge's own).
+        fill.all_received();
         Ok(self.write(sink, &mut pending, fill, request).await)
     }
 
@@ -536,7 +584,8 @@ impl Filler {
         .map_err(|e| EdgeError::Internal(e.to_string().into()))
     }
 
-    /// Writes the pending chunks through to the store; a failure spills the fill.
+    /// Hands the pending chunks to the record's writer; if it stopped (a failed write, or a
+    /// body longer than its room), the fill spills.
     async fn write(
         &self,
         sink: Sink,
@@ -544,40 +593,24 @@ impl Filler {
         fill: &Fill,
         request: &FillRequest,
     ) -> Sink {
-        let Sink::Through(mut writer) = sink else {
+        let Sink::Through(through) = sink else {
             pending.clear();
             return sink;
         };
         if pending.is_empty() {
-            return Sink::Through(writer);
+            return Sink::Through(through);
         }
-        let chunks = std::mem::take(pending);
-        let written = tokio::task::spawn_blocking(move || {
-            let result = if chunks.len() > 1 {
-                writer.write(&chunks.concat())
-            } else {
-                chunks.iter().try_for_each(|c| writer.write(c))
-            };
-            (writer, result)
-        })
-        .await;
-        match written {
-            Ok((writer, Ok(()))) => {
-                fill.stored(writer.written());
-                Sink::Through(writer)
-            }
-            Ok((_, Err(error))) => {
-                let too_large = matches!(error, StoreError::TooLarge(_));
-                tracing::warn!(%error, "storing stopped; the fill keeps a window only");
-                self.spill(fill, request, too_large);
-                Sink::Spilled
-            }
-            Err(error) => {
-                tracing::error!(%error, "internal: store task failed");
-                self.spill(fill, request, false);
-                Sink::Spilled
-            }
+        if through.tx.send(std::mem::take(pending)).await.is_ok() {
+            return Sink::Through(through);
         }
+        let error = match through.finish().await {
+            Err(error) => error,
+            Ok(_) => StoreError::Write(std::io::Error::other("the writer stopped")),
+        };
+        let too_large = matches!(error, StoreError::TooLarge(_));
+        tracing::warn!(%error, "storing stopped; the fill keeps a window only");
+        self.spill(fill, request, too_large);
+        Sink::Spilled
     }
 
     /// Storing stopped halfway: nobody new joins the fill (they fetch on their own), and one

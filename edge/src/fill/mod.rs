@@ -10,7 +10,7 @@
 //! **Memory per fill is bounded, whatever the object's size.** A body up to 1 MiB is kept in
 //! memory until the fill ends (and then stored whole). A larger storable one *writes through*:
 //! its bytes go into the store as they arrive ([`crate::store::Writer`]), and the fill keeps in
-//! memory only what is not yet written and the last [`WINDOW`] bytes; a waiter further behind
+//! memory only what is not yet written, its first 256 KiB and its last [`WINDOW`] (8 MiB) bytes; a waiter further behind
 //! reads from the store's copy ([`crate::store::PendingBody`]) on the blocking pool. Should
 //! storing stop halfway (a disk error, a body longer than it may be), the fill *spills*: nobody
 //! new joins it, memory keeps the window only, and a waiter that falls behind that ends with
@@ -50,8 +50,15 @@ use crate::error::EdgeError;
 use crate::store::PendingBody;
 
 /// How many of the last bytes received a fill keeps in memory once the store has them: waiters
-/// close behind the origin read them from there, the others from the store.
-pub const WINDOW: u64 = 1 << 20;
+/// close behind the origin read them from there, the others from the store. Large enough to
+/// hold a whole segment (most are 1 to 8 MiB): a crowd joining a segment's fill shares its
+/// bytes in memory, as it would before write-through, instead of each copying them out of the
+/// store (1,000 waiters of a 4 MiB fill read 3.7 GB that way, and fell behind the origin).
+pub const WINDOW: u64 = 8 << 20;
+
+/// The body's first bytes a fill keeps in memory whatever else it lets go: a waiter that joins
+/// late gets its first bytes at once.
+const HEAD: u64 = 256 << 10;
 
 /// The response headers a fill got from the origin.
 #[derive(Debug, Clone)]
@@ -131,33 +138,32 @@ impl FillData {
                 .filter(|&at| at != LEFT_BEHIND)
                 .fold(recent, u64::min),
         };
-        while let Some((start, chunk)) = self.chunks.front() {
+        // The body's first bytes stay: a late joiner starts from memory at once, and reads the
+        // rest from the store while it sends them.
+        let first = self.chunks.partition_point(|(start, _)| *start < HEAD);
+        while let Some((start, chunk)) = self.chunks.get(first) {
             if start + chunk.len() as u64 > keep_from {
                 break;
             }
-            self.chunks.pop_front();
+            self.chunks.remove(first);
         }
     }
 
     /// Where the bytes from `at` are: in memory (a chunk from `at`), in the store (how many may
     /// be read there), or lost to this waiter.
     fn locate(&self, at: u64) -> Source {
-        let base = self
-            .chunks
-            .front()
-            .map_or(self.received, |(start, _)| *start);
-        if at >= base {
-            let i = self.chunks.partition_point(|(start, _)| *start <= at);
-            return match i.checked_sub(1).and_then(|i| self.chunks.get(i)) {
-                Some((start, chunk)) if at < start + chunk.len() as u64 => {
-                    Source::Memory(chunk.slice((at - start) as usize..))
-                }
-                _ => Source::Memory(Bytes::new()),
-            };
+        let i = self.chunks.partition_point(|(start, _)| *start <= at);
+        if let Some((start, chunk)) = i.checked_sub(1).and_then(|i| self.chunks.get(i))
+            && at < start + chunk.len() as u64
+        {
+            return Source::Memory(chunk.slice((at - start) as usize..));
         }
         match &self.copy {
             Some(copy) if at < self.stored => {
-                Source::Store(copy.clone(), (self.stored - at).min(crate::store::CHUNK))
+                // Up to the next bytes memory has, which are sent from there.
+                let next = self.chunks.get(i).map_or(u64::MAX, |(start, _)| *start);
+                let len = (self.stored - at).min(next - at).min(crate::store::CHUNK);
+                Source::Store(copy.clone(), len)
             }
             _ => Source::Lost,
         }
