@@ -19,6 +19,8 @@
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
 //! checkpoint_interval = "10s"         # the store's index saved this often, for a fast start after a crash
+//! hosts = ["cdn.example.com", "eu-west-1.cdn.example.com"]  # others get 421; empty: any
+//! canonical_host = "cdn.example.com"  # the host objects are keyed under
 //! access_log = "/var/log/meridian/access.jsonl"  # JSON lines; SIGUSR1 reopens it; unset: none
 //! access_log_sample = 1.0             # the fraction of requests logged (server errors always)
 //! slice_size = "1MiB"                 # larger objects' ranges are kept in slices this big
@@ -155,6 +157,14 @@ pub struct EdgeConfig {
     pub checkpoint_interval: Duration,
     /// What every listener (viewers' and admin) allows a connection: timeouts and limits.
     pub connections: server_kit::connection::Limits,
+    /// The hosts this edge serves (`Host` without its port; empty: any). A request for another
+    /// gets 421 and never reaches the origin. List every name viewers use: the CDN's names, the
+    /// edge's own (steering clones and drain redirects name edges by their URLs).
+    pub hosts: Vec<String>,
+    /// The host every cached object is keyed under, whatever name the viewer used (the origin
+    /// is asked with its own URL's host, or `origin_host`, as always); unset: the viewer's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical_host: Option<String>,
     /// Where the access log goes (JSON lines, see `access_log`); unset: no access log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_log: Option<PathBuf>,
@@ -199,6 +209,8 @@ impl Default for EdgeConfig {
             body_idle_timeout: Duration::from_secs(10),
             checkpoint_interval: Duration::from_secs(10),
             connections: server_kit::connection::Limits::default(),
+            hosts: Vec::new(),
+            canonical_host: None,
             access_log: None,
             access_log_sample: 1.0,
         }
@@ -307,6 +319,17 @@ impl EdgeConfig {
         }
         if self.max_requests == 0 {
             return Err(invalid("max_requests", "must be above zero".into()));
+        }
+        if let Some(bad) = self
+            .hosts
+            .iter()
+            .chain(&self.canonical_host)
+            .find(|h| h.is_empty() || h.contains(['/', ' ', ':']) && !h.starts_with('['))
+        {
+            return Err(invalid(
+                "hosts",
+                format!("{bad:?} is not a host name (no scheme, path or port)"),
+            ));
         }
         if !(self.access_log_sample > 0.0 && self.access_log_sample <= 1.0) {
             return Err(invalid(

@@ -96,7 +96,7 @@ pub fn key_query(query: &str, ignore: &[String]) -> String {
     out
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host
             .split(']')
@@ -222,5 +222,85 @@ mod tests {
         req.insert("accept-encoding", "identity".parse().unwrap());
         assert_ne!(variant_key("h/x", &names, &req), a);
         assert!(vary_names(&HeaderMap::new()).is_none());
+    }
+}
+
+/// A request path as the cache sees it (RFC 3986 §6.2.2): percent-encoded unreserved characters
+/// decoded, the other escapes in upper case, and dot segments removed (§5.2.4), so that
+/// `/a/./b/../%63.m4s` and `/a/c.m4s` are one object (and one origin fetch), not a way to
+/// bust the cache. `None` when the path is already normal (or is not absolute, like `*`).
+pub fn normalize_path(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            let value = (h * 16 + l) as u8;
+            if value.is_ascii_alphanumeric() || b"-._~".contains(&value) {
+                decoded.push(value as char);
+            } else {
+                decoded.push_str(&format!("%{value:02X}"));
+            }
+            i += 3;
+            continue;
+        }
+        // Not an escape: as it is (the path is valid UTF-8, and only ASCII is split here).
+        let len = path[i..].chars().next().map_or(1, char::len_utf8);
+        decoded.push_str(&path[i..i + len]);
+        i += len;
+    }
+    let normal = remove_dot_segments(&decoded);
+    (normal != path).then_some(normal)
+}
+
+/// RFC 3986 §5.2.4 for an absolute path: `.` segments dropped, `..` takes the one before.
+fn remove_dot_segments(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len() - 1;
+    let mut out: Vec<&str> = Vec::new();
+    for (i, segment) in segments.iter().enumerate().skip(1) {
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." {
+                    out.pop();
+                }
+                if i == last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::normalize_path;
+
+    #[test]
+    fn paths_normalise_as_rfc_3986_says() {
+        let n = |p: &str| normalize_path(p).unwrap_or_else(|| p.to_owned());
+        assert_eq!(n("/a/./b/../%63.m4s"), "/a/c.m4s");
+        assert_eq!(n("/a/%2e%2e/b"), "/b");
+        assert_eq!(n("/a/%2f%3a"), "/a/%2F%3A");
+        assert_eq!(n("/a/b/"), "/a/b/");
+        assert_eq!(n("/.."), "/");
+        assert_eq!(n("/a/.."), "/");
+        assert_eq!(n("/a/./"), "/a/");
+        assert_eq!(n("/a//b"), "/a//b");
+        assert_eq!(n("/%zz/%4"), "/%zz/%4");
+        assert_eq!(n("/caf\u{e9}/x"), "/caf\u{e9}/x");
+        assert_eq!(normalize_path("/a/c.m4s"), None);
+        assert_eq!(normalize_path("*"), None);
     }
 }

@@ -2666,3 +2666,43 @@ async fn certificates_are_chosen_by_sni_and_rotated_on_sighup() {
     let (_, presented) = tls_connect(&https, "localhost", &ca).await;
     assert_eq!(presented, der_of(&next.0));
 }
+
+/// Host hygiene: a host the edge does not serve gets 421 and never reaches the origin; the names
+/// it serves share one cache under the canonical host; spellings
+/// of one path (dot segments, escaped unreserved characters) are one object and one fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_hosts_get_421_and_paths_and_hosts_are_normalised_before_keys() {
+    let origin = TestOrigin::start().await;
+    origin.generate(1000, "public, max-age=60");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge_with_config(
+        &origin.url(),
+        dir.path(),
+        "hosts = [\"cdn.test\", \"127.0.0.1\", \"localhost\"]\ncanonical_host = \"cdn.test\"\n",
+    );
+    let base = edge.addr("http").to_owned();
+    let refused = get(&format!("{base}/a/c.m4s"), &[("host", "evil.test")]).await;
+    assert_eq!(refused.status, StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(
+        origin.hits("/a/c.m4s"),
+        0,
+        "an unknown host never reaches the origin"
+    );
+    let first = get(&format!("{base}/a/./b/../%63.m4s"), &[]).await;
+    assert_eq!((first.status, cache(&first)), (StatusCode::OK, "MISS"));
+    wait_for_objects(&edge, 1).await;
+    for (path, host) in [
+        ("/a/c.m4s", "localhost"),
+        ("/a/%2e/c.m4s", "cdn.test:8080"),
+        ("/x/%2E%2E/a/c.m4s", "127.0.0.1"),
+    ] {
+        let reply = get(&format!("{base}{path}"), &[("host", host)]).await;
+        assert_eq!(
+            (reply.status, cache(&reply)),
+            (StatusCode::OK, "HIT"),
+            "{path} {host}"
+        );
+        assert_eq!(reply.body, generated_body("/a/c.m4s", 1000));
+    }
+    assert_eq!(origin.hits("/a/c.m4s"), 1, "one fetch, of the normal path");
+}

@@ -34,6 +34,12 @@ impl Edge {
             .map(|_| crate::access_log::Arrival::of(&request, peer.ip(), &self.key_params));
         async move {
             let started = Instant::now();
+            if let Some(refusal) = self.admit(&mut request) {
+                let response = self.finish(refusal, PASS, arrival);
+                self.metrics
+                    .request_done(PASS, response.status(), started.elapsed().as_secs_f64());
+                return response;
+            }
             self.metrics.in_flight.inc();
             let (response, cache) = match *request.method() {
                 Method::GET | Method::HEAD => match self.drain_redirect(&request) {
@@ -123,6 +129,56 @@ impl Edge {
                 .boxed_unsync(),
         };
         Response::from_parts(parts, body)
+    }
+
+    /// Host hygiene, before anything reads the request: a host this edge does not serve gets
+    /// 421 (it never reaches the origin); the path becomes its normal form (RFC 3986), so that
+    /// spellings of one path are one object; the canonical host replaces the viewer's (for
+    /// the cache key: the origin is asked with its own host, see `upstream`).
+    fn admit(&self, request: &mut Request<Incoming>) -> Option<Response<Body>> {
+        let host = request
+            .uri()
+            .host()
+            .or_else(|| request.headers().get(header::HOST)?.to_str().ok())
+            .map(|h| crate::key::strip_port(h).to_ascii_lowercase())
+            .unwrap_or_default();
+        if !self.hosts.is_empty() && !self.hosts.contains(&host) {
+            return Some(body::text(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!("client error: this edge does not serve host {host:?}"),
+            ));
+        }
+        if let Some(path) = crate::key::normalize_path(request.uri().path()) {
+            let target = match request.uri().query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            };
+            let mut parts = request.uri().clone().into_parts();
+            let rebuilt = target.parse().ok().and_then(|p| {
+                parts.path_and_query = Some(p);
+                http::Uri::from_parts(parts).ok()
+            });
+            let Some(uri) = rebuilt else {
+                return Some(body::text(
+                    StatusCode::BAD_REQUEST,
+                    "client error: the request path cannot be normalised",
+                ));
+            };
+            *request.uri_mut() = uri;
+        }
+        if let Some(canonical) = &self.canonical_host {
+            request
+                .headers_mut()
+                .insert(header::HOST, canonical.clone());
+            if request.uri().authority().is_some() {
+                let mut parts = request.uri().clone().into_parts();
+                parts.authority = canonical.to_str().ok().and_then(|c| c.parse().ok());
+                if let Ok(uri) = http::Uri::from_parts(parts) {
+                    *request.uri_mut() = uri;
+                }
+            }
+        }
+        None
     }
 
     /// While the operator drains this edge, new requests go to the neighbour region's edge.

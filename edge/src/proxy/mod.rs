@@ -70,6 +70,9 @@ pub struct Edge {
     max_request_body: u64,
     /// One JSON line per request, if configured.
     access_log: Option<Arc<crate::access_log::AccessLog>>,
+    /// The hosts served (lower case; empty: any), and the one objects are keyed under.
+    hosts: Vec<String>,
+    canonical_host: Option<HeaderValue>,
     /// How slowly a request body may come: no bytes for this long, or under this many bytes
     /// per second on average (`[connections]`).
     body_timeout: std::time::Duration,
@@ -150,6 +153,19 @@ impl Edge {
             hits: AtomicU64::new(0),
             started: Instant::now(),
             access_log,
+            hosts: config
+                .hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            canonical_host: config
+                .canonical_host
+                .as_ref()
+                .map(|h| HeaderValue::from_str(&h.to_ascii_lowercase()))
+                .transpose()
+                .map_err(|_| {
+                    EdgeError::Internal("canonical_host is not a valid header value".into())
+                })?,
         })
     }
 

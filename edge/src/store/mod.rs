@@ -39,9 +39,10 @@
 //! then its checksum and the COMMITTED state; every entry's header carries its length, so the
 //! chain of a log always parses. Recovery walks both chains reading headers only and indexes
 //! committed records, unverified: each body is checked against its checksum by the background
-//! pass or at its first lookup, before it is served. Bodies read whole (up to 2 MiB) are
-//! checked at every read. A read that fails or comes up short (a failing disk, a file truncated
-//! under the edge) drops that object, which is then fetched again.
+//! pass or at its first lookup, before it is served; once checked since start, a body is not
+//! checked again (every read still checks the record's header: its state, key and content).
+//! A read that fails or comes up short (a failing disk, a file truncated under the edge) drops
+//! that object, which is then fetched again.
 
 mod checkpoint;
 mod evict;
