@@ -75,7 +75,13 @@ impl Arrival {
             .or_else(|| headers.get(http::header::HOST)?.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let mut path = request.uri().path().to_owned();
+        // Without a signed URL's token (`/t/<token>/...`).
+        let raw = request.uri().path();
+        let unsigned = raw
+            .strip_prefix("/t/")
+            .and_then(|a| a.find('/').map(|i| &a[i..]))
+            .unwrap_or(raw);
+        let mut path = unsigned.to_owned();
         if let Some(query) = request.uri().query() {
             path.push_str(&crate::key::key_query(query, ignore));
         }

@@ -50,6 +50,10 @@
 //! max_connections = 20000             # per listener; more are closed at accept
 //! max_connections_per_client = 0      # per client address; 0: no limit
 //! max_header_bytes = 65536            # larger get 431
+//!
+//! [signed_urls]                       # /t/<token>/... (see `meridian-sign`); unset: none
+//! required_prefixes = ["/vod/"]       # paths that need a token
+//! keys = [{ id = 1, secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA" }]  # base64url, 32+ bytes (make your own); two to rotate
 //! ```
 
 use std::collections::BTreeMap;
@@ -165,6 +169,8 @@ pub struct EdgeConfig {
     /// is asked with its own URL's host, or `origin_host`, as always); unset: the viewer's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canonical_host: Option<String>,
+    /// Signed URLs (`/t/<token>/...`, see `signed`): the keys, and the paths that need one.
+    pub signed_urls: crate::signed::Config,
     /// Where the access log goes (JSON lines, see `access_log`); unset: no access log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_log: Option<PathBuf>,
@@ -211,6 +217,7 @@ impl Default for EdgeConfig {
             connections: server_kit::connection::Limits::default(),
             hosts: Vec::new(),
             canonical_host: None,
+            signed_urls: crate::signed::Config::default(),
             access_log: None,
             access_log_sample: 1.0,
         }
@@ -330,6 +337,9 @@ impl EdgeConfig {
                 "hosts",
                 format!("{bad:?} is not a host name (no scheme, path or port)"),
             ));
+        }
+        if let Err(problem) = crate::signed::SignedUrls::new(&self.signed_urls) {
+            return Err(invalid("signed_urls", problem));
         }
         if !(self.access_log_sample > 0.0 && self.access_log_sample <= 1.0) {
             return Err(invalid(

@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod prefetch;
 pub mod proxy;
 pub mod request_cc;
+pub mod signed;
 pub mod store;
 pub mod targeted;
 pub mod tls;

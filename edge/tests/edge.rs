@@ -2706,3 +2706,111 @@ async fn unknown_hosts_get_421_and_paths_and_hosts_are_normalised_before_keys() 
     }
     assert_eq!(origin.hits("/a/c.m4s"), 1, "one fetch, of the normal path");
 }
+
+/// Signed URLs: `meridian-sign` makes a token for a prefix; the edge serves what it opens and
+/// caches it without the token (another token for the same prefix is a HIT, the origin sees the
+/// plain path), and answers 403, before any lookup, to no token, a bad one, an expired one and
+/// one for another prefix. A drain redirect carries the token on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_urls_open_their_prefix_and_nothing_else() {
+    const SECRET: &str = "bWVyaWRpYW4tdGVzdC1zaWduaW5nLXNlY3JldC0wMTIzNDU2Nzg5";
+    let sign = |args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_meridian-sign"))
+            .env("MERIDIAN_SIGNING_SECRET", SECRET)
+            .args(args)
+            .output()
+            .expect("meridian-sign");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    };
+    let origin = TestOrigin::start().await;
+    origin.generate(1000, "public, max-age=60");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge_with_config(
+        &origin.url(),
+        dir.path(),
+        &format!(
+            "admin_token = \"s3cret\"\ndrain_to = \"http://127.0.0.9:8080\"\n\
+             [signed_urls]\nrequired_prefixes = [\"/vod/\"]\n\
+             keys = [{{ id = 1, secret = \"{SECRET}\" }}]\n"
+        ),
+    );
+    let base = edge.addr("http").to_owned();
+    let signed = sign(&["--key-id", "1", "--prefix", "/vod/a/", "--ttl", "1h"]);
+    assert!(
+        signed.starts_with("/t/") && signed.ends_with("/vod/a/"),
+        "{signed}"
+    );
+    let first = get(&format!("{base}{signed}seg_1.m4s"), &[]).await;
+    assert_eq!((first.status, cache(&first)), (StatusCode::OK, "MISS"));
+    assert_eq!(first.body, generated_body("/vod/a/seg_1.m4s", 1000));
+    wait_for_objects(&edge, 1).await;
+    let again = sign(&["--key-id", "1", "--prefix", "/vod/a/", "--ttl", "2h"]);
+    assert_ne!(again, signed);
+    let hit = get(&format!("{base}{again}seg_1.m4s"), &[]).await;
+    assert_eq!(
+        (hit.status, cache(&hit)),
+        (StatusCode::OK, "HIT"),
+        "the token is not in the key"
+    );
+    assert_eq!(
+        origin.hits("/vod/a/seg_1.m4s"),
+        1,
+        "the origin saw the plain path"
+    );
+
+    let expired = sign(&["--key-id", "1", "--prefix", "/vod/a/", "--expires", "1000"]);
+    let other = sign(&["--key-id", "1", "--prefix", "/vod/b/", "--ttl", "1h"]);
+    let wrong_key = sign(&["--key-id", "2", "--prefix", "/vod/a/", "--ttl", "1h"]);
+    let token = signed.trim_end_matches("/vod/a/");
+    for (path, why) in [
+        ("/vod/a/seg_1.m4s".to_owned(), "no token"),
+        (format!("{expired}seg_1.m4s"), "expired"),
+        (format!("{token}/vod/b/seg_1.m4s"), "another prefix"),
+        (
+            format!("{token}/vod/a/../b/seg_1.m4s"),
+            "climbing out of the prefix",
+        ),
+        (
+            format!("{other}../a/seg_1.m4s"),
+            "a token for /vod/b/ on /vod/a/",
+        ),
+        (format!("{wrong_key}seg_1.m4s"), "an unknown key"),
+        (
+            "/t/bad.token/vod/a/seg_1.m4s".to_owned(),
+            "a malformed token",
+        ),
+    ] {
+        let reply = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{why}: {path}");
+    }
+    assert_eq!(origin.hits("/vod/a/seg_1.m4s"), 1);
+    assert_eq!(
+        origin.hits("/vod/b/seg_1.m4s"),
+        0,
+        "refused before any fetch"
+    );
+
+    // Draining: the redirect keeps the token.
+    let admin = edge.addr("admin");
+    let drain = fetch(
+        Method::POST,
+        &format!("{admin}/drain"),
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(drain.status, StatusCode::OK, "{}", drain.text());
+    let redirect = get(&format!("{base}{signed}seg_2.m4s"), &[]).await;
+    assert_eq!(redirect.status, StatusCode::FOUND);
+    assert_eq!(
+        redirect.header("location"),
+        format!("http://127.0.0.9:8080{signed}seg_2.m4s")
+    );
+}

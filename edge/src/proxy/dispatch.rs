@@ -17,6 +17,10 @@ use tracing::Instrument;
 
 use super::{DRAIN, Edge, PASS};
 
+/// The `/t/<token>` a signed request came with.
+#[derive(Debug, Clone)]
+struct SignedPrefix(String);
+
 impl Edge {
     /// Answers one viewer request.
     pub async fn handle(
@@ -148,10 +152,36 @@ impl Edge {
                 format!("client error: this edge does not serve host {host:?}"),
             ));
         }
-        if let Some(path) = crate::key::normalize_path(request.uri().path()) {
+        let path = request.uri().path().to_owned();
+        let normal = |p: &str| crate::key::normalize_path(p).unwrap_or_else(|| p.to_owned());
+        let served = match &self.signed {
+            None => normal(&path),
+            Some(signed) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let client = super::peer(request).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                match signed.check(&path, client, now, normal) {
+                    Ok(served) => served,
+                    Err(refusal) => {
+                        return Some(body::text(
+                            StatusCode::FORBIDDEN,
+                            format!("client error: {}", refusal.text()),
+                        ));
+                    }
+                }
+            }
+        };
+        if let Some(token) = path.strip_prefix("/t/").and_then(|a| a.split('/').next()) {
+            // Kept for the drain redirect, which sends the viewer on with its token.
+            request
+                .extensions_mut()
+                .insert(SignedPrefix(format!("/t/{token}")));
+        }
+        if served != path {
             let target = match request.uri().query() {
-                Some(query) => format!("{path}?{query}"),
-                None => path,
+                Some(query) => format!("{served}?{query}"),
+                None => served,
             };
             let mut parts = request.uri().clone().into_parts();
             let rebuilt = target.parse().ok().and_then(|p| {
@@ -193,7 +223,11 @@ impl Edge {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let location = HeaderValue::from_str(&format!("{to}{path}")).ok()?;
+        let token = request
+            .extensions()
+            .get::<SignedPrefix>()
+            .map_or("", |t| t.0.as_str());
+        let location = HeaderValue::from_str(&format!("{to}{token}{path}")).ok()?;
         let mut response = body::text(
             StatusCode::FOUND,
             "this edge is draining; continue at the next region",

@@ -73,6 +73,8 @@ pub struct Edge {
     /// The hosts served (lower case; empty: any), and the one objects are keyed under.
     hosts: Vec<String>,
     canonical_host: Option<HeaderValue>,
+    /// Signed URLs, when configured.
+    signed: Option<crate::signed::SignedUrls>,
     /// How slowly a request body may come: no bytes for this long, or under this many bytes
     /// per second on average (`[connections]`).
     body_timeout: std::time::Duration,
@@ -153,6 +155,8 @@ impl Edge {
             hits: AtomicU64::new(0),
             started: Instant::now(),
             access_log,
+            signed: crate::signed::SignedUrls::new(&config.signed_urls)
+                .map_err(|e| EdgeError::Internal(format!("signed_urls: {e}").into()))?,
             hosts: config
                 .hosts
                 .iter()
