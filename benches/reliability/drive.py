@@ -152,8 +152,9 @@ async def keepalive(n):
             "first_error": type(failed[0]).__name__ if failed else None}
 
 
-async def garbage(n):
-    """N connections that send random bytes, or a request cut off mid-way, then close."""
+async def garbage(n, waves=10):
+    """N connections that send random bytes, or a request cut off mid-way, then close; in
+    `waves` waves half a second apart, so that the viewer beside it measures something."""
     answers = {}
     async def one(i):
         try:
@@ -173,8 +174,11 @@ async def garbage(n):
             key = "closed"
         answers[key] = answers.get(key, 0) + 1
         writer.close()
-    await asyncio.gather(*(one(i) for i in range(n)))
-    return {"connections": n, "answers": answers}
+    per_wave = n // waves
+    for wave in range(waves):
+        await asyncio.gather(*(one(wave * per_wave + i) for i in range(per_wave)))
+        await asyncio.sleep(0.5)
+    return {"connections": per_wave * waves, "answers": answers}
 
 
 async def main():

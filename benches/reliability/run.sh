@@ -2,7 +2,7 @@
 # Reliability under hostile clients, through the release edge (nginx as its origin), with a real
 # viewer fetching a segment every 50 ms beside each scenario: slowloris (2,000 connections
 # trickling a header), 2,000 connections that send nothing, 10,000 concurrent keep-alive
-# connections, and 2,000 connections of random bytes or cut-off requests. Writes
+# connections, and 2,000 connections of random bytes or cut-off requests (in 10 waves). Writes
 # benches/results/reliability.md and appends to benches/results/reliability.jsonl.
 #   benches/reliability/run.sh [label]
 # Needs nginx, curl, python3, and a file-descriptor limit of 12,000 or more per process. Every
