@@ -63,6 +63,13 @@ async def closed_within(reader, limit):
         return time.monotonic() - started
 
 
+def closing_summary(results):
+    """How many connections the edge closed (seconds, per connection), refused, or kept open."""
+    closed = [r for r in results if isinstance(r, float)]
+    return {"connections": len(results), "closed": len(closed), "refused": results.count("refused"),
+            "max_close_s": round(max(closed), 2) if closed else None}
+
+
 async def with_viewers(scenario):
     stop, latencies, errors = asyncio.Event(), [], []
     task = asyncio.create_task(viewer(stop, latencies, errors))
@@ -100,10 +107,7 @@ async def slowloris(n):
         writer.close()
         return took
 
-    results = await asyncio.gather(*(one() for _ in range(n)))
-    closed = [r for r in results if isinstance(r, float)]
-    return {"connections": n, "closed": len(closed), "refused": results.count("refused"),
-            "max_close_s": round(max(closed), 2) if closed else None}
+    return closing_summary(await asyncio.gather(*(one() for _ in range(n))))
 
 
 async def silent(n):
@@ -117,10 +121,7 @@ async def silent(n):
         writer.close()
         return took
 
-    results = await asyncio.gather(*(one() for _ in range(n)))
-    closed = [r for r in results if isinstance(r, float)]
-    return {"connections": n, "closed": len(closed), "refused": results.count("refused"),
-            "max_close_s": round(max(closed), 2) if closed else None}
+    return closing_summary(await asyncio.gather(*(one() for _ in range(n))))
 
 
 async def keepalive(n):

@@ -40,11 +40,13 @@ fn start_edge(origin: &str, dir: &Path, extra: &[&str]) -> ServerProcess {
     ServerProcess::start(EDGE, &args, &["http", "admin"])
 }
 
-/// An edge started with `toml` as its config file (beside the usual flags).
-fn start_edge_with_config(origin: &str, dir: &Path, toml: &str) -> ServerProcess {
+/// An edge started with `toml` as its config file, beside the usual flags and `extra`.
+fn start_edge_with_config(origin: &str, dir: &Path, toml: &str, extra: &[&str]) -> ServerProcess {
     let config = dir.join("edge.toml");
     std::fs::write(&config, toml).expect("write config");
-    start_edge(origin, dir, &["--config", config.to_str().expect("utf-8")])
+    let mut args = vec!["--config", config.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    start_edge(origin, dir, &args)
 }
 
 /// Our real origin binary over testdata, built by cargo beside this test's binary.
@@ -677,12 +679,11 @@ async fn query_tokens_and_cmcd_do_not_split_the_cache_and_vary_star_is_not_store
         Route::ok("per viewer", "public, max-age=3600").header("vary", "*"),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(&config, "key_ignore_params = [\"token\"]\n").expect("config");
-    let edge = start_edge(
+    let edge = start_edge_with_config(
         &origin.url(),
         dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
+        "key_ignore_params = [\"token\"]\n",
+        &[],
     );
     let base = edge.addr("http").to_owned();
     assert_eq!(
@@ -713,6 +714,7 @@ async fn purge_needs_the_token() {
         &origin.url(),
         dir.path(),
         "admin_token = \"s3cret\"\ndrain_to = \"http://127.0.0.9:8080\"\n",
+        &[],
     );
     let base = edge.addr("http").to_owned();
     for path in ["/p/a.m4s", "/p/b.m4s", "/q/c.m4s"] {
@@ -792,12 +794,11 @@ async fn requests_are_forwarded_and_unsafe_methods_pass_through_and_invalidate()
     origin.route("/obj", Route::ok("v1", "public, max-age=3600"));
     origin.route("/private", Route::ok("for-alice", "max-age=3600"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(&config, "max_request_body = \"1MiB\"\n").expect("config");
-    let edge = start_edge(
+    let edge = start_edge_with_config(
         &origin.url(),
         dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
+        "max_request_body = \"1MiB\"\n",
+        &[],
     );
     let base = edge.addr("http").to_owned();
 
@@ -899,13 +900,7 @@ async fn a_purge_during_a_fill_is_not_undone_by_it() {
         );
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(&config, "admin_token = \"s3cret\"\n").expect("write config");
-    let edge = start_edge(
-        &origin.url(),
-        dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
-    );
+    let edge = start_edge_with_config(&origin.url(), dir.path(), "admin_token = \"s3cret\"\n", &[]);
     let base = edge.addr("http").to_owned();
     let purge = Method::from_bytes(b"PURGE").expect("method");
     for (path, size) in objects {
@@ -1199,12 +1194,11 @@ async fn a_100_mib_post_streams_through_in_bounded_memory() {
     let origin = TestOrigin::start().await;
     origin.route("/upload", Route::ok("stored", "no-store"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(&config, "max_request_body = \"200MiB\"\n").expect("config");
-    let edge = start_edge(
+    let edge = start_edge_with_config(
         &origin.url(),
         dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
+        "max_request_body = \"200MiB\"\n",
+        &[],
     );
     let memory = |field: &str| proc_status_bytes(edge.pid(), field);
     let before = memory("VmRSS:");
@@ -1359,17 +1353,11 @@ async fn large_fills_write_through_and_late_joiners_read_from_the_store() {
         Route::ok(data.clone(), "public, max-age=600").paced(1 << 20, Duration::from_millis(8)),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(&config, "max_object_size = \"256MiB\"\n").expect("config");
-    let edge = start_edge(
+    let edge = start_edge_with_config(
         &origin.url(),
         dir.path(),
-        &[
-            "--capacity",
-            "512MiB",
-            "--config",
-            config.to_str().expect("utf-8"),
-        ],
+        "max_object_size = \"256MiB\"\n",
+        &["--capacity", "512MiB"],
     );
     let before = proc_status_bytes(edge.pid(), "VmRSS:");
     let url = format!("{}/big.mp4", edge.addr("http"));
@@ -1460,17 +1448,11 @@ async fn bodies_of_unknown_length_are_stored_up_to_the_object_limit() {
         Route::ok(over.clone(), "public, max-age=600").without_length(),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(&config, "max_object_size = \"32MiB\"\n").expect("config");
-    let edge = start_edge(
+    let edge = start_edge_with_config(
         &origin.url(),
         dir.path(),
-        &[
-            "--capacity",
-            "128MiB",
-            "--config",
-            config.to_str().expect("utf-8"),
-        ],
+        "max_object_size = \"32MiB\"\n",
+        &["--capacity", "128MiB"],
     );
     for (path, body) in [("/fits.ts", &fits), ("/over.ts", &over)] {
         let url = format!("{}{path}", edge.addr("http"));
@@ -1625,16 +1607,11 @@ async fn configured_credentials_are_not_shared_and_preflights_can_pass_through()
     origin.route("/mine", Route::ok("for alice", "max-age=3600"));
     origin.route("/ours", Route::ok("for everyone", "max-age=3600"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(
-        &config,
-        "credential_cookies = [\"session\"]\nanswer_cors_preflight = false\n",
-    )
-    .expect("config");
-    let edge = start_edge(
+    let edge = start_edge_with_config(
         &origin.url(),
         dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
+        "credential_cookies = [\"session\"]\nanswer_cors_preflight = false\n",
+        &[],
     );
     let base = edge.addr("http").to_owned();
     get(
@@ -1904,16 +1881,11 @@ async fn manifests_get_steering_and_cdn_paths_and_the_store_keeps_the_origins_by
         );
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(
-        &config,
-        "steering_hls = \"http://router.test/steer/hls\"\nsteering_dash = \"http://router.test/steer/dash\"\n",
-    )
-    .expect("config");
-    let edge = start_edge(
+    let edge = start_edge_with_config(
         &o,
         dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
+        "steering_hls = \"http://router.test/steer/hls\"\nsteering_dash = \"http://router.test/steer/dash\"\n",
+        &[],
     );
     let e = edge.addr("http").to_owned();
     let host = e.trim_start_matches("http://").to_owned();
@@ -1979,12 +1951,7 @@ async fn manifests_get_steering_and_cdn_paths_and_the_store_keeps_the_origins_by
 
     // The same store under an edge that rewrites nothing: the stored copies are the origin's.
     drop(edge);
-    std::fs::write(&config, "rewrite_origin_urls = false\n").expect("config");
-    let plain = start_edge(
-        &o,
-        dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
-    );
+    let plain = start_edge_with_config(&o, dir.path(), "rewrite_origin_urls = false\n", &[]);
     let stored = get(&format!("{}/live/x/master.m3u8", plain.addr("http")), &[]).await;
     assert_eq!(cache(&stored), "HIT");
     assert_eq!(stored.text(), master);
@@ -1998,19 +1965,14 @@ async fn an_origin_host_override_names_the_origin_in_host_and_tls() {
     let origin = TestOrigin::start().await;
     origin.route("/s.m4s", Route::ok("by name", "public, max-age=3600"));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let edge = start_edge_with_config(
+        &origin.url(),
+        dir.path(),
+        &format!(
             "origin_host = {{ {:?} = \"media.example\" }}\n",
             origin.url()
         ),
-    )
-    .expect("config");
-    let edge = start_edge(
-        &origin.url(),
-        dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
+        &[],
     );
     let reply = get(&format!("{}/s.m4s", edge.addr("http")), &[]).await;
     assert_eq!(reply.text(), "by name");
@@ -2073,16 +2035,11 @@ async fn ranges_of_large_objects_are_stored_as_slices_and_combined() {
             .sum::<u64>()
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(
-        &config,
-        "max_object_size = \"32KiB\"\nslice_size = \"16KiB\"\n",
-    )
-    .expect("config");
-    let edge = start_edge(
+    let edge = start_edge_with_config(
         origin.addr("http"),
         dir.path(),
-        &["--config", config.to_str().expect("utf-8")],
+        "max_object_size = \"32KiB\"\nslice_size = \"16KiB\"\n",
+        &[],
     );
     let url = format!("{}{path}", edge.addr("http"));
     let slice = 16_384u64;
@@ -2183,7 +2140,7 @@ fn start_edge_with_short_timeouts(origin: &str, dir: &Path, extra: &str) -> Serv
             table.push_str(&format!("{key} = {value}\n"));
         }
     }
-    start_edge_with_config(origin, dir, &format!("{table}{extra}"))
+    start_edge_with_config(origin, dir, &format!("{table}{extra}"), &[])
 }
 
 /// A raw TCP connection to an `http://host:port` address, reads bounded by `within`.
@@ -2413,6 +2370,7 @@ async fn access_log_lines_parse_back_and_sigusr1_reopens_the_file() {
             "access_log = {:?}\nkey_ignore_params = [\"token\"]\n",
             log.to_str().expect("utf-8")
         ),
+        &[],
     );
     let base = edge.addr("http").to_owned();
     let url = format!("{base}/a.m4s?token=secret&v=2&CMCD=bl%3D300%2Csid%3D%22s-42%22");
@@ -2600,10 +2558,10 @@ async fn certificates_are_chosen_by_sni_and_rotated_on_sighup() {
     let (cert, key) = (dir.path().join("edge.pem"), dir.path().join("edge.key"));
     std::fs::copy(&default.0, &cert).expect("cert");
     std::fs::copy(&default.1, &key).expect("key");
-    let config = dir.path().join("edge.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let edge = start_edge_with_config(
+        &origin.url(),
+        dir.path(),
+        &format!(
             "tls_cert = {:?}\ntls_key = {:?}\n\
              tls_certificates = [{{ cert = {:?}, key = {:?} }}]\n",
             cert.to_str().expect("utf-8"),
@@ -2611,17 +2569,7 @@ async fn certificates_are_chosen_by_sni_and_rotated_on_sighup() {
             other.0.to_str().expect("utf-8"),
             other.1.to_str().expect("utf-8"),
         ),
-    )
-    .expect("config");
-    let edge = start_edge(
-        &origin.url(),
-        dir.path(),
-        &[
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--tls-listen",
-            "127.0.0.1:0",
-        ],
+        &["--tls-listen", "127.0.0.1:0"],
     );
     let https = edge.addr("https").to_owned();
     let (mut kept, presented) = tls_connect(&https, "localhost", &ca).await;
@@ -2679,6 +2627,7 @@ async fn unknown_hosts_get_421_and_paths_and_hosts_are_normalised_before_keys() 
         &origin.url(),
         dir.path(),
         "hosts = [\"cdn.test\", \"127.0.0.1\", \"localhost\"]\ncanonical_host = \"cdn.test\"\n",
+        &[],
     );
     let base = edge.addr("http").to_owned();
     let refused = get(&format!("{base}/a/c.m4s"), &[("host", "evil.test")]).await;
@@ -2741,6 +2690,7 @@ async fn signed_urls_open_their_prefix_and_nothing_else() {
              [signed_urls]\nrequired_prefixes = [\"/vod/\"]\n\
              keys = [{{ id = 1, secret = \"{SECRET}\" }}]\n"
         ),
+        &[],
     );
     let base = edge.addr("http").to_owned();
     let signed = sign(&["--key-id", "1", "--prefix", "/vod/a/", "--ttl", "1h"]);

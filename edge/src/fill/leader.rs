@@ -128,11 +128,7 @@ impl Through {
             async move {
                 while let Some(chunks) = rx.recv().await {
                     let written = tokio::task::spawn_blocking(move || {
-                        let result = if chunks.len() > 1 {
-                            writer.write(&chunks.concat())
-                        } else {
-                            chunks.iter().try_for_each(|c| writer.write(c))
-                        };
+                        let result = writer.write_chunks(&chunks);
                         (writer, result)
                     })
                     .await

@@ -327,28 +327,16 @@ impl Fill {
         self.lock().readers.len()
     }
 
-    /// Notes where waiter `id` is (`None`: it is gone).
-    fn reader_at(&self, id: u64, at: Option<u64>) {
+    /// Waiter `id` is gone.
+    fn reader_gone(&self, id: u64) {
         let spilled = {
             let mut data = self.lock();
-            match (at, data.readers.get_mut(&id)) {
-                (Some(at), Some(place)) if *place != LEFT_BEHIND => *place = at,
-                (Some(_), _) => {}
-                (None, _) => {
-                    data.readers.remove(&id);
-                }
-            }
+            data.readers.remove(&id);
             data.keep == Keep::Window
         };
         if spilled {
             self.readers_moved.notify_waiters();
         }
-    }
-
-    /// Bytes of body held in memory now.
-    pub fn in_memory(&self) -> u64 {
-        let data = self.lock();
-        data.chunks.iter().map(|(_, c)| c.len() as u64).sum()
     }
 
     /// Leader: the body ended, well or badly.
@@ -422,7 +410,7 @@ impl Fill {
         }
         impl Drop for Cursor {
             fn drop(&mut self) {
-                self.fill.reader_at(self.id, None);
+                self.fill.reader_gone(self.id);
             }
         }
         let id = {
@@ -445,9 +433,17 @@ impl Fill {
                     return None;
                 }
                 c.rx.borrow_and_update();
-                let next = {
-                    let data = c.fill.lock();
-                    if c.at < data.received {
+                let (next, spilled) = {
+                    let mut data = c.fill.lock();
+                    // Where this waiter is, noted under the lock it takes anyway (a spilled
+                    // fill paces the origin by it).
+                    if let Some(place) = data.readers.get_mut(&c.id)
+                        && *place != LEFT_BEHIND
+                    {
+                        *place = c.at;
+                    }
+                    let spilled = data.keep == Keep::Window;
+                    let next = if c.at < data.received {
                         Ok(Some(data.locate(c.at)))
                     } else {
                         match &data.end {
@@ -457,8 +453,12 @@ impl Fill {
                             Some(Err(error)) => Err(error.to_io()),
                             None => Ok(Some(Source::Memory(Bytes::new()))),
                         }
-                    }
+                    };
+                    (next, spilled)
                 };
+                if spilled {
+                    c.fill.readers_moved.notify_waiters();
+                }
                 let mut piece = match next {
                     Ok(Some(Source::Memory(chunk))) if chunk.is_empty() => {
                         // Nothing new yet: wait for the leader.
@@ -501,7 +501,6 @@ impl Fill {
                     *left -= piece.len() as u64;
                 }
                 c.at += piece.len() as u64;
-                c.fill.reader_at(c.id, Some(c.at));
                 return Some((Ok(hyper::body::Frame::data(piece)), c));
             }
         });

@@ -149,13 +149,7 @@ impl<M: Meta> Store<M> {
     ) -> Result<(), StoreError> {
         let len: u64 = body.iter().map(|b| b.len() as u64).sum();
         let mut writer = self.begin(key, meta, BodyLen::Exact(len), counts_as_use, fetch)?;
-        if len <= ONE_WRITE && body.len() > 1 {
-            writer.write(&body.concat())?;
-        } else {
-            for chunk in body {
-                writer.write(chunk)?;
-            }
-        }
+        writer.write_chunks(body)?;
         writer.commit()
     }
 
@@ -349,6 +343,15 @@ impl<M: Meta> Writer<M> {
         }
         self.body_written = end;
         Ok(())
+    }
+
+    /// Appends body bytes given as chunks: joined into one write up to `ONE_WRITE`.
+    pub fn write_chunks(&mut self, chunks: &[Bytes]) -> Result<(), StoreError> {
+        let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+        if len <= ONE_WRITE && chunks.len() > 1 {
+            return self.write(&chunks.concat());
+        }
+        chunks.iter().try_for_each(|chunk| self.write(chunk))
     }
 
     /// Stores the object: checksum and COMMITTED state written, then indexed (replacing an
