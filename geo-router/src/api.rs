@@ -8,8 +8,9 @@
 //!   `decision::steering`'s: `_HLS_pathway` says where the player is, so a player on a good edge
 //!   stays there, a player on a failed edge leaves its region, and a player on a draining edge
 //!   keeps its pathway (the edge redirects each request to its neighbour region).
-//! - `GET /steer/dash`: the same decision for DASH (`SERVICE-LOCATION-PRIORITY` too; dash.js
-//!   quotes `_DASH_pathway`).
+//! - `GET /steer/dash`: the same decision for DASH (`SERVICE-LOCATION-PRIORITY` too). dash.js
+//!   quotes `_DASH_pathway` and lists in it every pathway it used since its last request;
+//!   `decision::current_pathway` tells which one it is on.
 //! - `GET /r/<path>`: 302 to the chosen edge's URL for that path.
 //! - `GET /view`: this router's own probe verdicts, for its peers.
 //! - `GET /fleet`: the fleet as JSON, for the fleet page.
@@ -166,6 +167,15 @@ fn steering(
         Flavour::Dash => param(&params, "_DASH_pathway"),
     }
     .map(|p| p.trim_matches('"').to_owned());
+    let reported: Vec<&str> = current
+        .as_deref()
+        .map(|p| {
+            p.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     let throughput = param(&params, "_HLS_throughput").or(param(&params, "_DASH_throughput"));
     router.metrics.api(if flavour == Flavour::Hls {
         "steer_hls"
@@ -179,11 +189,22 @@ fn steering(
     // says which edge the default pathway `.` is. With it, a player still on `.` is on that edge
     // and keeps it, under the name `.`: no pathway switch as playback starts.
     let default_edge = param(&params, "edge").and_then(by_name);
-    let current_edge = match current.as_deref() {
-        Some(".") => default_edge,
-        Some(name) => by_name(name),
-        None => None,
-    };
+    let reported: Vec<usize> = reported
+        .iter()
+        .filter_map(|&name| {
+            if name == "." {
+                default_edge
+            } else {
+                by_name(name)
+            }
+        })
+        .collect();
+    let current_edge = decision::current_pathway(
+        &reported,
+        default_edge,
+        &routed.snapshot.status,
+        router.config.overload,
+    );
     let ways = decision::steering(
         topology,
         &routed.snapshot.status,

@@ -138,6 +138,37 @@ pub fn decide(
     Decision { regions, edges }
 }
 
+/// The edge a player is on, from the pathways it reports (`_HLS_pathway`, `_DASH_pathway`).
+///
+/// hls.js names one pathway. dash.js names every service location it fetched from since its
+/// last steering request, fastest first (`"a,b"`), so a player that has just failed over from
+/// its default pathway reports both, the dead one possibly first. The player leaves its default
+/// pathway only when it fails or is steered away, so a usable reported edge other than the
+/// default is where it is now; else the default, when reported and usable; else the first
+/// reported, which `steering` treats as failed, draining or overloaded. A player that reports
+/// nothing (its first request) is on its default pathway.
+pub fn current_pathway(
+    reported: &[usize],
+    default: Option<usize>,
+    status: &[EdgeStatus],
+    overload: f64,
+) -> Option<usize> {
+    let good = |i: usize| {
+        status
+            .get(i)
+            .is_some_and(|s| s.up && !s.draining && s.load <= overload)
+    };
+    if reported.is_empty() {
+        return default;
+    }
+    reported
+        .iter()
+        .copied()
+        .find(|&e| good(e) && Some(e) != default)
+        .or_else(|| reported.iter().copied().find(|&e| good(e)))
+        .or_else(|| reported.first().copied())
+}
+
 /// The steering pathways for one player, best first: one edge per region.
 ///
 /// `current` is the edge whose pathway the player is on now (from `_HLS_pathway` or
@@ -159,6 +190,8 @@ pub fn decide(
 ///   its neighbour region, so its players are handed over request by request without switching
 ///   pathway: measured, an hls.js pathway switch in mid-stream sometimes drops a fragment ("no
 ///   media in msn"), a stall the redirect avoids. New players are not sent to it.
+/// - **One pathway per region, the player's own.** A region's pathway is the player's edge
+///   when it is in that region, else the edge its playlist came from, else the decision's.
 pub fn steering(
     topology: &Topology,
     status: &[EdgeStatus],
@@ -177,7 +210,11 @@ pub fn steering(
     for &r in &decision.regions {
         let region = &topology.regions[r].name;
         let in_region = |e: &usize| &topology.edges[*e].region == region;
-        let kept = current.filter(|&e| in_region(&e) && headroom(e));
+        // The player's own edge in its region, else the one its playlist came from (`.`):
+        // a region's pathway that names another edge of it would be a switch for nothing.
+        let kept = current
+            .filter(|&e| in_region(&e) && headroom(e))
+            .or_else(|| default.filter(|&e| in_region(&e) && headroom(e)));
         let best = kept
             .or_else(|| decision.edges.iter().copied().find(in_region))
             .or_else(|| {
@@ -396,6 +433,38 @@ mod tests {
         assert_eq!(
             steer(&t, &status, BOSTON, Some("us-east-1")),
             ["us-east-2", "eu-west-1", "ap-southeast-1"]
+        );
+    }
+
+    #[test]
+    fn a_dash_player_is_on_the_pathway_it_failed_over_to() {
+        let t = topology();
+        let mut status = vec![EdgeStatus::default(); t.edges.len()];
+        let index = |name: &str| t.edges.iter().position(|e| e.name == name).expect("edge");
+        let (default, neighbour) = (index("us-east-2"), index("eu-west-1"));
+        let current = |reported: &[usize], status: &[EdgeStatus]| {
+            current_pathway(reported, Some(default), status, 0.8)
+        };
+        assert_eq!(current(&[], &status), Some(default), "no report: on `.`");
+        assert_eq!(current(&[default], &status), Some(default));
+        // The default died and the router has not seen it yet: the player is already on the
+        // neighbour, whichever it reports first.
+        assert_eq!(current(&[default, neighbour], &status), Some(neighbour));
+        assert_eq!(current(&[neighbour, default], &status), Some(neighbour));
+        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 2);
+        let ways = steering(&t, &status, &d, Some(neighbour), Some(default), 0.8);
+        assert_eq!(
+            ways,
+            [neighbour, default, index("ap-southeast-1")],
+            "it stays, and its own region is its default edge, not that edge's sibling"
+        );
+        status[default].up = false;
+        assert_eq!(current(&[default, neighbour], &status), Some(neighbour));
+        status[neighbour].up = false;
+        assert_eq!(
+            current(&[default, neighbour], &status),
+            Some(default),
+            "both failed: the first reported, which steering sends away"
         );
     }
 

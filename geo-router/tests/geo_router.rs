@@ -590,6 +590,25 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
         "us-east-1",
         "and stay there"
     );
+    // dash.js names every pathway it fetched from since its last steering request, fastest
+    // first: here the neighbour it failed over to and the dead default. Read as one name, the
+    // list would be nobody's, and the player would be switched to us-east-1 for nothing.
+    let dash_from = |reported: &'static str| {
+        let url = format!(
+            "{}/steer/dash?client=198.51.100.7&edge=eu-west-1&_DASH_pathway={reported}",
+            router.process.addr("http")
+        );
+        async move {
+            let manifest = get(&url, &[]).await;
+            let manifest: serde_json::Value = serde_json::from_slice(&manifest.body).expect("JSON");
+            manifest["PATHWAY-PRIORITY"].clone()
+        }
+    };
+    assert_eq!(
+        dash_from("%22us-east-2,.%22").await,
+        serde_json::json!(["us-east-2", "ap-southeast-1", "eu-west-2"]),
+        "a dash.js player that failed over stays where it went, its failed region last"
+    );
 
     // The nearest region dies: its pathways move to the end at once.
     servers[3].stop();
