@@ -181,12 +181,24 @@ function edgeAt(url) {
   }
 }
 
-function start() {
+async function start() {
   stop();
   const [kind, title] = $('stream').value.split('/');
   const file = $('protocol').value === 'hls' ? 'master.m3u8' : 'manifest.mpd';
+  // A fleet with signed URLs: the title's folder with a token in front (/t/<token>/live/x/),
+  // which the relative URLs in its playlists carry to every segment, on every edge.
+  let folder = `/${kind}/${title}/`;
+  if (config.signed_urls) {
+    const signed = await fetch(`/api/sign?prefix=${folder}`);
+    if (!signed.ok) {
+      state.fatal = `signing ${folder}: ${signed.status} ${await signed.text()}`;
+      $('errors').textContent = state.fatal;
+      return;
+    }
+    folder = (await signed.json()).path;
+  }
   // The router's redirect sends the viewer to the nearest edge; steering takes over from there.
-  const url = `${config.router}/r/${kind}/${title}/${file}?client=${encodeURIComponent(client())}`;
+  const url = `${config.router}/r${folder}${file}?client=${encodeURIComponent(client())}`;
   player = $('protocol').value === 'hls' ? playHls(url) : playDash(url);
   state.player = player; // for debugging from the console
   $('video').play().catch(() => {});

@@ -62,7 +62,7 @@ impl Manifests {
         if !text.contains("://") {
             return playlist;
         }
-        let out = manifest::rewrite_origin_urls(Manifest::Hls, text, &self.origins, "");
+        let out = manifest::rewrite_origin_urls(Manifest::Hls, text, &self.origins, "", "");
         if out == text {
             playlist
         } else {
@@ -113,12 +113,14 @@ impl Manifests {
 
     /// The body as this edge serves it, with `headers` updated to match; `None` when nothing
     /// changes (or the body is not UTF-8 text), and the origin's bytes go out as they are.
-    /// `host` is the `Host` the viewer asked, for the URLs a player fetches as written.
+    /// `host` is the `Host` the viewer asked, for the URLs a player fetches as written;
+    /// `signed_prefix` the `/t/<token>` it asked with (or ""), for the paths made of origin URLs.
     pub fn rewrite(
         &self,
         kind: Manifest,
         body: &[u8],
         host: Option<&str>,
+        signed_prefix: &str,
         headers: &mut HeaderMap,
     ) -> Option<Bytes> {
         let text = std::str::from_utf8(body).ok()?;
@@ -126,7 +128,7 @@ impl Manifests {
             text.to_owned()
         } else {
             let viewer_base = host.map(|h| format!("//{h}")).unwrap_or_default();
-            manifest::rewrite_origin_urls(kind, text, &self.origins, &viewer_base)
+            manifest::rewrite_origin_urls(kind, text, &self.origins, &viewer_base, signed_prefix)
         };
         out = match (kind, &self.steering_hls, &self.steering_dash) {
             (Manifest::Hls, Some(server), _) => manifest::hls_steering(out, server),
@@ -183,7 +185,9 @@ mod tests {
             .applies("/live/x/master.m3u8", StatusCode::OK, &headers, Some(10))
             .expect("a playlist");
         let body = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttp://origin:8080/live/x/a.m3u8\n";
-        let out = m.rewrite(kind, body, Some("e:1"), &mut headers).unwrap();
+        let out = m
+            .rewrite(kind, body, Some("e:1"), "", &mut headers)
+            .unwrap();
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             "#EXTM3U\n#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://router/steer/hls?edge=eu-west-1\",PATHWAY-ID=\".\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\n/live/x/a.m3u8\n"
@@ -199,7 +203,7 @@ mod tests {
         headers.insert(header::ETAG, HeaderValue::from_static("W/\"abc\""));
         let media = b"#EXTM3U\n#EXTINF:2,\nseg.m4s\n";
         assert!(
-            m.rewrite(Manifest::Hls, media, None, &mut headers)
+            m.rewrite(Manifest::Hls, media, None, "", &mut headers)
                 .is_none()
         );
         assert_eq!(headers[header::ETAG], "W/\"abc\"");
@@ -228,7 +232,7 @@ mod tests {
         let m = manifests(false);
         let body = b"#EXTM3U\n#EXTINF:2,\nhttp://origin:8080/seg.m4s\n";
         assert!(
-            m.rewrite(Manifest::Hls, body, None, &mut HeaderMap::new())
+            m.rewrite(Manifest::Hls, body, None, "", &mut HeaderMap::new())
                 .is_none()
         );
     }

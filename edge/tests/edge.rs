@@ -2748,6 +2748,25 @@ async fn signed_urls_open_their_prefix_and_nothing_else() {
         "refused before any fetch"
     );
 
+    // A packager's playlist that names segments by absolute origin URLs: they become CDN paths
+    // with the viewer's token in front, so they are fetched signed too.
+    let playlist = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n{}/vod/a/seg_1.m4s\n#EXT-X-ENDLIST\n",
+        origin.url()
+    );
+    origin.route(
+        "/vod/a/index.m3u8",
+        Route::ok(playlist, "public, max-age=60")
+            .header("content-type", "application/vnd.apple.mpegurl"),
+    );
+    let listed = get(&format!("{base}{signed}index.m3u8"), &[]).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert!(
+        listed.text().contains(&format!("\n{signed}seg_1.m4s\n")),
+        "{}",
+        listed.text()
+    );
+
     // Draining: the redirect keeps the token.
     let admin = edge.addr("admin");
     let drain = fetch(

@@ -10,6 +10,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use server_kit::{Body, body};
 
+use crate::plan::{LOCAL_SIGNING_KEY_ID, LOCAL_SIGNING_SECRET};
 use crate::supervisor::Supervisor;
 
 /// What the control server needs.
@@ -58,18 +59,72 @@ impl Control {
                     .unwrap_or("");
                 self.file(file).await
             }
+            (&Method::GET, "/api/sign") => self.sign(request.uri().query().unwrap_or("")).await,
             (&Method::POST, p) if p.starts_with("/api/edges/") => {
                 self.act(&p["/api/edges/".len()..]).await
             }
             _ => body::text(
                 StatusCode::NOT_FOUND,
-                "not found: try / (player), /fleet, /api/config",
+                "not found: try / (player), /fleet, /api/config, /api/sign?prefix=/live/title/",
             ),
         };
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+
+    /// `/api/sign?prefix=/live/title/`: a signed path for the prefix, valid for two hours, made
+    /// by `meridian-sign` with the fleet's local key (only when the fleet runs with
+    /// `--signed-urls`).
+    async fn sign(&self, query: &str) -> Response<Body> {
+        let Some(signer) = &self.supervisor.plan.signer else {
+            return body::text(
+                StatusCode::NOT_FOUND,
+                "this fleet does not require signed URLs (start it with --signed-urls)",
+            );
+        };
+        let prefix = query
+            .split('&')
+            .find_map(|p| p.strip_prefix("prefix="))
+            .unwrap_or("");
+        // A title's folder, spelled plainly: nothing to decode, nothing to climb out of.
+        let plain = prefix.starts_with('/')
+            && prefix.ends_with('/')
+            && !prefix.contains("..")
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
+        if !plain {
+            return body::text(
+                StatusCode::BAD_REQUEST,
+                "client error: give prefix=/folder/ (letters, digits, / _ . -)",
+            );
+        }
+        let output = tokio::process::Command::new(signer)
+            .args(["--key-id", &LOCAL_SIGNING_KEY_ID.to_string()])
+            .args(["--prefix", prefix, "--ttl", "2h"])
+            .env("MERIDIAN_SIGNING_SECRET", LOCAL_SIGNING_SECRET)
+            .output()
+            .await;
+        match output {
+            Ok(out) if out.status.success() => {
+                let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                json(serde_json::json!({ "path": path }))
+            }
+            Ok(out) => body::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "internal error: {} failed: {}",
+                    signer.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ),
+            Err(e) => body::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error: cannot run {}: {e}", signer.display()),
+            ),
+        }
     }
 
     async fn act(&self, rest: &str) -> Response<Body> {
@@ -113,6 +168,7 @@ impl Control {
             "origin": format!("http://{}", a.origin_http),
             "origin_admin": format!("http://{}", a.origin_admin),
             "loopback_block": plan.loopback_block,
+            "signed_urls": plan.signer.is_some(),
             "edges": plan.edges.iter().map(|(info, _)| info).collect::<Vec<_>>(),
         })
     }

@@ -61,6 +61,10 @@ struct Cli {
     /// it to run beside a developer's fleet. 0 is where the topology puts the fleet.
     #[arg(long, default_value = "0", global = true, value_parser = parse_block)]
     loopback_block: Block,
+    /// Every edge requires a signed URL for every title (`/t/<token>/live/...`, `/vod/...`),
+    /// with a local demo key; the player asks the control port to sign its stream's path.
+    #[arg(long)]
+    signed_urls: bool,
     /// The launcher's own HTTP port (pages and control API) [default: 127.N.0.1:8000, N the
     /// loopback block].
     #[arg(long, global = true)]
@@ -119,6 +123,7 @@ impl Cli {
                 ..usual
             },
             loopback_block: block,
+            signed_urls: self.signed_urls,
         }
     }
 }

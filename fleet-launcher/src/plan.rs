@@ -24,6 +24,20 @@ use crate::Error;
 /// edges' configs under the run folder; a real deployment sets its own (see terraform/).
 pub const LOCAL_TOKEN: &str = "meridian-local";
 
+/// The key the local edges check signed URLs with when the fleet runs with `--signed-urls`
+/// (base64url, as in an edge's `[signed_urls]`). A local demo value, like [`LOCAL_TOKEN`].
+pub const LOCAL_SIGNING_SECRET: &str = "bWVyaWRpYW4tbG9jYWwgZGVtbyBzaWduaW5nIGtleSwgMzIr";
+
+/// The key id of [`LOCAL_SIGNING_SECRET`].
+pub const LOCAL_SIGNING_KEY_ID: u8 = 1;
+
+/// The paths a signed fleet's edges serve only with a token: every title.
+pub const SIGNED_PREFIXES: [&str; 2] = ["/live/", "/vod/"];
+
+/// The name the router's DNS gives out for the service (its default zone and service name):
+/// every local edge serves it, beside its own address, and keys its objects under it.
+pub const SERVICE_HOST: &str = "video.meridian.test";
+
 /// Where everything listens.
 #[derive(Debug, Clone)]
 pub struct Addresses {
@@ -107,6 +121,8 @@ pub struct Plan {
     pub origin_kind: OriginKind,
     /// The loopback block the fleet was moved to (0: where the topology puts it).
     pub loopback_block: u8,
+    /// `meridian-sign`, when the edges require signed URLs (see [`Inputs::signed_urls`]).
+    pub signer: Option<PathBuf>,
 }
 
 impl Plan {
@@ -153,6 +169,9 @@ pub struct Inputs {
     /// Moves every edge from 127.0.r.e to 127.`loopback_block`.r.e (0: no move). The fleet's
     /// own addresses are in [`Inputs::addresses`]: [`Addresses::in_block`] gives the usual ones.
     pub loopback_block: u8,
+    /// Every edge requires a signed URL (`/t/<token>/...`) under [`SIGNED_PREFIXES`], checked
+    /// with [`LOCAL_SIGNING_SECRET`]; the control port signs paths for the player.
+    pub signed_urls: bool,
 }
 
 /// `host:port` of an edge's URL, for its `listen` and `admin` config keys.
@@ -266,10 +285,26 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
             .unwrap_or_default();
         let config = inputs.run_dir.join(format!("{}.toml", edge.name));
         let store = inputs.run_dir.join(format!("{}.store", edge.name));
+        let listen = host_port(&edge.name, &edge.http)?;
+        // Viewers reach an edge by the service's name or by the edge's own address (the
+        // router's redirects, steering clones and drain redirects name edges by their URLs).
+        let own_host = listen
+            .rsplit_once(':')
+            .map_or(listen.as_str(), |(host, _)| host);
+        let hosts = format!(
+            "hosts = [{own_host:?}, \"localhost\", {SERVICE_HOST:?}]\ncanonical_host = {SERVICE_HOST:?}\n"
+        );
+        let signed = if inputs.signed_urls {
+            format!(
+                "\n[signed_urls]\nrequired_prefixes = {SIGNED_PREFIXES:?}\nkeys = [{{ id = {LOCAL_SIGNING_KEY_ID}, secret = {LOCAL_SIGNING_SECRET:?} }}]\n"
+            )
+        } else {
+            String::new()
+        };
         let text = format!(
-            "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\nsteering_hls = {:?}\nsteering_dash = {:?}\n{drain_to}",
+            "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\nsteering_hls = {:?}\nsteering_dash = {:?}\n{hosts}{drain_to}{signed}",
             inputs.topology.display(),
-            host_port(&edge.name, &edge.http)?,
+            listen,
             host_port(&edge.name, &edge.admin)?,
             edge.name,
             edge.region,
@@ -304,6 +339,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
         addresses: a.clone(),
         origin_kind: inputs.origin_kind,
         loopback_block: inputs.loopback_block,
+        signer: inputs.signed_urls.then(|| bin("meridian-sign")),
     })
 }
 
@@ -443,6 +479,7 @@ mod tests {
             addresses: Addresses::in_block(block),
             origin_kind: OriginKind::Meridian,
             loopback_block: block,
+            signed_urls: false,
         }
     }
 
@@ -492,6 +529,42 @@ mod tests {
         assert!(
             config.contains("steering_hls = \"http://127.7.0.1:8053/steer/hls\""),
             "{config}"
+        );
+        assert!(
+            config.contains("hosts = [\"127.7.2.1\", \"localhost\", \"video.meridian.test\"]"),
+            "an edge serves its own moved address: {config}"
+        );
+        assert!(!config.contains("[signed_urls]"), "{config}");
+        assert_eq!(plan.signer, None);
+    }
+
+    #[test]
+    fn a_signed_fleet_gives_every_edge_the_key_and_the_launcher_the_signer() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(&Inputs {
+            signed_urls: true,
+            ..example_inputs(dir.path(), 7)
+        })
+        .unwrap();
+        for (info, _) in &plan.edges {
+            let config =
+                std::fs::read_to_string(dir.path().join(format!("{}.toml", info.name))).unwrap();
+            let table = config
+                .split_once("[signed_urls]")
+                .map(|(_, t)| t)
+                .unwrap_or("");
+            assert!(
+                table.contains("required_prefixes = [\"/live/\", \"/vod/\"]")
+                    && table.contains(LOCAL_SIGNING_SECRET),
+                "{config}"
+            );
+        }
+        assert!(
+            plan.signer
+                .as_deref()
+                .is_some_and(|p| p.ends_with("bin/meridian-sign")),
+            "{:?}",
+            plan.signer
         );
     }
 

@@ -195,7 +195,7 @@ function debugDump(s, t) {
  * kill -9 of the serving edge: playback carries on from another region within 2 s of stall,
  * nothing after the kill from the dead edge or its region.
  */
-async function killCase(label, client, options, { screenshot = false } = {}) {
+async function killCase(label, client, options, { screenshot = false, signed = false } = {}) {
   const page = await openPlayer(client, options);
   await playFor(page, 10, 40_000);
   const victim = await servingEdge(page);
@@ -205,7 +205,7 @@ async function killCase(label, client, options, { screenshot = false } = {}) {
   // come from it.
   const killedAt = Date.now();
   try {
-    await killed(page, victim, killing, killedAt, label, screenshot);
+    await killed(page, victim, killing, killedAt, label, screenshot, signed);
   } finally {
     await page.close();
     await act(victim.edge, 'restore');
@@ -214,7 +214,7 @@ async function killCase(label, client, options, { screenshot = false } = {}) {
   await waitAllUp();
 }
 
-async function killed(page, victim, killing, killedAt, label, screenshot) {
+async function killed(page, victim, killing, killedAt, label, screenshot, signed) {
   await playFor(page, 15, 45_000);
   const s = await snapshot(page);
   const stallMs = stallSince(s, killing - 1000);
@@ -228,6 +228,10 @@ async function killed(page, victim, killing, killedAt, label, screenshot) {
   // sends a player whose edge failed out of that region, and keeps it where it landed.
   assert.ok(after.every((e) => e.region !== '?' && e.region !== victim.region), `every segment after the kill came from a known edge in another region than ${victim.region}`);
   assert.ok(stallMs <= 2000, `stall ${stallMs} ms is more than 2 s`);
+  if (signed) {
+    const unsigned = after.filter((e) => !new URL(e.url).pathname.startsWith('/t/'));
+    assert.deepEqual(unsigned.map((e) => e.url), [], 'every segment after the handover was fetched with the token');
+  }
   if (screenshot) await page.screenshot({ path: path.join(screenshots, 'player.png') });
 }
 
@@ -300,4 +304,19 @@ fleetSuite('nginx-origin', ['--origin', 'nginx'], () => {
     () => drainCase('nginx vod hls drain', KUALA_LUMPUR, { protocol: 'hls', stream: 'vod/big-clock' }));
   test('nginx origin: kill -9 of the serving edge, VOD DASH from static files carries on', { timeout: TEST_MS },
     () => killCase('nginx vod dash kill', BOSTON, { protocol: 'dash', stream: 'vod/big-clock' }));
+});
+
+// Edges that serve a title only with a signed URL (/t/<token>/live/...): the player gets its
+// token from the launcher, and the token rides in the path through the router's redirect,
+// every relative playlist URL and the steering clones of the edge it is handed over to.
+fleetSuite('signed-urls', ['--signed-urls'], () => {
+  test('signed URLs: an unsigned request is refused, a signed live HLS stream plays and is handed over on kill -9', { timeout: TEST_MS }, async () => {
+    const config = await (await fetch(`${control}/api/config`)).json();
+    assert.equal(config.signed_urls, true);
+    for (const edge of config.edges) {
+      const unsigned = await fetch(`${edge.http}/live/big-clock/master.m3u8`);
+      assert.equal(unsigned.status, 403, `${edge.name} refuses an unsigned playlist request`);
+    }
+    await killCase('signed hls kill', PARIS, { protocol: 'hls', stream: 'live/big-clock' }, { signed: true });
+  });
 });

@@ -19,7 +19,7 @@ use super::{DRAIN, Edge, PASS};
 
 /// The `/t/<token>` a signed request came with.
 #[derive(Debug, Clone)]
-struct SignedPrefix(String);
+pub(super) struct SignedPrefix(pub(super) String);
 
 impl Edge {
     /// Answers one viewer request.

@@ -201,7 +201,11 @@ impl Edge {
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .or_else(|| request.uri().authority().map(|a| a.as_str()));
-        self.manifests.rewrite(kind, body, host, headers)
+        let signed = request
+            .extensions()
+            .get::<super::dispatch::SignedPrefix>()
+            .map_or("", |p| p.0.as_str());
+        self.manifests.rewrite(kind, body, host, signed, headers)
     }
 }
 
