@@ -60,21 +60,25 @@ start_one_file_origin() {
 }
 
 # start_edge ARGS...: the release edge in front of $origin_url, its store in $work; sets
-# $edge_pid, $edge_url and $admin_url once it has printed its listening lines.
+# $edge_pid, $edge_url and $admin_url once it has printed its listening lines. Its files are
+# $work/$edge_tag.{store,out,log} ($edge_tag: edge unless set); $edge_listen (127.0.0.1:0
+# unless set) is where it listens for viewers.
 start_edge() {
-  target/release/edge --listen 127.0.0.1:0 --admin 127.0.0.1:0 --origin "$origin_url" \
-    --store "$work/edge.store" --name bench-edge --region bench "$@" \
-    >"$work/edge.out" 2>"$work/edge.log" &
+  local tag=${edge_tag:-edge}
+  target/release/edge --listen "${edge_listen:-127.0.0.1:0}" --admin 127.0.0.1:0 --origin "$origin_url" \
+    --store "$work/$tag.store" --name "bench-$tag" --region bench "$@" \
+    >"$work/$tag.out" 2>"$work/$tag.log" &
   edge_pid=$!
   pids+=("$edge_pid")
   edge_url= admin_url=
   for _ in $(seq 300); do
-    edge_url="$(awk '$1 == "listening" && $2 == "http" { print $3; exit }' "$work/edge.out")"
-    admin_url="$(awk '$1 == "listening" && $2 == "admin" { print $3; exit }' "$work/edge.out")"
+    edge_url="$(awk '$1 == "listening" && $2 == "http" { print $3; exit }' "$work/$tag.out")"
+    admin_url="$(awk '$1 == "listening" && $2 == "admin" { print $3; exit }' "$work/$tag.out")"
     [ -n "$edge_url" ] && [ -n "$admin_url" ] && return 0
+    kill -0 "$edge_pid" 2>/dev/null || break
     sleep 0.1
   done
   echo "the edge did not start:" >&2
-  cat "$work/edge.log" >&2
+  cat "$work/$tag.log" >&2
   return 1
 }

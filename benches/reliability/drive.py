@@ -2,6 +2,7 @@
 with what each scenario found. Used by benches/reliability/run.sh.
 
   drive.py EDGE_URL SEGMENT_PATH HEADER_TIMEOUT_S FIRST_REQUEST_TIMEOUT_S
+  drive.py garbage NAME=URL...  only the garbage scenario, at each listener in turn
 """
 import asyncio
 import json
@@ -12,12 +13,14 @@ import sys
 import time
 import urllib.parse
 
-URL = urllib.parse.urlsplit(sys.argv[1])
-HOST, PORT = URL.hostname, URL.port
-SEGMENT = sys.argv[2]
-HEADER_TIMEOUT = float(sys.argv[3])
-FIRST_TIMEOUT = float(sys.argv[4])
-REQUEST = f"GET {SEGMENT} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+GARBAGE_ONLY = sys.argv[1] == "garbage"
+if not GARBAGE_ONLY:
+    URL = urllib.parse.urlsplit(sys.argv[1])
+    HOST, PORT = URL.hostname, URL.port
+    SEGMENT = sys.argv[2]
+    HEADER_TIMEOUT = float(sys.argv[3])
+    FIRST_TIMEOUT = float(sys.argv[4])
+    REQUEST = f"GET {SEGMENT} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
 
 
 async def read_response(reader):
@@ -153,20 +156,20 @@ async def keepalive(n):
             "first_error": type(failed[0]).__name__ if failed else None}
 
 
-async def garbage(n, waves=10):
-    """N connections that send random bytes, or a request cut off mid-way, then close; in
+async def garbage(n, host, port, request, waves=10):
+    """N connections that send random bytes, or `request` cut off mid-way, then close; in
     `waves` waves half a second apart, so that the viewer beside it measures something."""
     answers = {}
     async def one(i):
         try:
-            reader, writer = await asyncio.open_connection(HOST, PORT)
+            reader, writer = await asyncio.open_connection(host, port)
         except OSError:
             answers["refused"] = answers.get("refused", 0) + 1
             return
         if i % 2 == 0:
             writer.write(os.urandom(random.randint(1, 4096)))
         else:
-            writer.write(REQUEST[: random.randint(1, len(REQUEST) - 1)])
+            writer.write(request[: random.randint(1, len(request) - 1)])
             writer.write_eof()
         try:
             data = await asyncio.wait_for(reader.read(64), 20)
@@ -187,8 +190,19 @@ async def main():
     report["slowloris"] = await with_viewers(lambda: slowloris(2000))
     report["silent"] = await with_viewers(lambda: silent(2000))
     report["keepalive"] = await keepalive(10000)
-    report["garbage"] = await with_viewers(lambda: garbage(2000))
+    report["garbage"] = await with_viewers(lambda: garbage(2000, HOST, PORT, REQUEST))
     print(json.dumps(report))
 
 
-asyncio.run(main())
+async def garbage_at(urls):
+    """1,000 garbage connections at each listener, one listener after another."""
+    report = {}
+    for named in urls:
+        name, url = named.split("=", 1)
+        u = urllib.parse.urlsplit(url)
+        request = b"GET /status HTTP/1.1\r\nHost: bench\r\n\r\n"
+        report[name] = await garbage(1000, u.hostname, u.port, request)
+    print(json.dumps(report))
+
+
+asyncio.run(garbage_at(sys.argv[2:]) if GARBAGE_ONLY else main())

@@ -7,14 +7,18 @@
 #   benches/reliability/run.sh [label]
 # Needs nginx, curl, python3, and a file-descriptor limit of 12,000 or more per process. Every
 # process started here is stopped by its PID. Bounded: about a minute.
-# Not yet here (#14): 20 kill -9 under mixed load with every body checked, a flapping origin
-# with stale-if-error, and random bytes at the DNS server.
+# Then the failures nobody chose (benches/reliability/faults.py): 20 kill -9 of an edge under
+# mixed hit and miss load, every body served checked byte for byte against its digest; an
+# origin that is down every other second (503 or a reset) while stale-if-error content is
+# served; random bytes and cut-off frames at the geo-router's DNS over UDP and TCP with a
+# resolver beside them; and garbage at every other HTTP listener (edge admin, router HTTP and
+# admin). Bounded: about three minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 label=${1:-$(git rev-parse --short HEAD)}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -ge 12000 ] || { echo "raise the file-descriptor limit (ulimit -n) to 12000 (each process holds 10,000 connections)" >&2; exit 1; }
-cargo build --release --locked -p edge >&2
+cargo build --release --locked -p edge -p geo-router >&2
 . benches/lib/local-servers.sh
 mkdir -p "$work/www/vod"
 head -c 200000 /dev/urandom >"$work/www/vod/seg.m4s"
@@ -33,12 +37,88 @@ result=$(python3 benches/reliability/drive.py "$edge_url" /vod/seg.m4s "$header_
 alive=0
 kill -0 "$edge_pid" 2>/dev/null && curl -sf -o /dev/null "$edge_url/vod/seg.m4s" && alive=1
 metrics=$(curl -s "$admin_url/metrics" | grep '^meridian_edge_connections_\(timed_out\|refused\)' || true)
-line=$(python3 - "$label" "$result" "$alive" "$rss_before" "$(kb VmHWM:)" <<'PY'
+rss_peak=$(kb VmHWM:)
+main_admin=$admin_url
+faults=benches/reliability/faults.py
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# Waits for a `listening KIND URL` line in FILE from PID; prints the URL.
+listening() {
+  for _ in $(seq 300); do
+    url="$(awk -v k="$2" '$1 == "listening" && $2 == k { print $3; exit }' "$1" 2>/dev/null)"
+    [ -n "$url" ] && { echo "$url"; return 0; }
+    kill -0 "$3" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "no 'listening $2' line in $1" >&2
+  return 1
+}
+
+# 20 kill -9 under mixed load: the edge restarts on its store and its port each time. The
+# store (48 MiB) holds the hot objects but not all of the cold ones, so misses, fills and
+# evictions go on all along.
+mkdir -p "$work/www/mix"
+python3 "$faults" objects "$work/www/mix" 200 >"$work/digests.json"
+edge_tag=kill edge_listen="127.0.0.1:$(free_port)"
+start_edge --capacity 48MiB
+kill_url=$edge_url
+: >"$work/windows"
+python3 "$faults" load "$kill_url" "$work/digests.json" "$work/stop" "$work/windows" >"$work/load.json" &
+load_pid=$!
+pids+=("$load_pid")
+for _ in $(seq 20); do
+  sleep 1.5 # load between kills: the scenario's pace, not a wait for readiness
+  killed=$(date +%s.%N)
+  kill -9 "$edge_pid"
+  wait "$edge_pid" 2>/dev/null || true
+  start_edge --capacity 48MiB
+  echo "$killed $(date +%s.%N)" >>"$work/windows"
+done
+sleep 2
+touch "$work/stop"
+wait "$load_pid"
+kill_alive=0
+curl -sf -o /dev/null "$kill_url/mix/obj_0.bin" && kill_alive=1
+
+# An origin that flaps every second, content cached with stale-if-error.
+mkdir -p "$work/www/flap"
+python3 "$faults" objects "$work/www/flap" 20 >"$work/flap-digests.json"
+python3 "$faults" flap-origin 0 "$work/www/flap" >"$work/flap.out" 2>"$work/flap.err" &
+flap_pid=$!
+pids+=("$flap_pid")
+origin_url=$(listening "$work/flap.out" http "$flap_pid")
+edge_tag=flap edge_listen=127.0.0.1:0
+start_edge --capacity 256MiB
+python3 "$faults" flap-viewers "$edge_url" "$work/flap-digests.json" 20 >"$work/flap.json"
+kill "$flap_pid"
+wait "$flap_pid" 2>/dev/null || true
+flap_origin=$(tail -n 1 "$work/flap.err")
+flap_edge_admin=$admin_url
+
+# The geo-router's DNS: random bytes and cut-off frames over UDP and TCP.
+target/release/geo-router --topology testdata/topology.toml --geoip testdata/geoip/meridian-city.mmdb \
+  --dns "127.0.0.1:$(free_port)" --http 127.0.0.1:0 --admin 127.0.0.1:0 >"$work/router.out" 2>"$work/router.log" &
+router_pid=$!
+pids+=("$router_pid")
+dns=$(listening "$work/router.out" dns-udp "$router_pid")
+router_http=$(listening "$work/router.out" http "$router_pid")
+router_admin=$(listening "$work/router.out" admin "$router_pid")
+python3 "$faults" dns "${dns%:*}" "${dns##*:}" video.meridian.test 20 >"$work/dns.json"
+listeners=$(python3 benches/reliability/drive.py garbage "edge admin=$main_admin" \
+  "edge admin, after the flapping origin=$flap_edge_admin" "router HTTP API=$router_http" "router admin=$router_admin")
+router_alive=0
+kill -0 "$router_pid" 2>/dev/null && curl -sf -o /dev/null "$router_admin/metrics" && router_alive=1
+
+line=$(python3 - "$label" "$result" "$alive" "$rss_before" "$rss_peak" "$work" "$kill_alive" "$flap_origin" "$listeners" "$router_alive" <<'PY'
 import datetime, json, sys
-label, result, alive, before, peak = sys.argv[1:]
+label, result, alive, before, peak, work, kill_alive, flap_origin, listeners, router_alive = sys.argv[1:]
 r = json.loads(result)
+read = lambda name: json.load(open(f"{work}/{name}"))
 r.update(date=datetime.date.today().isoformat(), label=label, edge_alive_after=alive == "1",
-         rss_before_kib=int(before), rss_peak_kib=int(peak))
+         rss_before_kib=int(before), rss_peak_kib=int(peak),
+         kills=dict(read("load.json"), edge_serving_after=kill_alive == "1"),
+         flapping=dict(read("flap.json"), origin=json.loads(flap_origin)),
+         dns=dict(read("dns.json"), router_alive_after=router_alive == "1"),
+         listeners=json.loads(listeners))
 print(json.dumps(r))
 PY
 )
@@ -47,6 +127,8 @@ python3 - "$line" "$metrics" >benches/results/reliability.md <<'PY'
 import json, sys
 r, metrics = json.loads(sys.argv[1]), sys.argv[2]
 s, q, k, g = r["slowloris"], r["silent"], r["keepalive"], r["garbage"]
+kl, fl, d = r["kills"], r["flapping"], r["dns"]
+listeners = "\n".join(f"| {url} | {json.dumps(x['answers'])} |" for url, x in r["listeners"].items())
 def viewers(x):
     return (f"{x['viewer_requests']} requests, {x['viewer_errors']} errors, "
             f"p50 {x.get('viewer_p50_ms')} ms, p99 {x.get('viewer_p99_ms')} ms")
@@ -73,9 +155,39 @@ Connection counters at the end:
 {metrics}
 ```
 
-Not measured yet (#14): 20 `kill -9` of an edge under mixed load with every body checked, an
-origin flapping every second while `stale-if-error` serves, random bytes at the DNS server.
+## Failures nobody chose
+
+**{kl['kills']} `kill -9` of an edge under mixed load.** Four viewers, 70% of requests for 20
+hot objects and 30% across 180 others (16 KiB to 1 MiB, nginx origin), every complete body
+checked against its SHA-256; a 48 MiB store (the cold objects do not all fit: misses, fills
+and evictions all along), the edge restarted on its store and port after each kill.
+{kl['requests']} requests, {kl['bodies_checked']} bodies checked, **{kl['corrupt']} corrupt**,
+{kl['hits']} hits and {kl['misses']} misses. Failed requests: {kl['failed_in_outage']} in flight at a kill or sent before
+the restarted edge listened (forced), **{kl['failed_outside_outage']} outside those outages**
+(kinds: {', '.join(kl['failure_kinds']) or 'none'}). Outage from kill to listening again: p50
+{kl['outage_p50_s']} s, max {kl['outage_max_s']} s. Serving after the last restart:
+{kl['edge_serving_after']}.
+
+**An origin down every other second** (503 or a connection reset, in turn), objects cached with
+`max-age=1, stale-if-error=600`, two viewers fetching 20 objects in turn for 20 s, every body
+checked: {fl['requests']} requests, {fl['good']} good bodies, answers
+{json.dumps(fl['answers'])}. The origin meanwhile: {json.dumps(fl['origin'])}.
+
+**The geo-router's DNS under garbage** for 20 s: {d['udp_garbage']} UDP datagrams (random bytes,
+cut-off queries, queries with a byte changed) and {d['tcp_connections']} TCP connections (random
+bytes, a length prefix promising more than follows, a cut-off frame): {d['tcp_closed_by_server']}
+closed by the router, {d['tcp_open_at_30s']} still open after 30 s. A resolver beside them:
+{d['resolver_queries']} queries, {d['resolver_answered']} answered, {d['resolver_missed']} without
+an answer in 1 s, p50 {d['resolver_p50_ms']} ms, p99 {d['resolver_p99_ms']} ms. The router
+answered after it: {d['router_alive_after']}.
+
+**Garbage at every other HTTP listener** (1,000 connections each, random bytes or a cut-off
+`GET /status`):
+
+| Listener | Answers |
+|---|---|
+{listeners}
 """)
 PY
 echo "wrote benches/results/reliability.md" >&2
-[ "$alive" = 1 ]
+[ "$alive" = 1 ] && [ "$kill_alive" = 1 ] && [ "$router_alive" = 1 ]
