@@ -2654,6 +2654,27 @@ async fn unknown_hosts_get_421_and_paths_and_hosts_are_normalised_before_keys() 
         assert_eq!(reply.body, generated_body("/a/c.m4s", 1000));
     }
     assert_eq!(origin.hits("/a/c.m4s"), 1, "one fetch, of the normal path");
+
+    // A URL a rewritten manifest makes absolute names the edge as the viewer asked for it, not
+    // the canonical host (which need not resolve to this edge).
+    origin.route(
+        "/live/m.mpd",
+        Route::ok(
+            format!(
+                "<MPD><UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2014\" value=\"{}/time\"/></MPD>",
+                origin.url()
+            ),
+            "public, max-age=1",
+        )
+        .header("content-type", "application/dash+xml"),
+    );
+    let mpd = get(&format!("{base}/live/m.mpd"), &[]).await;
+    let asked = base.trim_start_matches("http://");
+    assert!(
+        mpd.text().contains(&format!("value=\"//{asked}/time\"")),
+        "{}",
+        mpd.text()
+    );
 }
 
 /// Signed URLs: `meridian-sign` makes a token for a prefix; the edge serves what it opens and

@@ -22,6 +22,10 @@
 //! steering_ttl = "10s"              # how long players keep a steering manifest
 //! grace = "5s"                      # how long a drain waits for in-flight responses
 //!
+//! [connections]                     # the HTTP and admin listeners' timeouts and limits
+//! idle_timeout = "60s"
+//! max_connections = 20000
+//!
 //! [probe]
 //! interval = "500ms"
 //! timeout = "300ms"
@@ -76,6 +80,9 @@ pub struct RouterConfig {
     pub steering_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// What the HTTP and admin listeners allow a connection: timeouts and limits (DNS over TCP
+    /// has hickory's own idle timeout, 5 s).
+    pub connections: server_kit::connection::Limits,
 }
 
 /// How edges are probed.
@@ -126,6 +133,7 @@ impl Default for RouterConfig {
             hostmaster: "hostmaster".into(),
             steering_ttl: Duration::from_secs(10),
             grace: Duration::from_secs(5),
+            connections: server_kit::connection::Limits::default(),
         }
     }
 }

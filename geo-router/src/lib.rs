@@ -117,6 +117,12 @@ pub async fn run(
 ) -> Result<(), Error> {
     let grace = config.grace;
     let mut registry = prometheus_client::registry::Registry::default();
+    let connections = server_kit::connection::Metrics::register(&mut registry, "meridian_router");
+    let options = |listener| server_kit::http_server::Options {
+        limits: config.connections.clone(),
+        metrics: connections.for_listener(listener),
+    };
+    let (http_options, admin_options) = (options("http"), options("admin"));
     let router = build(config, &mut registry)?;
     let topology = router.fleet.topology();
     tracing::info!(
@@ -171,14 +177,21 @@ pub async fn run(
         })
     };
     let admin = Admin::new(Arc::new(registry), status, shutdown.clone());
-    let admin_task = admin.spawn(listeners.admin, admin_shutdown.clone(), grace);
+    let admin_task = admin.spawn_with(
+        listeners.admin,
+        admin_shutdown.clone(),
+        grace,
+        admin_options,
+    );
 
     let api_router = router.clone();
-    server_kit::http_server::serve(
+    server_kit::http_server::serve_with(
         listeners.http,
+        None,
         move |request, peer| api::handle(api_router.clone(), request, peer),
         shutdown.clone(),
         grace,
+        http_options,
     )
     .await;
     // DNS answers stay up until the HTTP drain is over, then stop.

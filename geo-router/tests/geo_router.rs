@@ -77,10 +77,15 @@ struct Router {
 }
 
 fn start_router(topology: &Path, extra: &[&str]) -> Router {
+    start_router_with(topology, "", extra)
+}
+
+/// [`start_router`] with more lines (`more`, tables last) in its config file.
+fn start_router_with(topology: &Path, more: &str, extra: &[&str]) -> Router {
     let geoip = testdata().join("geoip/meridian-city.mmdb");
     let dir = topology.parent().expect("folder");
     let config = dir.join(format!("router-{}.toml", std::process::id()));
-    std::fs::write(&config, "default_region = \"ap-southeast\"\ndev_mode = true\nttl = \"30s\"\nchanging_ttl = \"2s\"\napex = [\"127.0.0.53\"]\n").expect("config");
+    std::fs::write(&config, format!("default_region = \"ap-southeast\"\ndev_mode = true\nttl = \"30s\"\nchanging_ttl = \"2s\"\napex = [\"127.0.0.53\"]\n{more}")).expect("config");
     let mut args = vec![
         "--config",
         config.to_str().expect("utf-8"),
@@ -451,6 +456,32 @@ async fn a_killed_edge_leaves_answers_fast_and_comes_back_and_overload_moves_vie
         },
     )
     .await;
+}
+
+/// The router's HTTP and admin listeners take `[connections]` from its config: with a 1 s
+/// first-request timeout (the default is 10 s), a connection that sends nothing is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routers_listeners_close_a_silent_connection_after_the_configured_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_servers, topology) = healthy_fleet(dir.path()).await;
+    let router = start_router_with(
+        &topology,
+        "[connections]\nfirst_request_timeout = \"1s\"\n",
+        &[],
+    );
+    for kind in ["http", "admin"] {
+        let url = router.process.addr(kind).to_owned();
+        let took = tokio::task::spawn_blocking(move || {
+            test_support::http::silent_connection_closed(&url, Duration::from_secs(5))
+        })
+        .await
+        .expect("join");
+        let took = took.unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert!(
+            took >= Duration::from_millis(900),
+            "{kind}: closed after {took:?}, before its timeout"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,9 @@
 //! admin = "127.0.0.1:9080"
 //! media = "media"          # relative paths are relative to this file's folder
 //! grace = "10s"
+//! [connections]            # timeouts and limits of both listeners (server_kit::connection)
+//! idle_timeout = "60s"
+//! max_connections = 20000
 //! [live]
 //! window = 6               # segments in a live playlist
 //! segment_interval = "2s"  # optional; default: each playlist's target duration
@@ -31,6 +34,8 @@ pub struct OriginConfig {
     /// How long a drain waits for in-flight responses before closing them.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// What both listeners allow a connection: timeouts and limits.
+    pub connections: server_kit::connection::Limits,
     /// The simulated live channels.
     pub live: LiveConfig,
     /// HLS content steering server (the geo-router's `/steer/hls`). When set, every HLS
@@ -62,6 +67,7 @@ impl Default for OriginConfig {
             admin: SocketAddr::from(([127, 0, 0, 1], 9080)),
             media: PathBuf::from("testdata/media"),
             grace: Duration::from_secs(10),
+            connections: server_kit::connection::Limits::default(),
             live: LiveConfig::default(),
             steering_hls: None,
             steering_dash: None,

@@ -60,6 +60,11 @@ pub async fn run(
 ) -> Result<(), Error> {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = metrics::Metrics::register(&mut registry);
+    let connections = server_kit::connection::Metrics::register(&mut registry, "meridian_origin");
+    let options = |listener| server_kit::http_server::Options {
+        limits: config.connections.clone(),
+        metrics: connections.for_listener(listener),
+    };
     let origin = Arc::new(service::Origin::new(&config, metrics)?);
     tracing::info!(media = %origin.root().display(), "origin serving");
 
@@ -71,13 +76,26 @@ pub async fn run(
         Arc::new(move || origin.status(shutdown.is_draining()))
     };
     let admin = Admin::new(Arc::new(registry), status, shutdown.clone());
-    let admin_task = admin.spawn(listeners.admin, admin_shutdown.clone(), config.grace);
+    let admin_task = admin.spawn_with(
+        listeners.admin,
+        admin_shutdown.clone(),
+        config.grace,
+        options("admin"),
+    );
 
     let handler = move |request, peer| {
         let origin = origin.clone();
         async move { origin.handle(request, peer).await }
     };
-    server_kit::http_server::serve(listeners.http, handler, shutdown.clone(), config.grace).await;
+    server_kit::http_server::serve_with(
+        listeners.http,
+        None,
+        handler,
+        shutdown.clone(),
+        config.grace,
+        options("http"),
+    )
+    .await;
 
     if shutdown.is_draining() {
         admin_shutdown.drain();

@@ -537,6 +537,28 @@ async fn sigint_stops_at_once() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Both of the origin's listeners take `[connections]` from its config: with a 1 s
+/// first-request timeout (the default is 10 s), a connection that sends nothing is closed.
+#[test]
+fn the_origins_listeners_close_a_silent_connection_after_the_configured_timeout() {
+    let (_dir, config) = test_support::temp_file(
+        "origin.toml",
+        "[connections]\nfirst_request_timeout = \"1s\"\n",
+    );
+    let origin = start_origin(&media(), &["--config", config.to_str().expect("utf-8")]);
+    for kind in ["http", "admin"] {
+        let took = test_support::http::silent_connection_closed(
+            origin.addr(kind),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert!(
+            took >= std::time::Duration::from_millis(900),
+            "{kind}: closed after {took:?}, before its timeout"
+        );
+    }
+}
+
 #[test]
 fn check_config_names_an_unknown_key_and_accepts_the_example() {
     let dir = tempfile::tempdir().expect("tempdir");

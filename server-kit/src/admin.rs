@@ -42,21 +42,35 @@ impl Admin {
         }
     }
 
-    /// Serves the admin endpoints on `listener` in a task of their own until `shutdown` says so.
+    /// Serves the admin endpoints on `listener` in a task of their own until `shutdown` says so,
+    /// with the default connection limits.
     pub fn spawn(
         self,
         listener: tokio::net::TcpListener,
         shutdown: Shutdown,
         grace: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(crate::http_server::serve(
+        self.spawn_with(listener, shutdown, grace, Default::default())
+    }
+
+    /// [`Admin::spawn`] with the server's own connection limits and metrics.
+    pub fn spawn_with(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: Shutdown,
+        grace: std::time::Duration,
+        options: crate::http_server::Options,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::http_server::serve_with(
             listener,
+            None,
             move |request, peer| {
                 let admin = self.clone();
                 async move { admin.handle(request, peer).await }
             },
             shutdown,
             grace,
+            options,
         ))
     }
 

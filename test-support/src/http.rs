@@ -138,3 +138,36 @@ pub async fn try_get(url: &str) -> Result<Reply, Error> {
         body,
     })
 }
+
+/// Opens a TCP connection to `url`'s address (`http://host:port`), sends nothing, and waits up
+/// to `limit` for the server to close it: `Ok(how long it took)`, or `Err` if it was still
+/// open at `limit`. A reset counts as closed.
+pub fn silent_connection_closed(
+    url: &str,
+    limit: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    use std::io::Read;
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream =
+        std::net::TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(started.elapsed()),
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!("{addr}: still open after {limit:?}"));
+            }
+            Err(_) => return Ok(started.elapsed()),
+        }
+    }
+}

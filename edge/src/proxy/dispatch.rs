@@ -21,6 +21,11 @@ use super::{DRAIN, Edge, PASS};
 #[derive(Debug, Clone)]
 pub(super) struct SignedPrefix(pub(super) String);
 
+/// The `Host` the viewer asked for, before `canonical_host` replaced it: the URLs a rewritten
+/// manifest makes absolute (DASH `UTCTiming`) must name the edge the viewer reached.
+#[derive(Debug, Clone)]
+pub(super) struct ViewerHost(pub(super) String);
+
 impl Edge {
     /// Answers one viewer request.
     pub async fn handle(
@@ -197,6 +202,15 @@ impl Edge {
             *request.uri_mut() = uri;
         }
         if let Some(canonical) = &self.canonical_host {
+            let asked = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| request.uri().authority().map(|a| a.as_str()))
+                .map(str::to_owned);
+            if let Some(asked) = asked {
+                request.extensions_mut().insert(ViewerHost(asked));
+            }
             request
                 .headers_mut()
                 .insert(header::HOST, canonical.clone());
