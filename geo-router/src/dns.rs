@@ -17,8 +17,9 @@ use hickory_server::proto::op::{
 use hickory_server::proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_server::proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_server::proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
+use hickory_server::proto::serialize::binary::BinDecoder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use crate::Error;
 use crate::router::Router;
@@ -33,6 +34,8 @@ pub struct DnsHandler {
     ns: Vec<Record>,
     glue: Vec<(LowerName, Record)>,
     apex: Vec<Record>,
+    /// An empty question section, for answers that must not echo the request's.
+    no_queries: Queries,
 }
 
 impl DnsHandler {
@@ -103,7 +106,13 @@ impl DnsHandler {
                 Record::from_rdata(zone.clone(), 3600, rdata)
             })
             .collect();
+        let no_queries =
+            Queries::read(&mut BinDecoder::new(&[]), 0).map_err(|e| Error::Config {
+                key: "zone",
+                problem: format!("cannot make an empty question section: {e}"),
+            })?;
         Ok(Self {
+            no_queries,
             apex,
             router,
             zone: LowerName::from(zone),
@@ -136,6 +145,45 @@ impl DnsHandler {
             .await
             .unwrap_or_else(|_| header_only(&request.metadata, code))
     }
+
+    /// FORMERR without the question (see [`compressed_question`]).
+    async fn refuse_bare<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        self.router.metrics.query("other", "formerr", "");
+        let response = MessageResponseBuilder::new(&self.no_queries, None)
+            .error_msg(&request.metadata, ResponseCode::FormErr);
+        response_handle
+            .send_response(response)
+            .await
+            .unwrap_or_else(|_| header_only(&request.metadata, ResponseCode::FormErr))
+    }
+}
+
+/// Whether a question section names anything by a compression pointer. No resolver sends one
+/// (the question holds the message's first names), and hickory echoes the question's bytes as
+/// they came: a pointer into the request's header would point into the response's, which
+/// differs, and neither the question nor an answer compressed against it would parse.
+fn compressed_question(raw: &[u8]) -> bool {
+    let mut at = 0;
+    while at < raw.len() {
+        loop {
+            let Some(&len) = raw.get(at) else {
+                return false;
+            };
+            if len & 0xC0 != 0 {
+                return true;
+            }
+            at += 1 + usize::from(len);
+            if len == 0 {
+                break;
+            }
+        }
+        at += 4; // type and class
+    }
+    false
 }
 
 /// What a response that could not be sent is logged as: its header, with `code`.
@@ -166,6 +214,9 @@ impl RequestHandler for DnsHandler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let meta = &request.metadata;
+        if compressed_question(request.queries.as_bytes()) {
+            return self.refuse_bare(request, response_handle).await;
+        }
         if meta.message_type != MessageType::Query || meta.op_code != OpCode::Query {
             return self
                 .refuse(request, response_handle, "other", ResponseCode::NotImp)

@@ -338,6 +338,33 @@ async fn ten_thousand_garbage_packets_do_not_stop_the_answers() {
     assert_eq!(addresses(&answer)[0], "127.0.2.1");
 }
 
+/// Found by the `dns` fuzz target: a question whose name is a compression pointer into the
+/// header parses, but an answer that echoes it (hickory echoes the question's bytes) points into
+/// the answer's header, which differs, and does not parse. Such a query gets FORMERR with no
+/// question, an answer that parses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_compressed_into_the_header_gets_a_formerr_that_parses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_servers, topology) = healthy_fleet(dir.path()).await;
+    let router = start_router(&topology, &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    // Id 0x1234, no flags, one question: a name that points at offset 2 (the flags, zero: the
+    // root name, in the request; QR set in the answer), type A, class IN.
+    let query = [
+        0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x02, 0, 1, 0, 1,
+    ];
+    socket.send_to(&query, router.dns).await.expect("send");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+        .await
+        .expect("an answer within 5 s")
+        .expect("recv");
+    let answer = Message::from_vec(&buf[..n]).expect("the answer parses");
+    assert_eq!(answer.metadata.id, 0x1234);
+    assert_eq!(answer.metadata.response_code, ResponseCode::FormErr);
+    assert!(answer.queries.is_empty(), "{answer:?}");
+}
+
 /// Polls until `check` holds, or panics after `limit`; returns the time it took.
 async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
