@@ -80,7 +80,7 @@ def load(url, digests_file, stop_file, windows_file):
                     outcome = "corrupt"
                 else:
                     outcome = "hit" if cache.startswith("HIT") else "ok"
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:
                 outcome = type(e).__name__
                 time.sleep(0.02)  # the edge is down: do not spin
             with lock:
@@ -106,7 +106,7 @@ def load(url, digests_file, stop_file, windows_file):
         "misses": count(lambda s, e, o: o == "ok"),
         "corrupt": count(lambda s, e, o: o == "corrupt"),
         "failed_in_outage": count(lambda s, e, o: o not in good and o != "corrupt" and forced(s, e)),
-        "failed_outside_outage": count(lambda s, e, o: o not in good and not forced(s, e)),
+        "failed_outside_outage": count(lambda s, e, o: o not in good and o != "corrupt" and not forced(s, e)),
         "failure_kinds": sorted({o for s, e, o in events if o not in good}),
         "outage_p50_s": round(statistics.median(outages), 3) if outages else None,
         "outage_max_s": round(max(outages), 3) if outages else None,
@@ -200,7 +200,7 @@ def flap_viewers(url, digests_file, seconds):
                     outcome = "corrupt"
                 else:
                     outcome = cache.split(" ")[0] or "none"
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:
                 outcome = type(e).__name__
             with lock:
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1

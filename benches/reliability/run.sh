@@ -11,14 +11,14 @@
 # mixed hit and miss load, every body served checked byte for byte against its digest; an
 # origin that is down every other second (503 or a reset) while stale-if-error content is
 # served; random bytes and cut-off frames at the geo-router's DNS over UDP and TCP with a
-# resolver beside them; and garbage at every other HTTP listener (edge admin, router HTTP and
-# admin). Bounded: about three minutes in all.
+# resolver beside them; and garbage at every other HTTP listener (edge admin and HTTPS, router
+# HTTP and admin, origin HTTP and admin). Bounded: about four minutes in all.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 label=${1:-$(git rev-parse --short HEAD)}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -ge 12000 ] || { echo "raise the file-descriptor limit (ulimit -n) to 12000 (each process holds 10,000 connections)" >&2; exit 1; }
-cargo build --release --locked -p edge -p geo-router >&2
+cargo build --release --locked -p edge -p geo-router -p origin >&2
 . benches/lib/local-servers.sh
 mkdir -p "$work/www/vod"
 head -c 200000 /dev/urandom >"$work/www/vod/seg.m4s"
@@ -103,14 +103,30 @@ dns=$(listening "$work/router.out" dns-udp "$router_pid")
 router_http=$(listening "$work/router.out" http "$router_pid")
 router_admin=$(listening "$work/router.out" admin "$router_pid")
 python3 "$faults" dns "${dns%:*}" "${dns##*:}" video.meridian.test 20 >"$work/dns.json"
+# The origin's listeners, and an edge's TLS listener (a certificate made here, for a day).
+target/release/origin --media testdata/media --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+  >"$work/origin.out" 2>"$work/origin.log" &
+origin_pid=$!
+pids+=("$origin_pid")
+origin_http=$(listening "$work/origin.out" http "$origin_pid")
+origin_admin=$(listening "$work/origin.out" admin "$origin_pid")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+edge_tag=tls edge_listen=127.0.0.1:0
+start_edge --capacity 64MiB --tls-listen 127.0.0.1:0 --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
+edge_https=$(listening "$work/tls.out" https "$edge_pid")
 listeners=$(python3 benches/reliability/drive.py garbage "edge admin=$main_admin" \
-  "edge admin, after the flapping origin=$flap_edge_admin" "router HTTP API=$router_http" "router admin=$router_admin")
+  "edge admin, after the flapping origin=$flap_edge_admin" "edge HTTPS=$edge_https" \
+  "router HTTP API=$router_http" "router admin=$router_admin" \
+  "origin HTTP=$origin_http" "origin admin=$origin_admin")
+alive_after_garbage=1
+for pid in "$edge_pid" "$origin_pid"; do kill -0 "$pid" 2>/dev/null || alive_after_garbage=0; done
 router_alive=0
 kill -0 "$router_pid" 2>/dev/null && curl -sf -o /dev/null "$router_admin/metrics" && router_alive=1
 
-line=$(python3 - "$label" "$result" "$alive" "$rss_before" "$rss_peak" "$work" "$kill_alive" "$flap_origin" "$listeners" "$router_alive" <<'PY'
+line=$(python3 - "$label" "$result" "$alive" "$rss_before" "$rss_peak" "$work" "$kill_alive" "$flap_origin" "$listeners" "$router_alive" "$alive_after_garbage" <<'PY'
 import datetime, json, sys
-label, result, alive, before, peak, work, kill_alive, flap_origin, listeners, router_alive = sys.argv[1:]
+label, result, alive, before, peak, work, kill_alive, flap_origin, listeners, router_alive, garbage_alive = sys.argv[1:]
 r = json.loads(result)
 read = lambda name: json.load(open(f"{work}/{name}"))
 r.update(date=datetime.date.today().isoformat(), label=label, edge_alive_after=alive == "1",
@@ -118,7 +134,7 @@ r.update(date=datetime.date.today().isoformat(), label=label, edge_alive_after=a
          kills=dict(read("load.json"), edge_serving_after=kill_alive == "1"),
          flapping=dict(read("flap.json"), origin=json.loads(flap_origin)),
          dns=dict(read("dns.json"), router_alive_after=router_alive == "1"),
-         listeners=json.loads(listeners))
+         listeners=json.loads(listeners), servers_alive_after_garbage=garbage_alive == "1")
 print(json.dumps(r))
 PY
 )
@@ -182,12 +198,33 @@ an answer in 1 s, p50 {d['resolver_p50_ms']} ms, p99 {d['resolver_p99_ms']} ms. 
 answered after it: {d['router_alive_after']}.
 
 **Garbage at every other HTTP listener** (1,000 connections each, random bytes or a cut-off
-`GET /status`):
+`GET /status`; at the TLS listener both are bytes that are no TLS handshake):
 
 | Listener | Answers |
 |---|---|
 {listeners}
+
+Every server was {"alive after it" if r['servers_alive_after_garbage'] else "NOT alive after it"}.
 """)
 PY
 echo "wrote benches/results/reliability.md" >&2
-[ "$alive" = 1 ] && [ "$kill_alive" = 1 ] && [ "$router_alive" = 1 ]
+if [ "$alive" != 1 ] || [ "$kill_alive" != 1 ] || [ "$router_alive" != 1 ] || [ "$alive_after_garbage" != 1 ]; then
+  echo "reliability run failed: a server was not serving at the end (see the report)" >&2
+  exit 1
+fi
+# And the figures: no corrupt body, bodies really checked, no failure nobody forced, every
+# viewer answer good behind the flapping origin, every resolver query answered.
+python3 - "$line" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+k, f, d = r["kills"], r["flapping"], r["dns"]
+problems = [what for what, bad in [
+    ("a corrupt body after a kill", k["corrupt"] > 0),
+    ("no body checked in the kill scenario", k["bodies_checked"] == 0),
+    ("failures outside the kills' outages", k["failed_outside_outage"] > 0),
+    ("a bad answer behind the flapping origin", f["good"] != f["requests"] or f["requests"] == 0),
+    ("a resolver query without an answer", d["resolver_missed"] > 0 or d["resolver_answered"] == 0),
+] if bad]
+if problems:
+    sys.exit("reliability run failed: " + "; ".join(problems))
+PY

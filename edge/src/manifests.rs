@@ -62,7 +62,7 @@ impl Manifests {
         if !text.contains("://") {
             return playlist;
         }
-        let out = manifest::rewrite_origin_urls(Manifest::Hls, text, &self.origins, "", "");
+        let out = manifest::rewrite_origin_urls(Manifest::Hls, text, &self.origins, "", None);
         if out == text {
             playlist
         } else {
@@ -114,13 +114,14 @@ impl Manifests {
     /// The body as this edge serves it, with `headers` updated to match; `None` when nothing
     /// changes (or the body is not UTF-8 text), and the origin's bytes go out as they are.
     /// `host` is the `Host` the viewer asked, for the URLs a player fetches as written;
-    /// `signed_prefix` the `/t/<token>` it asked with (or ""), for the paths made of origin URLs.
+    /// `signed` the `/t/<token>` it asked with and the prefix that token opens, for the paths
+    /// made of origin URLs.
     pub fn rewrite(
         &self,
         kind: Manifest,
         body: &[u8],
         host: Option<&str>,
-        signed_prefix: &str,
+        signed: Option<(&str, &str)>,
         headers: &mut HeaderMap,
     ) -> Option<Bytes> {
         let text = std::str::from_utf8(body).ok()?;
@@ -128,7 +129,7 @@ impl Manifests {
             text.to_owned()
         } else {
             let viewer_base = host.map(|h| format!("//{h}")).unwrap_or_default();
-            manifest::rewrite_origin_urls(kind, text, &self.origins, &viewer_base, signed_prefix)
+            manifest::rewrite_origin_urls(kind, text, &self.origins, &viewer_base, signed)
         };
         out = match (kind, &self.steering_hls, &self.steering_dash) {
             (Manifest::Hls, Some(server), _) => manifest::hls_steering(out, server),
@@ -186,7 +187,7 @@ mod tests {
             .expect("a playlist");
         let body = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttp://origin:8080/live/x/a.m3u8\n";
         let out = m
-            .rewrite(kind, body, Some("e:1"), "", &mut headers)
+            .rewrite(kind, body, Some("e:1"), None, &mut headers)
             .unwrap();
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
@@ -203,7 +204,7 @@ mod tests {
         headers.insert(header::ETAG, HeaderValue::from_static("W/\"abc\""));
         let media = b"#EXTM3U\n#EXTINF:2,\nseg.m4s\n";
         assert!(
-            m.rewrite(Manifest::Hls, media, None, "", &mut headers)
+            m.rewrite(Manifest::Hls, media, None, None, &mut headers)
                 .is_none()
         );
         assert_eq!(headers[header::ETAG], "W/\"abc\"");
@@ -232,7 +233,7 @@ mod tests {
         let m = manifests(false);
         let body = b"#EXTM3U\n#EXTINF:2,\nhttp://origin:8080/seg.m4s\n";
         assert!(
-            m.rewrite(Manifest::Hls, body, None, "", &mut HeaderMap::new())
+            m.rewrite(Manifest::Hls, body, None, None, &mut HeaderMap::new())
                 .is_none()
         );
     }

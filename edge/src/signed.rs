@@ -113,13 +113,13 @@ impl SignedUrls {
         client: IpAddr,
         now: u64,
         normalize: impl Fn(&str) -> String,
-    ) -> Result<String, Refusal> {
+    ) -> Result<Checked, Refusal> {
         let Some(after) = path.strip_prefix("/t/") else {
             let path = normalize(path);
             return if self.required.iter().any(|p| path.starts_with(p.as_str())) {
                 Err(Refusal::Missing)
             } else {
-                Ok(path)
+                Ok(Checked { path, opened: None })
             };
         };
         let (token, rest) = after.split_at(after.find('/').ok_or(Refusal::Malformed)?);
@@ -149,8 +149,33 @@ impl SignedUrls {
         let client = (bound == 1).then_some(client);
         let message = message(prefix, expires, client);
         hmac::verify(key, message.as_bytes(), &mac).map_err(|_| Refusal::BadSignature)?;
-        Ok(rest)
+        let opened = Opened {
+            token: format!("/t/{token}"),
+            prefix: prefix.to_owned(),
+        };
+        Ok(Checked {
+            path: rest,
+            opened: Some(opened),
+        })
     }
+}
+
+/// A request path that passed [`SignedUrls::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The path without its token, normalised: what keys, logs and the origin see.
+    pub path: String,
+    /// What its token opened, when it had one.
+    pub opened: Option<Opened>,
+}
+
+/// A valid token and the prefix it opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// `/t/<token>`, as the viewer sent it: put back in front of paths under `prefix` (drain
+    /// redirects, origin URLs a manifest names absolutely).
+    pub token: String,
+    pub prefix: String,
 }
 
 fn message(prefix: &str, expires: u64, client: Option<IpAddr>) -> String {
@@ -208,7 +233,7 @@ mod tests {
         let client: IpAddr = "192.0.2.7".parse().unwrap();
         let token = sign(&key, 1, "/vod/a/", 1000, None);
         let urls = urls(&["/vod/"]);
-        let check = |path: &str, now| urls.check(path, client, now, normal);
+        let check = |path: &str, now| urls.check(path, client, now, normal).map(|c| c.path);
         assert_eq!(
             check(&format!("/t/{token}/vod/a/seg_1.m4s"), 999),
             Ok("/vod/a/seg_1.m4s".into())
@@ -236,6 +261,14 @@ mod tests {
         );
         let bound = sign(&key, 1, "/vod/a/", 1000, Some(client));
         assert!(check(&format!("/t/{bound}/vod/a/x"), 999).is_ok());
+        assert_eq!(
+            urls.check(&format!("/t/{token}/vod/a/x"), client, 999, normal)
+                .map(|c| c.opened),
+            Ok(Some(Opened {
+                token: format!("/t/{token}"),
+                prefix: "/vod/a/".into()
+            }))
+        );
         let elsewhere: IpAddr = "192.0.2.8".parse().unwrap();
         assert_eq!(
             urls.check(&format!("/t/{bound}/vod/a/x"), elsewhere, 999, normal),

@@ -950,6 +950,70 @@ async fn purge_is_disabled_without_a_token() {
     );
 }
 
+/// HTTP/2 limits from `[connections]`: the edge advertises `h2_max_concurrent_streams` (4 here;
+/// hyper's own default is 200), and a client that opens streams and resets them at once (the
+/// rapid-reset attack) is sent GOAWAY (ENHANCE_YOUR_CALM) once more resets are pending than
+/// `h2_max_pending_reset_streams` allows; a new connection is served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_are_limited_and_rapid_resets_end_the_connection() {
+    let origin = TestOrigin::start().await;
+    origin.generate(1000, "public, max-age=60");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge_with_config(
+        &origin.url(),
+        dir.path(),
+        "[connections]\nh2_max_concurrent_streams = 4\nh2_max_pending_reset_streams = 10\n",
+        &[],
+    );
+    let addr = edge.addr("http").trim_start_matches("http://").to_owned();
+    let request = || {
+        http::Request::get(format!("http://{addr}/a/b.m4s"))
+            .body(())
+            .expect("request")
+    };
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (client, mut connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let mut client = client.ready().await.expect("ready");
+    let (response, _) = client.send_request(request(), true).expect("send");
+    let response = tokio::select! {
+        response = response => response.expect("response"),
+        ended = &mut connection => panic!("the connection ended first: {ended:?}"),
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        connection.max_concurrent_send_streams(),
+        4,
+        "the configured stream limit"
+    );
+
+    let driven = tokio::spawn(connection);
+    for _ in 0..500 {
+        let Ok(ready) = client.ready().await else {
+            break;
+        };
+        client = ready;
+        let Ok((_, mut stream)) = client.send_request(request(), false) else {
+            break;
+        };
+        stream.send_reset(h2::Reason::CANCEL);
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(10), driven)
+        .await
+        .expect("the edge ended the connection within 10 s")
+        .expect("join");
+    let error = ended.expect_err("the connection ended with an error");
+    assert_eq!(
+        error.reason(),
+        Some(h2::Reason::ENHANCE_YOUR_CALM),
+        "{error}"
+    );
+
+    let again = get(&format!("{}/a/b.m4s", edge.addr("http")), &[]).await;
+    assert_eq!(again.status, StatusCode::OK, "a new connection is served");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_test_ca_and_http2_work() {
     let origin = TestOrigin::start().await;

@@ -21,8 +21,12 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(error) => assert!(!error.to_string().is_empty()),
     }
-    if let Err(error) = server_kit::config::parse::<RouterConfig>(text) {
-        assert!(!error.to_string().is_empty());
+    match server_kit::config::parse::<RouterConfig>(text) {
+        Ok(config) => {
+            let again = toml::to_string(&config).expect("a router config serialises");
+            let _: RouterConfig = server_kit::config::parse(&again).expect("and parses back");
+        }
+        Err(error) => assert!(!error.to_string().is_empty()),
     }
     if let Ok(topology) = topology::Topology::parse(text) {
         let _ = topology.validate();

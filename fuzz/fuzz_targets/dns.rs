@@ -80,7 +80,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let sink = Sink::default();
     RUNTIME.block_on(HANDLER.handle_request::<_, TokioTime>(&request, sink.clone()));
-    for answer in sink.0.lock().expect("sink").iter() {
+    let answers = sink.0.lock().expect("sink");
+    assert_eq!(answers.len(), 1, "one answer to every request that parses");
+    for answer in answers.iter() {
         let message = Message::from_vec(answer)
             .unwrap_or_else(|e| panic!("our answer does not parse back ({e}): {answer:02x?}"));
         assert_eq!(

@@ -134,19 +134,22 @@ pub fn dash_steering(text: String, server: &str) -> String {
 /// resolution, as they are, so they become `viewer_base` (a scheme-relative `//host` of the
 /// edge the viewer asked) plus the path.
 ///
-/// `path_prefix` goes in front of every other rewritten path: a signed request's `/t/<token>`,
-/// so that the segments a playlist names absolutely are fetched with the viewer's token too.
+/// `signed` is a signed request's `/t/<token>` and the prefix the token opens: the token goes in
+/// front of every other rewritten path under that prefix, so that the segments a playlist names
+/// absolutely are fetched with the viewer's token too (a path outside it stays plain: the token
+/// would not open it).
 pub fn rewrite_origin_urls(
     kind: Manifest,
     text: &str,
     origins: &[String],
     viewer_base: &str,
-    path_prefix: &str,
+    signed: Option<(&str, &str)>,
 ) -> String {
     // Most playlists name no absolute URL at all: no copy for them.
     if !text.contains("://") {
         return text.to_owned();
     }
+    let (token, prefix) = signed.unwrap_or_default();
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
@@ -168,12 +171,12 @@ pub fn rewrite_origin_urls(
         match matched {
             Some(len) if at_url_start(text, found) => {
                 out.push_str(&text[copied..found]);
+                let rest = &text[found + len..];
                 if kind == Manifest::Dash && in_utc_timing(&lower, found) {
                     out.push_str(viewer_base);
-                } else {
-                    out.push_str(path_prefix);
+                } else if !token.is_empty() && rest.starts_with(prefix) {
+                    out.push_str(token);
                 }
-                let rest = &text[found + len..];
                 if !rest.starts_with('/') {
                     out.push('/');
                 }
@@ -297,7 +300,7 @@ mod tests {
         ];
         let hls = "#EXTM3U\n#EXT-X-MAP:URI=\"http://ORIGIN:8080/a/init.mp4\"\n#EXTINF:2,\nhttp://origin:8080/a/1.m4s\n#EXTINF:2,\nhttps://packager.example/live/b/2.m4s?x=1\n#EXTINF:2,\nhttp://origin:80801/not-ours.m4s\n#EXTINF:2,\nhttps://cdn.example/other.m4s?u=http://origin:8080/x\n#EXTINF:2,\nhttps://packager.example/livestream/3.m4s\n";
         assert_eq!(
-            rewrite_origin_urls(Manifest::Hls, hls, &origins, "//edge", ""),
+            rewrite_origin_urls(Manifest::Hls, hls, &origins, "//edge", None),
             "#EXTM3U\n#EXT-X-MAP:URI=\"/a/init.mp4\"\n#EXTINF:2,\n/a/1.m4s\n#EXTINF:2,\n/b/2.m4s?x=1\n#EXTINF:2,\nhttp://origin:80801/not-ours.m4s\n#EXTINF:2,\nhttps://cdn.example/other.m4s?u=http://origin:8080/x\n#EXTINF:2,\nhttps://packager.example/livestream/3.m4s\n"
         );
     }
@@ -307,14 +310,17 @@ mod tests {
         let origins = vec!["http://origin:8080".to_owned()];
         let mpd = "<MPD>\n<BaseURL>http://origin:8080/live/</BaseURL>\n<Period><AdaptationSet><SegmentTemplate media=\"http://origin:8080/live/$Number$.m4s\"/></AdaptationSet></Period>\n<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2014\" value=\"http://origin:8080/time\"/>\n</MPD>";
         assert_eq!(
-            rewrite_origin_urls(Manifest::Dash, mpd, &origins, "//127.0.1.1:8081", ""),
+            rewrite_origin_urls(Manifest::Dash, mpd, &origins, "//127.0.1.1:8081", None),
             "<MPD>\n<BaseURL>/live/</BaseURL>\n<Period><AdaptationSet><SegmentTemplate media=\"/live/$Number$.m4s\"/></AdaptationSet></Period>\n<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2014\" value=\"//127.0.1.1:8081/time\"/>\n</MPD>"
         );
-        // A signed request's token goes in front of every path but the clock's.
+        // A signed request's token goes in front of every path under the prefix it opens, and
+        // of nothing else (the clock's URL stays the viewer's edge, a path outside stays plain).
+        let signed = |s| rewrite_origin_urls(Manifest::Dash, mpd, &origins, "//e", s);
         assert_eq!(
-            rewrite_origin_urls(Manifest::Dash, mpd, &origins, "//e", "/t/abc.def"),
+            signed(Some(("/t/abc.def", "/live/"))),
             "<MPD>\n<BaseURL>/t/abc.def/live/</BaseURL>\n<Period><AdaptationSet><SegmentTemplate media=\"/t/abc.def/live/$Number$.m4s\"/></AdaptationSet></Period>\n<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-xsdate:2014\" value=\"//e/time\"/>\n</MPD>"
         );
+        assert_eq!(signed(Some(("/t/abc.def", "/vod/"))), signed(None),);
     }
 
     #[test]
@@ -327,7 +333,7 @@ mod tests {
             "<MPD>httpx://origin/</MPD>",
         ] {
             assert_eq!(
-                rewrite_origin_urls(Manifest::Dash, text, &origins, "//e", ""),
+                rewrite_origin_urls(Manifest::Dash, text, &origins, "//e", None),
                 text
             );
         }

@@ -17,9 +17,9 @@ use tracing::Instrument;
 
 use super::{DRAIN, Edge, PASS};
 
-/// The `/t/<token>` a signed request came with.
+/// The valid token a signed request came with, and the prefix it opens.
 #[derive(Debug, Clone)]
-pub(super) struct SignedPrefix(pub(super) String);
+pub(super) struct SignedPrefix(pub(super) crate::signed::Opened);
 
 /// The `Host` the viewer asked for, before `canonical_host` replaced it: the URLs a rewritten
 /// manifest makes absolute (DASH `UTCTiming`) must name the edge the viewer reached.
@@ -167,7 +167,14 @@ impl Edge {
                     .map_or(0, |d| d.as_secs());
                 let client = super::peer(request).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
                 match signed.check(&path, client, now, normal) {
-                    Ok(served) => served,
+                    Ok(checked) => {
+                        if let Some(opened) = checked.opened {
+                            // Kept for the drain redirect, which sends the viewer on with its
+                            // token, and for origin URLs a manifest names absolutely.
+                            request.extensions_mut().insert(SignedPrefix(opened));
+                        }
+                        checked.path
+                    }
                     Err(refusal) => {
                         return Some(body::text(
                             StatusCode::FORBIDDEN,
@@ -177,12 +184,6 @@ impl Edge {
                 }
             }
         };
-        if let Some(token) = path.strip_prefix("/t/").and_then(|a| a.split('/').next()) {
-            // Kept for the drain redirect, which sends the viewer on with its token.
-            request
-                .extensions_mut()
-                .insert(SignedPrefix(format!("/t/{token}")));
-        }
         if served != path {
             let target = match request.uri().query() {
                 Some(query) => format!("{served}?{query}"),
@@ -240,7 +241,7 @@ impl Edge {
         let token = request
             .extensions()
             .get::<SignedPrefix>()
-            .map_or("", |t| t.0.as_str());
+            .map_or("", |t| t.0.token.as_str());
         let location = HeaderValue::from_str(&format!("{to}{token}{path}")).ok()?;
         let mut response = body::text(
             StatusCode::FOUND,

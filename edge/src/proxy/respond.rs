@@ -207,7 +207,7 @@ impl Edge {
         let signed = request
             .extensions()
             .get::<super::dispatch::SignedPrefix>()
-            .map_or("", |p| p.0.as_str());
+            .map(|p| (p.0.token.as_str(), p.0.prefix.as_str()));
         self.manifests.rewrite(kind, body, host, signed, headers)
     }
 }
