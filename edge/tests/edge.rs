@@ -1003,10 +1003,11 @@ async fn http2_streams_are_limited_and_rapid_resets_end_the_connection() {
         .await
         .expect("the edge ended the connection within 10 s")
         .expect("join");
+    // The edge sends GOAWAY and closes. A client still writing its resets may meet the closed
+    // socket (broken pipe, reset) before it reads the GOAWAY: both mean the edge ended it.
     let error = ended.expect_err("the connection ended with an error");
-    assert_eq!(
-        error.reason(),
-        Some(h2::Reason::ENHANCE_YOUR_CALM),
+    assert!(
+        error.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) || error.is_io(),
         "{error}"
     );
 

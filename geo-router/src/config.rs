@@ -20,6 +20,7 @@
 //! apex = ["127.0.0.1"]              # A/AAAA at the zone apex
 //! hostmaster = "hostmaster"         # SOA mailbox label
 //! steering_ttl = "10s"              # how long players keep a steering manifest
+//! dns_tcp_timeout = "5s"            # a DNS-over-TCP connection idle this long is closed
 //! grace = "5s"                      # how long a drain waits for in-flight responses
 //!
 //! [connections]                     # the HTTP and admin listeners' timeouts and limits
@@ -78,10 +79,14 @@ pub struct RouterConfig {
     /// TTL the steering manifests ask players to wait before reloading them.
     #[serde(with = "humantime_serde")]
     pub steering_ttl: Duration,
+    /// How long a DNS-over-TCP connection may sit without a complete query before it is
+    /// closed (hickory's per-connection timeout).
+    #[serde(with = "humantime_serde")]
+    pub dns_tcp_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
     /// What the HTTP and admin listeners allow a connection: timeouts and limits (DNS over TCP
-    /// has hickory's own idle timeout, 5 s).
+    /// has `dns_tcp_timeout`).
     pub connections: server_kit::connection::Limits,
 }
 
@@ -132,6 +137,7 @@ impl Default for RouterConfig {
             apex: Vec::new(),
             hostmaster: "hostmaster".into(),
             steering_ttl: Duration::from_secs(10),
+            dns_tcp_timeout: Duration::from_secs(5),
             grace: Duration::from_secs(5),
             connections: server_kit::connection::Limits::default(),
         }

@@ -25,7 +25,6 @@ pub mod router;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use server_kit::Shutdown;
 use server_kit::admin::Admin;
@@ -134,7 +133,7 @@ pub async fn run(
 
     let mut dns = hickory_server::Server::new(dns::DnsHandler::new(router.clone())?);
     dns.register_socket(listeners.dns_udp);
-    dns.register_listener(listeners.dns_tcp, Duration::from_secs(5), 65_535);
+    dns.register_listener(listeners.dns_tcp, router.config.dns_tcp_timeout, 65_535);
 
     let prober = tokio::spawn(probe::run(
         router.fleet.clone(),

@@ -485,21 +485,22 @@ async fn a_killed_edge_leaves_answers_fast_and_comes_back_and_overload_moves_vie
     .await;
 }
 
-/// The router's HTTP and admin listeners take `[connections]` from its config: with a 1 s
-/// first-request timeout (the default is 10 s), a connection that sends nothing is closed.
+/// The router's HTTP and admin listeners take `[connections]` from its config, and DNS over
+/// TCP `dns_tcp_timeout`: with 1 s (the defaults are 10 s and 5 s), a connection that sends
+/// nothing is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_routers_listeners_close_a_silent_connection_after_the_configured_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_servers, topology) = healthy_fleet(dir.path()).await;
     let router = start_router_with(
         &topology,
-        "[connections]\nfirst_request_timeout = \"1s\"\n",
+        "dns_tcp_timeout = \"1s\"\n[connections]\nfirst_request_timeout = \"1s\"\n",
         &[],
     );
-    for kind in ["http", "admin"] {
+    for kind in ["http", "admin", "dns-tcp"] {
         let url = router.process.addr(kind).to_owned();
         let took = tokio::task::spawn_blocking(move || {
-            test_support::http::silent_connection_closed(&url, Duration::from_secs(5))
+            test_support::http::silent_connection_closed(&url, Duration::from_secs(3))
         })
         .await
         .expect("join");
