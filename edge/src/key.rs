@@ -58,22 +58,24 @@ impl Variants {
 
 /// The base key of a request: host, path and query, without the query parameters in `ignore`
 /// (the operator's per-viewer tokens) and without CMCD, which players put into the query of
-/// every request.
-pub fn cache_key<B>(request: &Request<B>, ignore: &[String]) -> String {
-    let host = request
-        .uri()
-        .host()
-        .map(str::to_owned)
-        .or_else(|| {
-            request
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(|h| strip_port(h).to_owned())
-        })
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let mut key = host;
+/// every request. `canonical` (lower case), when given, is the host every name is keyed under.
+pub fn cache_key<B>(request: &Request<B>, ignore: &[String], canonical: Option<&str>) -> String {
+    let mut key = match canonical {
+        Some(canonical) => canonical.to_owned(),
+        None => request
+            .uri()
+            .host()
+            .map(str::to_owned)
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(|h| strip_port(h).to_owned())
+            })
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+    };
     key.push_str(request.uri().path());
     if let Some(query) = request.uri().query() {
         key.push_str(&key_query(query, ignore));
@@ -185,22 +187,29 @@ mod tests {
                     "/vod/a/seg_1.m4s?token=abc&v=2&CMCD=bl%3D2000%2Csid%3D%22x%22&w=1",
                     Some("Edge.Test:8080")
                 ),
-                &params
+                &params,
+                None
             ),
             "edge.test/vod/a/seg_1.m4s?v=2&w=1"
         );
-        assert_eq!(cache_key(&request("/x?token=1", Some("e")), &params), "e/x");
-        assert_eq!(cache_key(&request("/x?a=1", Some("e")), &params), "e/x?a=1");
-        assert_ne!(
-            cache_key(&request("/x?a=1", Some("e")), &params),
-            cache_key(&request("/x?a=2", Some("e")), &params)
+        assert_eq!(
+            cache_key(&request("/x?token=1", Some("e")), &params, None),
+            "e/x"
         );
         assert_eq!(
-            cache_key(&request("http://h.test:81/x", None), &[]),
+            cache_key(&request("/x?a=1", Some("e")), &params, None),
+            "e/x?a=1"
+        );
+        assert_ne!(
+            cache_key(&request("/x?a=1", Some("e")), &params, None),
+            cache_key(&request("/x?a=2", Some("e")), &params, None)
+        );
+        assert_eq!(
+            cache_key(&request("http://h.test:81/x", None), &[], None),
             "h.test/x"
         );
         assert_eq!(
-            cache_key(&request("/x", Some("[::1]:8080")), &[]),
+            cache_key(&request("/x", Some("[::1]:8080")), &[], None),
             "[::1]/x"
         );
     }

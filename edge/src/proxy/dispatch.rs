@@ -21,11 +21,6 @@ use super::{DRAIN, Edge, PASS};
 #[derive(Debug, Clone)]
 pub(super) struct SignedPrefix(pub(super) crate::signed::Opened);
 
-/// The `Host` the viewer asked for, before `canonical_host` replaced it: the URLs a rewritten
-/// manifest makes absolute (DASH `UTCTiming`) must name the edge the viewer reached.
-#[derive(Debug, Clone)]
-pub(super) struct ViewerHost(pub(super) String);
-
 impl Edge {
     /// Answers one viewer request.
     pub async fn handle(
@@ -142,8 +137,8 @@ impl Edge {
 
     /// Host hygiene, before anything reads the request: a host this edge does not serve gets
     /// 421 (it never reaches the origin); the path becomes its normal form (RFC 3986), so that
-    /// spellings of one path are one object; the canonical host replaces the viewer's (for
-    /// the cache key: the origin is asked with its own host, see `upstream`).
+    /// spellings of one path are one object. (The canonical host goes into the cache key only,
+    /// `key::cache_key`: the request keeps the viewer's host, which manifests name.)
     fn admit(&self, request: &mut Request<Incoming>) -> Option<Response<Body>> {
         let host = request
             .uri()
@@ -201,27 +196,6 @@ impl Edge {
                 ));
             };
             *request.uri_mut() = uri;
-        }
-        if let Some(canonical) = &self.canonical_host {
-            let asked = request
-                .headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .or_else(|| request.uri().authority().map(|a| a.as_str()))
-                .map(str::to_owned);
-            if let Some(asked) = asked {
-                request.extensions_mut().insert(ViewerHost(asked));
-            }
-            request
-                .headers_mut()
-                .insert(header::HOST, canonical.clone());
-            if request.uri().authority().is_some() {
-                let mut parts = request.uri().clone().into_parts();
-                parts.authority = canonical.to_str().ok().and_then(|c| c.parse().ok());
-                if let Ok(uri) = http::Uri::from_parts(parts) {
-                    *request.uri_mut() = uri;
-                }
-            }
         }
         None
     }

@@ -35,7 +35,7 @@ impl Edge {
         &self,
         request: &Request<Incoming>,
     ) -> (Response<Body>, &'static str) {
-        let base = key::cache_key(request, &self.key_params);
+        let base = key::cache_key(request, &self.key_params, self.canonical_host.as_deref());
         let key = self.variants.key_for(&base, request.headers());
         self.lookups.fetch_add(1, Ordering::Relaxed);
         self.start_prefetches(request, &base).await;

@@ -72,7 +72,7 @@ pub struct Edge {
     access_log: Option<Arc<crate::access_log::AccessLog>>,
     /// The hosts served (lower case; empty: any), and the one objects are keyed under.
     hosts: Vec<String>,
-    canonical_host: Option<HeaderValue>,
+    canonical_host: Option<String>,
     /// Signed URLs, when configured.
     signed: Option<crate::signed::SignedUrls>,
     /// How slowly a request body may come: no bytes for this long, or under this many bytes
@@ -165,11 +165,7 @@ impl Edge {
             canonical_host: config
                 .canonical_host
                 .as_ref()
-                .map(|h| HeaderValue::from_str(&h.to_ascii_lowercase()))
-                .transpose()
-                .map_err(|_| {
-                    EdgeError::Internal("canonical_host is not a valid header value".into())
-                })?,
+                .map(|h| h.to_ascii_lowercase()),
         })
     }
 

@@ -18,7 +18,7 @@ impl Edge {
         if !self.store.is_ready() {
             return still_loading();
         }
-        let base = key::cache_key(request, &self.key_params);
+        let base = key::cache_key(request, &self.key_params, self.canonical_host.as_deref());
         let purged = match base.strip_suffix('*') {
             // Keys are not kept in memory: every stored key is read, on the blocking pool.
             Some(prefix) => {

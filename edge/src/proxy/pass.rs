@@ -27,7 +27,7 @@ impl Edge {
         if declared.is_some_and(|len| len > limit) {
             return (too_large(limit), PASS);
         }
-        let base = key::cache_key(&request, &self.key_params);
+        let base = key::cache_key(&request, &self.key_params, self.canonical_host.as_deref());
         let target_host = base.split('/').next().unwrap_or("").to_owned();
         let path = super::path_and_query(&request);
         let method = request.method().clone();

@@ -196,14 +196,11 @@ impl Edge {
         headers: &mut HeaderMap,
         body: &Bytes,
     ) -> Option<Bytes> {
-        let host = match request.extensions().get::<super::dispatch::ViewerHost>() {
-            Some(asked) => Some(asked.0.as_str()),
-            None => request
-                .headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .or_else(|| request.uri().authority().map(|a| a.as_str())),
-        };
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
         let signed = request
             .extensions()
             .get::<super::dispatch::SignedPrefix>()
