@@ -141,8 +141,9 @@ pub struct EdgeConfig {
     /// Bearer token for PURGE and drain. Unset: those operations are disabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
-    /// Requests in flight the edge is sized for; `/status` reports load against it.
-    pub max_requests: u32,
+    /// What the edge is sized for: egress, viewers' connections, responses in progress. Its
+    /// load (on `/status`, read by the router) is the largest ratio to these (see `load`).
+    pub load: crate::load::Capacity,
     /// How long a drain waits for in-flight responses.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
@@ -208,7 +209,7 @@ impl Default for EdgeConfig {
             prefetch: 2,
             drain_to: None,
             admin_token: None,
-            max_requests: 1000,
+            load: crate::load::Capacity::default(),
             grace: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             first_byte_timeout: Duration::from_secs(10),
@@ -324,8 +325,14 @@ impl EdgeConfig {
                 format!("{} must be at least 16KiB", self.slice_size),
             ));
         }
-        if self.max_requests == 0 {
-            return Err(invalid("max_requests", "must be above zero".into()));
+        for (key, value) in [
+            ("load.egress_mbps", self.load.egress_mbps),
+            ("load.connections", self.load.connections),
+            ("load.responses", self.load.responses),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be above zero".into()));
+            }
         }
         if let Some(bad) = self
             .hosts

@@ -32,6 +32,7 @@ pub mod fill;
 pub mod forward;
 pub mod freshness;
 pub mod key;
+pub mod load;
 pub mod manifests;
 pub mod meta;
 pub mod metrics;
@@ -192,7 +193,21 @@ pub async fn run(
             }
         });
     }
-    let edge = Arc::new(Edge::new(&config, store.clone(), metrics, access_log)?);
+    let load = load::Meter::new(config.load, &mut registry);
+    let sampler = tokio::spawn(load.clone().run(load::Sources {
+        listeners: vec![
+            connections.for_listener("http"),
+            connections.for_listener("https"),
+        ],
+        responses: metrics.in_flight.clone(),
+    }));
+    let edge = Arc::new(Edge::new(
+        &config,
+        store.clone(),
+        metrics,
+        access_log,
+        load,
+    )?);
     // Bodies recovered at start are checked against their checksums in the background (a
     // lookup checks its own first if it gets there before), and the file's size is watched
     // (a truncated file loses objects, not the process): see `store::Store::check_some`.
@@ -326,6 +341,7 @@ pub async fn run(
     // A checkpoint being written finishes on the blocking pool; `close` waits for it and
     // writes the clean stop's over it.
     checkpointer.abort();
+    sampler.abort();
     admin_shutdown.stop();
     let _ = admin_task.await;
     let closing = store.clone();

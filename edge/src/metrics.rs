@@ -91,7 +91,7 @@ impl Metrics {
         );
         r.register(
             "meridian_edge_requests_in_flight",
-            "Requests being answered now",
+            "Responses in progress now (until the body is sent or dropped)",
             m.in_flight.clone(),
         );
         r.register(

@@ -2869,3 +2869,126 @@ async fn signed_urls_open_their_prefix_and_nothing_else() {
         format!("http://127.0.0.9:8080{signed}seg_2.m4s")
     );
 }
+
+/// The edge's `/status` as JSON.
+async fn status_value(edge: &ServerProcess) -> serde_json::Value {
+    serde_json::from_str(&status_json(edge).await).expect("/status is JSON")
+}
+
+/// Polls the edge's `/status` until `check` holds of it (or panics after 15 s, naming `what`).
+async fn status_until(
+    edge: &ServerProcess,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = status_value(edge).await;
+        if check(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within 15 s: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The edge measures what fills it, each against `[load]`: viewers' connections open, egress
+/// bits per second, responses in progress (a body still being sent counts); its load is the
+/// largest ratio, on `/status` and `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_is_egress_connections_and_responses_in_progress_against_capacity() {
+    let origin = TestOrigin::start().await;
+    origin.route(
+        "/big.m4s",
+        Route::ok(generated_body("big", 2 << 20), "public, max-age=3600"),
+    );
+    // 1 MiB in 64 KiB chunks 150 ms apart: each response is in progress for about 2.4 s.
+    origin.route(
+        "/slow.m4s",
+        Route::ok(generated_body("slow", 1 << 20), "no-store")
+            .paced(64 * 1024, Duration::from_millis(150)),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge_with_config(
+        &origin.url(),
+        dir.path(),
+        "[load]\negress_mbps = 10\nconnections = 20\nresponses = 4\n",
+        &[],
+    );
+    let idle = status_value(&edge).await;
+    assert_eq!(idle["capacity"]["egress_mbps"], 10, "{idle}");
+    assert!(idle["load"].as_f64().expect("load") < 0.05, "{idle}");
+    let part = |s: &serde_json::Value, name: &str| s["load_parts"][name].as_f64().expect(name);
+    let load = |s: &serde_json::Value| s["load"].as_f64().expect("load");
+
+    // Ten viewers' connections held open: half the 20 the edge is sized for.
+    let http = edge.addr("http").trim_start_matches("http://").to_owned();
+    let held: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| std::net::TcpStream::connect(&http).expect("connect"))
+        .collect();
+    let s = status_until(&edge, "ten connections count", |s| {
+        part(s, "connections") > 9.0 && load(s) > 0.45
+    })
+    .await;
+    assert!(load(&s) < 0.6, "connections are the largest part: {s}");
+    drop(held);
+    status_until(&edge, "closed connections stop counting", |s| {
+        part(s, "connections") < 1.0
+    })
+    .await;
+
+    // Egress: a 2 MiB hit fetched again and again is far more than 10 Mbit/s.
+    let url = format!("{}/big.m4s", edge.addr("http"));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fetcher = {
+        let (url, stop) = (url.clone(), stop.clone());
+        tokio::spawn(async move {
+            // Paced (2 MiB every 100 ms or so, over 80 Mbit/s), so as not to take the
+            // machine from the tests running beside this one.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(get(&url, &[]).await.status, StatusCode::OK);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let s = status_until(&edge, "egress counts", |s| {
+        part(s, "egress_bits_per_second") > 10e6 && load(s) > 1.0
+    })
+    .await;
+    eprintln!("egress while fetching hits: {s}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    fetcher.await.expect("fetcher");
+    let metrics = get(&format!("{}/metrics", edge.addr("admin")), &[])
+        .await
+        .text();
+    assert!(metrics.contains("meridian_edge_load "), "{metrics}");
+    assert!(
+        metrics.contains("meridian_edge_bytes_written_total{listener=\"http\"}"),
+        "{metrics}"
+    );
+    status_until(&edge, "egress falls when the fetching stops", |s| {
+        load(s) < 0.1
+    })
+    .await;
+
+    // Responses in progress: four slow bodies at once fill `responses = 4`, though the edge
+    // sent their headers long ago.
+    let slow = format!("{}/slow.m4s", edge.addr("http"));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let slow = slow.clone();
+            tokio::spawn(async move { get(&slow, &[]).await.body.len() })
+        })
+        .collect();
+    let s = status_until(&edge, "bodies being sent count", |s| {
+        part(s, "responses") > 2.5
+    })
+    .await;
+    assert!(load(&s) > 0.6, "{s}");
+    for reader in readers {
+        assert_eq!(reader.await.expect("reader"), 1 << 20);
+    }
+}

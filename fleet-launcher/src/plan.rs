@@ -301,8 +301,13 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
         } else {
             String::new()
         };
+        // The topology's capacity is what the edge measures its load against.
+        let load = format!(
+            "\n[load]\negress_mbps = {}\nconnections = {}\n",
+            edge.capacity.egress_mbps, edge.capacity.connections
+        );
         let text = format!(
-            "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\nsteering_hls = {:?}\nsteering_dash = {:?}\n{hosts}{drain_to}{signed}",
+            "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\nsteering_hls = {:?}\nsteering_dash = {:?}\n{hosts}{drain_to}{signed}{load}",
             inputs.topology.display(),
             listen,
             host_port(&edge.name, &edge.admin)?,
@@ -464,6 +469,10 @@ mod tests {
         assert!(
             config.contains("drain_to = \"http://127.0.1.1:8080\""),
             "{config}"
+        );
+        assert!(
+            config.contains("\n[load]\negress_mbps = 200\nconnections = 2000\n"),
+            "the topology's capacity is what the edge measures its load against: {config}"
         );
     }
 

@@ -170,7 +170,7 @@ impl Lab {
         for (r, (name, _, _)) in REGIONS.iter().enumerate() {
             let addr = format!("198.18.{}.1", r + 1);
             topology.push_str(&format!(
-                "[[edges]]\nname = \"{name}-1\"\nregion = \"{name}\"\nhttp = \"http://{addr}:8080\"\nadmin = \"http://{addr}:9090\"\ndns = [\"{addr}\"]\ncapacity = 100\n\n"
+                "[[edges]]\nname = \"{name}-1\"\nregion = \"{name}\"\nhttp = \"http://{addr}:8080\"\nadmin = \"http://{addr}:9090\"\ndns = [\"{addr}\"]\ncapacity = {{ egress_mbps = 100, connections = 1000 }}\n\n"
             ));
         }
         let path = self.dir.path().join("topology.toml");

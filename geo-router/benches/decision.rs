@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use geo_router::decision::{EdgeStatus, decide};
+use geo_router::decision::{Client, EdgeStatus, decide, subnet_key};
 use geo_router::geoip::GeoIp;
 use topology::Topology;
 
@@ -16,6 +16,7 @@ fn benches(c: &mut Criterion) {
     let geoip = GeoIp::open(&testdata.join("geoip/meridian-city.mmdb")).expect("geoip");
     let mut status = vec![EdgeStatus::default(); topology.edges.len()];
     status[0].load = 0.85;
+    status[0].accepting = false;
     status[3].up = false;
     let client: IpAddr = "198.51.100.23".parse().expect("ip");
 
@@ -24,10 +25,12 @@ fn benches(c: &mut Criterion) {
             black_box(decide(
                 &topology,
                 &status,
-                Some((48.85, 2.35)),
+                Client {
+                    location: Some((48.85, 2.35)),
+                    key: subnet_key(client, 24),
+                },
                 "eu-west",
                 0.8,
-                4,
             ))
         })
     });
@@ -40,7 +43,17 @@ fn benches(c: &mut Criterion) {
                 .locate(black_box(client))
                 .ok()
                 .map(|l| (l.latitude, l.longitude));
-            black_box(decide(&topology, &status, place, "eu-west", 0.8, 4))
+            let key = subnet_key(black_box(client), 24);
+            black_box(decide(
+                &topology,
+                &status,
+                Client {
+                    location: place,
+                    key,
+                },
+                "eu-west",
+                0.8,
+            ))
         })
     });
 }

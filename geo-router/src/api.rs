@@ -147,6 +147,11 @@ fn client_ip(
     }
 }
 
+/// An address's full prefix length: an HTTP client is one address, not a subnet.
+fn full_length(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() { 32 } else { 128 }
+}
+
 /// What a query value must escape: everything but RFC 3986's unreserved characters.
 const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
@@ -182,7 +187,7 @@ fn steering(
     } else {
         "steer_dash"
     });
-    let routed = router.route(Some(ip));
+    let routed = router.route(ip, full_length(ip));
     let topology = &routed.snapshot.topology;
     let by_name = |name: &str| topology.edges.iter().position(|e| e.name == name);
     // `edge=` (put into the steering URI by the origin for the edge that fetched the playlist)
@@ -203,7 +208,7 @@ fn steering(
         &reported,
         default_edge,
         &routed.snapshot.status,
-        router.config.overload,
+        router.config.balance.overload,
     );
     let ways = decision::steering(
         topology,
@@ -211,7 +216,7 @@ fn steering(
         &routed.decision,
         current_edge,
         default_edge,
-        router.config.overload,
+        router.config.balance.overload,
     );
     tracing::debug!(client = %ip, current = ?current, throughput = ?throughput, "steering");
     let ids: Vec<&str> = ways
@@ -291,7 +296,7 @@ fn redirect(
     let params = params(query);
     let ip = client_ip(router, &params, peer)?;
     router.metrics.api("redirect");
-    let routed = router.route(Some(ip));
+    let routed = router.route(ip, full_length(ip));
     let &edge = routed.decision.edges.first().ok_or(ApiError::NoEdge)?;
     let base = routed.snapshot.topology.edges[edge]
         .http

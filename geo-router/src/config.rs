@@ -10,11 +10,10 @@
 //! zone = "meridian.test"
 //! service_names = ["video"]          # video.meridian.test gets per-client answers
 //! default_region = "eu-west"        # clients with no location (default: the first region)
-//! answer_count = 4
+//! answer_count = 4                  # A/AAAA records at most, all from the chosen region
 //! ttl = "30s"                       # DNS TTL; "changing_ttl" while the fleet is changing
 //! changing_ttl = "5s"
 //! changing_window = "30s"
-//! overload = 0.8                    # an edge above this load takes no new viewers
 //! dev_mode = false                  # lets the HTTP API take ?client=IP
 //! peers = ["http://127.0.0.2:8053"] # other routers' HTTP APIs
 //! apex = ["127.0.0.1"]              # A/AAAA at the zone apex
@@ -26,6 +25,12 @@
 //! [connections]                     # the HTTP and admin listeners' timeouts and limits
 //! idle_timeout = "60s"
 //! max_connections = 20000
+//!
+//! [balance]                        # how viewers are shared out (see `decision`, `fleet`)
+//! overload = 0.8                    # an edge above this load takes no new viewers...
+//! reaccept = 0.7                    # ...until it is below this one again
+//! imbalance = 1.25                  # nor one this far above its region's mean load
+//! hold = "5s"                       # the least time between two changes of an edge's state
 //!
 //! [probe]
 //! interval = "500ms"
@@ -67,7 +72,7 @@ pub struct RouterConfig {
     pub changing_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub changing_window: Duration,
-    pub overload: f64,
+    pub balance: Balance,
     pub dev_mode: bool,
     pub peers: Vec<String>,
     pub probe: ProbeConfig,
@@ -88,6 +93,37 @@ pub struct RouterConfig {
     /// What the HTTP and admin listeners allow a connection: timeouts and limits (DNS over TCP
     /// has `dns_tcp_timeout`).
     pub connections: server_kit::connection::Limits,
+}
+
+/// How viewers are shared out over edges (`[balance]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Balance {
+    /// An edge above this load takes no new viewers while another edge of its region does; a
+    /// region whose edges are all above it spills new viewers to the nearest region with room;
+    /// a failed region's viewers fill survivors up to it.
+    pub overload: f64,
+    /// An edge that stopped taking new viewers takes them again below this load.
+    pub reaccept: f64,
+    /// An edge above this multiple of its region's mean load (and above a quarter of its
+    /// capacity) takes no new viewers either: the bound of consistent hashing with bounded
+    /// loads, so hashing's unevenness cannot pile viewers on one edge.
+    pub imbalance: f64,
+    /// The least time between two changes of an edge's taking or not taking new viewers, so
+    /// that viewers do not flap between edges.
+    #[serde(with = "humantime_serde")]
+    pub hold: Duration,
+}
+
+impl Default for Balance {
+    fn default() -> Self {
+        Self {
+            overload: 0.8,
+            reaccept: 0.7,
+            imbalance: 1.25,
+            hold: Duration::from_secs(5),
+        }
+    }
 }
 
 /// How edges are probed.
@@ -126,7 +162,7 @@ impl Default for RouterConfig {
             ttl: Duration::from_secs(30),
             changing_ttl: Duration::from_secs(5),
             changing_window: Duration::from_secs(30),
-            overload: 0.8,
+            balance: Balance::default(),
             dev_mode: false,
             peers: Vec::new(),
             probe: ProbeConfig::default(),
@@ -184,13 +220,33 @@ impl RouterConfig {
                 "must be at least 1 (the A/AAAA records in an answer)".into(),
             );
         }
-        if !(0.0..=1.0).contains(&self.overload) {
+        let balance = &self.balance;
+        if !(0.0..=1.0).contains(&balance.overload) {
             return invalid(
-                "overload",
+                "balance.overload",
                 format!(
                     "{} must be between 0 and 1 (the load above which an edge takes no new \
                      viewers)",
-                    self.overload
+                    balance.overload
+                ),
+            );
+        }
+        if !(0.0..=balance.overload).contains(&balance.reaccept) {
+            return invalid(
+                "balance.reaccept",
+                format!(
+                    "{} must be between 0 and balance.overload ({}): the load below which an \
+                     edge takes new viewers again",
+                    balance.reaccept, balance.overload
+                ),
+            );
+        }
+        if balance.imbalance < 1.0 {
+            return invalid(
+                "balance.imbalance",
+                format!(
+                    "{} must be at least 1 (a multiple of the region's mean load)",
+                    balance.imbalance
                 ),
             );
         }

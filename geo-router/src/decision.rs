@@ -1,12 +1,28 @@
 //! The routing decision, pure: given the fleet's health and load and where a client is, which
-//! regions in which order, and which edges to answer with.
+//! regions in which order, which edge of each region is the client's, and which edges to answer
+//! with. DNS, redirects and steering all read this one decision.
 //!
 //! Rules:
-//! - Regions are ordered by great-circle distance from the client (or from the default region
-//!   for clients with no location), but a region with a healthy, non-draining edge that has
-//!   headroom comes before any region without one, and a region with no usable edge comes last.
-//! - Within a region, an edge above the overload threshold takes no new viewers while another
-//!   edge of the region has headroom; edges are listed least loaded first.
+//! - **Regions** are ordered by great-circle distance from the client (or from the default
+//!   region for clients with no location), but a region with an edge that takes new viewers
+//!   comes before any region without one (a region whose edges are all over `overload` spills
+//!   its new viewers to the nearest region with headroom), and a region with no usable edge
+//!   comes last.
+//! - **A failed region's viewers are spread**: when the client's own region (the nearest) has
+//!   no usable edge, its viewers are shared out over the surviving regions nearest first, each
+//!   taking as much as it has room for below `overload` (its spare capacity), until the failed
+//!   region's last measured traffic is covered; the client's share is drawn by hashing its
+//!   subnet, weighted by those amounts. So the nearest survivor is filled to about `overload`,
+//!   not pushed past it, while a farther one has room.
+//! - **Inside a region**, each client subnet has a primary edge by weighted rendezvous hashing
+//!   (weights: the edges' egress capacity), among the edges that take new viewers (up, not
+//!   draining, `accepting`: see `fleet` for the hysteresis that sets it), so a subnet keeps its
+//!   edge, and its cache, while the edge has headroom; an edge that stops taking viewers hands
+//!   only its share of new subnets to the others.
+//! - **The answer** is the chosen region's edges that take new viewers, the client's primary
+//!   first; every order a resolver may give them is a good one. Only when no edge anywhere is
+//!   up does the answer name the nearest region's (down) edges: a player retries an address,
+//!   an empty answer stops it.
 
 use topology::Topology;
 
@@ -16,6 +32,9 @@ pub struct EdgeStatus {
     pub up: bool,
     pub load: f64,
     pub draining: bool,
+    /// Takes new viewers: off above `overload` (or far above its region's mean), on again
+    /// below `reaccept`, with a hold between changes (see `fleet`).
+    pub accepting: bool,
 }
 
 impl Default for EdgeStatus {
@@ -24,8 +43,28 @@ impl Default for EdgeStatus {
             up: true,
             load: 0.0,
             draining: false,
+            accepting: true,
         }
     }
+}
+
+impl EdgeStatus {
+    /// Serves viewers: up and not draining.
+    pub fn usable(&self) -> bool {
+        self.up && !self.draining
+    }
+
+    /// Takes new viewers.
+    pub fn open(&self) -> bool {
+        self.usable() && self.accepting
+    }
+}
+
+/// Who is asking: where (if known), and a hash of the client's subnet that picks its edges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Client {
+    pub location: Option<(f64, f64)>,
+    pub key: u64,
 }
 
 /// The outcome for one client.
@@ -33,7 +72,11 @@ impl Default for EdgeStatus {
 pub struct Decision {
     /// Region indices, best first (every region appears once).
     pub regions: Vec<usize>,
-    /// Edge indices to answer with, best first.
+    /// The client's primary edge in each region (indexed like `Topology::regions`): the one
+    /// its subnet hashes to among those taking new viewers, else among the usable ones.
+    pub primaries: Vec<Option<usize>>,
+    /// Edge indices to answer with, best first: the first region's edges that take new
+    /// viewers, the primary first.
     pub edges: Vec<usize>,
 }
 
@@ -48,94 +91,233 @@ pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
 }
 
-/// Decides for a client at `client` (None: unknown, use `default_region`).
+/// The hash of a client subnet that [`Client::key`] takes: stable across routers and
+/// versions (FNV-1a over the masked address bytes and the prefix length), so every router
+/// gives a subnet the same edges.
+pub fn subnet_key(address: std::net::IpAddr, prefix: u8) -> u64 {
+    let masked: Vec<u8> = match address {
+        std::net::IpAddr::V4(v4) => {
+            let bits = u32::from(v4)
+                & u32::MAX
+                    .checked_shl(32 - u32::from(prefix.min(32)))
+                    .unwrap_or(0);
+            bits.to_be_bytes().to_vec()
+        }
+        std::net::IpAddr::V6(v6) => {
+            let bits = u128::from(v6)
+                & u128::MAX
+                    .checked_shl(128 - u32::from(prefix.min(128)))
+                    .unwrap_or(0);
+            bits.to_be_bytes().to_vec()
+        }
+    };
+    fnv1a(masked.iter().copied().chain([prefix]))
+}
+
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// splitmix64's finaliser: spreads the bits of the pair's combination over all 64.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Weighted rendezvous hashing: the candidate with the highest `weight / -ln(u)`, where `u`
+/// in (0, 1) is the hash of the client and the candidate's name. Each candidate wins a share of
+/// keys proportional to its weight, and removing one moves only the keys it had.
+fn rendezvous<'a>(
+    key: u64,
+    candidates: impl Iterator<Item = (usize, &'a str, f64)>,
+) -> Option<usize> {
+    candidates
+        .filter(|&(_, _, weight)| weight > 0.0)
+        .map(|(i, name, weight)| {
+            let h = mix(key, fnv1a(name.bytes()));
+            let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            (i, weight / -u.ln())
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i)
+}
+
+/// The edges of region `r`, in topology order.
+fn edges_of(topology: &Topology, r: usize) -> impl Iterator<Item = usize> + '_ {
+    let name = &topology.regions[r].name;
+    topology
+        .edges
+        .iter()
+        .enumerate()
+        .filter(move |(_, e)| &e.region == name)
+        .map(|(i, _)| i)
+}
+
+/// An edge's weight among its region's: its egress capacity.
+fn weight(topology: &Topology, e: usize) -> f64 {
+    topology.edges[e].capacity.egress_mbps as f64
+}
+
+/// The edges of `r` in the order a client with `key` prefers them, among those that pass
+/// `keep`: rendezvous winner first, then the next winner of the rest, and so on.
+fn ranked(topology: &Topology, r: usize, key: u64, keep: impl Fn(usize) -> bool) -> Vec<usize> {
+    let mut left: Vec<usize> = edges_of(topology, r).filter(|&e| keep(e)).collect();
+    let mut order = Vec::with_capacity(left.len());
+    while let Some(best) = rendezvous(
+        key,
+        left.iter()
+            .map(|&e| (e, topology.edges[e].name.as_str(), weight(topology, e))),
+    ) {
+        order.push(best);
+        left.retain(|&e| e != best);
+    }
+    order
+}
+
+/// Decides for `client` (no location: from `default_region`). `overload` is the load up to
+/// which a survivor is filled with a failed region's viewers.
 pub fn decide(
     topology: &Topology,
     status: &[EdgeStatus],
-    client: Option<(f64, f64)>,
+    client: Client,
     default_region: &str,
     overload: f64,
-    count: usize,
 ) -> Decision {
-    let origin = client.or_else(|| {
+    let from = client.location.or_else(|| {
         topology
             .region(default_region)
             .map(|r| (r.latitude, r.longitude))
     });
-    let usable = |i: usize| status.get(i).is_some_and(|s| s.up && !s.draining);
-    let headroom = |i: usize| usable(i) && status.get(i).is_some_and(|s| s.load <= overload);
-    let mut regions: Vec<(u8, f64, usize)> = topology
+    let state = |i: usize| {
+        status.get(i).copied().unwrap_or(EdgeStatus {
+            up: false,
+            ..EdgeStatus::default()
+        })
+    };
+    let distances: Vec<f64> = topology
         .regions
         .iter()
-        .enumerate()
-        .map(|(r, region)| {
-            let edges = || {
-                topology
-                    .edges
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.region == region.name)
-                    .map(|(i, _)| i)
-            };
-            let rank = if edges().any(headroom) {
-                0
-            } else if edges().any(usable) {
-                1
-            } else {
-                2
-            };
-            let distance =
-                origin.map_or(0.0, |o| distance_km(o, (region.latitude, region.longitude)));
+        .map(|region| {
             // The default region wins ties for clients with no location.
-            let distance = if client.is_none() && region.name == default_region {
+            if client.location.is_none() && region.name == default_region {
                 -1.0
             } else {
-                distance
-            };
-            (rank, distance, r)
+                from.map_or(0.0, |o| distance_km(o, (region.latitude, region.longitude)))
+            }
         })
         .collect();
-    regions.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
-    let regions: Vec<usize> = regions.into_iter().map(|(_, _, r)| r).collect();
+    let rank = |r: usize| {
+        if edges_of(topology, r).any(|e| state(e).open()) {
+            0u8
+        } else if edges_of(topology, r).any(|e| state(e).usable()) {
+            1
+        } else {
+            2
+        }
+    };
+    let mut regions: Vec<usize> = (0..topology.regions.len()).collect();
+    regions.sort_by(|&a, &b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then(distances[a].total_cmp(&distances[b]))
+            .then(a.cmp(&b))
+    });
+    let home = (0..topology.regions.len())
+        .min_by(|&a, &b| distances[a].total_cmp(&distances[b]).then(a.cmp(&b)));
+    if let Some(home) = home
+        && rank(home) == 2
+        && let Some(to) = failover_region(
+            topology, status, &regions, home, &distances, client.key, overload,
+        )
+        && let Some(at) = regions.iter().position(|&r| r == to)
+    {
+        let r = regions.remove(at);
+        regions.insert(0, r);
+    }
 
-    let mut edges = Vec::with_capacity(count);
-    for &r in &regions {
-        let name = &topology.regions[r].name;
-        let mut candidates: Vec<usize> = topology
-            .edges
+    let primaries: Vec<Option<usize>> = (0..topology.regions.len())
+        .map(|r| {
+            let open = ranked(topology, r, client.key, |e| state(e).open());
+            open.first().copied().or_else(|| {
+                ranked(topology, r, client.key, |e| state(e).usable())
+                    .first()
+                    .copied()
+            })
+        })
+        .collect();
+
+    let mut edges = Vec::new();
+    if let Some(&first) = regions.first() {
+        edges = ranked(topology, first, client.key, |e| state(e).open());
+        if edges.is_empty() {
+            edges = ranked(topology, first, client.key, |e| state(e).usable());
+        }
+        if edges.is_empty() {
+            // Nothing is up anywhere: the nearest region's edges beat an empty answer.
+            edges = ranked(topology, home.unwrap_or(first), client.key, |_| true);
+        }
+    }
+    Decision {
+        regions,
+        primaries,
+        edges,
+    }
+}
+
+/// Where a viewer of the failed region `home` goes: the surviving regions (those taking new
+/// viewers), nearest first, each allotted its spare capacity below `overload` until the failed
+/// region's last measured traffic is covered; the client's region is drawn by its key weighted
+/// by the allotments. None when no region takes new viewers.
+fn failover_region(
+    topology: &Topology,
+    status: &[EdgeStatus],
+    regions: &[usize],
+    home: usize,
+    distances: &[f64],
+    key: u64,
+    overload: f64,
+) -> Option<usize> {
+    let load = |e: usize| status.get(e).map_or(0.0, |s| s.load);
+    let open = |e: usize| status.get(e).is_some_and(|s| s.open());
+    // The failed region's traffic, in megabits per second, at its edges' last measured loads.
+    let mut demand: f64 = edges_of(topology, home)
+        .map(|e| weight(topology, e) * load(e))
+        .sum();
+    let mut survivors: Vec<usize> = regions
+        .iter()
+        .copied()
+        .filter(|&r| r != home && edges_of(topology, r).any(open))
+        .collect();
+    survivors.sort_by(|&a, &b| distances[a].total_cmp(&distances[b]).then(a.cmp(&b)));
+    let mut allotted: Vec<(usize, f64)> = Vec::new();
+    for &r in &survivors {
+        let spare: f64 = edges_of(topology, r)
+            .filter(|&e| open(e))
+            .map(|e| weight(topology, e) * (overload - load(e)).max(0.0))
+            .sum();
+        if demand <= 0.0 {
+            break;
+        }
+        let take = spare.min(demand);
+        if take > 0.0 {
+            allotted.push((r, take));
+            demand -= take;
+        }
+    }
+    if allotted.is_empty() {
+        // No traffic measured, or no spare anywhere: the nearest survivor.
+        return survivors.first().copied();
+    }
+    rendezvous(
+        key,
+        allotted
             .iter()
-            .enumerate()
-            .filter(|(i, e)| &e.region == name && usable(*i))
-            .map(|(i, _)| i)
-            .collect();
-        if candidates.iter().any(|&i| headroom(i)) {
-            candidates.retain(|&i| headroom(i));
-        }
-        candidates.sort_by(|&a, &b| status[a].load.total_cmp(&status[b].load).then(a.cmp(&b)));
-        for i in candidates {
-            if edges.len() == count {
-                break;
-            }
-            edges.push(i);
-        }
-    }
-    if edges.is_empty() {
-        // Nothing is usable anywhere: answering with the nearest region's edges beats
-        // answering with nothing (the player retries; an empty answer stops it).
-        if let Some(&r) = regions.first() {
-            let name = &topology.regions[r].name;
-            edges.extend(
-                topology
-                    .edges
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| &e.region == name)
-                    .map(|(i, _)| i)
-                    .take(count),
-            );
-        }
-    }
-    Decision { regions, edges }
+            .map(|&(r, take)| (r, topology.regions[r].name.as_str(), take)),
+    )
 }
 
 /// The edge a player is on, from the pathways it reports (`_HLS_pathway`, `_DASH_pathway`).
@@ -191,7 +373,8 @@ pub fn current_pathway(
 ///   pathway: measured, an hls.js pathway switch in mid-stream sometimes drops a fragment ("no
 ///   media in msn"), a stall the redirect avoids. New players are not sent to it.
 /// - **One pathway per region, the player's own.** A region's pathway is the player's edge
-///   when it is in that region, else the edge its playlist came from, else the decision's.
+///   when it is in that region, else the edge its playlist came from, else the client's
+///   primary edge there (the decision's).
 pub fn steering(
     topology: &Topology,
     status: &[EdgeStatus],
@@ -215,14 +398,14 @@ pub fn steering(
         let kept = current
             .filter(|&e| in_region(&e) && headroom(e))
             .or_else(|| default.filter(|&e| in_region(&e) && headroom(e)));
-        let best = kept
-            .or_else(|| decision.edges.iter().copied().find(in_region))
-            .or_else(|| {
-                // Regions beyond the answer's length: their least loaded usable edge.
-                (0..topology.edges.len())
-                    .filter(|&i| in_region(&i) && usable(i))
-                    .min_by(|&a, &b| status[a].load.total_cmp(&status[b].load))
-            });
+        let best = kept.or_else(|| {
+            decision
+                .primaries
+                .get(r)
+                .copied()
+                .flatten()
+                .filter(|&e| usable(e))
+        });
         if let Some(e) = best {
             ways.push((r, e));
         }
@@ -283,12 +466,34 @@ mod tests {
         .expect("topology")
     }
 
-    fn names(t: &Topology, d: &Decision) -> Vec<String> {
-        d.edges.iter().map(|&i| t.edges[i].name.clone()).collect()
+    fn index(t: &Topology, name: &str) -> usize {
+        t.edges.iter().position(|e| e.name == name).expect("edge")
+    }
+
+    fn region(t: &Topology, name: &str) -> usize {
+        t.regions
+            .iter()
+            .position(|r| r.name == name)
+            .expect("region")
+    }
+
+    fn names(t: &Topology, edges: &[usize]) -> Vec<String> {
+        edges.iter().map(|&i| t.edges[i].name.clone()).collect()
     }
 
     const BOSTON: (f64, f64) = (42.36, -71.06);
     const PARIS: (f64, f64) = (48.86, 2.35);
+
+    fn at(location: (f64, f64), key: u64) -> Client {
+        Client {
+            location: Some(location),
+            key,
+        }
+    }
+
+    fn decide_at(t: &Topology, status: &[EdgeStatus], location: (f64, f64), key: u64) -> Decision {
+        decide(t, status, at(location, key), "eu-west", 0.8)
+    }
 
     #[test]
     fn distances_are_great_circle() {
@@ -298,89 +503,212 @@ mod tests {
     }
 
     #[test]
-    fn nearest_region_first_then_the_next() {
-        let t = topology();
-        let status = vec![EdgeStatus::default(); t.edges.len()];
-        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 4);
-        assert_eq!(
-            names(&t, &d),
-            ["us-east-1", "us-east-2", "eu-west-1", "eu-west-2"]
-        );
-        let d = decide(&t, &status, Some(PARIS), "eu-west", 0.8, 3);
-        assert_eq!(names(&t, &d), ["eu-west-1", "eu-west-2", "us-east-1"]);
-        let d = decide(&t, &status, None, "ap-southeast", 0.8, 2);
-        assert_eq!(names(&t, &d), ["ap-southeast-1", "ap-southeast-2"]);
+    fn subnet_keys_mask_the_address() {
+        let a: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+        let b: std::net::IpAddr = "192.0.2.200".parse().unwrap();
+        let c: std::net::IpAddr = "192.0.3.9".parse().unwrap();
+        assert_eq!(subnet_key(a, 24), subnet_key(b, 24));
+        assert_ne!(subnet_key(a, 24), subnet_key(c, 24));
+        assert_ne!(subnet_key(a, 24), subnet_key(a, 32));
+        let v6: std::net::IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let v6b: std::net::IpAddr = "2001:db8:1:ffff::1".parse().unwrap();
+        assert_eq!(subnet_key(v6, 48), subnet_key(v6b, 48));
+        assert_eq!(subnet_key(a, 0), subnet_key(c, 0));
     }
 
     #[test]
-    fn dead_draining_and_overloaded_edges() {
+    fn the_answer_is_the_nearest_regions_edges_primary_first() {
+        let t = topology();
+        let status = vec![EdgeStatus::default(); t.edges.len()];
+        let east = region(&t, "us-east");
+        for key in 0..50 {
+            let d = decide_at(&t, &status, BOSTON, key);
+            assert_eq!(d.regions[0], east);
+            let mut answer = names(&t, &d.edges);
+            assert_eq!(Some(d.edges[0]), d.primaries[east]);
+            answer.sort();
+            assert_eq!(
+                answer,
+                ["us-east-1", "us-east-2"],
+                "only the region's edges"
+            );
+        }
+        let d = decide(
+            &t,
+            &status,
+            Client {
+                location: None,
+                key: 1,
+            },
+            "ap-southeast",
+            0.8,
+        );
+        assert_eq!(t.regions[d.regions[0]].name, "ap-southeast");
+    }
+
+    /// The share of 1,000 subnets whose primary in `region` is `edge`.
+    fn share(t: &Topology, status: &[EdgeStatus], location: (f64, f64), edge: &str) -> f64 {
+        let e = index(t, edge);
+        let won = (0..1000u64)
+            .map(|i| subnet_key(std::net::IpAddr::from([10, (i >> 8) as u8, i as u8, 0]), 24))
+            .filter(|&key| decide_at(t, status, location, key).edges[0] == e)
+            .count();
+        won as f64 / 1000.0
+    }
+
+    #[test]
+    fn subnets_are_spread_by_capacity_and_keep_their_edge() {
+        let mut t = topology();
+        let status = vec![EdgeStatus::default(); t.edges.len()];
+        let half = share(&t, &status, BOSTON, "us-east-1");
+        assert!((0.45..=0.55).contains(&half), "equal edges: {half}");
+        let second = index(&t, "us-east-2");
+        t.edges[second].capacity.egress_mbps *= 3;
+        let quarter = share(&t, &status, BOSTON, "us-east-1");
+        assert!(
+            (0.2..=0.3).contains(&quarter),
+            "a third of the capacity: {quarter}"
+        );
+        // The same subnet gets the same edge every time, and from every router.
+        let d = decide_at(&t, &status, BOSTON, 42);
+        assert_eq!(decide_at(&t, &status, BOSTON, 42), d);
+    }
+
+    #[test]
+    fn an_edge_that_takes_no_new_viewers_leaves_the_answers_and_only_its_subnets_move() {
         let t = topology();
         let mut status = vec![EdgeStatus::default(); t.edges.len()];
-        status[0].up = false; // us-east-1
-        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 4);
+        let (one, two) = (index(&t, "us-east-1"), index(&t, "us-east-2"));
+        let before: Vec<Decision> = (0..200)
+            .map(|k| decide_at(&t, &status, BOSTON, k))
+            .collect();
+        status[one].accepting = false;
+        for (k, was) in before.iter().enumerate() {
+            let d = decide_at(&t, &status, BOSTON, k as u64);
+            assert_eq!(d.edges, [two]);
+            if was.edges[0] == two {
+                assert_eq!(
+                    d.primaries, was.primaries,
+                    "a subnet of the other edge does not move"
+                );
+            }
+        }
+        status[two].accepting = false;
+        let d = decide_at(&t, &status, BOSTON, 7);
         assert_eq!(
-            names(&t, &d),
-            ["us-east-2", "eu-west-1", "eu-west-2", "ap-southeast-1"]
+            t.regions[d.regions[0]].name, "eu-west",
+            "the full region spills"
         );
-        status[0] = EdgeStatus {
-            up: true,
-            load: 0.85,
-            draining: false,
-        };
-        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 2);
-        assert_eq!(
-            names(&t, &d),
-            ["us-east-2", "eu-west-1"],
-            "an overloaded edge takes no new viewers"
-        );
-        status[1].load = 0.9; // both us-east edges overloaded: the next region with headroom leads
-        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 2);
-        assert_eq!(names(&t, &d), ["eu-west-1", "eu-west-2"]);
         assert_eq!(
             t.regions[d.regions[2]].name, "us-east",
-            "a fully overloaded region is demoted"
+            "after the regions with room"
         );
-        status[2].draining = true;
-        let d = decide(&t, &status, Some(PARIS), "eu-west", 0.8, 1);
-        assert_eq!(names(&t, &d), ["eu-west-2"]);
+        status[two].accepting = true;
+        status[two].draining = true;
+        let d = decide_at(&t, &status, BOSTON, 7);
+        assert_eq!(t.regions[d.regions[0]].name, "eu-west");
+        assert!(
+            d.primaries[region(&t, "us-east")] == Some(one),
+            "usable, not taking viewers: still its primary for steering"
+        );
     }
 
-    fn steer(
-        t: &Topology,
-        status: &[EdgeStatus],
-        at: (f64, f64),
-        current: Option<&str>,
-    ) -> Vec<String> {
-        steer_from(t, status, at, current, None)
+    #[test]
+    fn a_failed_regions_viewers_are_spread_over_the_survivors_by_room() {
+        let t = topology();
+        let mut status = vec![EdgeStatus::default(); t.edges.len()];
+        for name in ["us-east-1", "us-east-2"] {
+            let e = index(&t, name);
+            status[e].up = false;
+            status[e].load = 0.6; // 2 x 200 Mbit/s at 60%: 240 Mbit/s to place
+        }
+        for name in ["eu-west-1", "eu-west-2"] {
+            status[index(&t, name)].load = 0.4; // room for 2 x 200 x 0.4 = 160
+        }
+        let eu = region(&t, "eu-west");
+        let ap = region(&t, "ap-southeast");
+        let to_eu = (0..3000u64)
+            .filter(|&k| {
+                let d = decide_at(&t, &status, BOSTON, mix(k, 1));
+                assert!(d.regions[0] == eu || d.regions[0] == ap);
+                d.regions[0] == eu
+            })
+            .count() as f64
+            / 3000.0;
+        // eu-west is filled to its room (160 of 240), Asia takes the rest (80).
+        assert!((0.62..=0.71).contains(&to_eu), "{to_eu}");
+        // A little traffic fits in the nearest survivor: all of it goes there.
+        for name in ["us-east-1", "us-east-2"] {
+            status[index(&t, name)].load = 0.1;
+        }
+        assert!((0..500u64).all(|k| decide_at(&t, &status, BOSTON, mix(k, 2)).regions[0] == eu));
+        // The failed region is last, and never in an answer.
+        let d = decide_at(&t, &status, BOSTON, 3);
+        assert_eq!(t.regions[*d.regions.last().unwrap()].name, "us-east");
+        assert!(names(&t, &d.edges).iter().all(|n| n.starts_with("eu-west")));
     }
 
-    /// `steer` for a player whose manifest came from `default`.
+    #[test]
+    fn nothing_up_anywhere_answers_with_the_nearest_region() {
+        let t = topology();
+        let all_down = vec![
+            EdgeStatus {
+                up: false,
+                ..EdgeStatus::default()
+            };
+            t.edges.len()
+        ];
+        let d = decide_at(&t, &all_down, PARIS, 1);
+        let mut answer = names(&t, &d.edges);
+        answer.sort();
+        assert_eq!(answer, ["eu-west-1", "eu-west-2"]);
+    }
+
+    /// The steering pathways for a Boston player with `key`, as names.
     fn steer_from(
         t: &Topology,
         status: &[EdgeStatus],
-        at: (f64, f64),
+        key: u64,
         current: Option<&str>,
         default: Option<&str>,
     ) -> Vec<String> {
-        let d = decide(t, status, Some(at), "eu-west", 0.8, 2);
-        let index = |name: &str| t.edges.iter().position(|e| e.name == name).expect("edge");
-        steering(t, status, &d, current.map(index), default.map(index), 0.8)
-            .into_iter()
-            .map(|i| t.edges[i].name.clone())
-            .collect()
+        let d = decide_at(t, status, BOSTON, key);
+        let ways = steering(
+            t,
+            status,
+            &d,
+            current.map(|n| index(t, n)),
+            default.map(|n| index(t, n)),
+            0.8,
+        );
+        names(t, &ways)
+    }
+
+    /// The client's primary edge in `region`, by name.
+    fn primary(t: &Topology, status: &[EdgeStatus], key: u64, region_name: &str) -> String {
+        let d = decide_at(t, status, BOSTON, key);
+        t.edges[d.primaries[region(t, region_name)].expect("a primary")]
+            .name
+            .clone()
     }
 
     #[test]
     fn steering_gives_one_pathway_per_region_nearest_first() {
         let t = topology();
         let status = vec![EdgeStatus::default(); t.edges.len()];
+        let p = |r| primary(&t, &status, 5, r);
         assert_eq!(
-            steer(&t, &status, BOSTON, None),
-            ["us-east-1", "eu-west-1", "ap-southeast-1"]
+            steer_from(&t, &status, 5, None, None),
+            [p("us-east"), p("eu-west"), p("ap-southeast")]
         );
+        let other = if p("us-east") == "us-east-1" {
+            "us-east-2"
+        } else {
+            "us-east-1"
+        };
         assert_eq!(
-            steer(&t, &status, BOSTON, Some("us-east-2")),
-            ["us-east-2", "eu-west-1", "ap-southeast-1"],
+            steer_from(&t, &status, 5, Some(other), None),
+            [other.to_owned(), p("eu-west"), p("ap-southeast")],
             "a player keeps its good edge"
         );
     }
@@ -389,50 +717,59 @@ mod tests {
     fn a_handed_over_player_stays_and_a_failed_region_goes_last() {
         let t = topology();
         let mut status = vec![EdgeStatus::default(); t.edges.len()];
-        status[0].up = false; // us-east-1 died
+        status[index(&t, "us-east-1")].up = false;
+        let p = |status: &[EdgeStatus], r| primary(&t, status, 5, r);
+        let (eu, ap) = (p(&status, "eu-west"), p(&status, "ap-southeast"));
         assert_eq!(
-            steer(&t, &status, BOSTON, Some("us-east-1")),
-            ["eu-west-1", "ap-southeast-1", "us-east-2"],
+            steer_from(&t, &status, 5, Some("us-east-1"), None),
+            [eu.clone(), ap.clone(), "us-east-2".into()],
             "the viewer of the dead edge leaves its region"
         );
         assert_eq!(
-            steer(&t, &status, BOSTON, Some("eu-west-1")),
-            ["eu-west-1", "us-east-2", "ap-southeast-1"],
+            steer_from(&t, &status, 5, Some(&eu), None),
+            [eu.clone(), "us-east-2".into(), ap.clone()],
             "once handed over it is not moved back"
         );
         assert_eq!(
-            steer_from(&t, &status, BOSTON, Some("eu-west-1"), Some("us-east-1")),
-            ["eu-west-1", "ap-southeast-1", "us-east-2"],
+            steer_from(&t, &status, 5, Some(&eu), Some("us-east-1")),
+            [eu.clone(), ap.clone(), "us-east-2".into()],
             "handed over from the dead edge's manifest: its region stays last"
         );
         assert_eq!(
-            steer(&t, &status, BOSTON, None),
-            ["us-east-2", "eu-west-1", "ap-southeast-1"],
+            steer_from(&t, &status, 5, None, None)[0],
+            "us-east-2",
             "new viewers still get the region's healthy edge"
         );
-        status[0].up = true;
-        status[0].draining = true;
+        let one = index(&t, "us-east-1");
+        status[one].up = true;
+        status[one].draining = true;
         assert_eq!(
-            steer(&t, &status, BOSTON, Some("us-east-1")),
-            ["us-east-1", "us-east-2", "eu-west-1", "ap-southeast-1"],
+            steer_from(&t, &status, 5, Some("us-east-1"), None),
+            [
+                "us-east-1".to_owned(),
+                "us-east-2".into(),
+                eu.clone(),
+                ap.clone()
+            ],
             "a draining edge's players stay on its pathway: it redirects them itself"
         );
         assert_eq!(
-            steer(&t, &status, BOSTON, None)[0],
+            steer_from(&t, &status, 5, None, None)[0],
             "us-east-2",
             "new players do not go to a draining edge"
         );
-        status[0].draining = false;
-        status[2].load = 0.95; // eu-west-1 overloaded: no longer sticky
+        status[one].draining = false;
+        let e = index(&t, &eu);
+        status[e].load = 0.95; // overloaded: no longer sticky
         assert_eq!(
-            steer(&t, &status, BOSTON, Some("eu-west-1"))[0],
-            "us-east-1"
+            steer_from(&t, &status, 5, Some(&eu), None)[0],
+            p(&status, "us-east")
         );
-        status[2].load = 0.0;
-        status[0].load = 0.95; // us-east-1 overloaded: its viewers are not sent out of the region
+        status[e].load = 0.0;
+        status[one].load = 0.95; // us-east-1 overloaded: its viewers stay in the region
         assert_eq!(
-            steer(&t, &status, BOSTON, Some("us-east-1")),
-            ["us-east-2", "eu-west-1", "ap-southeast-1"]
+            steer_from(&t, &status, 5, Some("us-east-1"), None),
+            ["us-east-2".to_owned(), eu, ap]
         );
     }
 
@@ -440,8 +777,7 @@ mod tests {
     fn a_dash_player_is_on_the_pathway_it_failed_over_to() {
         let t = topology();
         let mut status = vec![EdgeStatus::default(); t.edges.len()];
-        let index = |name: &str| t.edges.iter().position(|e| e.name == name).expect("edge");
-        let (default, neighbour) = (index("us-east-2"), index("eu-west-1"));
+        let (default, neighbour) = (index(&t, "us-east-2"), index(&t, "eu-west-1"));
         let current = |reported: &[usize], status: &[EdgeStatus]| {
             current_pathway(reported, Some(default), status, 0.8)
         };
@@ -451,11 +787,11 @@ mod tests {
         // neighbour, whichever it reports first.
         assert_eq!(current(&[default, neighbour], &status), Some(neighbour));
         assert_eq!(current(&[neighbour, default], &status), Some(neighbour));
-        let d = decide(&t, &status, Some(BOSTON), "eu-west", 0.8, 2);
+        let d = decide_at(&t, &status, BOSTON, 5);
         let ways = steering(&t, &status, &d, Some(neighbour), Some(default), 0.8);
         assert_eq!(
-            ways,
-            [neighbour, default, index("ap-southeast-1")],
+            ways[..2],
+            [neighbour, default],
             "it stays, and its own region is its default edge, not that edge's sibling"
         );
         status[default].up = false;
@@ -465,30 +801,6 @@ mod tests {
             current(&[default, neighbour], &status),
             Some(default),
             "both failed: the first reported, which steering sends away"
-        );
-    }
-
-    #[test]
-    fn a_dead_region_is_demoted() {
-        let t = topology();
-        let mut status = vec![EdgeStatus::default(); t.edges.len()];
-        status[2].up = false;
-        status[3].up = false;
-        let d = decide(&t, &status, Some(PARIS), "eu-west", 0.8, 4);
-        assert_eq!(t.regions[d.regions[0]].name, "us-east");
-        assert_eq!(t.regions[*d.regions.last().unwrap()].name, "eu-west");
-        let all_down = vec![
-            EdgeStatus {
-                up: false,
-                ..EdgeStatus::default()
-            };
-            t.edges.len()
-        ];
-        assert_eq!(
-            decide(&t, &all_down, Some(PARIS), "eu-west", 0.8, 4)
-                .edges
-                .len(),
-            2
         );
     }
 }

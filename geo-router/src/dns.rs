@@ -282,24 +282,33 @@ impl RequestHandler for DnsHandler {
             }
             result = if authority_soa { "nodata" } else { "ok" };
         } else if self.services.contains(name) {
-            let client = subnet
-                .map(|s| s.addr())
-                .unwrap_or_else(|| request.src().ip());
-            let routed = self.router.route(Some(client));
+            let (client, prefix) = match subnet {
+                Some(s) => (s.addr(), s.source_prefix()),
+                None => {
+                    let ip = request.src().ip();
+                    (ip, if ip.is_ipv4() { 32 } else { 128 })
+                }
+            };
+            let routed = self.router.route(client, prefix);
             let ttl = self.router.ttl().as_secs() as u32;
             if let Some(&r) = routed.decision.regions.first() {
                 region = routed.snapshot.topology.regions[r].name.clone();
             }
-            for &e in &routed.decision.edges {
-                for address in &routed.snapshot.topology.edges[e].dns {
-                    let rdata = match (qtype, address) {
-                        (RecordType::A, IpAddr::V4(v4)) => RData::A(A(*v4)),
-                        (RecordType::AAAA, IpAddr::V6(v6)) => RData::AAAA(AAAA(*v6)),
-                        _ => continue,
-                    };
-                    answers.push(Record::from_rdata(Name::from(name.clone()), ttl, rdata));
-                }
-            }
+            // Filtered by family before they are counted: an edge's IPv6 addresses count
+            // for AAAA only.
+            let records = routed
+                .decision
+                .edges
+                .iter()
+                .flat_map(|&e| &routed.snapshot.topology.edges[e].dns)
+                .filter_map(|address| match (qtype, address) {
+                    (RecordType::A, IpAddr::V4(v4)) => Some(RData::A(A(*v4))),
+                    (RecordType::AAAA, IpAddr::V6(v6)) => Some(RData::AAAA(AAAA(*v6))),
+                    _ => None,
+                })
+                .take(self.router.config.answer_count)
+                .map(|rdata| Record::from_rdata(Name::from(name.clone()), ttl, rdata));
+            answers.extend(records);
             if let (Some(edns), Some(s)) = (edns.as_mut(), subnet) {
                 edns.options_mut()
                     .insert(EdnsOption::Subnet(ClientSubnet::new(

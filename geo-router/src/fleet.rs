@@ -9,6 +9,11 @@
 //!   down, so one partitioned router cannot take healthy edges out on its own word.
 //! - A router that reaches no peer and sees every edge down keeps its last known-good view
 //!   rather than blackholing every viewer.
+//! - Whether an edge takes new viewers (`accepting`) follows its load with hysteresis: it
+//!   stops above `balance.overload`, or when it carries more than `balance.imbalance` times its
+//!   region's mean load (and over a quarter of its capacity), and starts again below
+//!   `balance.reaccept` (and within half that margin of the mean); two changes are at least
+//!   `balance.hold` apart, so a viewer's edge does not flap.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use topology::Topology;
 
+use crate::config::Balance;
 use crate::decision::EdgeStatus;
 use crate::probe::ProbeError;
 
@@ -31,6 +37,11 @@ pub struct EdgeHealth {
     pub fail_streak: u32,
     pub load: f64,
     pub draining: bool,
+    /// Takes new viewers (see the module's rules).
+    pub accepting: bool,
+    /// When `accepting` last changed.
+    #[serde(skip)]
+    pub accepting_since: Option<Instant>,
     /// The verdict answers use (after the quorum).
     pub up: bool,
     /// When the effective verdict last changed, and why.
@@ -55,6 +66,8 @@ impl Default for EdgeHealth {
             fail_streak: 0,
             load: 0.0,
             draining: false,
+            accepting: true,
+            accepting_since: None,
             up: true,
             last_change: None,
         }
@@ -92,7 +105,12 @@ pub struct Fleet {
     down_after: u32,
     up_after: u32,
     peer_expiry: Duration,
+    balance: Balance,
 }
+
+/// Below this load an edge's share of its region's traffic does not matter: the imbalance rule
+/// starts above it (hashing few subnets is uneven, and nothing is near full).
+const IMBALANCE_FLOOR: f64 = 0.25;
 
 #[derive(Debug)]
 struct Inner {
@@ -115,6 +133,7 @@ impl Fleet {
         down_after: u32,
         up_after: u32,
         interval: Duration,
+        balance: Balance,
     ) -> Self {
         let edges = vec![EdgeHealth::default(); topology.edges.len()];
         Self {
@@ -129,6 +148,7 @@ impl Fleet {
             down_after,
             up_after,
             peer_expiry: interval * 3,
+            balance,
         }
     }
 
@@ -157,6 +177,7 @@ impl Fleet {
                     up: e.up,
                     load: e.load,
                     draining: e.draining,
+                    accepting: e.accepting,
                 })
                 .collect(),
         }
@@ -215,6 +236,8 @@ impl Fleet {
                 }
             }
         }
+        let topology = inner.topology.clone();
+        update_accepting(&self.balance, &topology, &mut inner.edges, Instant::now());
         drop(inner);
         self.recompute();
     }
@@ -348,7 +371,8 @@ impl Fleet {
                 serde_json::json!({
                     "name": e.name, "region": e.region, "http": e.http, "admin": e.admin, "dns": e.dns,
                     "capacity": e.capacity, "up": h.up, "own_probe_up": h.own_up,
-                    "load": h.load, "draining": h.draining, "last_change": h.last_change,
+                    "load": h.load, "draining": h.draining, "accepting": h.accepting,
+                    "last_change": h.last_change,
                 })
             })
             .collect();
@@ -361,6 +385,59 @@ impl Fleet {
     }
 }
 
+/// Sets each edge's `accepting` from its load (the module's rules), region by region.
+fn update_accepting(
+    balance: &Balance,
+    topology: &Topology,
+    edges: &mut [EdgeHealth],
+    now: Instant,
+) {
+    for region in &topology.regions {
+        let members: Vec<usize> = topology
+            .edges
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.region == region.name)
+            .map(|(i, _)| i)
+            .collect();
+        let serving = || {
+            members
+                .iter()
+                .copied()
+                .filter(|&i| edges[i].own_up && !edges[i].draining)
+        };
+        let capacity: f64 = serving()
+            .map(|i| topology.edges[i].capacity.egress_mbps as f64)
+            .sum();
+        let mean = if capacity > 0.0 {
+            serving()
+                .map(|i| topology.edges[i].capacity.egress_mbps as f64 * edges[i].load)
+                .sum::<f64>()
+                / capacity
+        } else {
+            0.0
+        };
+        for &i in &members {
+            let health = &mut edges[i];
+            let load = health.load;
+            let above_mean = |factor: f64| load > IMBALANCE_FLOOR && load > factor * mean;
+            let want = if health.accepting {
+                !(load > balance.overload || above_mean(balance.imbalance))
+            } else {
+                load < balance.reaccept && !above_mean(1.0 + (balance.imbalance - 1.0) / 2.0)
+            };
+            let held = health
+                .accepting_since
+                .is_some_and(|t| now.duration_since(t) < balance.hold);
+            if want != health.accepting && !held {
+                tracing::info!(edge = %topology.edges[i].name, accepting = want, load, region_mean = mean, "edge's intake changed");
+                health.accepting = want;
+                health.accepting_since = Some(now);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +447,7 @@ mod tests {
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/topology.toml"),
         )
         .unwrap();
-        let f = Fleet::new("r1", t, 2, 3, Duration::from_secs(3600));
+        let f = Fleet::new("r1", t, 2, 3, Duration::from_secs(3600), Balance::default());
         let topo = f.topology();
         (f, topo)
     }
@@ -451,5 +528,61 @@ mod tests {
         round(&f, &t, true);
         every_probe_fails(&f, &t, 2);
         assert!(all_up(&f), "split brain must not empty the CDN");
+    }
+
+    #[test]
+    fn intake_follows_load_with_hysteresis_and_a_hold() {
+        let t = Topology::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/topology.toml"),
+        )
+        .unwrap();
+        let balance = Balance::default();
+        let mut edges = vec![EdgeHealth::default(); t.edges.len()];
+        let start = Instant::now();
+        let at = |edges: &mut Vec<EdgeHealth>, loads: (f64, f64), secs: u64| {
+            edges[0].load = loads.0;
+            edges[1].load = loads.1;
+            update_accepting(&balance, &t, edges, start + Duration::from_secs(secs));
+            (edges[0].accepting, edges[1].accepting)
+        };
+        assert_eq!(at(&mut edges, (0.5, 0.5), 0), (true, true));
+        assert_eq!(
+            at(&mut edges, (0.85, 0.5), 1),
+            (false, true),
+            "over overload"
+        );
+        assert_eq!(
+            at(&mut edges, (0.75, 0.5), 10),
+            (false, true),
+            "not yet under reaccept"
+        );
+        assert_eq!(
+            at(&mut edges, (0.65, 0.6), 11),
+            (true, true),
+            "under reaccept"
+        );
+        assert_eq!(
+            at(&mut edges, (0.9, 0.6), 12),
+            (true, true),
+            "held: changed 1 s ago"
+        );
+        assert_eq!(
+            at(&mut edges, (0.9, 0.6), 17),
+            (false, true),
+            "the hold is over"
+        );
+        // Far above the region's mean, though under overload: hashing's bad luck is bounded.
+        let mut edges = vec![EdgeHealth::default(); t.edges.len()];
+        assert_eq!(
+            at(&mut edges, (0.6, 0.2), 0),
+            (false, true),
+            "0.6 > 1.25 x 0.4"
+        );
+        assert_eq!(at(&mut edges, (0.2, 0.1), 1), (false, true), "held");
+        assert_eq!(
+            at(&mut edges, (0.2, 0.1), 6),
+            (true, true),
+            "below the floor: balance does not matter"
+        );
     }
 }

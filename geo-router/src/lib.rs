@@ -100,17 +100,29 @@ pub fn build(
     config: RouterConfig,
     registry: &mut prometheus_client::registry::Registry,
 ) -> Result<Arc<Router>, Error> {
-    let (topology, geoip) = load(&config)?;
-    let metrics = metrics::Metrics::register(registry);
-    Ok(Arc::new(Router::new(config, geoip, topology, metrics)))
+    let loaded = load(&config)?;
+    Ok(build_from(config, loaded, registry))
 }
 
-/// Serves DNS, the HTTP API and the admin surface until `shutdown` drains or stops. Each
-/// notification on `reload` re-reads the topology file; a bad file is refused and the old
+/// Builds the router's state from what [`load`] returned.
+pub fn build_from(
+    config: RouterConfig,
+    (topology, geoip): (Topology, GeoIp),
+    registry: &mut prometheus_client::registry::Registry,
+) -> Arc<Router> {
+    let metrics = metrics::Metrics::register(registry);
+    Arc::new(Router::new(config, geoip, topology, metrics))
+}
+
+/// Serves DNS, the HTTP API and the admin surface until `shutdown` drains or stops, with the
+/// topology and GeoIP database `loaded` before the listeners were announced (read again here,
+/// the file could already be another: a test or an operator writes it once the router is up).
+/// Each notification on `reload` re-reads the topology file; a bad file is refused and the old
 /// topology kept.
 pub async fn run(
     listeners: Listeners,
     config: RouterConfig,
+    loaded: (Topology, GeoIp),
     shutdown: Shutdown,
     reload: Arc<tokio::sync::Notify>,
 ) -> Result<(), Error> {
@@ -122,7 +134,7 @@ pub async fn run(
         metrics: connections.for_listener(listener),
     };
     let (http_options, admin_options) = (options("http"), options("admin"));
-    let router = build(config, &mut registry)?;
+    let router = build_from(config, loaded, &mut registry);
     let topology = router.fleet.topology();
     tracing::info!(
         regions = topology.regions.len(),

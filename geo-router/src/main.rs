@@ -64,8 +64,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.peers = cli.peers;
     }
     config.dev_mode |= cli.dev_mode;
-    // Checked here for --check-config; `run` loads them again.
-    geo_router::load(&config)?;
+    // Loaded once, before the listeners are announced: `run` serves with these.
+    let loaded = geo_router::load(&config)?;
     if cli.common.check(&config)? {
         return Ok(());
     }
@@ -89,7 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http: listener::bind_http("http", config.http).await?,
             admin: listener::bind_http("admin", config.admin).await?,
         };
-        geo_router::run(listeners, config, shutdown, reload).await?;
+        geo_router::run(listeners, config, loaded, shutdown, reload).await?;
         Ok(())
     })
 }

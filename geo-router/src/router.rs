@@ -12,6 +12,11 @@ use crate::fleet::{Fleet, Snapshot};
 use crate::geoip::GeoIp;
 use crate::metrics::Metrics;
 
+/// The subnet a client's edges are picked by: a /24 (IPv4) or /48 (IPv6), the sizes resolvers
+/// send in ECS and networks are routed in.
+const SUBNET_V4: u8 = 24;
+const SUBNET_V6: u8 = 48;
+
 /// Everything the handlers read.
 #[derive(Debug)]
 pub struct Router {
@@ -27,7 +32,8 @@ pub struct Router {
 pub struct Routed {
     pub snapshot: Snapshot,
     pub decision: Decision,
-    /// The scope an ECS answer may claim: the prefix length of the GeoIP network matched.
+    /// The scope an ECS answer may claim: the longer of the GeoIP network's prefix and the
+    /// client subnet's the decision hashed.
     pub scope: u8,
 }
 
@@ -40,6 +46,7 @@ impl Router {
             config.probe.down_after,
             config.probe.up_after,
             config.probe.interval,
+            config.balance.clone(),
         ));
         Self {
             config,
@@ -59,13 +66,24 @@ impl Router {
         self.fleet.replace_topology(topology);
     }
 
-    /// Decides for a client address (an ECS address or the source address).
-    pub fn route(&self, client: Option<IpAddr>) -> Routed {
+    /// Decides for a client address (an ECS address with its source prefix, or the source
+    /// address with its full length). The client's edges are picked by its subnet (a /24 or
+    /// /48, or the shorter source prefix); the scope is the longer of that and the GeoIP
+    /// network's prefix, so a resolver keeps the answer for exactly the clients it fits.
+    pub fn route(&self, client: IpAddr, source_prefix: u8) -> Routed {
         let started = Instant::now();
-        let (location, scope) = match client.map(|ip| self.geoip.locate(ip)) {
-            Some(Ok(found)) => (Some((found.latitude, found.longitude)), found.prefix_len),
-            Some(Err(unlocated)) => (None, unlocated.prefix_len),
-            None => (None, 0),
+        let (location, geo_prefix) = match self.geoip.locate(client) {
+            Ok(found) => (Some((found.latitude, found.longitude)), found.prefix_len),
+            Err(unlocated) => (None, unlocated.prefix_len),
+        };
+        let subnet = source_prefix.min(match client {
+            IpAddr::V4(_) => SUBNET_V4,
+            IpAddr::V6(_) => SUBNET_V6,
+        });
+        let scope = geo_prefix.max(subnet);
+        let client = decision::Client {
+            location,
+            key: decision::subnet_key(client, subnet),
         };
         let snapshot = self.fleet.snapshot();
         let default_region = self
@@ -76,10 +94,9 @@ impl Router {
         let decision = decision::decide(
             &snapshot.topology,
             &snapshot.status,
-            location,
+            client,
             &default_region,
-            self.config.overload,
-            self.config.answer_count,
+            self.config.balance.overload,
         );
         self.metrics.decision(started.elapsed().as_secs_f64());
         Routed {

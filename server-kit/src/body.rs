@@ -47,8 +47,8 @@ pub fn text(status: http::StatusCode, message: impl Into<String>) -> http::Respo
 }
 
 /// `body`, holding `guard` until it is sent or dropped (a request counts as in flight until
-/// then: see `http_server`).
-pub(crate) fn with_guard<G: Send + Unpin + 'static>(body: Body, guard: G) -> Body {
+/// then: see `http_server`; an edge's responses in progress, the same).
+pub fn with_guard<G: Send + Unpin + 'static>(body: Body, guard: G) -> Body {
     struct Guarded<G> {
         body: Body,
         _guard: G,

@@ -137,6 +137,10 @@ pub struct Metrics {
     accepted: Family<Listener, Counter>,
     refused: Family<Reason, Counter>,
     closed: Family<Reason, Counter>,
+    written: Family<Listener, Counter>,
+    /// This listener's series of `open` and `written` (set by `for_listener`), so that a write
+    /// counts its bytes without a lookup in the family.
+    here: Option<(Gauge, Counter)>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -169,14 +173,40 @@ impl Metrics {
             "Connections closed by a timeout, by which (handshake, first_request, header, idle, write_stall)",
             metrics.closed.clone(),
         );
+        registry.register(
+            format!("{prefix}_bytes_written"),
+            "Bytes written to connections: headers, bodies and TLS framing (an edge's egress)",
+            metrics.written.clone(),
+        );
         metrics
     }
 
     /// The same counters, labelled with this listener's name (`http`, `https`, `admin`).
     pub fn for_listener(&self, listener: &'static str) -> Self {
+        let l = Listener { listener };
         Self {
             listener,
+            here: Some((
+                self.open.get_or_create(&l).clone(),
+                self.written.get_or_create(&l).clone(),
+            )),
             ..self.clone()
+        }
+    }
+
+    /// This listener's connections open now (0 for a handle not made by `for_listener`).
+    pub fn open_now(&self) -> i64 {
+        self.here.as_ref().map_or(0, |(open, _)| open.get())
+    }
+
+    /// Bytes this listener has written to its connections so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.here.as_ref().map_or(0, |(_, written)| written.get())
+    }
+
+    fn wrote(&self, n: usize) {
+        if let Some((_, written)) = &self.here {
+            written.inc_by(n as u64);
         }
     }
 
@@ -399,6 +429,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
             Poll::Pending => self.poll_stall(cx).map(Err),
             ready => {
                 self.stalled = None;
+                if let Poll::Ready(Ok(n)) = ready {
+                    self.metrics.wrote(n);
+                }
                 ready
             }
         }
@@ -413,6 +446,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
             Poll::Pending => self.poll_stall(cx).map(Err),
             ready => {
                 self.stalled = None;
+                if let Poll::Ready(Ok(n)) = ready {
+                    self.metrics.wrote(n);
+                }
                 ready
             }
         }

@@ -23,7 +23,7 @@
 //! http = "http://127.0.1.1:8080"
 //! admin = "http://127.0.1.1:9090"
 //! dns = ["127.0.1.1"]        # addresses the geo-router hands out in A/AAAA answers
-//! capacity = 500             # informational: shown in the router's /status and /fleet
+//! capacity = { egress_mbps = 1000, connections = 10000 }   # what the edge is sized for
 //! ```
 
 use std::collections::HashSet;
@@ -70,11 +70,20 @@ pub struct Edge {
     /// Addresses handed out in DNS answers.
     #[serde(default)]
     pub dns: Vec<IpAddr>,
-    /// Requests in flight the edge is sized for. Informational only: it must be above zero and
-    /// the router shows it in `/status` and `/fleet`, but no decision reads it (the load the
-    /// router routes by is what each edge reports: its requests in flight over its own
-    /// `max_requests`).
-    pub capacity: u32,
+    /// What the edge is sized for. The launcher and Terraform write it into the edge's own
+    /// config (`[load]`), against which the edge measures the load it reports; the router
+    /// weighs edges by `egress_mbps` when it shares a region's viewers out.
+    pub capacity: Capacity,
+}
+
+/// An edge's capacity in real units (both above zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// Egress bandwidth, megabits per second.
+    pub egress_mbps: u64,
+    /// Viewers' connections open at once.
+    pub connections: u64,
 }
 
 /// What an edge's name may be, in words, for messages.
@@ -168,8 +177,10 @@ pub enum Problem {
         url: String,
         reason: String,
     },
-    #[error("capacity must be above zero; give the requests in flight the edge is sized for")]
-    ZeroCapacity,
+    #[error(
+        "capacity.{0} must be above zero; give the egress (megabits per second) and connections the edge is sized for"
+    )]
+    ZeroCapacity(&'static str),
 }
 
 impl Error {
@@ -301,8 +312,11 @@ fn check_edge<'a>(
     }
     check_url("http", &edge.http)?;
     check_url("admin", &edge.admin)?;
-    if edge.capacity == 0 {
-        return Err(Problem::ZeroCapacity);
+    if edge.capacity.egress_mbps == 0 {
+        return Err(Problem::ZeroCapacity("egress_mbps"));
+    }
+    if edge.capacity.connections == 0 {
+        return Err(Problem::ZeroCapacity("connections"));
     }
     Ok(())
 }
@@ -353,7 +367,7 @@ region = "a"
 http = "http://127.0.1.1:8080"
 admin = "http://127.0.1.1:9090"
 dns = ["127.0.1.1"]
-capacity = 10
+capacity = { egress_mbps = 10, connections = 100 }
 "#;
 
     #[test]
@@ -382,10 +396,9 @@ capacity = 10
                 .contains("region 'a' (regions[0]): latitude 100"),
             "{err}"
         );
-        let err = Topology::parse(&SMALL.replace("capacity = 10", "capacity = 10\ncolour = 1"))
-            .unwrap_err();
+        let err = Topology::parse(&SMALL.replace("dns = [", "colour = 1\ndns = [")).unwrap_err();
         assert!(
-            err.to_string().contains("line 14 (`colour = 1`)")
+            err.to_string().contains("line 12 (`colour = 1`)")
                 && err.to_string().contains("unknown field `colour`"),
             "{err}"
         );
@@ -408,7 +421,7 @@ capacity = 10
     fn a_file_error_names_the_file() {
         let (dir, path) = test_support::temp_file(
             "fleet.toml",
-            &SMALL.replace("capacity = 10", "capacity = 0"),
+            &SMALL.replace("egress_mbps = 10", "egress_mbps = 0"),
         );
         let err = Topology::load(&path).unwrap_err().to_string();
         assert!(

@@ -38,13 +38,14 @@ impl Edge {
             .map(|_| crate::access_log::Arrival::of(&request, peer.ip(), &self.key_params));
         async move {
             let started = Instant::now();
+            // In progress until the body is sent or dropped (`finish` holds the count).
+            self.metrics.in_flight.inc();
             if let Some(refusal) = self.admit(&mut request) {
                 let response = self.finish(refusal, PASS, arrival);
                 self.metrics
                     .request_done(PASS, response.status(), started.elapsed().as_secs_f64());
                 return response;
             }
-            self.metrics.in_flight.inc();
             let (response, cache) = match *request.method() {
                 Method::GET | Method::HEAD => match self.drain_redirect(&request) {
                     Some(response) => (response, DRAIN),
@@ -69,7 +70,6 @@ impl Edge {
                 }
                 _ => self.pass(request).await,
             };
-            self.metrics.in_flight.dec();
             let response = self.finish(response, cache, arrival);
             let status = response.status();
             self.metrics
@@ -132,6 +132,7 @@ impl Edge {
                 })
                 .boxed_unsync(),
         };
+        let body = server_kit::body::with_guard(body, InProgress(self.metrics.in_flight.clone()));
         Response::from_parts(parts, body)
     }
 
@@ -226,5 +227,15 @@ impl Edge {
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Some(response)
+    }
+}
+
+/// One response in progress, counted in the `in_flight` gauge (which the load meter reads)
+/// until its body is sent or dropped.
+struct InProgress(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

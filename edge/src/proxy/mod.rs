@@ -66,7 +66,8 @@ pub struct Edge {
     manifests: Manifests,
     /// Operator drain (router and viewers are told; the process keeps serving).
     drain_mode: AtomicBool,
-    max_requests: u32,
+    /// The edge's load, sampled in the background (see `load`).
+    pub(crate) load: Arc<crate::load::Meter>,
     max_request_body: u64,
     /// One JSON line per request, if configured.
     access_log: Option<Arc<crate::access_log::AccessLog>>,
@@ -108,6 +109,7 @@ impl Edge {
         store: Store<CachedMeta>,
         metrics: Metrics,
         access_log: Option<Arc<crate::access_log::AccessLog>>,
+        load: Arc<crate::load::Meter>,
     ) -> Result<Self, EdgeError> {
         let served_by = HeaderValue::from_str(&format!("{};region={}", config.name, config.region))
             .map_err(|_| {
@@ -136,7 +138,7 @@ impl Edge {
                 .as_ref()
                 .map(|t| t.trim_end_matches('/').to_owned()),
             drain_mode: AtomicBool::new(false),
-            max_requests: config.max_requests,
+            load,
             max_request_body: config.max_request_body.0,
             body_timeout: config.connections.body_timeout,
             body_min_rate: config.connections.body_min_rate,

@@ -87,8 +87,10 @@ impl Edge {
         let stats = self.store.stats();
         let lookups = self.lookups.load(Ordering::Relaxed);
         let hits = self.hits.load(Ordering::Relaxed);
-        // The gauge is the one count of requests in flight; /status and /metrics agree.
+        // The gauge is the one count of responses in progress; /status and /metrics agree.
         let in_flight = self.metrics.in_flight.get().max(0) as u64;
+        let load = self.load.now();
+        let capacity = self.load.capacity();
         serde_json::json!({
             "service": "edge",
             "ready": self.store.is_ready(),
@@ -98,9 +100,18 @@ impl Edge {
             "used_bytes": stats.used,
             "objects": stats.objects,
             "hit_ratio": if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
-            "requests_in_flight": in_flight,
-            "max_requests": self.max_requests,
-            "load": in_flight as f64 / f64::from(self.max_requests),
+            "responses_in_progress": in_flight,
+            "load": load.load,
+            "load_parts": {
+                "egress_bits_per_second": load.egress_bits_per_second,
+                "connections": load.connections,
+                "responses": load.responses,
+            },
+            "capacity": {
+                "egress_mbps": capacity.egress_mbps,
+                "connections": capacity.connections,
+                "responses": capacity.responses,
+            },
             "draining": shutting_down || self.drain_mode.load(Ordering::Relaxed),
             "fills_in_flight": self.filler.in_flight_count(),
             "store_start": self.store.recovered().map(|r| serde_json::json!({

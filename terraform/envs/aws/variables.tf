@@ -4,11 +4,11 @@ variable "origin_urls" {
 }
 
 variable "edges" {
-  description = "Edges per fleet region: name, instance type, capacity (requests in flight) and store size in GiB."
+  description = "Edges per fleet region: name, instance type, capacity (egress megabits per second, connections) and store size in GiB."
   type = map(list(object({
     name          = string
     instance_type = optional(string, "c7g.large")
-    capacity      = optional(number, 2000)
+    capacity      = optional(object({ egress_mbps = number, connections = number }), { egress_mbps = 5000, connections = 20000 })
     store_gib     = optional(number, 64)
   })))
   default = {

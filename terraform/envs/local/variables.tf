@@ -26,11 +26,11 @@ variable "regions" {
 }
 
 variable "edges" {
-  description = "The edges, by name: region, loopback address (each edge has its own; all share the HTTP port), capacity in requests in flight, store size."
+  description = "The edges, by name: region, loopback address (each edge has its own; all share the HTTP port), capacity (egress megabits per second, connections), store size."
   type = map(object({
     region         = string
     address        = string
-    capacity       = optional(number, 500)
+    capacity       = optional(object({ egress_mbps = number, connections = number }), { egress_mbps = 200, connections = 2000 })
     store_capacity = optional(string, "256MiB")
   }))
   default = {

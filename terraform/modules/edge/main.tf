@@ -27,6 +27,8 @@ locals {
     router         = var.router_urls[0]
     store          = var.store_path
     store_capacity = var.store_capacity
+    egress_mbps    = var.capacity.egress_mbps
+    connections    = var.capacity.connections
     prefetch       = var.prefetch
     drain_to       = local.drain_to
     admin_token    = var.admin_token

@@ -17,11 +17,11 @@ variable "region" {
 }
 
 variable "capacity" {
-  description = "Requests in flight the edge is sized for. Written into the topology entry and shown on the router's /fleet; the router does not route by it yet (each edge reports its own load)."
-  type        = number
+  description = "What the edge is sized for: egress in megabits per second and viewers' connections. Written into the edge's [load] (it measures its load against them) and its topology entry (the router weighs edges by egress_mbps)."
+  type        = object({ egress_mbps = number, connections = number })
   validation {
-    condition     = var.capacity >= 1 && floor(var.capacity) == var.capacity
-    error_message = "capacity: a whole number of requests in flight, at least 1."
+    condition     = alltrue([for v in [var.capacity.egress_mbps, var.capacity.connections] : v >= 1 && floor(v) == v])
+    error_message = "capacity: egress_mbps and connections, whole numbers of at least 1."
   }
 }
 

@@ -24,7 +24,7 @@ variable "edges" {
     http     = string
     admin    = string
     dns      = list(string)
-    capacity = number
+    capacity = object({ egress_mbps = number, connections = number })
   }))
   validation {
     condition     = length(distinct([for e in var.edges : e.name])) == length(var.edges)
@@ -35,8 +35,8 @@ variable "edges" {
     error_message = "edges: every edge's region must be one of var.regions."
   }
   validation {
-    condition     = alltrue([for e in var.edges : e.capacity >= 1])
-    error_message = "edges: capacity must be at least 1."
+    condition     = alltrue([for e in var.edges : e.capacity.egress_mbps >= 1 && e.capacity.connections >= 1])
+    error_message = "edges: capacity.egress_mbps and capacity.connections must be at least 1."
   }
 }
 

@@ -7,7 +7,9 @@
 //!
 //! Both map the same test client ranges to a city near each region of `testdata/topology.toml`.
 //! 127.0.0.0/16 (where the local fleet's router, origin and viewers on one machine live) is
-//! deliberately absent, so such clients go to the default region.
+//! deliberately absent, so such clients go to the default region. Each city also has a /14 of
+//! the shared address space (100.64.0.0/10): 1,024 client /24s, for tests that need many subnets
+//! near one region.
 //!
 //! Run: `cargo run -p make-geoip` (the output is committed; the build epoch is fixed so the files
 //! are byte-for-byte reproducible).
@@ -40,6 +42,7 @@ const CITIES: &[City] = &[
         longitude: -71.0589,
         ranges: &[
             "127.1.0.0/16",
+            "100.64.0.0/14",
             "192.0.2.0/24",
             "198.18.1.0/24",
             "2001:db8:1::/48",
@@ -53,6 +56,7 @@ const CITIES: &[City] = &[
         longitude: 2.3522,
         ranges: &[
             "127.2.0.0/16",
+            "100.68.0.0/14",
             "198.51.100.0/24",
             "198.18.2.0/24",
             "2001:db8:2::/48",
@@ -66,6 +70,7 @@ const CITIES: &[City] = &[
         longitude: 101.6869,
         ranges: &[
             "127.3.0.0/16",
+            "100.72.0.0/14",
             "203.0.113.0/24",
             "198.18.3.0/24",
             "2001:db8:3::/48",

@@ -17,7 +17,7 @@ variable "edges" {
   type = list(object({
     name          = string
     instance_type = string
-    capacity      = number
+    capacity      = object({ egress_mbps = number, connections = number })
     store_gib     = number
   }))
 }

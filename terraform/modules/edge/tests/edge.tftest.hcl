@@ -4,7 +4,7 @@
 variables {
   name        = "eu-west-1"
   region      = "eu-west"
-  capacity    = 800
+  capacity    = { egress_mbps = 800, connections = 4000 }
   address     = "198.51.100.7"
   origin_urls = ["https://origin-a.example", "https://origin-b.example"]
   router_urls = ["http://router.example:8053"]
@@ -60,7 +60,7 @@ run "renders_config_unit_cloud_init_and_topology_entry" {
       http     = "http://198.51.100.7:8080"
       admin    = "http://198.51.100.7:9090"
       dns      = ["198.51.100.7"]
-      capacity = 800
+      capacity = { egress_mbps = 800, connections = 4000 }
     })
     error_message = "the topology entry names the node, its URLs, its DNS address and capacity"
   }

@@ -7,7 +7,7 @@ variables {
     { name = "eu-west", latitude = 51.51, longitude = -0.13 },
   ]
   edges = [
-    { name = "us-east-1", region = "us-east", http = "http://192.0.2.1:8080", admin = "http://192.0.2.1:9090", dns = ["192.0.2.1"], capacity = 500 },
+    { name = "us-east-1", region = "us-east", http = "http://192.0.2.1:8080", admin = "http://192.0.2.1:9090", dns = ["192.0.2.1"], capacity = { egress_mbps = 500, connections = 5000 } },
   ]
   topology_path = "/etc/meridian/topology.toml"
   geoip_path    = "/var/lib/meridian/city.mmdb"
@@ -18,7 +18,7 @@ run "writes_topology_and_router_config" {
   command = plan
 
   assert {
-    condition     = strcontains(output.topology, "[[edges]]\nname = \"us-east-1\"\nregion = \"us-east\"\nhttp = \"http://192.0.2.1:8080\"\nadmin = \"http://192.0.2.1:9090\"\ndns = [\"192.0.2.1\"]\ncapacity = 500\n")
+    condition     = strcontains(output.topology, "[[edges]]\nname = \"us-east-1\"\nregion = \"us-east\"\nhttp = \"http://192.0.2.1:8080\"\nadmin = \"http://192.0.2.1:9090\"\ndns = [\"192.0.2.1\"]\ncapacity = { egress_mbps = 500, connections = 5000 }\n")
     error_message = "the edge's entry, in the topology format"
   }
   assert {
@@ -39,7 +39,7 @@ run "rejects_an_edge_in_an_unknown_region" {
   command = plan
   variables {
     edges = [
-      { name = "sa-east-1", region = "sa-east", http = "http://192.0.2.9:8080", admin = "http://192.0.2.9:9090", dns = ["192.0.2.9"], capacity = 500 },
+      { name = "sa-east-1", region = "sa-east", http = "http://192.0.2.9:8080", admin = "http://192.0.2.9:9090", dns = ["192.0.2.9"], capacity = { egress_mbps = 500, connections = 5000 } },
     ]
   }
   expect_failures = [var.edges]
