@@ -257,6 +257,20 @@ pub async fn run(
         })
     };
 
+    // Whether any origin answers, every 2 s, for `/status`: the router takes an edge that cannot
+    // reach any origin out only while other edges can (an origin outage takes no edge out).
+    let origin_check = {
+        let edge = edge.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(std::time::Duration::from_secs(2));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                edge.check_origins().await;
+            }
+        })
+    };
+
     let admin_shutdown = Shutdown::new();
     let status = {
         let edge = edge.clone();
@@ -342,6 +356,7 @@ pub async fn run(
     // writes the clean stop's over it.
     checkpointer.abort();
     sampler.abort();
+    origin_check.abort();
     admin_shutdown.stop();
     let _ = admin_task.await;
     let closing = store.clone();

@@ -103,6 +103,22 @@ impl Upstream {
         })
     }
 
+    /// True when some origin answers `HEAD /` (any status: it is up and reachable) within
+    /// `timeout`. Breakers are left alone: this asks for the router, not for a viewer.
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        for i in 0..self.origins.len() {
+            let empty = Empty::new().map_err(|never| match never {}).boxed();
+            let Ok(request) = self.request_to(i, http::Method::HEAD, "/", HeaderMap::new(), empty)
+            else {
+                continue;
+            };
+            if let Ok(Ok(_)) = tokio::time::timeout(timeout, self.client.request(request)).await {
+                return true;
+            }
+        }
+        false
+    }
+
     /// GETs `path_and_query` with `headers`, origin after origin.
     pub async fn get(
         &self,

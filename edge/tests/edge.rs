@@ -2992,3 +2992,34 @@ async fn load_is_egress_connections_and_responses_in_progress_against_capacity()
         assert_eq!(reader.await.expect("reader"), 1 << 20);
     }
 }
+
+/// The router's data-path probe is answered through the viewers' listener by the edge itself
+/// (no origin request, no host check), and `/status` says whether any origin answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_viewer_listener_answers_the_routers_probe_and_status_says_if_an_origin_answers() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge_with_config(
+        &origin.url(),
+        dir.path(),
+        "hosts = [\"video.example\"]\n",
+        &[],
+    );
+    let probe = get(
+        &format!("{}/.well-known/meridian/probe", edge.addr("http")),
+        &[],
+    )
+    .await;
+    assert_eq!(probe.status, StatusCode::OK, "{}", probe.text());
+    assert_eq!(probe.header("cache-control"), "no-store");
+    assert_eq!(origin.hits("/.well-known/meridian/probe"), 0);
+    status_until(&edge, "the origin answers", |s| {
+        s["origin_reachable"] == serde_json::json!(true)
+    })
+    .await;
+    origin.stop();
+    status_until(&edge, "no origin answers", |s| {
+        s["origin_reachable"] == serde_json::json!(false)
+    })
+    .await;
+}

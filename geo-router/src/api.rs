@@ -217,6 +217,7 @@ fn steering(
         current_edge,
         default_edge,
         router.config.balance.overload,
+        router.config.balance.reaccept,
     );
     tracing::debug!(client = %ip, current = ?current, throughput = ?throughput, "steering");
     let ids: Vec<&str> = ways

@@ -78,6 +78,8 @@ pub struct Decision {
     /// Edge indices to answer with, best first: the first region's edges that take new
     /// viewers, the primary first.
     pub edges: Vec<usize>,
+    /// The client's key (its subnet's hash), for steering's shedding draw.
+    pub key: u64,
 }
 
 const EARTH_RADIUS_KM: f64 = 6371.0;
@@ -128,6 +130,14 @@ fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A hash as a number in (0, 1).
+fn unit(h: u64) -> f64 {
+    ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// Salt of steering's shedding draw, so that it is not the rendezvous draw.
+const SHED: u64 = 0x5ed5_5ed5_5ed5_5ed5;
+
 /// Weighted rendezvous hashing: the candidate with the highest `weight / -ln(u)`, where `u`
 /// in (0, 1) is the hash of the client and the candidate's name. Each candidate wins a share of
 /// keys proportional to its weight, and removing one moves only the keys it had.
@@ -138,8 +148,7 @@ fn rendezvous<'a>(
     candidates
         .filter(|&(_, _, weight)| weight > 0.0)
         .map(|(i, name, weight)| {
-            let h = mix(key, fnv1a(name.bytes()));
-            let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            let u = unit(mix(key, fnv1a(name.bytes())));
             (i, weight / -u.ln())
         })
         .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
@@ -265,6 +274,7 @@ pub fn decide(
         regions,
         primaries,
         edges,
+        key: client.key,
     }
 }
 
@@ -358,6 +368,13 @@ pub fn current_pathway(
 /// - **Handed over, stay.** A player on a usable edge with headroom keeps that edge first, even
 ///   when it is not in its nearest region: every pathway switch costs the player a playlist
 ///   reload and risks a stall, so a viewer moved by a failure is not moved back mid-session.
+/// - **Overloaded, shed the excess only.** A player on an edge above `overload` leaves it with
+///   probability `(load - shed_to) / load`, drawn once per subnet and edge (the same viewers
+///   stay at each ask): about as much traffic moves as the edge has above `shed_to` (the
+///   router passes `balance.reaccept`, below `overload`, so that the edge lands with room
+///   rather than on the line). Moving them all, as measured, sends the whole crowd to the next
+///   region and leaves the edge nearly idle; shedding down to `overload` only, measured, left
+///   both edges of a full region at 85% for a minute.
 /// - **Failed, leave the region.** A player whose edge is down gets that region last: the
 ///   failure that took its edge may take the region's others (a site, a power feed, an uplink),
 ///   so the other regions come first, in the decision's order (usable ones nearest the client
@@ -382,9 +399,17 @@ pub fn steering(
     current: Option<usize>,
     default: Option<usize>,
     overload: f64,
+    shed_to: f64,
 ) -> Vec<usize> {
     let usable = |i: usize| status.get(i).is_some_and(|s| s.up && !s.draining);
-    let headroom = |i: usize| usable(i) && status.get(i).is_some_and(|s| s.load <= overload);
+    // A player's own edge keeps it: under `overload`, or above it and not drawn to shed.
+    let headroom = |i: usize| {
+        usable(i)
+            && status.get(i).is_some_and(|s| {
+                let shed = (s.load - shed_to) / s.load;
+                s.load <= overload || unit(mix(decision.key, i as u64 ^ SHED)) >= shed
+            })
+    };
     let draining = |i: usize| status.get(i).is_some_and(|s| s.up && s.draining);
     let current_region = current
         .and_then(|e| topology.edges.get(e))
@@ -426,7 +451,7 @@ pub fn steering(
                 ways.insert(0, (r, e));
             }
         }
-        // Up but overloaded: no longer sticky, but not failed either; the usual order.
+        // Up but overloaded and drawn to shed: not failed either; the usual order.
         Some(e) if usable(e) => {}
         Some(_) => {
             if let Some(at) = ways
@@ -680,6 +705,7 @@ mod tests {
             current.map(|n| index(t, n)),
             default.map(|n| index(t, n)),
             0.8,
+            0.7,
         );
         names(t, &ways)
     }
@@ -760,13 +786,13 @@ mod tests {
         );
         status[one].draining = false;
         let e = index(&t, &eu);
-        status[e].load = 0.95; // overloaded: no longer sticky
+        status[e].load = 1e12; // overloaded far beyond: every viewer is drawn to shed
         assert_eq!(
             steer_from(&t, &status, 5, Some(&eu), None)[0],
             p(&status, "us-east")
         );
         status[e].load = 0.0;
-        status[one].load = 0.95; // us-east-1 overloaded: its viewers stay in the region
+        status[one].load = 1e12; // us-east-1 overloaded: the shed viewers stay in the region
         assert_eq!(
             steer_from(&t, &status, 5, Some("us-east-1"), None),
             ["us-east-2".to_owned(), eu, ap]
@@ -788,7 +814,7 @@ mod tests {
         assert_eq!(current(&[default, neighbour], &status), Some(neighbour));
         assert_eq!(current(&[neighbour, default], &status), Some(neighbour));
         let d = decide_at(&t, &status, BOSTON, 5);
-        let ways = steering(&t, &status, &d, Some(neighbour), Some(default), 0.8);
+        let ways = steering(&t, &status, &d, Some(neighbour), Some(default), 0.8, 0.7);
         assert_eq!(
             ways[..2],
             [neighbour, default],
@@ -802,5 +828,28 @@ mod tests {
             Some(default),
             "both failed: the first reported, which steering sends away"
         );
+    }
+
+    #[test]
+    fn an_overloaded_edge_sheds_only_its_excess_and_always_the_same_viewers() {
+        let t = topology();
+        let mut status = vec![EdgeStatus::default(); t.edges.len()];
+        let one = index(&t, "us-east-1");
+        status[one].load = 1.0; // over 0.8: the 0.3 above 0.7 should leave
+        status[one].accepting = false;
+        let moved = |status: &[EdgeStatus]| {
+            (0..2000u64)
+                .filter(|&k| {
+                    let d = decide_at(&t, status, BOSTON, mix(k, 3));
+                    steering(&t, status, &d, Some(one), Some(one), 0.8, 0.7)[0] != one
+                })
+                .collect::<Vec<u64>>()
+        };
+        let first = moved(&status);
+        let share = first.len() as f64 / 2000.0;
+        assert!((0.27..=0.33).contains(&share), "{share}");
+        assert_eq!(moved(&status), first, "the same viewers at every ask");
+        status[one].load = 0.8;
+        assert!(moved(&status).is_empty(), "at overload, nobody moves");
     }
 }

@@ -1,7 +1,7 @@
 //! What the router believes about the fleet: its own probe verdicts, its peers' verdicts, and
 //! the effective health that answers use.
 //!
-//! - Each edge's admin `/status` is probed every interval: it goes down after `down_after`
+//! - Each edge's admin `/status` and its viewer listener are probed every interval: it goes down after `down_after`
 //!   consecutive failures and up after `up_after` consecutive successes; load and draining come
 //!   from the same probe.
 //! - Routers exchange their own verdicts (`GET /view` on the HTTP API). An edge is out of
@@ -37,6 +37,8 @@ pub struct EdgeHealth {
     pub fail_streak: u32,
     pub load: f64,
     pub draining: bool,
+    /// Some origin answers the edge (its own check, on `/status`).
+    pub origin_reachable: bool,
     /// Takes new viewers (see the module's rules).
     pub accepting: bool,
     /// When `accepting` last changed.
@@ -66,6 +68,7 @@ impl Default for EdgeHealth {
             fail_streak: 0,
             load: 0.0,
             draining: false,
+            origin_reachable: true,
             accepting: true,
             accepting_since: None,
             up: true,
@@ -77,7 +80,11 @@ impl Default for EdgeHealth {
 /// The result of one probe.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
-    Ok { load: f64, draining: bool },
+    Ok {
+        load: f64,
+        draining: bool,
+        origin_reachable: bool,
+    },
     Failed(ProbeError),
 }
 
@@ -168,13 +175,19 @@ impl Fleet {
     /// What decisions use now.
     pub fn snapshot(&self) -> Snapshot {
         let inner = self.read();
+        // An edge that cannot reach any origin is out while another edge can; when none can
+        // (the origin is down), every edge keeps serving what it has.
+        let some_reach = inner
+            .edges
+            .iter()
+            .any(|e| e.up && !e.draining && e.origin_reachable);
         Snapshot {
             topology: inner.topology.clone(),
             status: inner
                 .edges
                 .iter()
                 .map(|e| EdgeStatus {
-                    up: e.up,
+                    up: e.up && (e.origin_reachable || !some_reach),
                     load: e.load,
                     draining: e.draining,
                     accepting: e.accepting,
@@ -218,11 +231,16 @@ impl Fleet {
         }
         for (health, result) in inner.edges.iter_mut().zip(results) {
             match result {
-                Probe::Ok { load, draining } => {
+                Probe::Ok {
+                    load,
+                    draining,
+                    origin_reachable,
+                } => {
                     health.ok_streak += 1;
                     health.fail_streak = 0;
                     health.load = load;
                     health.draining = draining;
+                    health.origin_reachable = origin_reachable;
                     if !health.own_up && health.ok_streak >= self.up_after {
                         health.own_up = true;
                     }
@@ -372,6 +390,7 @@ impl Fleet {
                     "name": e.name, "region": e.region, "http": e.http, "admin": e.admin, "dns": e.dns,
                     "capacity": e.capacity, "up": h.up, "own_probe_up": h.own_up,
                     "load": h.load, "draining": h.draining, "accepting": h.accepting,
+                    "origin_reachable": h.origin_reachable,
                     "last_change": h.last_change,
                 })
             })
@@ -456,7 +475,8 @@ mod tests {
         let mut results = vec![
             Probe::Ok {
                 load: 0.1,
-                draining: false
+                draining: false,
+                origin_reachable: true,
             };
             t.edges.len()
         ];

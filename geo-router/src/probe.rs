@@ -1,5 +1,7 @@
-//! The prober: every interval, each edge's admin `/status` and each peer router's `/view`, all
-//! at once, each bounded by the probe timeout.
+//! The prober: every interval, each edge's admin `/status` and its viewer listener (a small
+//! object the edge answers itself, `/.well-known/meridian/probe`, so that a wedged viewer
+//! listener behind a live admin port fails), and each peer router's `/view`, all at once, each
+//! bounded by the probe timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,9 @@ pub enum ProbeError {
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
+/// What the prober fetches through an edge's viewer listener (the edge's `PROBE_PATH`).
+pub const VIEWER_PROBE: &str = "/.well-known/meridian/probe";
+
 /// Runs until `shutdown` drains.
 pub async fn run(
     fleet: Arc<Fleet>,
@@ -64,6 +69,11 @@ pub async fn run(
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(10))
+        .build(connector.clone());
+    // A new connection for every viewer-listener probe: a kept-alive one would pass through a
+    // listener that accepts nobody new.
+    let fresh: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
         .build(connector);
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -74,8 +84,9 @@ pub async fn run(
         }
         let topology = fleet.topology();
         let edge_probes = topology.edges.iter().map(|edge| {
-            let url = format!("{}/status", edge.admin.trim_end_matches('/'));
-            probe_edge(&client, url, config.timeout)
+            let status = format!("{}/status", edge.admin.trim_end_matches('/'));
+            let viewer = format!("{}{VIEWER_PROBE}", edge.http.trim_end_matches('/'));
+            probe_edge(&client, &fresh, status, viewer, config.timeout)
         });
         let peer_polls = peers.iter().map(|peer| {
             let url = format!("{}/view", peer.trim_end_matches('/'));
@@ -97,6 +108,15 @@ async fn get_json(
     url: &str,
     timeout: Duration,
 ) -> Result<serde_json::Value, ProbeError> {
+    let body = get_body(client, url, timeout).await?;
+    serde_json::from_slice(&body).map_err(|e| ProbeError::NotJson {
+        url: url.to_owned(),
+        error: e.to_string(),
+    })
+}
+
+/// The body of a successful GET of `url`, whole within `timeout`.
+async fn get_body(client: &HttpClient, url: &str, timeout: Duration) -> Result<Bytes, ProbeError> {
     let uri: http::Uri = url.parse().map_err(|e| ProbeError::BadUrl {
         url: url.to_owned(),
         error: format!("{e}"),
@@ -121,10 +141,7 @@ async fn get_json(
                 error: e.to_string(),
             })?
             .to_bytes();
-        serde_json::from_slice(&body).map_err(|e| ProbeError::NotJson {
-            url: url.to_owned(),
-            error: e.to_string(),
-        })
+        Ok(body)
     };
     tokio::time::timeout(timeout, fetch)
         .await
@@ -134,8 +151,22 @@ async fn get_json(
         })?
 }
 
-async fn probe_edge(client: &HttpClient, url: String, timeout: Duration) -> Probe {
-    match get_json(client, &url, timeout).await {
+async fn probe_edge(
+    client: &HttpClient,
+    fresh: &HttpClient,
+    url: String,
+    viewer: String,
+    timeout: Duration,
+) -> Probe {
+    let (status, through) = tokio::join!(
+        get_json(client, &url, timeout),
+        get_body(fresh, &viewer, timeout)
+    );
+    if let Err(error) = through {
+        tracing::debug!(%error, "viewer listener probe failed");
+        return Probe::Failed(error);
+    }
+    match status {
         // Kept out like an edge that does not answer, until it is: it would serve every
         // viewer from the origin meanwhile.
         Ok(status) if status.get("ready").and_then(|v| v.as_bool()) == Some(false) => {
@@ -147,6 +178,10 @@ async fn probe_edge(client: &HttpClient, url: String, timeout: Duration) -> Prob
                 .get("draining")
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
+            origin_reachable: status
+                .get("origin_reachable")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true),
         },
         Err(error) => {
             tracing::debug!(%error, "probe failed");

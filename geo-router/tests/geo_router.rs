@@ -45,12 +45,18 @@ latitude = 1.35
 longitude = 103.82
 "#;
 
-/// Writes a topology whose edges' admin URLs are `admin[i]`.
+/// Writes a topology whose edges' admin URLs are `admin[i]`, each also its viewer URL (a status
+/// server answers both the router's `/status` and its viewer-listener probe).
 fn write_topology(path: &Path, admin: &[String]) {
+    write_topology_with(path, admin, admin);
+}
+
+/// [`write_topology`] with viewer URLs of their own.
+fn write_topology_with(path: &Path, admin: &[String], http: &[String]) {
     let mut text = REGIONS.to_owned();
-    for ((name, region, dns), admin) in EDGES.iter().zip(admin) {
+    for (((name, region, dns), admin), http) in EDGES.iter().zip(admin).zip(http) {
         text.push_str(&format!(
-            "\n[[edges]]\nname = \"{name}\"\nregion = \"{region}\"\nhttp = \"http://{dns}:8080\"\nadmin = \"{admin}\"\ndns = [\"{dns}\"]\ncapacity = {{ egress_mbps = 100, connections = 1000 }}\n"
+            "\n[[edges]]\nname = \"{name}\"\nregion = \"{region}\"\nhttp = \"{http}\"\nadmin = \"{admin}\"\ndns = [\"{dns}\"]\ncapacity = {{ egress_mbps = 100, connections = 1000 }}\n"
         ));
     }
     std::fs::write(path, text).expect("write topology");
@@ -69,6 +75,44 @@ fn set_load(server: &TestOrigin, load: f64) {
 
 fn set_status(server: &TestOrigin, json: &str) {
     server.route("/status", Route::ok(json.to_owned(), "no-store"));
+    server.route(
+        "/.well-known/meridian/probe",
+        Route::ok("ok\n".to_owned(), "no-store"),
+    );
+}
+
+/// A real edge named us-east-1 (the binary cargo builds beside the router) on `listen` and
+/// `admin`, fetching from `origin`, with its store in `dir` and `config` lines in its config.
+fn real_edge(dir: &Path, origin: &str, listen: &str, admin: &str, config: &str) -> ServerProcess {
+    let edge_bin = Path::new(ROUTER).with_file_name("edge");
+    assert!(
+        edge_bin.exists(),
+        "build the edge first (cargo test --workspace does): {}",
+        edge_bin.display()
+    );
+    let config_file = dir.join("edge.toml");
+    std::fs::write(&config_file, config).expect("edge config");
+    let store = dir.join("us-east-1.store");
+    ServerProcess::start(
+        edge_bin.to_str().expect("utf-8"),
+        &[
+            "--config",
+            config_file.to_str().expect("utf-8"),
+            "--listen",
+            listen,
+            "--origin",
+            origin,
+            "--admin",
+            admin,
+            "--store",
+            store.to_str().expect("utf-8"),
+            "--capacity",
+            "4MiB",
+            "--name",
+            "us-east-1",
+        ],
+        &["http", "admin"],
+    )
 }
 
 struct Router {
@@ -480,41 +524,23 @@ async fn steering_ids(router: &Router, client: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_edge_leaves_answers_fast_and_comes_back_and_overload_moves_viewers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let edge_bin = Path::new(ROUTER).with_file_name("edge");
-    assert!(
-        edge_bin.exists(),
-        "build the edge first (cargo test --workspace does): {}",
-        edge_bin.display()
-    );
-    let start_edge = |admin: &str| {
-        let store = dir.path().join("us-east-1.store");
-        ServerProcess::start(
-            edge_bin.to_str().expect("utf-8"),
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                admin,
-                "--store",
-                store.to_str().expect("utf-8"),
-                "--capacity",
-                "4MiB",
-                "--name",
-                "us-east-1",
-            ],
-            &["http", "admin"],
-        )
-    };
-    let mut edge = start_edge("127.0.0.1:0");
+    let origin = TestOrigin::start().await;
+    let origin_url = origin.url();
+    let start_edge =
+        |listen: &str, admin: &str| real_edge(dir.path(), &origin_url, listen, admin, "");
+    let mut edge = start_edge("127.0.0.1:0", "127.0.0.1:0");
     let edge_admin = edge.addr("admin").to_owned();
+    let edge_http = edge.addr("http").to_owned();
     let mut servers = Vec::new();
     for _ in 1..EDGES.len() {
         servers.push(status_server(0.1).await);
     }
     let mut admin = vec![edge_admin.clone()];
     admin.extend(servers.iter().map(|s| s.url()));
+    let mut http = vec![edge_http.clone()];
+    http.extend(servers.iter().map(|s| s.url()));
     let topology = dir.path().join("topology.toml");
-    write_topology(&topology, &admin);
+    write_topology_with(&topology, &admin, &http);
     let router = start_router(&topology, &[]);
     let dns = router.dns;
     let names_edge = |answer: &Message| addresses(answer).contains(&"127.0.1.1".to_owned());
@@ -550,7 +576,7 @@ async fn a_killed_edge_leaves_answers_fast_and_comes_back_and_overload_moves_vie
 
     // Back on the same admin address: in after three good probes (1.5 s) and about 2 s more.
     let addr = edge_admin.trim_start_matches("http://");
-    let _edge = start_edge(addr);
+    let _edge = start_edge(edge_http.trim_start_matches("http://"), addr);
     let took = within(
         Duration::from_secs(4),
         "the restarted edge is back",
@@ -596,6 +622,128 @@ async fn the_routers_listeners_close_a_silent_connection_after_the_configured_ti
             "{kind}: closed after {took:?}, before its timeout"
         );
     }
+}
+
+/// Health from the data path: a real edge whose viewer listener takes no more connections (its
+/// `max_connections` all held by idle clients) while its admin port answers leaves the answers
+/// within 2 s, and comes back when the connections go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wedged_viewer_listener_is_out_of_answers_though_its_admin_port_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = TestOrigin::start().await;
+    let edge = real_edge(
+        dir.path(),
+        &origin.url(),
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        "[connections]\nmax_connections = 8\nfirst_request_timeout = \"60s\"\n",
+    );
+    let mut servers = Vec::new();
+    for _ in 1..EDGES.len() {
+        servers.push(status_server(0.1).await);
+    }
+    let mut admin = vec![edge.addr("admin").to_owned()];
+    admin.extend(servers.iter().map(|s| s.url()));
+    let mut http = vec![edge.addr("http").to_owned()];
+    http.extend(servers.iter().map(|s| s.url()));
+    let topology = dir.path().join("topology.toml");
+    write_topology_with(&topology, &admin, &http);
+    let router = start_router(&topology, &[]);
+    let dns = router.dns;
+    let names_edge = |answer: &Message| addresses(answer).contains(&"127.0.1.1".to_owned());
+    within(
+        Duration::from_secs(4),
+        "the edge is in the answers",
+        || async { names_edge(&udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await) },
+    )
+    .await;
+    // Every place of the viewer listener held by a client that sends nothing; one the edge
+    // closed at once (the router's probe had the place then) is taken again.
+    let viewer = edge.addr("http").trim_start_matches("http://").to_owned();
+    let holding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let holder = {
+        let holding = holding.clone();
+        std::thread::spawn(move || {
+            let mut held: Vec<std::net::TcpStream> = Vec::new();
+            while holding.load(std::sync::atomic::Ordering::Relaxed) {
+                // Still open: nothing to read yet (the edge closed it: end of stream).
+                held.retain(|s| match s.peek(&mut [0u8; 1]) {
+                    Ok(n) => n > 0,
+                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                });
+                while held.len() < 8 {
+                    let s = std::net::TcpStream::connect(&viewer).expect("connect");
+                    s.set_nonblocking(true).expect("nonblocking");
+                    held.push(s);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let took = within(
+        Duration::from_secs(2),
+        "the wedged viewer listener leaves the answers",
+        || async { !names_edge(&udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await) },
+    )
+    .await;
+    eprintln!("wedged viewer listener out of the answers after {took:?}");
+    let status = get(&format!("{}/status", edge.addr("admin")), &[]).await;
+    assert_eq!(
+        status.status,
+        StatusCode::OK,
+        "its admin port still answers"
+    );
+    holding.store(false, std::sync::atomic::Ordering::Relaxed);
+    holder.join().expect("holder");
+    within(Duration::from_secs(6), "the edge is back", || async {
+        names_edge(&udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await)
+    })
+    .await;
+}
+
+/// An edge that cannot reach any origin leaves the answers while other edges can; when none
+/// can (the origin is down), no edge is taken out: each keeps serving what it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_outage_takes_no_edge_out_but_one_cut_off_edge_leaves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (servers, topology) = healthy_fleet(dir.path()).await;
+    let router = start_router(&topology, &[]);
+    let dns = router.dns;
+    let boston =
+        || async { sorted_addresses(&udp_query(dns, SERVICE, RecordType::A, ecs(BOSTON)).await) };
+    // What each edge says of its origins (edge/src/proxy/ops.rs, `origin_reachable`).
+    let reach = |server: &TestOrigin, up: bool| {
+        set_status(
+            server,
+            &format!("{{\"load\":0.1,\"draining\":false,\"origin_reachable\":{up}}}"),
+        )
+    };
+    for server in &servers {
+        reach(server, false);
+    }
+    let admin = router.process.addr("admin").to_owned();
+    within(
+        Duration::from_secs(3),
+        "the router has heard that no edge reaches an origin",
+        || async {
+            let status = get(&format!("{admin}/status"), &[]).await.text();
+            status.contains("\"origin_reachable\":false")
+                && !status.contains("\"origin_reachable\":true")
+        },
+    )
+    .await;
+    assert_eq!(
+        boston().await,
+        ["127.0.1.1", "127.0.1.2"],
+        "an origin outage takes no edge out"
+    );
+    reach(&servers[1], true);
+    within(
+        Duration::from_secs(3),
+        "while one edge reaches an origin, the cut-off ones leave",
+        || async { boston().await == ["127.0.1.2"] },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -660,7 +808,9 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
     );
     assert_eq!(
         dash["PATHWAY-CLONES"][0]["URI-REPLACEMENT"]["HOST"],
-        format!("{}:8080", EDGES[edge_index(&eu_other)].2),
+        servers[edge_index(&eu_other)]
+            .url()
+            .trim_start_matches("http://"),
         "dash.js takes HOST with its port"
     );
 
@@ -702,8 +852,11 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
     assert_eq!(redirect.status, StatusCode::FOUND);
     let location = redirect.header("location");
     assert!(
-        location.starts_with("http://127.0.1.")
-            && location.ends_with(":8080/vod/big-clock/master.m3u8?token=x"),
+        ["us-east-1", "us-east-2"].iter().any(|e| location
+            == format!(
+                "{}/vod/big-clock/master.m3u8?token=x",
+                servers[edge_index(e)].url().trim_end_matches('/')
+            )),
         "a Boston viewer goes to its us-east edge: {location}"
     );
 
@@ -834,7 +987,7 @@ async fn sighup_reloads_the_topology_and_refuses_a_bad_one() {
     let admin: Vec<String> = servers.iter().map(|s| s.url()).collect();
     let mut text = std::fs::read_to_string(&topology).expect("read");
     text.push_str(&format!(
-        "\n[[edges]]\nname = \"us-east-3\"\nregion = \"us-east\"\nhttp = \"http://127.0.1.3:8080\"\nadmin = \"{}\"\ndns = [\"127.0.1.3\"]\ncapacity = {{ egress_mbps = 100, connections = 1000 }}\n",
+        "\n[[edges]]\nname = \"us-east-3\"\nregion = \"us-east\"\nhttp = \"{0}\"\nadmin = \"{0}\"\ndns = [\"127.0.1.3\"]\ncapacity = {{ egress_mbps = 100, connections = 1000 }}\n",
         admin[0]
     ));
     std::fs::write(&topology, &text).expect("write");

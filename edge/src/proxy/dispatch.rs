@@ -17,6 +17,9 @@ use tracing::Instrument;
 
 use super::{DRAIN, Edge, PASS};
 
+/// The path of the router's data-path probe (`geo-router/src/probe.rs` asks it).
+pub const PROBE_PATH: &str = "/.well-known/meridian/probe";
+
 /// The valid token a signed request came with, and the prefix it opens.
 #[derive(Debug, Clone)]
 pub(super) struct SignedPrefix(pub(super) crate::signed::Opened);
@@ -40,6 +43,16 @@ impl Edge {
             let started = Instant::now();
             // In progress until the body is sent or dropped (`finish` holds the count).
             self.metrics.in_flight.inc();
+            // The router's health probe, answered through the viewers' own listener (so a
+            // wedged listener fails it), before host hygiene, drain and signing: it names no
+            // object and reaches neither the store nor the origin.
+            if request.uri().path() == PROBE_PATH {
+                let mut response = body::text(StatusCode::OK, "ok");
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return self.finish(response, PASS, arrival);
+            }
             if let Some(refusal) = self.admit(&mut request) {
                 let response = self.finish(refusal, PASS, arrival);
                 self.metrics

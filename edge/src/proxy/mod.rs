@@ -68,6 +68,8 @@ pub struct Edge {
     drain_mode: AtomicBool,
     /// The edge's load, sampled in the background (see `load`).
     pub(crate) load: Arc<crate::load::Meter>,
+    /// Whether some origin answered the last reachability check (`check_origins`).
+    origin_reachable: AtomicBool,
     max_request_body: u64,
     /// One JSON line per request, if configured.
     access_log: Option<Arc<crate::access_log::AccessLog>>,
@@ -139,6 +141,7 @@ impl Edge {
                 .map(|t| t.trim_end_matches('/').to_owned()),
             drain_mode: AtomicBool::new(false),
             load,
+            origin_reachable: AtomicBool::new(true),
             max_request_body: config.max_request_body.0,
             body_timeout: config.connections.body_timeout,
             body_min_rate: config.connections.body_min_rate,

@@ -82,6 +82,18 @@ impl Edge {
         self.store.is_ready()
     }
 
+    /// Asks whether any origin answers, for `/status`'s `origin_reachable`.
+    pub async fn check_origins(&self) {
+        let up = self
+            .filler
+            .upstream()
+            .reachable(std::time::Duration::from_secs(2))
+            .await;
+        if self.origin_reachable.swap(up, Ordering::Relaxed) != up {
+            tracing::warn!(reachable = up, "origin reachability changed");
+        }
+    }
+
     /// The JSON for `/status`.
     pub fn status(&self, shutting_down: bool) -> serde_json::Value {
         let stats = self.store.stats();
@@ -113,6 +125,7 @@ impl Edge {
                 "responses": capacity.responses,
             },
             "draining": shutting_down || self.drain_mode.load(Ordering::Relaxed),
+            "origin_reachable": self.origin_reachable.load(Ordering::Relaxed),
             "fills_in_flight": self.filler.in_flight_count(),
             "store_start": self.store.recovered().map(|r| serde_json::json!({
                 "objects": r.objects,
