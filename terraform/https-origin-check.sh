@@ -59,7 +59,7 @@ https_origin="${started/127.0.0.1/localhost}"
 # name and address, HTTPS origin URLs, a router URL), on loopback with free ports.
 render() {
   local ca=$1
-  local vars=(-var name=aws-check-1 -var region=check -var capacity=100 -var address=127.0.0.1
+  local vars=(-var name=aws-check-1 -var region=check -var "capacity={ egress_mbps = 100, connections = 1000 }" -var address=127.0.0.1
     -var http_port=0 -var admin_port=0 -var "store_path=$work/aws-edge.store" -var store_capacity=16MiB
     -var "origin_urls=[\"$https_origin\"]" -var 'router_urls=["http://127.0.0.1:9"]')
   [ -z "$ca" ] || vars+=(-var "origin_ca_file=$ca")

@@ -51,7 +51,13 @@ pub async fn handle(
         }
         "/view" => {
             router.metrics.api("view");
-            body::json(&serde_json::to_value(router.fleet.own_view()).unwrap_or_default())
+            match router.fleet.own_signed_view() {
+                Some(signed) => body::json(&serde_json::to_value(signed).unwrap_or_default()),
+                None => body::text(
+                    StatusCode::NOT_FOUND,
+                    "not found: this router has no peer_secret, so it exchanges no views",
+                ),
+            }
         }
         "/fleet" => {
             router.metrics.api("fleet");

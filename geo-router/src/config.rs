@@ -15,7 +15,8 @@
 //! changing_ttl = "5s"
 //! changing_window = "30s"
 //! dev_mode = false                  # lets the HTTP API take ?client=IP
-//! peers = ["http://127.0.0.2:8053"] # other routers' HTTP APIs
+//! peers = ["http://127.0.0.2:8053"] # other routers' HTTP APIs (run three or more routers)
+//! peer_secret = "change-me-to-32-random-bytes"   # signs the views routers exchange
 //! apex = ["127.0.0.1"]              # A/AAAA at the zone apex
 //! hostmaster = "hostmaster"         # SOA mailbox label
 //! steering_ttl = "10s"              # how long players keep a steering manifest
@@ -75,6 +76,10 @@ pub struct RouterConfig {
     pub balance: Balance,
     pub dev_mode: bool,
     pub peers: Vec<String>,
+    /// The secret the routers' views are signed with (HMAC-SHA256); every router of a fleet
+    /// has the same. Needed with `peers`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_secret: Option<String>,
     pub probe: ProbeConfig,
     pub nameservers: Vec<NameServer>,
     /// Addresses of the zone apex itself (A and AAAA at `zone`), e.g. a website.
@@ -165,6 +170,7 @@ impl Default for RouterConfig {
             balance: Balance::default(),
             dev_mode: false,
             peers: Vec::new(),
+            peer_secret: None,
             probe: ProbeConfig::default(),
             nameservers: vec![NameServer {
                 name: "ns1".into(),
@@ -249,6 +255,23 @@ impl RouterConfig {
                     balance.imbalance
                 ),
             );
+        }
+        match &self.peer_secret {
+            None if !self.peers.is_empty() => {
+                return invalid(
+                    "peer_secret",
+                    "is needed with peers: the views routers exchange are signed with it; give \
+                     every router of the fleet the same random secret of 16 characters or more"
+                        .into(),
+                );
+            }
+            Some(secret) if secret.len() < 16 => {
+                return invalid(
+                    "peer_secret",
+                    "must be 16 characters or more (a random secret)".into(),
+                );
+            }
+            _ => {}
         }
         if self.probe.down_after == 0 {
             return invalid("probe.down_after", "must be at least 1".into());

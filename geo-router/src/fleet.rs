@@ -4,9 +4,13 @@
 //! - Each edge's admin `/status` and its viewer listener are probed every interval: it goes down after `down_after`
 //!   consecutive failures and up after `up_after` consecutive successes; load and draining come
 //!   from the same probe.
-//! - Routers exchange their own verdicts (`GET /view` on the HTTP API). An edge is out of
-//!   answers only when a majority of the routers this one can reach (itself included) see it
-//!   down, so one partitioned router cannot take healthy edges out on its own word.
+//! - Routers exchange their own verdicts (`GET /view` on the HTTP API), signed with the fleet's
+//!   `peer_secret` and sequenced (see `views`): a view that does not verify, or is not newer
+//!   than the last, is not taken, so a frozen peer ages out. An edge is out of answers only when
+//!   a majority of the *configured* routers (this one and its `peers`) see it down. A router
+//!   that hears fewer than a majority changes nothing (it keeps the last agreed view, and says
+//!   `quorum: false` on `/status`), so a router cut off from its peers cannot take edges out on
+//!   its own word. A majority must survive the loss of one router: run at least three.
 //! - A router that reaches no peer and sees every edge down keeps its last known-good view
 //!   rather than blackholing every viewer.
 //! - Whether an edge takes new viewers (`accepting`) follows its load with hysteresis: it
@@ -19,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use topology::Topology;
 
 use crate::config::Balance;
@@ -88,18 +92,23 @@ pub enum Probe {
     Failed(ProbeError),
 }
 
-/// A peer router's published view.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct View {
-    pub router: String,
-    /// Names of the edges this router's own probes see down.
-    pub down: Vec<String>,
-}
+pub use crate::views::View;
 
+/// The last view taken from a peer, and when.
 #[derive(Debug)]
 struct PeerView {
     seen: Instant,
+    epoch: u64,
+    seq: u64,
     down: HashSet<String>,
+}
+
+/// Who votes: the routers configured (this one and its `peers`) and the key their views are
+/// signed with.
+#[derive(Debug, Clone)]
+pub struct Quorum {
+    pub peers: usize,
+    pub key: Option<ring::hmac::Key>,
 }
 
 /// The fleet state shared by the DNS handler, the HTTP API and the prober.
@@ -113,6 +122,12 @@ pub struct Fleet {
     up_after: u32,
     peer_expiry: Duration,
     balance: Balance,
+    quorum: Quorum,
+    /// This router's epoch (start, Unix ms) and probe rounds, for its own view.
+    epoch: u64,
+    rounds: std::sync::atomic::AtomicU64,
+    /// Whether the last recompute heard a majority of the configured routers.
+    has_quorum: std::sync::atomic::AtomicBool,
 }
 
 /// Below this load an edge's share of its region's traffic does not matter: the imbalance rule
@@ -141,6 +156,7 @@ impl Fleet {
         up_after: u32,
         interval: Duration,
         balance: Balance,
+        quorum: Quorum,
     ) -> Self {
         let edges = vec![EdgeHealth::default(); topology.edges.len()];
         Self {
@@ -156,6 +172,13 @@ impl Fleet {
             up_after,
             peer_expiry: interval * 3,
             balance,
+            quorum,
+            epoch: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            rounds: std::sync::atomic::AtomicU64::new(0),
+            has_quorum: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -257,32 +280,51 @@ impl Fleet {
         let topology = inner.topology.clone();
         update_accepting(&self.balance, &topology, &mut inner.edges, Instant::now());
         drop(inner);
+        self.rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.recompute();
     }
 
-    /// Records a peer's view. `None` (unreachable) changes nothing: the last view stays and
-    /// counts in the quorum until it is three probe intervals old, so one lost poll does not
-    /// change the quorum.
-    pub fn record_peer(&self, peer: &str, view: Option<View>) {
+    /// Records a peer's signed view. `None` (unreachable), a view whose MAC does not verify
+    /// and one not newer than the last taken change nothing: the last view stays and counts in
+    /// the quorum until it is three probe intervals old, so one lost poll does not change the
+    /// quorum and a frozen peer ages out.
+    pub fn record_peer(&self, peer: &str, signed: Option<crate::views::Signed>) {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(view) = view {
-            peers.insert(
-                peer.to_owned(),
-                PeerView {
-                    seen: Instant::now(),
-                    down: view.down.into_iter().collect(),
-                },
-            );
+        if let (Some(signed), Some(key)) = (signed, &self.quorum.key) {
+            let last = peers.get(peer).map(|p| (p.epoch, p.seq));
+            match crate::views::verify(key, signed, None, last) {
+                Ok(view) => {
+                    peers.insert(
+                        peer.to_owned(),
+                        PeerView {
+                            seen: Instant::now(),
+                            epoch: view.epoch,
+                            seq: view.seq,
+                            down: view.down.into_iter().collect(),
+                        },
+                    );
+                }
+                Err(why) => tracing::debug!(%peer, %why, "peer view not taken"),
+            }
         }
         drop(peers);
         self.recompute();
     }
 
-    /// This router's own view, for its peers.
+    /// This router's own view, signed for its peers (None without a `peer_secret`).
+    pub fn own_signed_view(&self) -> Option<crate::views::Signed> {
+        let key = self.quorum.key.as_ref()?;
+        Some(crate::views::sign(key, self.own_view()))
+    }
+
+    /// This router's own view.
     pub fn own_view(&self) -> View {
         let inner = self.read();
         View {
             router: self.name.clone(),
+            epoch: self.epoch,
+            seq: self.rounds.load(std::sync::atomic::Ordering::Relaxed),
             down: inner
                 .topology
                 .edges
@@ -313,7 +355,15 @@ impl Fleet {
                 .map(|p| p.down.clone())
                 .collect()
         };
-        let voters = 1 + peer_downs.len();
+        // The quorum counts the configured routers: without a majority of them heard, this
+        // router changes nothing (it keeps the last agreed view).
+        let configured = 1 + self.quorum.peers;
+        let majority = configured / 2 + 1;
+        let heard = 1 + peer_downs.len();
+        let quorate = heard >= majority;
+        self.has_quorum
+            .store(quorate, std::sync::atomic::Ordering::Relaxed);
+        let voters = configured;
         let mut inner = self.write();
         let names: Vec<String> = inner
             .topology
@@ -327,17 +377,24 @@ impl Fleet {
             .map(|(name, health)| {
                 let down_votes = usize::from(!health.own_up)
                     + peer_downs.iter().filter(|d| d.contains(name)).count();
-                (down_votes * 2 <= voters, down_votes)
+                (down_votes < majority, down_votes)
             })
             .collect();
         // Alone, and everything looks down: more likely our own network than the whole fleet.
         let all_down = verdicts.iter().all(|(up, _)| !up);
-        let kept = peer_downs.is_empty() && all_down && inner.last_good.is_some();
-        if kept && let Some(good) = &inner.last_good {
+        let alone = self.quorum.peers == 0 && all_down && inner.last_good.is_some();
+        if alone && let Some(good) = &inner.last_good {
             for (verdict, up) in verdicts.iter_mut().zip(good) {
                 verdict.0 = *up;
             }
         }
+        // Without a quorum: the last agreed verdicts stand.
+        if !quorate {
+            for (verdict, health) in verdicts.iter_mut().zip(inner.edges.iter()) {
+                verdict.0 = health.up;
+            }
+        }
+        let kept = alone || !quorate;
         let mut changed = false;
         let now_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -347,7 +404,7 @@ impl Fleet {
             inner.edges.iter_mut().zip(verdicts.iter()).zip(&names)
         {
             if health.up != *up {
-                let why = if kept {
+                let why = if alone {
                     "no peer reachable and every edge looks down: keeping the last known-good view"
                         .to_owned()
                 } else if *up {
@@ -400,6 +457,8 @@ impl Fleet {
             "regions": inner.topology.regions,
             "edges": edges,
             "reachable_peers": self.reachable_peers(),
+            "routers_configured": 1 + self.quorum.peers,
+            "quorum": self.has_quorum.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }
@@ -461,14 +520,33 @@ fn update_accepting(
 mod tests {
     use super::*;
 
-    fn fleet() -> (Fleet, Arc<Topology>) {
+    const SECRET: &str = "the fleet's shared secret";
+
+    /// A router with `peers` configured peers.
+    fn fleet_of(peers: usize) -> (Fleet, Arc<Topology>) {
         let t = Topology::load(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/topology.toml"),
         )
         .unwrap();
-        let f = Fleet::new("r1", t, 2, 3, Duration::from_secs(3600), Balance::default());
+        let quorum = Quorum {
+            peers,
+            key: Some(crate::views::key(SECRET)),
+        };
+        let f = Fleet::new(
+            "r1",
+            t,
+            2,
+            3,
+            Duration::from_secs(3600),
+            Balance::default(),
+            quorum,
+        );
         let topo = f.topology();
         (f, topo)
+    }
+
+    fn fleet() -> (Fleet, Arc<Topology>) {
+        fleet_of(0)
     }
 
     fn round(f: &Fleet, t: &Arc<Topology>, first_ok: bool) {
@@ -505,11 +583,17 @@ mod tests {
 
     /// Peer `router` publishes a view in which `down` are down.
     fn peer_sees_down(f: &Fleet, router: &str, down: &[&str]) {
+        let seq = f.peers.lock().unwrap().get(router).map_or(1, |p| p.seq + 1);
         let view = View {
             router: router.into(),
+            epoch: 1,
+            seq,
             down: down.iter().map(|d| d.to_string()).collect(),
         };
-        f.record_peer(router, Some(view));
+        f.record_peer(
+            router,
+            Some(crate::views::sign(&crate::views::key(SECRET), view)),
+        );
     }
 
     #[test]
@@ -529,7 +613,7 @@ mod tests {
 
     #[test]
     fn a_minority_cannot_take_an_edge_out() {
-        let (f, t) = fleet();
+        let (f, t) = fleet_of(2);
         let names: Vec<String> = t.edges.iter().map(|e| e.name.clone()).collect();
         // This router's probes see everything down, two peers see everything up.
         peer_sees_down(&f, "p2", &[]);
@@ -540,6 +624,48 @@ mod tests {
         peer_sees_down(&f, "p2", &[&names[0]]);
         let status = f.snapshot().status;
         assert!(!status[0].up && status[1].up);
+    }
+
+    #[test]
+    fn without_a_majority_of_the_configured_routers_nothing_changes() {
+        let (f, t) = fleet_of(2);
+        let names: Vec<String> = t.edges.iter().map(|e| e.name.clone()).collect();
+        peer_sees_down(&f, "p2", &[]);
+        round(&f, &t, true);
+        assert!(f.has_quorum.load(std::sync::atomic::Ordering::Relaxed));
+        // p2's view ages out (the peers are gone); this router alone sees an edge die.
+        f.peers.lock().unwrap().get_mut("p2").unwrap().seen -= Duration::from_secs(10_800);
+        every_probe_fails(&f, &t, 2);
+        assert!(all_up(&f), "one of three routers heard: nothing is removed");
+        assert!(!f.has_quorum.load(std::sync::atomic::Ordering::Relaxed));
+        assert_eq!(f.to_json()["quorum"], false);
+        // A peer that comes back and agrees: two of three, the edge goes.
+        peer_sees_down(&f, "p2", &[&names[0]]);
+        assert!(!f.snapshot().status[0].up);
+    }
+
+    #[test]
+    fn a_peer_view_that_is_not_newer_or_not_signed_is_not_taken() {
+        let (f, t) = fleet_of(2);
+        let names: Vec<String> = t.edges.iter().map(|e| e.name.clone()).collect();
+        every_probe_fails(&f, &t, 2);
+        let view = |seq| View {
+            router: "p2".into(),
+            epoch: 1,
+            seq,
+            down: vec![names[0].clone()],
+        };
+        let key = crate::views::key(SECRET);
+        f.record_peer("p2", Some(crate::views::sign(&key, view(7))));
+        assert!(!f.snapshot().status[0].up, "two of three see it down");
+        // The same view again (a frozen peer answering from memory, a replay): not fresh.
+        let seen = f.peers.lock().unwrap()["p2"].seen;
+        f.record_peer("p2", Some(crate::views::sign(&key, view(7))));
+        assert_eq!(f.peers.lock().unwrap()["p2"].seen, seen);
+        // Signed with another secret: dropped.
+        let forged = crate::views::sign(&crate::views::key("not the fleet's secret"), view(8));
+        f.record_peer("p2", Some(forged));
+        assert_eq!(f.peers.lock().unwrap()["p2"].seq, 7);
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! Layout:
 //! - [`config`]: the TOML config and the flags that override it.
 //! - [`geoip`]: locating a client in a MaxMind-format database (two layouts).
-//! - [`decision`]: the pure routing decision (nearest usable region, overload rule).
+//! - [`decision`]: the pure routing decision (regions by distance and room, edges by rendezvous hashing).
 //! - [`fleet`]: health per edge, the peer quorum, the last known-good view.
-//! - [`probe`]: probing edges and polling peer routers.
+//! - [`probe`]: probing edges (admin and viewer listener) and polling peer routers.
+//! - [`views`]: the signed, sequenced views routers exchange.
 //! - [`router`]: the shared state and the one decision DNS and HTTP both use.
 //! - [`dns`]: the authoritative DNS handler (ECS-aware).
 //! - [`api`]: steering manifests, redirects, the peer view.
@@ -22,6 +23,7 @@ pub mod geoip;
 pub mod metrics;
 pub mod probe;
 pub mod router;
+pub mod views;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -15,8 +15,9 @@ use hyper_util::rt::TokioExecutor;
 use server_kit::Shutdown;
 
 use crate::config::ProbeConfig;
-use crate::fleet::{Fleet, Probe, View};
+use crate::fleet::{Fleet, Probe};
 use crate::metrics::Metrics;
+use crate::views::Signed;
 
 /// Why one probe of an edge's `/status`, or one poll of a peer's `/view`, failed. The edge
 /// counts as failing that round; a peer's last view is kept until it expires.
@@ -190,7 +191,7 @@ async fn probe_edge(
     }
 }
 
-async fn poll_peer(client: &HttpClient, url: String, timeout: Duration) -> Option<View> {
+async fn poll_peer(client: &HttpClient, url: String, timeout: Duration) -> Option<Signed> {
     match get_json(client, &url, timeout).await {
         Ok(value) => serde_json::from_value(value).ok(),
         Err(error) => {

@@ -47,6 +47,10 @@ impl Router {
             config.probe.up_after,
             config.probe.interval,
             config.balance.clone(),
+            crate::fleet::Quorum {
+                peers: config.peers.len(),
+                key: config.peer_secret.as_deref().map(crate::views::key),
+            },
         ));
         Self {
             config,

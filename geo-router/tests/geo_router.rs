@@ -920,6 +920,116 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
     .await;
 }
 
+/// Three routers a, b and c, peers of each other (one shared `peer_secret`), each with its
+/// own topology file.
+fn three_routers(topologies: [&Path; 3]) -> [Router; 3] {
+    let addrs: Vec<std::net::SocketAddr> = (1..=3).map(free_addr).collect();
+    let names = ["a", "b", "c"];
+    let mut routers = Vec::new();
+    for (i, topology) in topologies.iter().enumerate() {
+        let http = addrs[i].to_string();
+        let mut args = vec!["--name", names[i], "--http", &http];
+        let peers: Vec<String> = (0..3)
+            .filter(|&j| j != i)
+            .map(|j| format!("http://{}", addrs[j]))
+            .collect();
+        for peer in &peers {
+            args.extend(["--peer", peer.as_str()]);
+        }
+        routers.push(start_router_with(
+            topology,
+            "peer_secret = \"the test fleet's shared secret\"\n",
+            &args,
+        ));
+    }
+    routers.try_into().unwrap_or_else(|_| unreachable!())
+}
+
+/// A router's `/status` as text.
+async fn router_status(router: &Router) -> String {
+    get(&format!("{}/status", router.process.addr("admin")), &[])
+        .await
+        .text()
+}
+
+/// Quorum: a majority of the configured routers (two of three) seeing an edge down takes it
+/// out; when one of them freezes, its last view ages out and stops counting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_majority_takes_an_edge_out_and_a_frozen_peers_view_stops_counting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (servers, topology) = healthy_fleet(dir.path()).await;
+    // a and b cannot reach us-east-1 (its URLs are a closed port); c can.
+    let mut urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    urls[0] = "http://127.78.0.1:9".into();
+    let blind = dir.path().join("blind.toml");
+    write_topology(&blind, &urls);
+    let [a, b, c] = three_routers([&blind, &blind, &topology]);
+    let names_edge = |answer: &Message| addresses(answer).contains(&"127.0.1.1".to_owned());
+    within(
+        Duration::from_secs(10),
+        "two of three see us-east-1 down: c takes it out though its own probes see it up",
+        || async { !names_edge(&udp_query(c.dns, SERVICE, RecordType::A, ecs(BOSTON)).await) },
+    )
+    .await;
+    assert!(router_status(&c).await.contains("\"quorum\":true"));
+    // b freezes: its last view stays what it was, and must stop counting.
+    b.process.signal(Sig::SIGSTOP);
+    within(
+        Duration::from_secs(10),
+        "b's frozen view ages out: one of the two heard sees it down, not a majority",
+        || async { names_edge(&udp_query(c.dns, SERVICE, RecordType::A, ecs(BOSTON)).await) },
+    )
+    .await;
+    let status = router_status(&c).await;
+    assert!(
+        status.contains("\"reachable_peers\":1") && status.contains("\"quorum\":true"),
+        "{status}"
+    );
+    b.process.signal(Sig::SIGCONT);
+    drop(a);
+}
+
+/// A router cut off from the other routers and from one region removes nothing: without a
+/// majority heard it keeps the last agreed view, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_cut_off_from_its_peers_and_a_region_removes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (servers, topology) = healthy_fleet(dir.path()).await;
+    // c cannot reach eu-west's edges.
+    let mut urls: Vec<String> = servers.iter().map(|s| s.url()).collect();
+    urls[2] = "http://127.78.0.3:9".into();
+    urls[3] = "http://127.78.0.4:9".into();
+    let cut = dir.path().join("cut-eu.toml");
+    write_topology(&cut, &urls);
+    let [a, b, c] = three_routers([&topology, &topology, &cut]);
+    within(
+        Duration::from_secs(10),
+        "c hears both peers and sees eu-west down itself",
+        || async {
+            let status = router_status(&c).await;
+            status.contains("\"reachable_peers\":2") && status.contains("\"own_probe_up\":false")
+        },
+    )
+    .await;
+    // Its peers go silent (frozen): c hears one router of three, itself.
+    a.process.signal(Sig::SIGSTOP);
+    b.process.signal(Sig::SIGSTOP);
+    within(
+        Duration::from_secs(10),
+        "c knows it has no quorum",
+        || async { router_status(&c).await.contains("\"quorum\":false") },
+    )
+    .await;
+    let paris = udp_query(c.dns, SERVICE, RecordType::A, ecs(PARIS)).await;
+    assert_eq!(
+        sorted_addresses(&paris),
+        ["127.0.2.1", "127.0.2.2"],
+        "eu-west stays: c alone removes nothing"
+    );
+    a.process.signal(Sig::SIGCONT);
+    b.process.signal(Sig::SIGCONT);
+}
+
 /// A free address for a router whose peers must know it before it starts: port 0 bound and let
 /// go on a loopback address of this test's own (127.77.x.y), so that no other test's listener or
 /// outgoing connection can take the port in between.
@@ -943,23 +1053,7 @@ async fn a_router_cut_off_from_the_edges_does_not_drop_them_on_its_own_word() {
         .map(|i| format!("http://127.78.0.{}:9", i + 1))
         .collect();
     write_topology(&cut_topology, &closed);
-    let addrs: Vec<std::net::SocketAddr> = (1..=3).map(free_addr).collect();
-    let url = |i: usize| format!("http://{}", addrs[i]);
-    let http = |i: usize| addrs[i].to_string();
-    let (h0, h1, h2) = (http(0), http(1), http(2));
-    let (u0, u1, u2) = (url(0), url(1), url(2));
-    let a = start_router(
-        &topology,
-        &["--name", "a", "--http", &h0, "--peer", &u1, "--peer", &u2],
-    );
-    let b = start_router(
-        &topology,
-        &["--name", "b", "--http", &h1, "--peer", &u0, "--peer", &u2],
-    );
-    let c = start_router(
-        &cut_topology,
-        &["--name", "c", "--http", &h2, "--peer", &u0, "--peer", &u1],
-    );
+    let [a, b, c] = three_routers([&topology, &topology, &cut_topology]);
 
     // Wait until c's own probes have failed and it hears both peers.
     within(

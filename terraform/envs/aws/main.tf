@@ -84,9 +84,10 @@ module "fleet_a" {
   topology_path = "/etc/meridian/topology.toml"
   geoip_path    = "/var/lib/meridian/GeoLite2-City.mmdb"
   router = {
-    name  = "router-a"
-    zone  = var.zone
-    peers = [local.router_urls[1]]
+    name        = "router-a"
+    zone        = var.zone
+    peers       = [local.router_urls[1]]
+    peer_secret = var.router_peer_secret
   }
 }
 
@@ -97,9 +98,10 @@ module "fleet_b" {
   topology_path = "/etc/meridian/topology.toml"
   geoip_path    = "/var/lib/meridian/GeoLite2-City.mmdb"
   router = {
-    name  = "router-b"
-    zone  = var.zone
-    peers = [local.router_urls[0]]
+    name        = "router-b"
+    zone        = var.zone
+    peers       = [local.router_urls[0]]
+    peer_secret = var.router_peer_secret
   }
 }
 

@@ -41,3 +41,9 @@ variable "zone" {
   type        = string
   default     = "cdn.example.com"
 }
+
+variable "router_peer_secret" {
+  description = "The secret the geo-routers sign the views they exchange with (16+ random characters). Sensitive: it reaches each router's config in its user data."
+  type        = string
+  sensitive   = true
+}

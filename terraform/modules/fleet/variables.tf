@@ -60,9 +60,14 @@ variable "router" {
     zone          = optional(string, "meridian.test")
     service_names = optional(list(string), ["video"])
     peers         = optional(list(string), [])
+    peer_secret   = optional(string)
     dev_mode      = optional(bool, false)
     ttl           = optional(string, "20s")
     steering_ttl  = optional(string, "10s")
   })
   default = {}
+  validation {
+    condition     = length(var.router.peers) == 0 || try(length(var.router.peer_secret) >= 16, false)
+    error_message = "router.peer_secret: routers with peers sign the views they exchange; give every router of the fleet the same random secret of 16 characters or more."
+  }
 }

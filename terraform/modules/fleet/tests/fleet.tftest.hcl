@@ -11,7 +11,7 @@ variables {
   ]
   topology_path = "/etc/meridian/topology.toml"
   geoip_path    = "/var/lib/meridian/city.mmdb"
-  router        = { name = "router-a", peers = ["http://198.51.100.2:8053"] }
+  router        = { name = "router-a", peers = ["http://198.51.100.2:8053"], peer_secret = "a test secret, 16+ characters" }
 }
 
 run "writes_topology_and_router_config" {
@@ -28,6 +28,10 @@ run "writes_topology_and_router_config" {
   assert {
     condition     = strcontains(output.router_config, "topology = \"/etc/meridian/topology.toml\"") && strcontains(output.router_config, "peers = [\"http://198.51.100.2:8053\"]")
     error_message = "the router reads the topology and knows its peers"
+  }
+  assert {
+    condition     = strcontains(output.router_config, "peer_secret = \"a test secret, 16+ characters\"")
+    error_message = "routers with peers get the fleet's shared secret"
   }
   assert {
     condition     = output.regions_without_edges == ["eu-west"]
@@ -55,4 +59,12 @@ run "rejects_duplicate_regions" {
     edges = []
   }
   expect_failures = [var.regions]
+}
+
+run "rejects_peers_without_a_shared_secret" {
+  command = plan
+  variables {
+    router = { name = "router-a", peers = ["http://198.51.100.2:8053"] }
+  }
+  expect_failures = [var.router]
 }
