@@ -6,8 +6,8 @@
 //!   address) must be sent to the client's own region.
 //! - ffmpeg, a client with no steering and no player logic, reads a VOD's master playlist by
 //!   name through the router's DNS while the edge serving it is killed, and its output decodes
-//!   completely: the failover is DNS's (the next address of the answer, then answers without
-//!   the dead edge).
+//!   completely: the failover is DNS's (the other address of the answer, the region's other
+//!   edge, then answers without the dead edge).
 //!
 //! Where namespaces cannot be created (no root, no iproute2) the tests skip, saying why; with
 //! `CI` set (CI runs `CI=true bash .ci/run`) they fail instead, so a CI machine that lost its
@@ -29,7 +29,7 @@ const REGIONS: [(&str, f64, f64); 3] = [
 ];
 
 /// A small internet: a core namespace with a bridge at 198.18.0.1, a namespace per region with
-/// its edge at 198.18.r.1, and a namespace per client at 198.18.c.10 (client c lives in region
+/// its two edges at 198.18.r.1 and 198.18.r.2, and a namespace per client at 198.18.c.10 (client c lives in region
 /// c's GeoIP range). Everything it made (namespaces, veths, resolver files) goes on drop.
 struct Lab {
     tag: String,
@@ -129,6 +129,18 @@ impl Lab {
                 "dev",
                 &inner,
             ]);
+            // A region's namespace also holds its second edge, at 198.18.r.2.
+            if let Some(second) = addr.strip_suffix(".1").map(|net| format!("{net}.2")) {
+                ip(&[
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{second}/15"),
+                    "dev",
+                    &inner,
+                ]);
+            }
             ip(&["-n", ns, "link", "set", &inner, "up"]);
         }
         Some(lab)
@@ -159,7 +171,7 @@ impl Lab {
         command
     }
 
-    /// The topology: one edge per region at 198.18.r.1.
+    /// The topology: two edges per region, at 198.18.r.1 and 198.18.r.2.
     fn topology(&self) -> PathBuf {
         let mut topology = String::new();
         for (name, lat, lon) in REGIONS {
@@ -167,10 +179,10 @@ impl Lab {
                 "[[regions]]\nname = \"{name}\"\nlatitude = {lat}\nlongitude = {lon}\n\n"
             ));
         }
-        for (r, (name, _, _)) in REGIONS.iter().enumerate() {
-            let addr = format!("198.18.{}.1", r + 1);
+        for ((r, (name, _, _)), e) in REGIONS.iter().enumerate().flat_map(|r| [(r, 1), (r, 2)]) {
+            let addr = format!("198.18.{}.{e}", r + 1);
             topology.push_str(&format!(
-                "[[edges]]\nname = \"{name}-1\"\nregion = \"{name}\"\nhttp = \"http://{addr}:8080\"\nadmin = \"http://{addr}:9090\"\ndns = [\"{addr}\"]\ncapacity = {{ egress_mbps = 100, connections = 1000 }}\n\n"
+                "[[edges]]\nname = \"{name}-{e}\"\nregion = \"{name}\"\nhttp = \"http://{addr}:8080\"\nadmin = \"http://{addr}:9090\"\ndns = [\"{addr}\"]\ncapacity = {{ egress_mbps = 100, connections = 1000 }}\n\n"
             ));
         }
         let path = self.dir.path().join("topology.toml");
@@ -178,14 +190,16 @@ impl Lab {
         path
     }
 
-    /// Starts every region's edge, fetching from `origin`.
+    /// Starts every region's two edges (us-east-1, us-east-2, eu-west-1, ...), fetching from
+    /// `origin`.
     fn edges(&self, origin: &str) -> Vec<ServerProcess> {
         REGIONS
             .iter()
             .enumerate()
-            .map(|(r, (name, _, _))| {
-                let addr = format!("198.18.{}.1", r + 1);
-                let store = self.dir.path().join(format!("{name}.store"));
+            .flat_map(|r| [(r, 1), (r, 2)])
+            .map(|((r, (name, _, _)), e)| {
+                let addr = format!("198.18.{}.{e}", r + 1);
+                let store = self.dir.path().join(format!("{name}-{e}.store"));
                 let args = [
                     "--listen",
                     &format!("{addr}:8080"),
@@ -196,7 +210,7 @@ impl Lab {
                     "--capacity",
                     "16MiB",
                     "--name",
-                    &format!("{name}-1"),
+                    &format!("{name}-{e}"),
                     "--region",
                     name,
                     "--origin",
@@ -248,9 +262,10 @@ impl Lab {
         .expect("write resolv.conf");
     }
 
-    /// The sum of an edge's `meridian_edge_requests` counter, read from inside client 1.
-    fn edge_requests(&self, r: usize) -> f64 {
-        let url = format!("http://198.18.{r}.1:9090/metrics");
+    /// The sum of the `meridian_edge_requests` counter of the edge at `addr`, read from inside
+    /// client 1.
+    fn edge_requests(&self, addr: &str) -> f64 {
+        let url = format!("http://{addr}:9090/metrics");
         let output = self
             .in_ns(
                 &self.client_ns(1),
@@ -322,10 +337,12 @@ fn clients_in_their_own_namespaces_are_sent_to_their_own_region() {
             .expect("kdig");
         let answer = String::from_utf8_lossy(&output.stdout);
         let first = answer.lines().next().unwrap_or("");
+        let mut all: Vec<&str> = answer.lines().filter(|l| !l.is_empty()).collect();
+        all.sort();
         assert_eq!(
-            first,
-            format!("198.18.{}.1", c + 1),
-            "a client at 198.18.{}.10 goes to {region}; got {answer:?}",
+            all,
+            [format!("198.18.{}.1", c + 1), format!("198.18.{}.2", c + 1)],
+            "a client at 198.18.{}.10 gets {region}'s two edges; got {answer:?}",
             c + 1
         );
         eprintln!(
@@ -416,6 +433,7 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut killed_at = None;
     let mut before = 0.0;
+    let mut sibling = String::new();
     for line in progress.by_ref() {
         let line = line.expect("progress");
         assert!(Instant::now() < deadline, "ffmpeg did not get on");
@@ -424,18 +442,26 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
         };
         let us: i64 = us.parse().unwrap_or(0);
         if us >= 8_000_000 {
-            let served = lab.edge_requests(1);
-            // Three playlists, then segments: it was reading them from us-east-1.
+            // Three playlists, then segments: it was reading them from one us-east edge (the
+            // first address of its answer), which is killed; the other is its sibling.
+            let (one, two) = (
+                lab.edge_requests("198.18.1.1"),
+                lab.edge_requests("198.18.1.2"),
+            );
+            let (serving, served) = if one >= two { (0, one) } else { (1, two) };
             assert!(
                 served >= 6.0,
-                "ffmpeg was reading from us-east-1 ({served} requests)"
+                "ffmpeg was reading from us-east-{} ({served} requests)",
+                serving + 1
             );
-            before = lab.edge_requests(2);
-            edges[0].signal(Sig::SIGKILL);
-            edges[0].wait_exit(Duration::from_secs(10));
+            sibling = format!("198.18.1.{}", 2 - serving);
+            before = lab.edge_requests(&sibling);
+            edges[serving].signal(Sig::SIGKILL);
+            edges[serving].wait_exit(Duration::from_secs(10));
             killed_at = Some(us);
             eprintln!(
-                "ffmpeg: us-east-1 killed at {:.1} s of output ({served} requests served)",
+                "ffmpeg: us-east-{} killed at {:.1} s of output ({served} requests served)",
+                serving + 1,
                 us as f64 / 1e6
             );
             break;
@@ -457,11 +483,11 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
         .filter(|l| l.contains("Failed to open segment") || l.contains("skipping"))
         .collect();
     assert!(lost.is_empty(), "no segment lost: {lost:?}");
-    let after = lab.edge_requests(2) - before;
-    eprintln!("ffmpeg: eu-west-1 served {after} requests after the kill");
+    let after = lab.edge_requests(&sibling) - before;
+    eprintln!("ffmpeg: {sibling} served {after} requests after the kill");
     assert!(
         after > 0.0,
-        "the rest came from eu-west-1, the next address in the router's answer"
+        "the rest came from the region's other edge, the other address in the router's answer"
     );
 
     // The output decodes without a single error and holds the whole title: 32 s at 30 fps.
