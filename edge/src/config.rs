@@ -19,6 +19,7 @@
 //! capacity = "1GiB"
 //! max_object_size = "64MiB"
 //! checkpoint_interval = "10s"         # the store's index saved this often, for a fast start after a crash
+//! origin_check_interval = "2s"        # how often the edge asks whether any origin answers ("0s": never)
 //! hosts = ["cdn.example.com", "eu-west-1.cdn.example.com"]  # others get 421; empty: any
 //! canonical_host = "cdn.example.com"  # the host objects are keyed under
 //! access_log = "/var/log/meridian/access.jsonl"  # JSON lines; SIGUSR1 reopens it; unset: none
@@ -160,6 +161,10 @@ pub struct EdgeConfig {
     /// crash loads it and reads only the record headers written since.
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
+    /// How often the edge asks whether any origin answers (`HEAD /`, for `/status`'s
+    /// `origin_reachable`, which the router reads); zero: never (always reported reachable).
+    #[serde(with = "humantime_serde")]
+    pub origin_check_interval: Duration,
     /// What every listener (viewers' and admin) allows a connection: timeouts and limits.
     pub connections: server_kit::connection::Limits,
     /// The hosts this edge serves (`Host` without its port; empty: any). A request for another
@@ -215,6 +220,7 @@ impl Default for EdgeConfig {
             first_byte_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(10),
             checkpoint_interval: Duration::from_secs(10),
+            origin_check_interval: Duration::from_secs(2),
             connections: server_kit::connection::Limits::default(),
             hosts: Vec::new(),
             canonical_host: None,

@@ -261,8 +261,12 @@ pub async fn run(
     // reach any origin out only while other edges can (an origin outage takes no edge out).
     let origin_check = {
         let edge = edge.clone();
+        let every = config.origin_check_interval;
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(std::time::Duration::from_secs(2));
+            if every.is_zero() {
+                return;
+            }
+            let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;

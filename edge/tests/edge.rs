@@ -49,6 +49,11 @@ fn start_edge_with_config(origin: &str, dir: &Path, toml: &str, extra: &[&str]) 
     start_edge(origin, dir, &args)
 }
 
+/// Held by the tests that load the machine (the load test's stream of hits) and by the one
+/// whose check is about timing under a burst (1,000 concurrent misses), so that they do not run
+/// at the same time: on two cores, the first starves the second's requests.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Our real origin binary over testdata, built by cargo beside this test's binary.
 fn start_real_origin() -> ServerProcess {
     let bin = Path::new(EDGE).with_file_name(ORIGIN);
@@ -124,13 +129,16 @@ async fn miss_then_hit_with_identical_bytes_and_one_origin_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_misses_make_one_origin_fetch_and_stream_early() {
+    let _alone = HEAVY.lock().await;
     raise_fd_limit();
     let origin = TestOrigin::start().await;
     let body = generated_body("big", 4 << 20);
-    // 4 MiB in 64 chunks, 20 ms apart: the origin takes more than a second to send it.
+    // 4 MiB in 64 chunks, 50 ms apart: the origin takes more than 3 s to send it, time enough
+    // for 1,000 waiters to get their first bytes on a loaded two-core machine (at 20 ms apart,
+    // with the other tests of this file beside it, up to 176 got theirs only after the end).
     origin.route(
         "/big.m4s",
-        Route::ok(body.clone(), "public, max-age=3600").paced(64 * 1024, Duration::from_millis(20)),
+        Route::ok(body.clone(), "public, max-age=3600").paced(64 * 1024, Duration::from_millis(50)),
     );
     let dir = tempfile::tempdir().expect("tempdir");
     // A store whose regions hold the 4 MiB object: a request that arrives after the fill is
@@ -1177,7 +1185,13 @@ async fn a_hanging_origin_is_skipped_after_its_first_timeout() {
     origin.generate(1000, "public, max-age=3600");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("edge.toml");
-    std::fs::write(&config, "first_byte_timeout = \"500ms\"\n").expect("config");
+    // The origin check (`origin_check_interval`) would connect to the hanging origin too; this
+    // test counts the viewers' requests.
+    std::fs::write(
+        &config,
+        "first_byte_timeout = \"500ms\"\norigin_check_interval = \"0s\"\n",
+    )
+    .expect("config");
     let origin_url = origin.url();
     let edge = start_edge(
         &hanging_url,
@@ -2900,6 +2914,7 @@ async fn status_until(
 /// largest ratio, on `/status` and `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_is_egress_connections_and_responses_in_progress_against_capacity() {
+    let _alone = HEAVY.lock().await;
     let origin = TestOrigin::start().await;
     origin.route(
         "/big.m4s",
