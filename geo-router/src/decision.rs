@@ -219,26 +219,29 @@ pub fn decide(
             }
         })
         .collect();
-    let rank = |r: usize| {
-        if edges_of(topology, r).any(|e| state(e).open()) {
-            0u8
-        } else if edges_of(topology, r).any(|e| state(e).usable()) {
-            1
-        } else {
-            2
-        }
-    };
+    // Each region's rank once: the sort below would compute it at every comparison.
+    let ranks: Vec<u8> = (0..topology.regions.len())
+        .map(|r| {
+            if edges_of(topology, r).any(|e| state(e).open()) {
+                0
+            } else if edges_of(topology, r).any(|e| state(e).usable()) {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
     let mut regions: Vec<usize> = (0..topology.regions.len()).collect();
     regions.sort_by(|&a, &b| {
-        rank(a)
-            .cmp(&rank(b))
+        ranks[a]
+            .cmp(&ranks[b])
             .then(distances[a].total_cmp(&distances[b]))
             .then(a.cmp(&b))
     });
     let home = (0..topology.regions.len())
         .min_by(|&a, &b| distances[a].total_cmp(&distances[b]).then(a.cmp(&b)));
     if let Some(home) = home
-        && rank(home) == 2
+        && ranks[home] == 2
         && let Some(to) = failover_region(
             topology, status, &regions, home, &distances, client.key, overload,
         )
@@ -250,12 +253,16 @@ pub fn decide(
 
     let primaries: Vec<Option<usize>> = (0..topology.regions.len())
         .map(|r| {
-            let open = ranked(topology, r, client.key, |e| state(e).open());
-            open.first().copied().or_else(|| {
-                ranked(topology, r, client.key, |e| state(e).usable())
-                    .first()
-                    .copied()
-            })
+            // Only the winner is needed here: one rendezvous draw, not a whole ranking.
+            let winner = |keep: &dyn Fn(usize) -> bool| {
+                rendezvous(
+                    client.key,
+                    edges_of(topology, r)
+                        .filter(|&e| keep(e))
+                        .map(|e| (e, topology.edges[e].name.as_str(), weight(topology, e))),
+                )
+            };
+            winner(&|e| state(e).open()).or_else(|| winner(&|e| state(e).usable()))
         })
         .collect();
 
