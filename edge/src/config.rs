@@ -31,7 +31,9 @@
 //! answer_cors_preflight = true        # false: OPTIONS goes to the origin
 //! key_ignore_params = ["token"]       # per-viewer query parameters left out of the cache key
 //! prefetch = 2                        # next segments fetched after a segment request
-//! admin_token = "change-me"           # bearer token for PURGE and drain; unset disables them
+//! admin_token = "change-me"           # bearer token for PURGE, drain and router pushes; unset disables them
+//! state_file = "/var/cache/meridian/edge.state"  # drain switch and purges applied (default: the store's path + ".state")
+//! await_purges = true                 # a fleet's edge: no store hits after a start until a majority of routers sent what it missed
 //! grace = "10s"
 //! connect_timeout = "2s"
 //! first_byte_timeout = "10s"
@@ -139,9 +141,18 @@ pub struct EdgeConfig {
     /// keeps serving, and only the router's steering moves viewers away.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_to: Option<String>,
-    /// Bearer token for PURGE and drain. Unset: those operations are disabled.
+    /// Bearer token for PURGE, drain and the routers' purge pushes. Unset: those operations
+    /// are disabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
+    /// Where the drain switch and the purges applied are kept across restarts (see `state`);
+    /// unset: beside the store, its path with ".state" added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<PathBuf>,
+    /// This edge is one of a fleet whose routers keep a purge log: after a start it serves
+    /// nothing from its store until a majority of the routers have sent it the purges it
+    /// missed (see `purges`). Needs `admin_token`.
+    pub await_purges: bool,
     /// What the edge is sized for: egress, viewers' connections, responses in progress. Its
     /// load (on `/status`, read by the router) is the largest ratio to these (see `load`).
     pub load: crate::load::Capacity,
@@ -213,6 +224,8 @@ impl Default for EdgeConfig {
             key_ignore_params: Vec::new(),
             prefetch: 2,
             drain_to: None,
+            state_file: None,
+            await_purges: false,
             admin_token: None,
             load: crate::load::Capacity::default(),
             grace: Duration::from_secs(10),
@@ -305,6 +318,12 @@ impl EdgeConfig {
         {
             return Err(invalid("origin_ca_file", problem));
         }
+        if self.await_purges && self.admin_token.is_none() {
+            return Err(invalid(
+                "await_purges",
+                "needs admin_token: the routers send their purges with it".into(),
+            ));
+        }
         if let Some(to) = &self.drain_to {
             let uri: http::Uri = to
                 .parse()
@@ -380,6 +399,15 @@ impl EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// The state file: `state_file`, or the store's path with ".state" added.
+    pub fn state_path(&self) -> PathBuf {
+        self.state_file.clone().unwrap_or_else(|| {
+            let mut path = self.store.clone().into_os_string();
+            path.push(".state");
+            PathBuf::from(path)
+        })
+    }
+
     /// The base URLs an origin's absolute URLs start with: each origin's, under either scheme
     /// (an HTTPS origin may write `http://` URLs of itself), and the same under its
     /// `origin_host` name.

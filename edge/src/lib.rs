@@ -17,7 +17,9 @@
 //! - [`breaker`]: a circuit breaker per origin, so a failing one is skipped for a while.
 //! - [`upstream`]: the origin client (hickory-resolver, failover across origins).
 //! - [`prefetch`]: which segments of a rendition a viewer will ask for next.
-//! - [`admin_ops`]: drain on/off on the admin listener.
+//! - [`admin_ops`]: drain on/off and the routers' purge pushes, on the admin listener.
+//! - [`purges`]: which of the routers' purges the edge has applied, and when its store may serve.
+//! - [`state`]: the drain switch and the purges applied, kept across restarts.
 //! - [`tls`]: HTTPS with HTTP/2 by ALPN.
 //! - [`metrics`], [`error`].
 //!
@@ -38,8 +40,10 @@ pub mod meta;
 pub mod metrics;
 pub mod prefetch;
 pub mod proxy;
+pub mod purges;
 pub mod request_cc;
 pub mod signed;
+pub mod state;
 pub mod store;
 pub mod targeted;
 pub mod tls;
@@ -64,6 +68,8 @@ pub enum Error {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
     #[error("edge setup: {0}")]
     Setup(#[from] error::EdgeError),
     #[error("access log {}: {source}; check access_log and that the folder is writable", path.display())]
@@ -201,8 +207,10 @@ pub async fn run(
         ],
         responses: metrics.in_flight.clone(),
     }));
+    let state = state::StateFile::open(&config.state_path())?;
     let edge = Arc::new(Edge::new(
         &config,
+        state,
         store.clone(),
         metrics,
         access_log,

@@ -253,9 +253,13 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
     // Players re-read steering every 2 s here, so a failed edge's pathway leaves their
     // priority list soon after the router notices.
     let router_config = inputs.run_dir.join("geo-router.toml");
+    // The router takes fleet purges with the edges' token and keeps them in the run folder.
     write(
         &router_config,
-        "# Written by meridian-local.\nname = \"local\"\ndev_mode = true\nsteering_ttl = \"2s\"\nchanging_ttl = \"2s\"\n",
+        &format!(
+            "# Written by meridian-local.\nname = \"local\"\ndev_mode = true\nsteering_ttl = \"2s\"\nchanging_ttl = \"2s\"\nadmin_token = {LOCAL_TOKEN:?}\npurge_log = {:?}\n",
+            s(&inputs.run_dir.join("purges.jsonl"))
+        ),
     )?;
     let router = Spec {
         name: "geo-router".into(),
@@ -307,7 +311,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
             edge.capacity.egress_mbps, edge.capacity.connections
         );
         let text = format!(
-            "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\nsteering_hls = {:?}\nsteering_dash = {:?}\n{hosts}{drain_to}{signed}{load}",
+            "# Written by meridian-local from {}.\nlisten = [{:?}]\nadmin = {:?}\nname = {:?}\nregion = {:?}\norigins = [{:?}]\nstore = {:?}\ncapacity = {:?}\nadmin_token = {:?}\nsteering_hls = {:?}\nsteering_dash = {:?}\nawait_purges = true\n{hosts}{drain_to}{signed}{load}",
             inputs.topology.display(),
             listen,
             host_port(&edge.name, &edge.admin)?,
@@ -333,7 +337,11 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Error> {
                 program: bin("edge"),
                 args: vec!["--config".into(), s(&config)],
                 listeners: &["http", "admin"],
-                probes: Vec::new(),
+                // Ready once its store is back and the router has sent the purges it missed.
+                probes: vec![Probe {
+                    url: format!("http://{}/readyz", host_port(&edge.name, &edge.admin)?),
+                    contains: "ready".into(),
+                }],
             },
         ));
     }

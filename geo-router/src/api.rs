@@ -13,6 +13,7 @@
 //!   `decision::current_pathway` tells which one it is on.
 //! - `GET /r/<path>`: 302 to the chosen edge's URL for that path.
 //! - `GET /view`: this router's own probe verdicts, for its peers.
+//! - `POST /purges`: a peer's signed copy of a fleet purge (see `purge`).
 //! - `GET /fleet`: the fleet as JSON, for the fleet page.
 //!
 //! In development mode (`dev_mode = true`) a `client=IP` query parameter stands in for the
@@ -36,6 +37,9 @@ pub async fn handle(
 ) -> Response<Body> {
     if request.method() == Method::OPTIONS {
         return server_kit::cors::preflight();
+    }
+    if request.method() == Method::POST && request.uri().path() == "/purges" {
+        return purge_copy(&router, request).await;
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return ApiError::Method.response();
@@ -70,6 +74,27 @@ pub async fn handle(
     };
     server_kit::cors::allow_any_origin(response.headers_mut());
     response
+}
+
+/// `POST /purges`: a peer router's signed copy of a purge it took (see `purge`).
+async fn purge_copy(router: &Router, request: Request<Incoming>) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let Some(purger) = &router.purger else {
+        return body::text(
+            StatusCode::NOT_FOUND,
+            "not found: this router takes no purges (no admin_token)",
+        );
+    };
+    match http_body_util::Limited::new(request.into_body(), 64 << 10)
+        .collect()
+        .await
+    {
+        Ok(collected) => purger.take_copy(&collected.to_bytes()),
+        Err(error) => body::text(
+            StatusCode::BAD_REQUEST,
+            format!("client error: the copy could not be read: {error}"),
+        ),
+    }
 }
 
 /// Why the API refused a request: whose fault it is (the message starts with `client error` or
@@ -116,7 +141,7 @@ enum Flavour {
 }
 
 /// Query parameters, decoded.
-fn params(query: &str) -> Vec<(String, String)> {
+pub(crate) fn params(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())

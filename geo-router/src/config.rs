@@ -16,7 +16,10 @@
 //! changing_window = "30s"
 //! dev_mode = false                  # lets the HTTP API take ?client=IP
 //! peers = ["http://127.0.0.2:8053"] # other routers' HTTP APIs (run three or more routers)
-//! peer_secret = "change-me-to-32-random-bytes"   # signs the views routers exchange
+//! peer_secret = "change-me-to-32-random-bytes"   # signs the views and purges routers exchange
+//! admin_token = "change-me"         # the fleet's admin token: POST /purge here, and the edges' PURGE
+//! purge_log = "/var/lib/meridian/purges.jsonl"     # needed with admin_token
+//! purge_log_keep = 100000           # purges kept per router's log (older: an edge that missed them empties its store)
 //! apex = ["127.0.0.1"]              # A/AAAA at the zone apex
 //! hostmaster = "hostmaster"         # SOA mailbox label
 //! steering_ttl = "10s"              # how long players keep a steering manifest
@@ -80,6 +83,17 @@ pub struct RouterConfig {
     /// has the same. Needed with `peers`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_secret: Option<String>,
+    /// The fleet's admin token: it authorizes `POST /purge` on the admin listener, and the
+    /// router sends it to the edges (their `admin_token`). Unset: no fleet purges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// Where the purges this router takes or its peers copy to it are kept (JSON lines);
+    /// needed with `admin_token`, so that a restart loses none of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_log: Option<PathBuf>,
+    /// How many purges of each router's log are kept (older ones are dropped; an edge that
+    /// missed any of those empties its store).
+    pub purge_log_keep: usize,
     pub probe: ProbeConfig,
     pub nameservers: Vec<NameServer>,
     /// Addresses of the zone apex itself (A and AAAA at `zone`), e.g. a website.
@@ -171,6 +185,9 @@ impl Default for RouterConfig {
             dev_mode: false,
             peers: Vec::new(),
             peer_secret: None,
+            admin_token: None,
+            purge_log: None,
+            purge_log_keep: 100_000,
             probe: ProbeConfig::default(),
             nameservers: vec![NameServer {
                 name: "ns1".into(),
@@ -272,6 +289,26 @@ impl RouterConfig {
                 );
             }
             _ => {}
+        }
+        match (&self.admin_token, &self.purge_log) {
+            (Some(token), _) if token.is_empty() => {
+                return invalid(
+                    "admin_token",
+                    "must not be empty (leave it out to disable fleet purges)".into(),
+                );
+            }
+            (Some(_), None) => {
+                return invalid(
+                    "purge_log",
+                    "is needed with admin_token: the purges are numbered and kept there, so \
+                     that edges that missed some get them after a restart of this router"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if self.purge_log_keep == 0 {
+            return invalid("purge_log_keep", "must be at least 1".into());
         }
         if self.probe.down_after == 0 {
             return invalid("probe.down_after", "must be at least 1".into());

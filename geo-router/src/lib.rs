@@ -7,6 +7,7 @@
 //! - [`fleet`]: health per edge, the peer quorum, the last known-good view.
 //! - [`probe`]: probing edges (admin and viewer listener) and polling peer routers.
 //! - [`views`]: the signed, sequenced views routers exchange.
+//! - [`purge`], [`purge_log`]: fleet purges, numbered, copied to peers, pushed to every edge.
 //! - [`router`]: the shared state and the one decision DNS and HTTP both use.
 //! - [`dns`]: the authoritative DNS handler (ECS-aware).
 //! - [`api`]: steering manifests, redirects, the peer view.
@@ -22,6 +23,8 @@ pub mod fleet;
 pub mod geoip;
 pub mod metrics;
 pub mod probe;
+pub mod purge;
+pub mod purge_log;
 pub mod router;
 pub mod views;
 
@@ -58,6 +61,9 @@ pub enum Error {
         name: String,
         error: hickory_server::proto::ProtoError,
     },
+    /// The purge log cannot be read or written.
+    #[error(transparent)]
+    PurgeLog(#[from] purge_log::LogError),
     /// The GeoIP database cannot be opened or read.
     #[error(
         "GeoIP database {}: cannot open it: {error}; check `geoip` in the config or --geoip (testdata/make-geoip writes the test databases)",
@@ -103,17 +109,30 @@ pub fn build(
     registry: &mut prometheus_client::registry::Registry,
 ) -> Result<Arc<Router>, Error> {
     let loaded = load(&config)?;
-    Ok(build_from(config, loaded, registry))
+    Ok(build_from(config, loaded, None, registry))
 }
 
 /// Builds the router's state from what [`load`] returned.
 pub fn build_from(
     config: RouterConfig,
     (topology, geoip): (Topology, GeoIp),
+    purge_log: Option<purge_log::PurgeLog>,
     registry: &mut prometheus_client::registry::Registry,
 ) -> Arc<Router> {
     let metrics = metrics::Metrics::register(registry);
-    Arc::new(Router::new(config, geoip, topology, metrics))
+    Arc::new(Router::new(config, geoip, topology, metrics, purge_log))
+}
+
+/// Opens the purge log the config names (none without `admin_token`).
+pub fn open_purge_log(config: &RouterConfig) -> Result<Option<purge_log::PurgeLog>, Error> {
+    match (&config.admin_token, &config.purge_log) {
+        (Some(_), Some(path)) => Ok(Some(purge_log::PurgeLog::open(
+            path,
+            &config.name,
+            config.purge_log_keep,
+        )?)),
+        _ => Ok(None),
+    }
 }
 
 /// Serves DNS, the HTTP API and the admin surface until `shutdown` drains or stops, with the
@@ -125,6 +144,7 @@ pub async fn run(
     listeners: Listeners,
     config: RouterConfig,
     loaded: (Topology, GeoIp),
+    purge_log: Option<purge_log::PurgeLog>,
     shutdown: Shutdown,
     reload: Arc<tokio::sync::Notify>,
 ) -> Result<(), Error> {
@@ -136,7 +156,7 @@ pub async fn run(
         metrics: connections.for_listener(listener),
     };
     let (http_options, admin_options) = (options("http"), options("admin"));
-    let router = build_from(config, loaded, &mut registry);
+    let router = build_from(config, loaded, purge_log, &mut registry);
     let topology = router.fleet.topology();
     tracing::info!(
         regions = topology.regions.len(),
@@ -154,6 +174,7 @@ pub async fn run(
         router.config.peers.clone(),
         router.config.probe.clone(),
         router.metrics.clone(),
+        router.purger.clone(),
         shutdown.clone(),
     ));
     let reloader = {
@@ -190,12 +211,25 @@ pub async fn run(
         })
     };
     let admin = Admin::new(Arc::new(registry), status, shutdown.clone());
-    let admin_task = admin.spawn_with(
-        listeners.admin,
-        admin_shutdown.clone(),
-        grace,
-        admin_options,
-    );
+    let admin_task = {
+        let router = router.clone();
+        tokio::spawn(server_kit::http_server::serve_with(
+            listeners.admin,
+            None,
+            move |request, peer| {
+                let (admin, router) = (admin.clone(), router.clone());
+                async move {
+                    match (&router.purger, request.uri().path()) {
+                        (Some(purger), "/purge") => purger.handle(&router.fleet, request).await,
+                        _ => admin.handle(request, peer).await,
+                    }
+                }
+            },
+            admin_shutdown.clone(),
+            grace,
+            admin_options,
+        ))
+    };
 
     let api_router = router.clone();
     server_kit::http_server::serve_with(

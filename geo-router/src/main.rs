@@ -69,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.common.check(&config)? {
         return Ok(());
     }
+    let purge_log = geo_router::open_purge_log(&config)?;
     server_kit::cli::serve(|shutdown| async move {
         let reload = Arc::new(tokio::sync::Notify::new());
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -89,7 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http: listener::bind_http("http", config.http).await?,
             admin: listener::bind_http("admin", config.admin).await?,
         };
-        geo_router::run(listeners, config, loaded, shutdown, reload).await?;
+        geo_router::run(listeners, config, loaded, purge_log, shutdown, reload).await?;
         Ok(())
     })
 }

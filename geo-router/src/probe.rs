@@ -63,6 +63,7 @@ pub async fn run(
     peers: Vec<String>,
     config: ProbeConfig,
     metrics: Metrics,
+    purger: Option<Arc<crate::purge::Purger>>,
     shutdown: Shutdown,
 ) {
     let mut connector = HttpConnector::new();
@@ -94,8 +95,16 @@ pub async fn run(
             poll_peer(&client, url, config.timeout)
         });
         let (results, views) = tokio::join!(join_all(edge_probes), join_all(peer_polls));
+        let (results, purges): (Vec<Probe>, Vec<_>) = results.into_iter().unzip();
         for result in &results {
             metrics.probe(matches!(result, Probe::Ok { .. }));
+        }
+        if let Some(purger) = &purger {
+            for (edge, status) in topology.edges.iter().zip(purges) {
+                if let Some(status) = status {
+                    purger.catch_up(&edge.name, &edge.admin, status);
+                }
+            }
         }
         fleet.record_probes(&topology, results);
         for (peer, view) in peers.iter().zip(views) {
@@ -158,11 +167,25 @@ async fn probe_edge(
     url: String,
     viewer: String,
     timeout: Duration,
-) -> Probe {
+) -> (Probe, Option<crate::purge::EdgePurges>) {
     let (status, through) = tokio::join!(
         get_json(client, &url, timeout),
         get_body(fresh, &viewer, timeout)
     );
+    // Read whatever the verdict: an edge not ready may be waiting for exactly these purges.
+    let purges = status
+        .as_ref()
+        .ok()
+        .and_then(|status| status.get("purges"))
+        .and_then(|p| serde_json::from_value(p.clone()).ok());
+    (judge(url, status, through), purges)
+}
+
+fn judge(
+    url: String,
+    status: Result<serde_json::Value, ProbeError>,
+    through: Result<Bytes, ProbeError>,
+) -> Probe {
     if let Err(error) = through {
         tracing::debug!(%error, "viewer listener probe failed");
         return Probe::Failed(error);

@@ -24,6 +24,8 @@ pub struct Router {
     pub geoip: GeoIp,
     pub fleet: Arc<Fleet>,
     pub metrics: Metrics,
+    /// Fleet purges, when the config has an `admin_token` (and so a `purge_log`).
+    pub purger: Option<Arc<crate::purge::Purger>>,
     default_region: RwLock<String>,
 }
 
@@ -38,7 +40,13 @@ pub struct Routed {
 }
 
 impl Router {
-    pub fn new(config: RouterConfig, geoip: GeoIp, topology: Topology, metrics: Metrics) -> Self {
+    pub fn new(
+        config: RouterConfig,
+        geoip: GeoIp,
+        topology: Topology,
+        metrics: Metrics,
+        purge_log: Option<crate::purge_log::PurgeLog>,
+    ) -> Self {
         let default_region = config.default_region(&topology).to_owned();
         let fleet = Arc::new(Fleet::new(
             &config.name,
@@ -52,11 +60,23 @@ impl Router {
                 key: config.peer_secret.as_deref().map(crate::views::key),
             },
         ));
+        let purger = purge_log
+            .zip(config.admin_token.as_deref())
+            .map(|(log, token)| {
+                Arc::new(crate::purge::Purger::new(
+                    &config.name,
+                    log,
+                    token,
+                    config.peers.clone(),
+                    config.peer_secret.as_deref(),
+                ))
+            });
         Self {
             config,
             geoip,
             fleet,
             metrics,
+            purger,
             default_region: RwLock::new(default_region),
         }
     }

@@ -54,9 +54,23 @@ fn bytes(view: &View) -> Vec<u8> {
 
 /// `view`, signed with `key`.
 pub fn sign(key: &hmac::Key, view: View) -> Signed {
-    let tag = hmac::sign(key, &bytes(&view));
-    let mac = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let mac = mac(key, &bytes(&view));
     Signed { view, mac }
+}
+
+/// The HMAC-SHA256 of `message`, lowercase hex (views and the purges routers copy each other).
+pub fn mac(key: &hmac::Key, message: &[u8]) -> String {
+    let tag = hmac::sign(key, message);
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `mac` (lowercase hex) is the HMAC of `message`.
+pub fn mac_verifies(key: &hmac::Key, message: &[u8], mac: &str) -> bool {
+    let bytes: Option<Vec<u8>> = (0..mac.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(mac.get(i..i + 2)?, 16).ok())
+        .collect();
+    bytes.is_some_and(|bytes| hmac::verify(key, message, &bytes).is_ok())
 }
 
 /// The view of `signed` if its MAC verifies, it names `expected` (the router the peer URL is
@@ -67,12 +81,9 @@ pub fn verify(
     expected: Option<&str>,
     last: Option<(u64, u64)>,
 ) -> Result<View, Rejected> {
-    let mac: Option<Vec<u8>> = (0..signed.mac.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(signed.mac.get(i..i + 2)?, 16).ok())
-        .collect();
-    let mac = mac.ok_or(Rejected::BadMac)?;
-    hmac::verify(key, &bytes(&signed.view), &mac).map_err(|_| Rejected::BadMac)?;
+    if !mac_verifies(key, &bytes(&signed.view), &signed.mac) {
+        return Err(Rejected::BadMac);
+    }
     if let Some(expected) = expected
         && signed.view.router != expected
     {

@@ -84,15 +84,27 @@ fn set_status(server: &TestOrigin, json: &str) {
 /// A real edge named us-east-1 (the binary cargo builds beside the router) on `listen` and
 /// `admin`, fetching from `origin`, with its store in `dir` and `config` lines in its config.
 fn real_edge(dir: &Path, origin: &str, listen: &str, admin: &str, config: &str) -> ServerProcess {
+    real_edge_named(dir, "us-east-1", origin, listen, admin, config)
+}
+
+/// [`real_edge`] under another name (its config and store files in `dir` are named after it).
+fn real_edge_named(
+    dir: &Path,
+    name: &str,
+    origin: &str,
+    listen: &str,
+    admin: &str,
+    config: &str,
+) -> ServerProcess {
     let edge_bin = Path::new(ROUTER).with_file_name("edge");
     assert!(
         edge_bin.exists(),
         "build the edge first (cargo test --workspace does): {}",
         edge_bin.display()
     );
-    let config_file = dir.join("edge.toml");
+    let config_file = dir.join(format!("{name}.toml"));
     std::fs::write(&config_file, config).expect("edge config");
-    let store = dir.join("us-east-1.store");
+    let store = dir.join(format!("{name}.store"));
     ServerProcess::start(
         edge_bin.to_str().expect("utf-8"),
         &[
@@ -109,7 +121,7 @@ fn real_edge(dir: &Path, origin: &str, listen: &str, admin: &str, config: &str) 
             "--capacity",
             "4MiB",
             "--name",
-            "us-east-1",
+            name,
         ],
         &["http", "admin"],
     )
@@ -1159,4 +1171,178 @@ fn check_config_names_an_unknown_key_and_a_bad_topology() {
         ],
     );
     assert!(status.success(), "{stderr}");
+}
+
+/// Fleet purge: one call to the router purges a prefix on every edge and reports each edge's
+/// result; an edge stopped during the purge never serves the purged object after it starts
+/// (its store serves nothing until the router has sent it what it missed), and its drain
+/// survives the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_purge_reaches_every_edge_and_a_stopped_one_applies_it_before_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = TestOrigin::start().await;
+    origin.route("/vod/a.ts", Route::ok("a, version 1", "max-age=3600"));
+    origin.route("/vod/b.ts", Route::ok("b, version 1", "max-age=3600"));
+    const TOKEN: &str = "the fleet's admin token";
+    let names = ["us-east-1", "us-east-2", "eu-west-1"];
+    let addrs: Vec<(String, String)> = (0..3u8)
+        .map(|i| (free_addr(30 + i).to_string(), free_addr(40 + i).to_string()))
+        .collect();
+    let config = format!(
+        "admin_token = {TOKEN:?}\nawait_purges = true\ncanonical_host = \"cdn.test\"\norigin_check_interval = \"0s\"\n"
+    );
+    let start = |i: usize| {
+        real_edge_named(
+            dir.path(),
+            names[i],
+            &origin.url(),
+            &addrs[i].0,
+            &addrs[i].1,
+            &config,
+        )
+    };
+    let mut edges: Vec<ServerProcess> = (0..3).map(start).collect();
+    let urls = |pick: fn(&(String, String)) -> &String| -> Vec<String> {
+        addrs
+            .iter()
+            .map(|a| format!("http://{}", pick(a)))
+            .collect()
+    };
+    let topology = dir.path().join("topology.toml");
+    write_topology_with(&topology, &urls(|a| &a.1), &urls(|a| &a.0));
+    let log = dir.path().join("purges.jsonl");
+    let router = start_router_with(
+        &topology,
+        &format!(
+            "admin_token = {TOKEN:?}\npurge_log = {:?}\n",
+            log.to_str().expect("utf-8")
+        ),
+        &[],
+    );
+    let ready = |admin: String| async move {
+        get(&format!("http://{admin}/readyz"), &[]).await.status == StatusCode::OK
+    };
+    for (_, admin) in &addrs {
+        within(
+            Duration::from_secs(10),
+            "the edge is brought up to date and ready",
+            || ready(admin.clone()),
+        )
+        .await;
+    }
+    let fetch = |i: usize, path: &str| {
+        let url = format!("http://{}{path}", addrs[i].0);
+        async move { get(&url, &[]).await }
+    };
+    for (i, name) in names.iter().enumerate() {
+        for path in ["/vod/a.ts", "/vod/b.ts"] {
+            fetch(i, path).await;
+            assert_eq!(
+                fetch(i, path).await.header("x-cache"),
+                "HIT",
+                "{name} {path}"
+            );
+        }
+    }
+    // us-east-2 is drained, then stopped; the origin's content changes; the fleet purges.
+    let auth = format!("Bearer {TOKEN}");
+    let drained = test_support::http::fetch(
+        http::Method::POST,
+        &format!("http://{}/drain", addrs[1].1),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(drained.status, StatusCode::OK, "{}", drained.text());
+    edges[1].signal(Sig::SIGTERM);
+    assert!(edges[1].wait_exit(Duration::from_secs(15)).success());
+    origin.route("/vod/a.ts", Route::ok("a, version 2", "max-age=3600"));
+    let purge_url = format!(
+        "{}/purge?url=http%3A%2F%2Fcdn.test%2Fvod%2F*",
+        router.process.addr("admin")
+    );
+    let refused = test_support::http::fetch(http::Method::POST, &purge_url, &[]).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "no token, no purge"
+    );
+    let answer =
+        test_support::http::fetch(http::Method::POST, &purge_url, &[("authorization", &auth)])
+            .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let report: serde_json::Value = serde_json::from_slice(&answer.body).expect("JSON report");
+    eprintln!("fleet purge report: {report}");
+    assert_eq!(report["purge"]["url"], "http://cdn.test/vod/*");
+    let results = report["edges"].as_array().expect("edges");
+    assert_eq!(results.len(), 3, "one result per edge: {report}");
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result["edge"], names[i]);
+        if i == 1 {
+            assert_eq!(result["result"], "failed", "the stopped edge: {result}");
+            assert!(result["error"].as_str().is_some_and(|e| !e.is_empty()));
+        } else {
+            assert_eq!(result["result"], "purged", "{result}");
+            assert_eq!(result["objects"], 2, "a.ts and b.ts: {result}");
+        }
+    }
+    assert_eq!(report["complete"], false, "one edge did not take it");
+    for i in [0, 2] {
+        assert_eq!(
+            fetch(i, "/vod/a.ts").await.text(),
+            "a, version 2",
+            "{}",
+            names[i]
+        );
+    }
+    // Started again on its old store, which still holds version 1, while the router is
+    // frozen (so that nothing can reach the edge first): version 1 is never served, and the
+    // edge says it is not ready until the router has sent it the purge.
+    router.process.signal(Sig::SIGSTOP);
+    edges[1] = start(1);
+    let first = fetch(1, "/vod/a.ts").await;
+    assert_eq!(
+        first.text(),
+        "a, version 2",
+        "the restarted edge served a purged object"
+    );
+    assert_eq!(first.header("x-cache"), "MISS");
+    assert!(
+        !ready(addrs[1].1.clone()).await,
+        "not ready before the router sent its purges"
+    );
+    router.process.signal(Sig::SIGCONT);
+    within(
+        Duration::from_secs(10),
+        "the restarted edge is up to date and ready",
+        || ready(addrs[1].1.clone()),
+    )
+    .await;
+    assert_eq!(fetch(1, "/vod/a.ts").await.text(), "a, version 2");
+    let b = fetch(1, "/vod/b.ts").await;
+    assert_eq!(b.header("x-cache"), "MISS", "b.ts was purged there too");
+    assert_eq!(
+        fetch(1, "/vod/b.ts").await.header("x-cache"),
+        "HIT",
+        "and its store serves again"
+    );
+    let status: serde_json::Value = serde_json::from_slice(
+        &get(&format!("http://{}/status", addrs[1].1), &[])
+            .await
+            .body,
+    )
+    .expect("status");
+    assert_eq!(
+        status["draining"], true,
+        "the drain outlived the restart: {status}"
+    );
+    assert_eq!(
+        status["purges"]["applied"]["router-1"]["through"], 1,
+        "{status}"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .expect("log")
+            .contains("cdn.test/vod/*"),
+        "the purge is in the router's log"
+    );
 }

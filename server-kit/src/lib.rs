@@ -14,12 +14,14 @@
 //! - [`http_server`]: the accept loop with HTTP/1.1 and HTTP/2, tracked for graceful drain.
 //! - [`connection`]: what a listener allows a connection (timeouts, limits) and its counters.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics` and `/status` for every server.
+//! - [`auth`]: the bearer token of operators' operations.
 //! - [`body`]: the response body type all our HTTP handlers return.
 //! - [`cors`]: CORS headers and preflight for browser players, and status classes for metrics.
 //!
 //! It holds no logic that belongs to one component.
 
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;

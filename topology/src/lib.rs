@@ -26,6 +26,8 @@
 //! capacity = { egress_mbps = 1000, connections = 10000 }   # what the edge is sized for
 //! ```
 
+pub mod purges;
+
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

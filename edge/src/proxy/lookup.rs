@@ -41,8 +41,7 @@ impl Edge {
         self.start_prefetches(request, &base).await;
         let private = self.has_credentials(request.headers());
         let object = self
-            .store
-            .lookup(&key)
+            .cached(&key)
             .await
             .filter(|object| !private || shared_with_credentials(&object.meta));
         let asked = crate::request_cc::RequestCacheControl::parse(request.headers());
@@ -87,7 +86,7 @@ impl Edge {
         }
         let path = request.uri().path();
         let text = match self.prefetcher.playlist_key(path, base) {
-            Some(key) => match self.store.lookup(&key).await {
+            Some(key) => match self.cached(&key).await {
                 Some(object) => object.body.bytes().await.ok(),
                 None => None,
             },

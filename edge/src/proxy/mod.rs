@@ -64,8 +64,12 @@ pub struct Edge {
     drain_to: Option<String>,
     prefetcher: Prefetcher,
     manifests: Manifests,
-    /// Operator drain (router and viewers are told; the process keeps serving).
+    /// Operator drain (router and viewers are told; the process keeps serving). Kept in
+    /// `state` too, so that it survives a restart.
     drain_mode: AtomicBool,
+    state: crate::state::StateFile,
+    /// Whether the routers have brought this edge's purges up to date since it started.
+    purge_sync: crate::purges::Sync,
     /// The edge's load, sampled in the background (see `load`).
     pub(crate) load: Arc<crate::load::Meter>,
     /// Whether some origin answered the last reachability check (`check_origins`).
@@ -108,6 +112,7 @@ const DRAIN: &str = "DRAIN";
 impl Edge {
     pub fn new(
         config: &EdgeConfig,
+        state: crate::state::StateFile,
         store: Store<CachedMeta>,
         metrics: Metrics,
         access_log: Option<Arc<crate::access_log::AccessLog>>,
@@ -139,7 +144,9 @@ impl Edge {
                 .drain_to
                 .as_ref()
                 .map(|t| t.trim_end_matches('/').to_owned()),
-            drain_mode: AtomicBool::new(false),
+            drain_mode: AtomicBool::new(state.get().draining),
+            state,
+            purge_sync: crate::purges::Sync::new(config.await_purges),
             load,
             origin_reachable: AtomicBool::new(true),
             max_request_body: config.max_request_body.0,

@@ -8,35 +8,109 @@ use server_kit::{Body, body};
 
 use super::Edge;
 use crate::key;
+use crate::purges::Push;
 
 impl Edge {
     pub(super) async fn purge<B>(&self, request: &Request<B>) -> Response<Body> {
         if let Some(response) = self.refusal(request.headers()) {
             return response;
         }
-        // Until the store has its index back, a purge could not be made to hold: asked again.
-        if !self.store.is_ready() {
-            return still_loading();
-        }
         let base = key::cache_key(request, &self.key_params, self.canonical_host.as_deref());
+        match self.purge_key(&base).await {
+            Some(purged) => body::json(&serde_json::json!({ "purged": purged })),
+            None => still_loading(),
+        }
+    }
+
+    /// Drops `base` (every variant), or every key it is a prefix of when it ends with `*`;
+    /// returns how many objects went, or `None` while the store loads its index (a purge could
+    /// not be made to hold then: asked again).
+    async fn purge_key(&self, base: &str) -> Option<usize> {
+        if !self.store.is_ready() {
+            return None;
+        }
         let purged = match base.strip_suffix('*') {
             // Keys are not kept in memory: every stored key is read, on the blocking pool.
             Some(prefix) => {
                 let (store, prefix) = (self.store.clone(), prefix.to_owned());
-                let removed = tokio::task::spawn_blocking(move || store.remove_prefix(&prefix))
+                tokio::task::spawn_blocking(move || store.remove_prefix(&prefix))
                     .await
                     .ok()
-                    .flatten();
-                let Some(removed) = removed else {
-                    return still_loading();
-                };
-                removed
+                    .flatten()?
             }
-            None => self.invalidate(&base),
+            None => self.invalidate(base),
         };
         self.metrics.store(&self.store.stats());
         tracing::info!(key = %base, purged, "purged");
-        body::json(&serde_json::json!({ "purged": purged }))
+        Some(purged)
+    }
+
+    /// Applies what a router pushed (`POST /purges`): every purge of `push` this edge has not
+    /// applied yet, in order; records them in the state file; notes a complete push. Answers
+    /// each purge's count and what the edge has applied now.
+    pub async fn apply_purges(&self, push: Push) -> Response<Body> {
+        if !self.store.is_ready() {
+            return still_loading();
+        }
+        let mut applied = self.state.get().purges;
+        if push
+            .reset
+            .iter()
+            .any(|(origin, &first)| applied.get(origin).is_none_or(|a| a.through + 1 < first))
+        {
+            // The router no longer holds purges this edge never applied: whatever they named
+            // may be stored here, so nothing stored is kept.
+            tracing::warn!(router = %push.router, "purges missed beyond the routers' logs: emptying the store");
+            if self.purge_key("*").await.is_none() {
+                return still_loading();
+            }
+            for (origin, &first) in &push.reset {
+                applied.entry(origin.clone()).or_default().skip_to(first);
+            }
+        }
+        let empty = self.store.stats().objects == 0;
+        let mut entries = push.entries;
+        entries.sort_by(|a, b| (&a.origin, a.seq).cmp(&(&b.origin, b.seq)));
+        let mut results = Vec::new();
+        for entry in entries {
+            if applied.get(&entry.origin).is_some_and(|a| a.has(entry.seq)) {
+                continue;
+            }
+            let outcome =
+                match purge_base(&entry.url, &self.key_params, self.canonical_host.as_deref()) {
+                    Err(problem) => serde_json::json!({ "error": problem }),
+                    // Nothing stored, nothing to look through.
+                    Ok(_) if empty => serde_json::json!({ "purged": 0 }),
+                    Ok(base) => match self.purge_key(&base).await {
+                        Some(purged) => serde_json::json!({ "purged": purged }),
+                        None => return still_loading(),
+                    },
+                };
+            applied
+                .entry(entry.origin.clone())
+                .or_default()
+                .mark(entry.seq);
+            results.push(serde_json::json!({
+                "origin": entry.origin, "seq": entry.seq, "url": entry.url, "result": outcome,
+            }));
+        }
+        let saved = self.state.update(|state| state.purges = applied.clone());
+        if let Err(error) = saved {
+            // Applied but not recorded: the routers send them again, which purges nothing new.
+            tracing::error!(%error, "purges applied but not recorded");
+            return body::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server error: the purges were applied but the edge's state file cannot be written; see its log",
+            );
+        }
+        if push.complete {
+            self.purge_sync
+                .complete_from(&push.router, push.routers_configured);
+        }
+        body::json(&serde_json::json!({
+            "results": results,
+            "purges": self.purge_sync.to_json(&applied),
+        }))
     }
 
     /// Drops every stored copy of `base` (each `Vary` variant too); returns how many.
@@ -49,37 +123,32 @@ impl Edge {
     /// Checks the bearer token of an admin operation: `None` when authorized, else the
     /// refusal to send.
     pub fn refusal(&self, headers: &HeaderMap) -> Option<Response<Body>> {
-        let Some(token) = &self.admin_token else {
-            return Some(body::text(
-                StatusCode::FORBIDDEN,
-                "client error: this operation is disabled (no admin_token configured)",
-            ));
-        };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            None
-        } else {
-            Some(text_with(
-                StatusCode::UNAUTHORIZED,
-                "client error: missing or wrong bearer token",
-                (header::WWW_AUTHENTICATE, "Bearer"),
-            ))
-        }
+        server_kit::auth::refusal(headers, self.admin_token.as_deref())
     }
 
-    /// Turns the operator's drain on or off.
-    pub fn set_draining(&self, on: bool) {
+    /// Turns the operator's drain on or off, and records it so that it outlives a restart.
+    pub fn set_draining(&self, on: bool) -> Result<(), crate::state::StateError> {
+        self.state.update(|state| state.draining = on)?;
         self.drain_mode.store(on, Ordering::Relaxed);
+        Ok(())
     }
 
-    /// True once the store has its index back (until then `/readyz` says 503 and `/status`
-    /// `ready: false`, which keeps the router's viewers away).
-    pub fn store_ready(&self) -> bool {
-        self.store.is_ready()
+    /// True once the store has its index back and, in a fleet, the routers have sent the
+    /// purges missed (until then `/readyz` says 503 and `/status` `ready: false`, which keeps
+    /// the router's viewers away).
+    pub fn ready(&self) -> bool {
+        self.store.is_ready() && self.purge_sync.synced()
+    }
+
+    /// A stored object for `key`, unless purges missed may still apply to it (then: a miss).
+    pub(super) async fn cached(
+        &self,
+        key: &str,
+    ) -> Option<crate::store::StoredObject<crate::meta::CachedMeta>> {
+        if !self.purge_sync.synced() {
+            return None;
+        }
+        self.store.lookup(key).await
     }
 
     /// Asks whether any origin answers, for `/status`'s `origin_reachable`.
@@ -105,7 +174,8 @@ impl Edge {
         let capacity = self.load.capacity();
         serde_json::json!({
             "service": "edge",
-            "ready": self.store.is_ready(),
+            "ready": self.ready(),
+            "purges": self.purge_sync.to_json(&self.state.get().purges),
             "name": self.name,
             "region": self.region,
             "capacity_bytes": stats.capacity,
@@ -138,11 +208,20 @@ impl Edge {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The cache key (with a trailing `*` for a prefix) a router's purge URL names.
+fn purge_base(url: &str, ignore: &[String], canonical: Option<&str>) -> Result<String, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let (Some(authority), Some(path)) = (uri.authority(), uri.path_and_query()) else {
+        return Err(format!("{url:?} is not an absolute URL"));
+    };
+    let request = Request::builder()
+        .uri(path.as_str())
+        .header(header::HOST, authority.as_str())
+        .body(())
+        .map_err(|e| format!("{url:?}: {e}"))?;
+    Ok(key::cache_key(&request, ignore, canonical))
 }
 
 /// The answer to a purge while the store loads its index.

@@ -65,7 +65,7 @@ impl Edge {
         request: &Request<Incoming>,
         key: &str,
     ) -> (Response<Body>, &'static str) {
-        match self.store.lookup(key).await {
+        match self.cached(key).await {
             Some(object) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 let age = object.meta.age(SystemTime::now());

@@ -66,6 +66,8 @@ struct Source {
     peer: Option<std::net::IpAddr>,
     slice_size: u64,
     total: u64,
+    /// False while purges this edge missed may still apply to what it stores.
+    from_store: bool,
 }
 
 impl Source {
@@ -75,7 +77,11 @@ impl Source {
         let key = self.variants.key_for(&base, &self.headers);
         let start = n * self.slice_size;
         let end = (start + self.slice_size).min(self.total) - 1;
-        if let Some(object) = self.store.lookup(&key).await {
+        let stored = match self.from_store {
+            true => self.store.lookup(&key).await,
+            false => None,
+        };
+        if let Some(object) = stored {
             let age = object.meta.age(SystemTime::now());
             // A slice of another length is of another version of the object: fetched again.
             if freshness::evaluate(&object.meta.policy, age) == Freshness::Fresh
@@ -188,6 +194,7 @@ impl Edge {
             return None;
         };
         let source = Source {
+            from_store: self.purge_sync.synced(),
             store: self.store.clone(),
             filler: self.filler.clone(),
             variants: self.variants.clone(),
