@@ -19,8 +19,17 @@ pub use topology::purges::{Applied, Entry};
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum Line {
+    /// The log's first line: a random id drawn when it was started. The purges this router
+    /// takes are numbered under `<name>@<id>`, so that a router whose log was lost (a new
+    /// instance) never reuses a number an edge has already applied.
+    Started {
+        id: String,
+    },
     Purge(Entry),
-    Dropped { origin: String, through: u64 },
+    Dropped {
+        origin: String,
+        through: u64,
+    },
 }
 
 /// What an edge is missing, from this router's log.
@@ -44,6 +53,7 @@ pub struct LogError {
 
 #[derive(Debug, Default)]
 struct Logs {
+    started: Option<String>,
     by_origin: BTreeMap<String, BTreeMap<u64, String>>,
     dropped: BTreeMap<String, u64>,
 }
@@ -58,7 +68,8 @@ pub struct PurgeLog {
 }
 
 impl PurgeLog {
-    /// Opens (or creates) the log of router `me` at `path`, keeping `keep` purges per router.
+    /// Opens (or creates) the log of router `me` at `path`, keeping `keep` purges per router's
+    /// log.
     pub fn open(path: &Path, me: &str, keep: usize) -> Result<Self, LogError> {
         let fail = |problem: String| LogError {
             path: path.to_owned(),
@@ -76,6 +87,7 @@ impl PurgeLog {
                 continue;
             }
             match serde_json::from_str::<Line>(line) {
+                Ok(Line::Started { id }) => logs.started = Some(id),
                 Ok(Line::Purge(entry)) => logs.insert(entry),
                 Ok(Line::Dropped { origin, through }) => {
                     let mark = logs.dropped.entry(origin).or_default();
@@ -95,6 +107,17 @@ impl PurgeLog {
             }
         }
         logs.trim(keep);
+        let started = match &logs.started {
+            Some(id) => id.clone(),
+            None => {
+                let mut bytes = [0u8; 6];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                    .map_err(|_| fail("no random numbers to name a new log with".into()))?;
+                let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                logs.started = Some(id.clone());
+                id
+            }
+        };
         // Written anew, whole: the file holds what is kept and no more.
         let mut temporary = path.as_os_str().to_owned();
         temporary.push(".new");
@@ -110,7 +133,7 @@ impl PurgeLog {
         };
         let file = write().map_err(|e| fail(format!("cannot write it: {e}")))?;
         Ok(Self {
-            me: me.to_owned(),
+            me: format!("{me}@{started}"),
             keep,
             path: path.to_owned(),
             state: Mutex::new((logs, file)),
@@ -181,6 +204,11 @@ impl PurgeLog {
             }
         }
         missing
+    }
+
+    /// The name this router's purges are numbered under: `<name>@<its log's id>`.
+    pub fn origin(&self) -> &str {
+        &self.me
     }
 
     /// How many purges are held, per router.
@@ -260,6 +288,7 @@ impl Logs {
     }
 
     fn lines(&self) -> Vec<Vec<u8>> {
+        let started = self.started.clone().map(|id| Line::Started { id });
         let dropped = self.dropped.iter().map(|(origin, &through)| Line::Dropped {
             origin: origin.clone(),
             through,
@@ -273,7 +302,9 @@ impl Logs {
                 })
             })
         });
-        dropped
+        started
+            .into_iter()
+            .chain(dropped)
             .chain(purges)
             .map(|line| {
                 let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
@@ -305,8 +336,11 @@ mod tests {
         assert_eq!(log.take("http://cdn.test/y").expect("take").seq, 2);
         assert!(log.record(entry("b", 1)).expect("record"));
         assert!(!log.record(entry("b", 1)).expect("again"));
+        let origin = log.origin().to_owned();
+        assert!(origin.starts_with("a@"), "{origin}");
         drop(log);
         let log = PurgeLog::open(&path, "a", 10).expect("reopen");
+        assert_eq!(log.origin(), origin, "the same log, the same numbering");
         assert_eq!(log.take("http://cdn.test/z").expect("take").seq, 3);
         assert_eq!(log.counts()["b"], 1);
     }
@@ -318,9 +352,10 @@ mod tests {
         for n in 1..=5 {
             log.take(&format!("http://cdn.test/{n}")).expect("take");
         }
+        let a = log.origin().to_owned();
         let mut applied = BTreeMap::new();
         applied.insert(
-            "a".to_owned(),
+            a.clone(),
             Applied {
                 through: 3,
                 also: [5].into(),
@@ -330,19 +365,32 @@ mod tests {
         assert_eq!(
             missing.entries,
             vec![Entry {
-                origin: "a".into(),
+                origin: a.clone(),
                 seq: 4,
                 url: "http://cdn.test/4".into()
             }]
         );
         assert!(missing.reset.is_empty() && missing.complete);
         let fresh = log.missing(&BTreeMap::new(), 2);
-        assert_eq!(
-            fresh.reset.get("a"),
-            Some(&3),
-            "purges 1 and 2 were dropped"
-        );
+        assert_eq!(fresh.reset.get(&a), Some(&3), "purges 1 and 2 were dropped");
         assert_eq!((fresh.entries.len(), fresh.complete), (2, false));
+    }
+
+    #[test]
+    fn a_lost_log_numbers_its_purges_afresh() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p");
+        let first = PurgeLog::open(&path, "a", 10).expect("open");
+        first.take("http://cdn.test/x").expect("take");
+        let origin = first.origin().to_owned();
+        drop(first);
+        std::fs::remove_file(&path).expect("lose it");
+        let second = PurgeLog::open(&path, "a", 10).expect("open again");
+        assert_ne!(
+            second.origin(),
+            origin,
+            "a number an edge applied is never reused"
+        );
     }
 
     #[test]

@@ -935,6 +935,11 @@ async fn steering_follows_the_nearest_region_and_redirects_go_to_an_edge() {
 /// Three routers a, b and c, peers of each other (one shared `peer_secret`), each with its
 /// own topology file.
 fn three_routers(topologies: [&Path; 3]) -> [Router; 3] {
+    three_routers_with(topologies, "")
+}
+
+/// [`three_routers`] with more config lines; `{name}` in them becomes each router's name.
+fn three_routers_with(topologies: [&Path; 3], more: &str) -> [Router; 3] {
     let addrs: Vec<std::net::SocketAddr> = (1..=3).map(free_addr).collect();
     let names = ["a", "b", "c"];
     let mut routers = Vec::new();
@@ -948,11 +953,11 @@ fn three_routers(topologies: [&Path; 3]) -> [Router; 3] {
         for peer in &peers {
             args.extend(["--peer", peer.as_str()]);
         }
-        routers.push(start_router_with(
-            topology,
-            "peer_secret = \"the test fleet's shared secret\"\n",
-            &args,
-        ));
+        let config = format!(
+            "peer_secret = \"the test fleet's shared secret\"\n{}",
+            more.replace("{name}", names[i])
+        );
+        routers.push(start_router_with(topology, &config, &args));
     }
     routers.try_into().unwrap_or_else(|_| unreachable!())
 }
@@ -1335,14 +1340,113 @@ async fn a_fleet_purge_reaches_every_edge_and_a_stopped_one_applies_it_before_se
         status["draining"], true,
         "the drain outlived the restart: {status}"
     );
-    assert_eq!(
-        status["purges"]["applied"]["router-1"]["through"], 1,
-        "{status}"
-    );
+    let applied = status["purges"]["applied"].as_object().expect("applied");
+    let (origin, applied) = applied.iter().next().expect("one router's log");
+    assert!(origin.starts_with("router-1@"), "{status}");
+    assert_eq!(applied["through"], 1, "{status}");
     assert!(
         std::fs::read_to_string(&log)
             .expect("log")
             .contains("cdn.test/vod/*"),
         "the purge is in the router's log"
     );
+}
+
+/// Fleet purge with three routers: a purge taken by one is copied to the other two; an edge
+/// that was stopped during a purge and starts while the router that took it is frozen gets it
+/// from the other two (a majority), and only then serves from its store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_reaches_every_router_and_a_majority_brings_a_restarted_edge_up_to_date() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = TestOrigin::start().await;
+    origin.route("/vod/a.ts", Route::ok("a, version 1", "max-age=3600"));
+    const TOKEN: &str = "the fleet's admin token";
+    let (listen, admin) = (free_addr(50).to_string(), free_addr(51).to_string());
+    let config = format!(
+        "admin_token = {TOKEN:?}\nawait_purges = true\ncanonical_host = \"cdn.test\"\norigin_check_interval = \"0s\"\n"
+    );
+    let start = || real_edge(dir.path(), &origin.url(), &listen, &admin, &config);
+    let mut edge = start();
+    let topology = dir.path().join("topology.toml");
+    write_topology_with(
+        &topology,
+        &[format!("http://{admin}")],
+        &[format!("http://{listen}")],
+    );
+    let logs = dir.path().to_str().expect("utf-8").to_owned();
+    let routers = three_routers_with(
+        [&topology, &topology, &topology],
+        &format!("admin_token = {TOKEN:?}\npurge_log = \"{logs}/{{name}}.purges\"\n"),
+    );
+    let status = || async {
+        let reply = get(&format!("http://{admin}/status"), &[]).await;
+        serde_json::from_slice::<serde_json::Value>(&reply.body).expect("status")
+    };
+    within(Duration::from_secs(10), "the edge is ready", || async {
+        status().await["ready"] == true
+    })
+    .await;
+    let fetch = || async { get(&format!("http://{listen}/vod/a.ts"), &[]).await };
+    fetch().await;
+    assert_eq!(fetch().await.header("x-cache"), "HIT");
+    // Stopped; the content changes; router b takes the purge.
+    edge.signal(Sig::SIGTERM);
+    assert!(edge.wait_exit(Duration::from_secs(15)).success());
+    origin.route("/vod/a.ts", Route::ok("a, version 2", "max-age=3600"));
+    let auth = format!("Bearer {TOKEN}");
+    let answer = test_support::http::fetch(
+        http::Method::POST,
+        &format!(
+            "{}/purge?url=http://cdn.test/vod/a.ts",
+            routers[1].process.addr("admin")
+        ),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let report: serde_json::Value = serde_json::from_slice(&answer.body).expect("report");
+    eprintln!("purge report: {report}");
+    assert_eq!(report["routers"]["configured"], 3);
+    assert_eq!(
+        report["routers"]["recorded_by"].as_array().map(Vec::len),
+        Some(3),
+        "copied to both peers: {report}"
+    );
+    assert_eq!(report["edges"][0]["result"], "failed", "{report}");
+    for name in ["a", "c"] {
+        let log = std::fs::read_to_string(dir.path().join(format!("{name}.purges"))).expect("log");
+        assert!(
+            log.contains("cdn.test/vod/a.ts"),
+            "router {name} holds b's purge"
+        );
+    }
+    // Router b freezes; the edge starts: a and c bring it up to date.
+    routers[1].process.signal(Sig::SIGSTOP);
+    edge = start();
+    assert_eq!(
+        fetch().await.text(),
+        "a, version 2",
+        "never the purged copy"
+    );
+    within(
+        Duration::from_secs(10),
+        "a majority brought the edge up to date",
+        || async { status().await["ready"] == true },
+    )
+    .await;
+    let now = status().await;
+    let heard: Vec<&str> = now["purges"]["heard_from"]
+        .as_array()
+        .expect("heard_from")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        !heard.contains(&"b") && heard.len() >= 2,
+        "a and c, not the frozen b: {now}"
+    );
+    assert_eq!(fetch().await.text(), "a, version 2");
+    assert_eq!(fetch().await.header("x-cache"), "HIT");
+    routers[1].process.signal(Sig::SIGCONT);
+    drop(edge);
 }

@@ -1,7 +1,10 @@
-# Meridian on AWS: edges in three regions, each from modules/edge's cloud-init, and two
-# geo-routers (peers, so one partitioned router cannot take healthy edges out) in us-east-1 and
-# eu-west-1 that read the topology modules/fleet writes. Elastic IPs are allocated first, so
-# every config can name every address before any instance boots.
+# Meridian on AWS: edges in three regions, each from modules/edge's cloud-init, and three
+# geo-routers (peers: an edge leaves the answers only when two of the three see it down, and
+# the loss of one router leaves a majority) in us-east-1, eu-west-1 and ap-southeast-1 that
+# read the topology modules/fleet writes. Binaries and the GeoIP database come from release
+# artifacts (URLs and checksums given); secrets (the admin token, the peer secret, the TLS key)
+# reach the nodes through SSM SecureString parameters, not user data. Elastic IPs are allocated
+# first, so every config can name every address before any instance boots.
 #
 # Not applied here: the AWS provider cannot be installed on the build machines. CI runs
 # `terraform fmt -check` on it; keep it valid by reading (see README.md).
@@ -12,11 +15,9 @@ locals {
     { name = "eu-west", latitude = 53.3, longitude = -6.3, neighbours = ["us-east", "ap-southeast"] },
     { name = "ap-southeast", latitude = 1.35, longitude = 103.8, neighbours = ["eu-west", "us-east"] },
   ]
-  router_urls = [for ip in [aws_eip.router_a.public_ip, aws_eip.router_b.public_ip] : "http://${ip}:8053"]
-  router_cidrs = [
-    "${aws_eip.router_a.public_ip}/32",
-    "${aws_eip.router_b.public_ip}/32",
-  ]
+  router_ips   = [aws_eip.router_a.public_ip, aws_eip.router_b.public_ip, aws_eip.router_c.public_ip]
+  router_urls  = [for ip in local.router_ips : "http://${ip}:8053"]
+  router_cidrs = [for ip in local.router_ips : "${ip}/32"]
   edges = concat(
     module.us_east.topology_entries,
     module.eu_west.topology_entries,
@@ -34,6 +35,9 @@ module "us_east" {
   router_urls  = local.router_urls
   admin_cidrs  = concat(local.router_cidrs, var.admin_cidrs)
   admin_token  = var.admin_token
+  aws_region   = "us-east-1"
+  edge_binary  = var.edge_binary
+  tls          = var.tls
   ssh_key_name = var.ssh_key_name
 }
 
@@ -47,6 +51,9 @@ module "eu_west" {
   router_urls  = local.router_urls
   admin_cidrs  = concat(local.router_cidrs, var.admin_cidrs)
   admin_token  = var.admin_token
+  aws_region   = "eu-west-1"
+  edge_binary  = var.edge_binary
+  tls          = var.tls
   ssh_key_name = var.ssh_key_name
 }
 
@@ -60,10 +67,15 @@ module "ap_southeast" {
   router_urls  = local.router_urls
   admin_cidrs  = concat(local.router_cidrs, var.admin_cidrs)
   admin_token  = var.admin_token
+  aws_region   = "ap-southeast-1"
+  edge_binary  = var.edge_binary
+  tls          = var.tls
   ssh_key_name = var.ssh_key_name
 }
 
 # --- geo-routers ---------------------------------------------------------------------------
+# Three, one per AWS region: a majority (two) survives the loss of any one. Each router's config
+# comes from modules/fleet (peers: the other two), the node from modules/router via ./router.
 
 resource "aws_eip" "router_a" {
   provider = aws.us_east_1
@@ -77,31 +89,35 @@ resource "aws_eip" "router_b" {
   tags     = { Name = "meridian-router-b" }
 }
 
-module "fleet_a" {
-  source        = "../../modules/fleet"
-  regions       = local.fleet_regions
-  edges         = local.edges
-  topology_path = "/etc/meridian/topology.toml"
-  geoip_path    = "/var/lib/meridian/GeoLite2-City.mmdb"
-  router = {
-    name        = "router-a"
-    zone        = var.zone
-    peers       = [local.router_urls[1]]
-    peer_secret = var.router_peer_secret
+resource "aws_eip" "router_c" {
+  provider = aws.ap_southeast_1
+  domain   = "vpc"
+  tags     = { Name = "meridian-router-c" }
+}
+
+locals {
+  routers = {
+    a = { eip = aws_eip.router_a, aws_region = "us-east-1" }
+    b = { eip = aws_eip.router_b, aws_region = "eu-west-1" }
+    c = { eip = aws_eip.router_c, aws_region = "ap-southeast-1" }
   }
 }
 
-module "fleet_b" {
-  source        = "../../modules/fleet"
+module "fleet" {
+  source   = "../../modules/fleet"
+  for_each = local.routers
+
   regions       = local.fleet_regions
   edges         = local.edges
   topology_path = "/etc/meridian/topology.toml"
   geoip_path    = "/var/lib/meridian/GeoLite2-City.mmdb"
   router = {
-    name        = "router-b"
+    name        = "router-${each.key}"
     zone        = var.zone
-    peers       = [local.router_urls[0]]
+    admin       = "0.0.0.0:9053" # the security group lets only peers and admin_cidrs in
+    peers       = [for k, r in local.routers : "http://${r.eip.public_ip}:8053" if k != each.key]
     peer_secret = var.router_peer_secret
+    admin_token = var.admin_token
   }
 }
 
@@ -110,11 +126,17 @@ module "router_a" {
   providers = { aws = aws.us_east_1 }
 
   name          = "router-a"
+  aws_region    = "us-east-1"
   eip_id        = aws_eip.router_a.id
-  topology      = module.fleet_a.topology
-  router_config = module.fleet_a.router_config
-  peer_cidrs    = ["${aws_eip.router_b.public_ip}/32"]
+  topology      = module.fleet["a"].topology
+  router_config = module.fleet["a"].router_config
+  peer_cidrs    = ["${aws_eip.router_b.public_ip}/32", "${aws_eip.router_c.public_ip}/32"]
+  admin_cidrs   = var.admin_cidrs
   ssh_key_name  = var.ssh_key_name
+  binary_url    = var.router_binary.url
+  binary_sha256 = var.router_binary.sha256
+  geoip_url     = var.geoip_database.url
+  geoip_sha256  = var.geoip_database.sha256
 }
 
 module "router_b" {
@@ -122,9 +144,33 @@ module "router_b" {
   providers = { aws = aws.eu_west_1 }
 
   name          = "router-b"
+  aws_region    = "eu-west-1"
   eip_id        = aws_eip.router_b.id
-  topology      = module.fleet_b.topology
-  router_config = module.fleet_b.router_config
-  peer_cidrs    = ["${aws_eip.router_a.public_ip}/32"]
+  topology      = module.fleet["b"].topology
+  router_config = module.fleet["b"].router_config
+  peer_cidrs    = ["${aws_eip.router_a.public_ip}/32", "${aws_eip.router_c.public_ip}/32"]
+  admin_cidrs   = var.admin_cidrs
   ssh_key_name  = var.ssh_key_name
+  binary_url    = var.router_binary.url
+  binary_sha256 = var.router_binary.sha256
+  geoip_url     = var.geoip_database.url
+  geoip_sha256  = var.geoip_database.sha256
+}
+
+module "router_c" {
+  source    = "./router"
+  providers = { aws = aws.ap_southeast_1 }
+
+  name          = "router-c"
+  aws_region    = "ap-southeast-1"
+  eip_id        = aws_eip.router_c.id
+  topology      = module.fleet["c"].topology
+  router_config = module.fleet["c"].router_config
+  peer_cidrs    = ["${aws_eip.router_a.public_ip}/32", "${aws_eip.router_b.public_ip}/32"]
+  admin_cidrs   = var.admin_cidrs
+  ssh_key_name  = var.ssh_key_name
+  binary_url    = var.router_binary.url
+  binary_sha256 = var.router_binary.sha256
+  geoip_url     = var.geoip_database.url
+  geoip_sha256  = var.geoip_database.sha256
 }

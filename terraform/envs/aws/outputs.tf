@@ -1,6 +1,6 @@
 output "topology" {
-  description = "The fleet's topology file, as both routers read it."
-  value       = module.fleet_a.topology
+  description = "The fleet's topology file, as every router reads it."
+  value       = module.fleet["a"].topology
 }
 
 output "edges" {
@@ -10,7 +10,7 @@ output "edges" {
 
 output "nameservers" {
   description = "Delegate var.zone to these addresses (NS records at the parent zone)."
-  value       = [aws_eip.router_a.public_ip, aws_eip.router_b.public_ip]
+  value       = local.router_ips
 }
 
 output "router_urls" {

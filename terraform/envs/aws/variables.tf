@@ -25,7 +25,7 @@ variable "admin_cidrs" {
 }
 
 variable "admin_token" {
-  description = "The edges' bearer token for PURGE and drain."
+  description = "The fleet's admin token: the edges' bearer token for PURGE, drain and the routers' purge pushes, and the routers' for POST /purge. It reaches the nodes through SSM."
   type        = string
   sensitive   = true
 }
@@ -43,7 +43,28 @@ variable "zone" {
 }
 
 variable "router_peer_secret" {
-  description = "The secret the geo-routers sign the views they exchange with (16+ random characters). Sensitive: it reaches each router's config in its user data."
+  description = "The secret the geo-routers sign the views they exchange with (16+ random characters). It reaches each router's config through SSM, not user data."
   type        = string
+  sensitive   = true
+}
+
+variable "edge_binary" {
+  description = "The edge binary as a release artifact (an aarch64 Linux build of `cargo build --release -p edge`): where cloud-init downloads it from, and its SHA-256."
+  type        = object({ url = string, sha256 = string })
+}
+
+variable "router_binary" {
+  description = "The geo-router binary as a release artifact: URL and SHA-256."
+  type        = object({ url = string, sha256 = string })
+}
+
+variable "geoip_database" {
+  description = "A MaxMind-format City database for the routers: URL and SHA-256."
+  type        = object({ url = string, sha256 = string })
+}
+
+variable "tls" {
+  description = "The edges' HTTPS certificate chain and key (PEM), for the CDN's names. The key reaches the edges through SSM, not user data."
+  type        = object({ cert_pem = string, key_pem = string })
   sensitive   = true
 }

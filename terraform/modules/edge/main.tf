@@ -6,6 +6,13 @@ terraform {
   required_version = ">= 1.9" # validations that read other variables
 }
 
+module "binary" {
+  source = "../artifact"
+  url    = var.binary_url
+  sha256 = var.binary_sha256
+  path   = var.binary
+}
+
 locals {
   address_is_ip = can(cidrhost("${var.address}/32", 0)) || can(cidrhost("${var.address}/128", 0))
   # The edge binds an IP (a host name as `address` means: bind every address).
@@ -32,6 +39,10 @@ locals {
     prefetch       = var.prefetch
     drain_to       = local.drain_to
     admin_token    = var.admin_token
+    await_purges   = var.await_purges
+    https          = var.tls_cert_pem != null ? "${local.listen}:${var.https_port}" : null
+    # systemd hands the dynamic user copies of the root-only files here (LoadCredential).
+    credentials = "/run/credentials/meridian-edge.service"
   })
 
   systemd_unit = templatefile("${path.module}/meridian-edge.service.tftpl", {
@@ -39,6 +50,7 @@ locals {
     binary      = var.binary
     config_path = var.config_path
     store_dir   = dirname(var.store_path)
+    tls         = var.tls_cert_pem != null
   })
 
   cloud_init = templatefile("${path.module}/cloud-init.yaml.tftpl", {
@@ -46,6 +58,10 @@ locals {
     config_path  = var.config_path
     systemd_unit = local.systemd_unit
     store_dir    = dirname(var.store_path)
+    install      = compact([module.binary.runcmd])
+    tls_cert_pem = var.tls_cert_pem
+    tls_key_pem  = var.tls_key_pem
+    ssm          = var.secrets_from_ssm
   })
 
   topology_entry = {

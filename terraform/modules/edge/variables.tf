@@ -144,3 +144,62 @@ variable "config_path" {
   type        = string
   default     = "/etc/meridian/edge.toml"
 }
+
+variable "binary_url" {
+  description = "Where cloud-init downloads the edge binary from (a release artifact, https://), checked against binary_sha256 and installed at `binary`. Null: the binary is in the image."
+  type        = string
+  default     = null
+}
+
+variable "binary_sha256" {
+  description = "The SHA-256 of the binary at binary_url, lowercase hex (modules/artifact checks both)."
+  type        = string
+  default     = null
+}
+
+variable "tls_cert_pem" {
+  description = "The HTTPS listener's certificate chain (PEM). Null: no HTTPS listener."
+  type        = string
+  default     = null
+}
+
+variable "tls_key_pem" {
+  description = "The HTTPS listener's private key (PEM)."
+  type        = string
+  default     = null
+  sensitive   = true
+  validation {
+    condition     = (var.tls_cert_pem == null) == (var.tls_key_pem == null)
+    error_message = "tls_key_pem and tls_cert_pem go together."
+  }
+}
+
+variable "https_port" {
+  description = "The HTTPS listener's port (with tls_cert_pem and tls_key_pem)."
+  type        = number
+  default     = 443
+}
+
+variable "await_purges" {
+  description = "The edge is one of a fleet whose routers keep a purge log: after a start its store serves nothing until a majority of the routers have sent it the purges it missed. Needs admin_token."
+  type        = bool
+  default     = false
+  validation {
+    condition     = !var.await_purges || var.admin_token != null
+    error_message = "await_purges needs admin_token: the routers push their purges with it."
+  }
+}
+
+variable "secrets_from_ssm" {
+  description = "Keep the secrets out of user data: the node fetches its config (which holds the admin token) and the TLS key from these AWS SSM SecureString parameters at first boot (the instance's role must allow ssm:GetParameter on them). Null: both are written from user data."
+  type = object({
+    aws_region = string
+    config     = string
+    tls_key    = optional(string)
+  })
+  default = null
+  validation {
+    condition     = var.secrets_from_ssm == null || var.tls_key_pem == null || try(var.secrets_from_ssm.tls_key != null, false)
+    error_message = "secrets_from_ssm.tls_key: with an HTTPS listener, name the parameter holding its key too."
+  }
+}

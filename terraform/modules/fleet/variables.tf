@@ -61,6 +61,8 @@ variable "router" {
     service_names = optional(list(string), ["video"])
     peers         = optional(list(string), [])
     peer_secret   = optional(string)
+    admin_token   = optional(string)
+    purge_log     = optional(string, "/var/lib/meridian-geo-router/purges.jsonl")
     dev_mode      = optional(bool, false)
     ttl           = optional(string, "20s")
     steering_ttl  = optional(string, "10s")

@@ -1,5 +1,7 @@
-# The edges of one fleet region in one AWS region: a security group, and per edge an Elastic
-# IP, modules/edge's cloud-init, and an instance. Instantiated once per provider alias.
+# The edges of one fleet region in one AWS region: a security group, an instance role that may
+# read the region's secrets from SSM, and per edge an Elastic IP, modules/edge's cloud-init
+# (binary from the release artifact, HTTPS, secrets from SSM), its config as an SSM
+# SecureString parameter, and an instance. Instantiated once per provider alias.
 
 terraform {
   required_providers {
@@ -43,6 +45,19 @@ variable "ssh_key_name" {
   type = string
 }
 
+variable "aws_region" {
+  type = string
+}
+
+variable "edge_binary" {
+  type = object({ url = string, sha256 = string })
+}
+
+variable "tls" {
+  type      = object({ cert_pem = string, key_pem = string })
+  sensitive = true
+}
+
 data "aws_vpc" "default" {
   default = true
 }
@@ -77,7 +92,7 @@ resource "aws_security_group" "edge" {
     cidr_blocks = ["0.0.0.0/0"]
   }
   ingress {
-    description = "Admin: health and load probes, metrics, drain"
+    description = "Admin: health and load probes, purge pushes, metrics, drain"
     from_port   = 9090
     to_port     = 9090
     protocol    = "tcp"
@@ -111,6 +126,63 @@ module "edge" {
   router_urls    = var.router_urls
   store_capacity = "${each.value.store_gib}GiB"
   admin_token    = var.admin_token
+  await_purges   = true
+  binary_url     = var.edge_binary.url
+  binary_sha256  = var.edge_binary.sha256
+  tls_cert_pem   = var.tls.cert_pem
+  tls_key_pem    = var.tls.key_pem
+  secrets_from_ssm = {
+    aws_region = var.aws_region
+    config     = "/meridian/edge/${each.key}/config"
+    tls_key    = "/meridian/edge-tls-key/${var.fleet_region}"
+  }
+}
+
+# The secrets, where the instances fetch them at first boot (modules/edge's secrets_from_ssm).
+resource "aws_ssm_parameter" "config" {
+  for_each = module.edge
+  name     = "/meridian/edge/${each.key}/config"
+  type     = "SecureString"
+  value    = each.value.config
+}
+
+resource "aws_ssm_parameter" "tls_key" {
+  name  = "/meridian/edge-tls-key/${var.fleet_region}"
+  type  = "SecureString"
+  value = var.tls.key_pem
+}
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "edge" {
+  name               = "meridian-edge-${var.fleet_region}"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+data "aws_iam_policy_document" "secrets" {
+  statement {
+    actions   = ["ssm:GetParameter"]
+    resources = concat([for p in aws_ssm_parameter.config : p.arn], [aws_ssm_parameter.tls_key.arn])
+  }
+}
+
+resource "aws_iam_role_policy" "secrets" {
+  name   = "read-the-region-edges-secrets"
+  role   = aws_iam_role.edge.id
+  policy = data.aws_iam_policy_document.secrets.json
+}
+
+resource "aws_iam_instance_profile" "edge" {
+  name = "meridian-edge-${var.fleet_region}"
+  role = aws_iam_role.edge.name
 }
 
 resource "aws_instance" "edge" {
@@ -119,6 +191,7 @@ resource "aws_instance" "edge" {
   ami                    = data.aws_ami.debian.id
   instance_type          = each.value.instance_type
   key_name               = var.ssh_key_name
+  iam_instance_profile   = aws_iam_instance_profile.edge.name
   vpc_security_group_ids = [aws_security_group.edge.id]
   user_data              = module.edge[each.key].cloud_init
   # A changed config replaces the instance: edges are cattle, and the router moves viewers.
@@ -131,6 +204,11 @@ resource "aws_instance" "edge" {
   }
 
   tags = { Name = "meridian-${each.key}", "meridian:region" = var.fleet_region }
+
+  lifecycle {
+    # The config lives in SSM: a new one replaces the instance, as a new user data does.
+    replace_triggered_by = [aws_ssm_parameter.config[each.key]]
+  }
 }
 
 resource "aws_eip_association" "edge" {

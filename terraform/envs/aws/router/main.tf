@@ -1,5 +1,8 @@
-# One geo-router instance: DNS (UDP and TCP 53) and the HTTP API open to viewers, the admin and
-# peer view to its peer routers only; config and topology from modules/fleet via cloud-init.
+# One geo-router instance: DNS (UDP and TCP 53) and the HTTP API open to viewers (peers' view
+# polls and purge copies come there too, signed), the admin port (fleet purges, metrics) to its
+# peers and the operators only. The node is rendered by modules/router: the binary and the
+# GeoIP database from release artifacts, the config (admin token, peer secret) from an SSM
+# SecureString parameter, not from user data.
 
 terraform {
   required_providers {
@@ -13,6 +16,10 @@ variable "name" {
   type = string
 }
 
+variable "aws_region" {
+  type = string
+}
+
 variable "eip_id" {
   type = string
 }
@@ -22,10 +29,15 @@ variable "topology" {
 }
 
 variable "router_config" {
-  type = string
+  type      = string
+  sensitive = true
 }
 
 variable "peer_cidrs" {
+  type = list(string)
+}
+
+variable "admin_cidrs" {
   type = list(string)
 }
 
@@ -36,6 +48,22 @@ variable "ssh_key_name" {
 variable "instance_type" {
   type    = string
   default = "c7g.medium"
+}
+
+variable "binary_url" {
+  type = string
+}
+
+variable "binary_sha256" {
+  type = string
+}
+
+variable "geoip_url" {
+  type = string
+}
+
+variable "geoip_sha256" {
+  type = string
 }
 
 data "aws_vpc" "default" {
@@ -51,9 +79,61 @@ data "aws_ami" "debian" {
   }
 }
 
+resource "aws_ssm_parameter" "config" {
+  name  = "/meridian/${var.name}/config"
+  type  = "SecureString"
+  value = var.router_config
+}
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "router" {
+  name               = "meridian-${var.name}"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+data "aws_iam_policy_document" "config" {
+  statement {
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.config.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "config" {
+  name   = "read-its-config"
+  role   = aws_iam_role.router.id
+  policy = data.aws_iam_policy_document.config.json
+}
+
+resource "aws_iam_instance_profile" "router" {
+  name = "meridian-${var.name}"
+  role = aws_iam_role.router.name
+}
+
+module "node" {
+  source = "../../../modules/router"
+
+  name             = var.name
+  router_config    = var.router_config
+  topology         = var.topology
+  binary_url       = var.binary_url
+  binary_sha256    = var.binary_sha256
+  geoip_url        = var.geoip_url
+  geoip_sha256     = var.geoip_sha256
+  secrets_from_ssm = { aws_region = var.aws_region, config = aws_ssm_parameter.config.name }
+}
+
 resource "aws_security_group" "router" {
   name        = "meridian-${var.name}"
-  description = "Meridian geo-router: DNS and steering from anyone, admin from peers"
+  description = "Meridian geo-router: DNS and steering from anyone, admin from peers and operators"
   vpc_id      = data.aws_vpc.default.id
 
   ingress {
@@ -71,21 +151,21 @@ resource "aws_security_group" "router" {
     cidr_blocks = ["0.0.0.0/0"]
   }
   ingress {
-    description = "HTTP API: steering manifests, redirects; /view for peers"
+    description = "HTTP API: steering manifests, redirects; signed views and purge copies from peers"
     from_port   = 8053
     to_port     = 8053
     protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
   }
   ingress {
-    description = "Admin"
+    description = "Admin: fleet purges, metrics, status"
     from_port   = 9053
     to_port     = 9053
     protocol    = "tcp"
-    cidr_blocks = var.peer_cidrs
+    cidr_blocks = concat(var.peer_cidrs, var.admin_cidrs)
   }
   egress {
-    description = "Edge probes"
+    description = "Edge probes and purge pushes, peers, artifacts, SSM"
     from_port   = 0
     to_port     = 0
     protocol    = "-1"
@@ -93,50 +173,13 @@ resource "aws_security_group" "router" {
   }
 }
 
-locals {
-  unit = <<-EOT
-    [Unit]
-    Description=Meridian geo-router ${var.name}
-    Wants=network-online.target
-    After=network-online.target
-
-    [Service]
-    ExecStart=/usr/local/bin/geo-router --config /etc/meridian/geo-router.toml
-    # SIGHUP re-reads the topology; a bad file is refused and the old one kept.
-    ExecReload=/bin/kill -HUP $MAINPID
-    Restart=on-failure
-    DynamicUser=yes
-    AmbientCapabilities=CAP_NET_BIND_SERVICE
-
-    [Install]
-    WantedBy=multi-user.target
-  EOT
-
-  cloud_init = <<-EOT
-    #cloud-config
-    # The geo-router binary and the GeoIP database are expected in the image.
-    write_files:
-      - path: /etc/meridian/geo-router.toml
-        content: |
-          ${indent(6, var.router_config)}
-      - path: /etc/meridian/topology.toml
-        content: |
-          ${indent(6, var.topology)}
-      - path: /etc/systemd/system/meridian-geo-router.service
-        content: |
-          ${indent(6, local.unit)}
-    runcmd:
-      - systemctl daemon-reload
-      - systemctl enable --now meridian-geo-router.service
-  EOT
-}
-
 resource "aws_instance" "router" {
   ami                    = data.aws_ami.debian.id
   instance_type          = var.instance_type
   key_name               = var.ssh_key_name
+  iam_instance_profile   = aws_iam_instance_profile.router.name
   vpc_security_group_ids = [aws_security_group.router.id]
-  user_data              = local.cloud_init
+  user_data              = module.node.cloud_init
   # cloud-init writes files only at first boot, so a new topology or config means a new
   # instance; the new one is up before the old goes, and the Elastic IP moves over.
   user_data_replace_on_change = true
@@ -144,6 +187,8 @@ resource "aws_instance" "router" {
 
   lifecycle {
     create_before_destroy = true
+    # The config lives in SSM: a new one replaces the instance too.
+    replace_triggered_by = [aws_ssm_parameter.config]
   }
 }
 

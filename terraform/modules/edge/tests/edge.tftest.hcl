@@ -187,3 +187,62 @@ run "a_host_override_for_an_unknown_origin_is_refused" {
 
   expect_failures = [var.origin_host]
 }
+
+run "a_deployed_edge_installs_its_binary_serves_https_and_awaits_purges" {
+  command = plan
+  variables {
+    admin_token   = "s3cret"
+    await_purges  = true
+    binary_url    = "https://releases.example/meridian/edge-aarch64"
+    binary_sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    tls_cert_pem  = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    tls_key_pem   = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+  }
+  assert {
+    condition     = strcontains(nonsensitive(output.cloud_init), "https://releases.example/meridian/edge-aarch64") && strcontains(nonsensitive(output.cloud_init), "sha256sum -c")
+    error_message = "cloud-init downloads the binary and checks its checksum"
+  }
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "tls_listen = [\"198.51.100.7:443\"]") && strcontains(nonsensitive(output.config), "tls_key = \"/run/credentials/meridian-edge.service/tls.key\"")
+    error_message = "an HTTPS listener with the key handed over by systemd"
+  }
+  assert {
+    condition     = strcontains(output.systemd_unit, "LoadCredential=tls.key:/etc/meridian/tls/edge.key")
+    error_message = "the unit hands the key to the dynamic user"
+  }
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "await_purges = true")
+    error_message = "a fleet's edge waits for the routers' purges"
+  }
+}
+
+
+run "rejects_a_key_without_a_certificate" {
+  command = plan
+  variables {
+    tls_key_pem = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+  }
+  expect_failures = [var.tls_key_pem]
+}
+
+run "secrets_from_ssm_keep_the_token_and_the_key_out_of_user_data" {
+  command = plan
+  variables {
+    admin_token      = "s3cret-token"
+    tls_cert_pem     = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    tls_key_pem      = "-----BEGIN PRIVATE KEY-----\nsecret-key\n-----END PRIVATE KEY-----\n"
+    secrets_from_ssm = { aws_region = "eu-west-1", config = "/meridian/edge/eu-west-1/config", tls_key = "/meridian/tls-key" }
+  }
+  assert {
+    condition     = !strcontains(nonsensitive(output.cloud_init), "s3cret-token") && !strcontains(nonsensitive(output.cloud_init), "secret-key")
+    error_message = "neither the token nor the key is in the user data"
+  }
+  assert {
+    condition     = strcontains(nonsensitive(output.cloud_init), "/meridian/edge/eu-west-1/config") && strcontains(nonsensitive(output.cloud_init), "/meridian/tls-key")
+    error_message = "the node fetches both from SSM"
+  }
+  assert {
+    condition     = strcontains(nonsensitive(output.config), "s3cret-token")
+    error_message = "the config (stored in SSM by the env) still holds the token"
+  }
+}

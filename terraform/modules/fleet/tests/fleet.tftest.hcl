@@ -68,3 +68,14 @@ run "rejects_peers_without_a_shared_secret" {
   }
   expect_failures = [var.router]
 }
+
+run "a_router_with_the_admin_token_keeps_a_purge_log" {
+  command = plan
+  variables {
+    router = { name = "router-a", peers = ["http://198.51.100.2:8053"], peer_secret = "a test secret, 16+ characters", admin_token = "fleet-token" }
+  }
+  assert {
+    condition     = strcontains(output.router_config, "admin_token = \"fleet-token\"\npurge_log = \"/var/lib/meridian-geo-router/purges.jsonl\"")
+    error_message = "fleet purges need the token and a purge log in the unit's state directory"
+  }
+}
