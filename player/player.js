@@ -59,7 +59,10 @@ function playHls(url) {
     // must be seen (and work) while the player is still fetching, not after it has it all.
     maxBufferLength: 8,
     maxMaxBufferLength: 8,
-    // Fail over fast: a dead edge refuses at once on loopback; do not keep retrying it.
+    // Fail over fast: a dead edge refuses at once on loopback; do not keep retrying it. A hung
+    // one (frozen, black-holed) is given 2 s to the first byte, one retry, then the next
+    // pathway: 4 s at most, inside the 8 s buffer. A whole segment may take 6 s (the lowest
+    // rendition's 2 s segment loads far faster on any link that can play it).
     fragLoadPolicy: { default: {
       maxTimeToFirstByteMs: 2000, maxLoadTimeMs: 6000,
       timeoutRetry: { maxNumRetry: 1, retryDelayMs: 0, maxRetryDelayMs: 0 },
@@ -128,6 +131,14 @@ function playDash(url) {
     delay: { liveDelay: 6 },
     retryAttempts: { MediaSegment: 1, InitializationSegment: 1, MPD: 2 },
     retryIntervals: { MediaSegment: 100, InitializationSegment: 100, MPD: 200 },
+    // Hangs as well as refusals. dash.js's defaults (20 s a segment, 10 s a manifest, each for
+    // the whole download) outlast the 6 s buffer: a frozen or black-holed edge stalled playback
+    // 6 s. A segment gets 2 s, a manifest 2 s, so a hang costs at most 2 s + one retry of 2 s,
+    // inside the buffer; the lowest rendition's 2 s segment (about 100 KB) loads in well under
+    // 2 s on any link that can play it at all. The price: a viewer whose link is slower than
+    // that loses the segment and fetches it again, from the next service location.
+    fragmentRequestTimeout: 2000,
+    manifestRequestTimeout: 2000,
   } });
   dash.on(dashjs.MediaPlayer.events.FRAGMENT_LOADING_COMPLETED, (e) => {
     const request = e.request || {};

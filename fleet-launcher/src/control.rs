@@ -1,6 +1,6 @@
 //! The launcher's HTTP port: the player and fleet pages (files from `player/`, the player
 //! libraries from `player/node_modules`, installed by npm), the fleet's addresses as JSON, and
-//! the control API that the pages' buttons and `meridian-local kill|drain|undrain|restore` use.
+//! the control API that the pages' buttons and `meridian-local kill|freeze|drain|undrain|restore` use.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -131,18 +131,19 @@ impl Control {
         let Some((name, action)) = rest.split_once('/') else {
             return body::text(
                 StatusCode::NOT_FOUND,
-                "use /api/edges/<name>/<kill|drain|undrain|restore>",
+                "use /api/edges/<name>/<kill|freeze|drain|undrain|restore>",
             );
         };
         let result = match action {
             "kill" => self.supervisor.kill(name).await,
+            "freeze" => self.supervisor.freeze(name).await,
             "drain" => self.supervisor.drain(name, true).await,
             "undrain" => self.supervisor.drain(name, false).await,
             "restore" => self.supervisor.restore(name).await,
             _ => {
                 return body::text(
                     StatusCode::NOT_FOUND,
-                    format!("unknown action {action:?}: kill, drain, undrain or restore"),
+                    format!("unknown action {action:?}: kill, freeze, drain, undrain or restore"),
                 );
             }
         };

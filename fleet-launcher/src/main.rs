@@ -132,6 +132,8 @@ impl Cli {
 enum Action {
     /// Kill an edge with SIGKILL.
     Kill { edge: String },
+    /// Freeze an edge with SIGSTOP (connections accepted, never answered); `restore` thaws it.
+    Freeze { edge: String },
     /// Turn an edge's operator drain on.
     Drain { edge: String },
     /// Turn an edge's operator drain off.
@@ -168,6 +170,7 @@ fn main() -> ExitCode {
 async fn act(cli: &Cli, action: &Action) -> anyhow::Result<()> {
     let (edge, verb) = match action {
         Action::Kill { edge } => (edge, "kill"),
+        Action::Freeze { edge } => (edge, "freeze"),
         Action::Drain { edge } => (edge, "drain"),
         Action::Undrain { edge } => (edge, "undrain"),
         Action::Restore { edge } => (edge, "restore"),
@@ -230,7 +233,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         format!(" --control {control_addr}")
     };
     println!(
-        "Meridian local CDN is up: {} origin, geo-router, {} edges (loopback block {}).\n  Player:  http://{control_addr}/\n  Fleet:   http://{control_addr}/fleet\n  Router:  http://{}/fleet (JSON)   DNS {} (video.meridian.test)\n  Origin:  http://{}\n  Control: meridian-local{control_flag} kill|drain|undrain|restore <edge>\n  Ctrl-C stops everything.",
+        "Meridian local CDN is up: {} origin, geo-router, {} edges (loopback block {}).\n  Player:  http://{control_addr}/\n  Fleet:   http://{control_addr}/fleet\n  Router:  http://{}/fleet (JSON)   DNS {} (video.meridian.test)\n  Origin:  http://{}\n  Control: meridian-local{control_flag} kill|freeze|drain|undrain|restore <edge>\n  Ctrl-C stops everything.",
         match supervisor.plan.origin_kind {
             OriginKind::Meridian => "Meridian",
             OriginKind::Nginx => "nginx + ffmpeg",

@@ -44,7 +44,11 @@ impl Supervisor {
             plan,
             run_dir,
             children: Mutex::new(HashMap::new()),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            // No idle connections kept: an edge that was frozen closes the ones it held when it
+            // runs again (their timeouts passed), and a request sent on one would be reset.
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build_http(),
         }
     }
 
@@ -197,6 +201,21 @@ impl Supervisor {
         Ok(format!("{name} killed (SIGKILL)"))
     }
 
+    /// Freezes an edge (SIGSTOP, by PID): its sockets stay open and accept connections that
+    /// are never answered, like a hung host. `restore` thaws it.
+    pub async fn freeze(&self, name: &str) -> Result<String, Error> {
+        self.edge(name)?;
+        let children = self.children.lock().await;
+        let pid = children
+            .get(name)
+            .and_then(|c| c.id())
+            .ok_or_else(|| Error::NotRunning {
+                name: name.to_owned(),
+            })?;
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
+        Ok(format!("{name} frozen (SIGSTOP)"))
+    }
+
     /// Turns an edge's operator drain on or off through its admin API.
     pub async fn drain(&self, name: &str, on: bool) -> Result<String, Error> {
         let (info, _) = self.edge(name)?;
@@ -247,16 +266,22 @@ impl Supervisor {
         ))
     }
 
-    /// Brings an edge back: started again if it is not running, and undrained.
+    /// Brings an edge back: thawed if frozen, started again if it is not running, and undrained.
     pub async fn restore(&self, name: &str) -> Result<String, Error> {
         let (_, spec) = self.edge(name)?;
         let spec = spec.clone();
-        let running = self
-            .children
-            .lock()
-            .await
-            .get_mut(name)
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        let running = {
+            let mut children = self.children.lock().await;
+            let child = children.get_mut(name);
+            let running = child
+                .map(|c| (matches!(c.try_wait(), Ok(None)), c.id()))
+                .and_then(|(running, pid)| pid.filter(|_| running));
+            // A running edge may be frozen; SIGCONT to one that is not changes nothing.
+            if let Some(pid) = running {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGCONT);
+            }
+            running.is_some()
+        };
         if !running {
             self.children.lock().await.remove(name);
             self.start(&spec).await?;
@@ -298,7 +323,10 @@ impl Supervisor {
         order.extend(self.plan.origin.iter().rev().map(|s| s.name.clone()));
         for name in &order {
             if let Some(pid) = children.get(name).and_then(|c| c.id()) {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+                let pid = Pid::from_raw(pid as i32);
+                let _ = kill(pid, Signal::SIGTERM);
+                // A frozen edge takes the SIGTERM once it runs again.
+                let _ = kill(pid, Signal::SIGCONT);
             }
         }
         for name in &order {

@@ -5,9 +5,12 @@
 //! - Real DNS queries from inside each client namespace (no ECS: the router locates the source
 //!   address) must be sent to the client's own region.
 //! - ffmpeg, a client with no steering and no player logic, reads a VOD's master playlist by
-//!   name through the router's DNS while the edge serving it is killed, and its output decodes
-//!   completely: the failover is DNS's (the other address of the answer, the region's other
-//!   edge, then answers without the dead edge).
+//!   name through the router's DNS while the edge serving it is killed, and again while it is
+//!   frozen (SIGSTOP: connections accepted, never answered), and its output decodes completely:
+//!   the failover is DNS's (the other address of the answer, the region's other edge, then
+//!   answers without the failed edge). Against a frozen edge a client needs an I/O timeout and
+//!   a retry that connects again by name: ffmpeg's `-rw_timeout` (its HLS reader retries a
+//!   segment whose request failed on a new connection).
 //!
 //! Where namespaces cannot be created (no root, no iproute2) the tests skip, saying why; with
 //! `CI` set (CI runs `CI=true bash .ci/run`) they fail instead, so a CI machine that lost its
@@ -355,7 +358,24 @@ fn clients_in_their_own_namespaces_are_sent_to_their_own_region() {
 
 #[test]
 fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
-    let Some(mut lab) = Lab::new("f") else { return };
+    ffmpeg_through_a_failure("f", Sig::SIGKILL, &[]);
+}
+
+/// A frozen edge accepts connections and never answers: ffmpeg gets past it with an I/O
+/// timeout (`-rw_timeout`, 2 s): its HLS reader then retries the segment on a new connection,
+/// by name, and the router's answer by then names only the region's other edge. Without the
+/// timeout ffmpeg waits on the frozen edge for ever (the watchdog ends it and the test fails).
+#[test]
+fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_frozen() {
+    ffmpeg_through_a_failure("z", Sig::SIGSTOP, &["-rw_timeout", "2000000"]);
+}
+
+/// ffmpeg (with `options` before its input) reads a VOD by name while the edge serving it gets
+/// `failure`; its output must decode whole.
+fn ffmpeg_through_a_failure(test: &str, failure: Sig, options: &[&str]) {
+    let Some(mut lab) = Lab::new(test) else {
+        return;
+    };
     require("ffmpeg", "-version", "ffmpeg");
     require("curl", "--version", "curl");
     let media = testdata().join("media");
@@ -382,31 +402,31 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
     // ffmpeg in Boston's namespace, by name, at four times real time so that the kill lands
     // mid-title; -progress reports how far it has got.
     let out = lab.dir.path().join("out.mp4");
+    let mut args = vec![
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "warning",
+        "-readrate",
+        "4",
+    ];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&[
+        "-i",
+        "http://video.meridian.test:8080/vod/big-clock/master.m3u8",
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a:0",
+        "-c",
+        "copy",
+        "-progress",
+        "pipe:1",
+        "-y",
+        out.to_str().expect("utf-8"),
+    ]);
     let mut ffmpeg = lab
-        .in_ns(
-            &lab.client_ns(1),
-            "ffmpeg",
-            &[
-                "-hide_banner",
-                "-nostdin",
-                "-loglevel",
-                "warning",
-                "-readrate",
-                "4",
-                "-i",
-                "http://video.meridian.test:8080/vod/big-clock/master.m3u8",
-                "-map",
-                "0:v:0",
-                "-map",
-                "0:a:0",
-                "-c",
-                "copy",
-                "-progress",
-                "pipe:1",
-                "-y",
-                out.to_str().expect("utf-8"),
-            ],
-        )
+        .in_ns(&lab.client_ns(1), "ffmpeg", &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -456,18 +476,20 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
             );
             sibling = format!("198.18.1.{}", 2 - serving);
             before = lab.edge_requests(&sibling);
-            edges[serving].signal(Sig::SIGKILL);
-            edges[serving].wait_exit(Duration::from_secs(10));
+            edges[serving].signal(failure);
+            if failure == Sig::SIGKILL {
+                edges[serving].wait_exit(Duration::from_secs(10));
+            }
             killed_at = Some(us);
             eprintln!(
-                "ffmpeg: us-east-{} killed at {:.1} s of output ({served} requests served)",
+                "ffmpeg: us-east-{} got {failure} at {:.1} s of output ({served} requests served)",
                 serving + 1,
                 us as f64 / 1e6
             );
             break;
         }
     }
-    assert!(killed_at.is_some(), "ffmpeg ended before the kill");
+    assert!(killed_at.is_some(), "ffmpeg ended before the failure");
     for line in progress {
         line.expect("progress");
     }
@@ -484,7 +506,7 @@ fn ffmpeg_reads_a_vod_through_dns_while_its_edge_is_killed() {
         .collect();
     assert!(lost.is_empty(), "no segment lost: {lost:?}");
     let after = lab.edge_requests(&sibling) - before;
-    eprintln!("ffmpeg: {sibling} served {after} requests after the kill");
+    eprintln!("ffmpeg: {sibling} served {after} requests after the failure");
     assert!(
         after > 0.0,
         "the rest came from the region's other edge, the other address in the router's answer"

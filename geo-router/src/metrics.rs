@@ -1,5 +1,5 @@
 //! The geo-router's Prometheus metrics. Labels are bounded: query type, result, region (from the
-//! topology), probe outcome.
+//! topology), probe outcome, purge outcome.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +31,7 @@ pub struct Metrics {
     decision: Histogram,
     probes: Family<OutcomeLabels, Counter>,
     api: Family<ApiLabels, Counter>,
+    purges: Family<OutcomeLabels, Counter>,
 }
 
 impl Metrics {
@@ -40,6 +41,7 @@ impl Metrics {
             decision: Histogram::new(exponential_buckets(0.000_001, 2.0, 20)),
             probes: Family::default(),
             api: Family::default(),
+            purges: Family::default(),
         };
         registry.register(
             "meridian_router_dns_queries",
@@ -61,7 +63,17 @@ impl Metrics {
             "HTTP API requests, by endpoint",
             m.api.clone(),
         );
+        registry.register(
+            "meridian_router_purges",
+            "Fleet purges: taken here, copies taken from peers, pushes to edges sent and failed",
+            m.purges.clone(),
+        );
         m
+    }
+
+    /// `outcome`: "taken", "copy_taken", "pushed" or "push_failed".
+    pub fn purge(&self, outcome: &'static str) {
+        self.purges.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// `region` must come from the topology (bounded), or be empty.

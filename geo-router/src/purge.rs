@@ -65,6 +65,7 @@ pub struct Purger {
     client: HttpClient,
     /// Edges a catch-up push is on its way to (one at a time per edge).
     pushing: Mutex<HashSet<String>>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Purger {
@@ -74,6 +75,7 @@ impl Purger {
         token: &str,
         peers: Vec<String>,
         secret: Option<&str>,
+        metrics: crate::metrics::Metrics,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -86,6 +88,7 @@ impl Purger {
             key: secret.map(crate::views::key),
             client: Client::builder(TokioExecutor::new()).build(connector),
             pushing: Mutex::new(HashSet::new()),
+            metrics,
         }
     }
 
@@ -134,6 +137,7 @@ impl Purger {
             }
         };
         tracing::info!(url = %entry.url, seq = entry.seq, "fleet purge");
+        self.metrics.purge("taken");
         let topology = fleet.topology();
         let copies = self.peers.iter().map(|peer| self.copy_to(peer, &entry));
         let no_reset = BTreeMap::new();
@@ -221,7 +225,10 @@ impl Purger {
             );
         }
         match self.log.record(copy.entry) {
-            Ok(_) => body::text(StatusCode::OK, "recorded"),
+            Ok(_) => {
+                self.metrics.purge("copy_taken");
+                body::text(StatusCode::OK, "recorded")
+            }
             Err(error) => {
                 tracing::error!(%error, "a peer's purge not recorded");
                 body::text(
@@ -285,7 +292,13 @@ impl Purger {
         };
         let url = format!("{}/purges", admin.trim_end_matches('/'));
         let body = serde_json::to_vec(&push).unwrap_or_default();
-        let answer = self.post(&url, body, Some(&self.token)).await?;
+        let answer = self.post(&url, body, Some(&self.token)).await;
+        self.metrics.purge(if answer.is_ok() {
+            "pushed"
+        } else {
+            "push_failed"
+        });
+        let answer = answer?;
         serde_json::from_slice(&answer)
             .map_err(|e| format!("POST {url}: the answer is not JSON: {e}"))
     }

@@ -69,6 +69,7 @@ impl Router {
                     token,
                     config.peers.clone(),
                     config.peer_secret.as_deref(),
+                    metrics.clone(),
                 ))
             });
         Self {

@@ -16,6 +16,10 @@ variable "edges" {
     "eu-west"      = [{ name = "eu-west-1" }, { name = "eu-west-2" }]
     "ap-southeast" = [{ name = "ap-southeast-1" }]
   }
+  validation {
+    condition     = alltrue([for region in keys(var.edges) : contains(["us-east", "eu-west", "ap-southeast"], region)])
+    error_message = "edges: the fleet regions are us-east, eu-west and ap-southeast (each has an AWS provider and a module block; see versions.tf)."
+  }
 }
 
 variable "admin_cidrs" {

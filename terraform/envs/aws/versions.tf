@@ -9,7 +9,8 @@ terraform {
 }
 
 # One provider per region (Terraform cannot for_each over providers). Add a region: a provider
-# alias here, a module block in main.tf, and its name in var.regions.
+# alias here, a module block in main.tf, its entry in local.fleet_regions, and its name in
+# var.edges' validation.
 provider "aws" {
   alias  = "us_east_1"
   region = "us-east-1"

@@ -58,6 +58,7 @@ locals {
     config_path  = var.config_path
     systemd_unit = local.systemd_unit
     store_dir    = dirname(var.store_path)
+    binary       = var.binary
     install      = compact([module.binary.runcmd])
     tls_cert_pem = var.tls_cert_pem
     tls_key_pem  = var.tls_key_pem

@@ -32,6 +32,7 @@ locals {
     router_config = var.router_config
     topology      = var.topology
     systemd_unit  = local.systemd_unit
+    binary        = var.binary
     install       = compact([module.binary.runcmd, module.geoip.runcmd])
     ssm           = var.secrets_from_ssm
   })

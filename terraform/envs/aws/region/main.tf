@@ -73,7 +73,7 @@ data "aws_ami" "debian" {
 }
 
 resource "aws_security_group" "edge" {
-  name        = "meridian-edge-${var.fleet_region}"
+  name_prefix = "meridian-edge-${var.fleet_region}"
   description = "Meridian edges: HTTP and HTTPS from anyone, admin from the routers and operators"
   vpc_id      = data.aws_vpc.default.id
 
@@ -163,7 +163,7 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "edge" {
-  name               = "meridian-edge-${var.fleet_region}"
+  name_prefix        = "meridian-edge-${var.fleet_region}"
   assume_role_policy = data.aws_iam_policy_document.assume.json
 }
 
@@ -181,8 +181,8 @@ resource "aws_iam_role_policy" "secrets" {
 }
 
 resource "aws_iam_instance_profile" "edge" {
-  name = "meridian-edge-${var.fleet_region}"
-  role = aws_iam_role.edge.name
+  name_prefix = "meridian-edge-${var.fleet_region}"
+  role        = aws_iam_role.edge.name
 }
 
 resource "aws_instance" "edge" {
@@ -193,7 +193,9 @@ resource "aws_instance" "edge" {
   key_name               = var.ssh_key_name
   iam_instance_profile   = aws_iam_instance_profile.edge.name
   vpc_security_group_ids = [aws_security_group.edge.id]
-  user_data              = module.edge[each.key].cloud_init
+  # The node reads its secrets at its one first boot: the role may by then.
+  depends_on = [aws_iam_role_policy.secrets]
+  user_data  = module.edge[each.key].cloud_init
   # A changed config replaces the instance: edges are cattle, and the router moves viewers.
   user_data_replace_on_change = true
 

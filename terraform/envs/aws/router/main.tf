@@ -96,7 +96,7 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "router" {
-  name               = "meridian-${var.name}"
+  name_prefix        = "meridian-${var.name}"
   assume_role_policy = data.aws_iam_policy_document.assume.json
 }
 
@@ -114,8 +114,8 @@ resource "aws_iam_role_policy" "config" {
 }
 
 resource "aws_iam_instance_profile" "router" {
-  name = "meridian-${var.name}"
-  role = aws_iam_role.router.name
+  name_prefix = "meridian-${var.name}"
+  role        = aws_iam_role.router.name
 }
 
 module "node" {
@@ -132,7 +132,7 @@ module "node" {
 }
 
 resource "aws_security_group" "router" {
-  name        = "meridian-${var.name}"
+  name_prefix = "meridian-${var.name}"
   description = "Meridian geo-router: DNS and steering from anyone, admin from peers and operators"
   vpc_id      = data.aws_vpc.default.id
 
@@ -179,7 +179,9 @@ resource "aws_instance" "router" {
   key_name               = var.ssh_key_name
   iam_instance_profile   = aws_iam_instance_profile.router.name
   vpc_security_group_ids = [aws_security_group.router.id]
-  user_data              = module.node.cloud_init
+  # The node reads its config at its one first boot: the role may by then.
+  depends_on = [aws_iam_role_policy.config]
+  user_data  = module.node.cloud_init
   # cloud-init writes files only at first boot, so a new topology or config means a new
   # instance; the new one is up before the old goes, and the Elastic IP moves over.
   user_data_replace_on_change = true

@@ -50,8 +50,8 @@ run "renders_config_unit_cloud_init_and_topology_entry" {
     error_message = "cloud-init writes the unit exactly"
   }
   assert {
-    condition     = contains(yamldecode(nonsensitive(output.cloud_init)).runcmd, "systemctl enable --now meridian-edge.service")
-    error_message = "cloud-init starts the edge"
+    condition     = yamldecode(nonsensitive(output.cloud_init)).runcmd[length(yamldecode(nonsensitive(output.cloud_init)).runcmd) - 1] == ["sh", "-ec", "test -s \"$0\" && test -x \"$1\" && systemctl enable --now meridian-edge.service", "/etc/meridian/edge.toml", "/usr/local/bin/edge"]
+    error_message = "cloud-init starts the edge last, once its config and binary are in place"
   }
   assert {
     condition = jsonencode(output.topology_entry) == jsonencode({
