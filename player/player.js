@@ -119,7 +119,7 @@ function playDash(url) {
     modifyRequestHeader: (xhr) => xhr,
     modifyRequestURL: (u) => (u.includes('/steer/') ? `${u}${u.includes('?') ? '&' : '?'}client=${encodeURIComponent(client())}` : u),
   }), true);
-  // Fail over fast, as for hls.js: one quick retry, then the next pathway. A short buffer, as
+  // Fail over fast, as for hls.js: the next pathway at the first failed segment. A short buffer, as
   // hls.js keeps for live: dash.js would otherwise fetch a whole short VOD title at once, and a
   // handover must work while the player is still fetching.
   dash.updateSettings({ debug: { logLevel: debugging ? dashjs.Debug.LOG_LEVEL_DEBUG : dashjs.Debug.LOG_LEVEL_WARNING }, streaming: {
@@ -129,14 +129,16 @@ function playDash(url) {
     // ffmpeg's DASH muxer suggests one segment's time, and playback would sit on the edge of
     // what exists, stalling at every segment boundary.
     delay: { liveDelay: 6 },
-    retryAttempts: { MediaSegment: 1, InitializationSegment: 1, MPD: 2 },
+    retryAttempts: { MediaSegment: 0, InitializationSegment: 1, MPD: 2 },
     retryIntervals: { MediaSegment: 100, InitializationSegment: 100, MPD: 200 },
     // Hangs as well as refusals. dash.js's defaults (20 s a segment, 10 s a manifest, each for
     // the whole download) outlast the 6 s buffer: a frozen or black-holed edge stalled playback
-    // 6 s. A segment gets 2 s, a manifest 2 s, so a hang costs at most 2 s + one retry of 2 s,
-    // inside the buffer; the lowest rendition's 2 s segment (about 100 KB) loads in well under
-    // 2 s on any link that can play it at all. The price: a viewer whose link is slower than
-    // that loses the segment and fetches it again, from the next service location.
+    // 6 s, or for good. A segment gets 2 s and no retry on the same location (a retry there
+    // would hang 2 s more: measured, a black hole then cost 5 s and a 0.3 s stall), so a hang
+    // costs 2 s, inside the buffer, before the segment is asked of the next service location;
+    // a manifest gets 2 s and two retries. The lowest rendition's 2 s segment (about 100 KB)
+    // loads in well under 2 s on any link that can play it at all. The price: a viewer whose
+    // link is slower than that loses the segment and fetches it again elsewhere.
     fragmentRequestTimeout: 2000,
     manifestRequestTimeout: 2000,
   } });

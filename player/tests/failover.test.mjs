@@ -287,6 +287,9 @@ async function afterFailure(page, { victim, failing, failedAt, label, screenshot
   const after = s.log.filter((e) => e.ok && e.at > failedAt);
   const first = after[0];
   console.log(`${label}: serving edge ${victim.edge} (${victim.region}) ${what} with ${buffered.toFixed(1)} s buffered; stall ${stallMs} ms; first segment from elsewhere ${first ? first.at - failing : '-'} ms after; then ${[...new Set(after.map((e) => e.edge))].join(', ')}`);
+  // One line per case for benches/handover (the full matrix), read by its report.
+  console.log(`CASE ${JSON.stringify({ label, what, edge: victim.edge, region: victim.region, buffered_s: +buffered.toFixed(2), stall_ms: stallMs,
+    first_elsewhere_ms: first ? first.at - failing : null, then: [...new Set(after.map((e) => e.edge))], fatal: s.fatal })}`);
   assert.equal(s.fatal, null, `no fatal player error: ${JSON.stringify(s.errors)}`);
   assert.ok(after.length >= 3, `segments kept coming after the kill: ${after.length}`);
   assert.ok(after.every((e) => e.edge !== victim.edge), 'nothing came from the failed edge');
@@ -356,16 +359,22 @@ fleetSuite('meridian-origin', [], () => {
     () => drainCase('drain', PARIS, { protocol: 'hls', stream: 'live/big-clock' }));
   test('live DASH (dash.js, content steering): kill -9 of the serving edge, playback carries on from another region', { timeout: TEST_MS },
     () => killCase('dash kill', KUALA_LUMPUR, { protocol: 'dash', stream: 'live/big-clock' }));
-  // Failures that are not clean: each kind once with each player, live and VOD between them.
-  // Each cell passes at 1 s of stall or less.
-  for (const [kind, protocol, stream, client] of [
-    ['freeze', 'hls', 'live/big-clock', BOSTON],
-    ['freeze', 'dash', 'vod/big-clock', PARIS],
-    ['blackhole', 'hls', 'vod/big-clock', KUALA_LUMPUR],
-    ['blackhole', 'dash', 'live/big-clock', BOSTON],
-    ['wedge', 'hls', 'live/big-clock', PARIS],
-    ['wedge', 'dash', 'vod/big-clock', KUALA_LUMPUR],
-  ]) {
+  // Failures that are not clean: each kind once with each player, live and VOD between them
+  // (kill -9 is above). MERIDIAN_MATRIX=full (benches/handover/run.sh) runs every failure kind
+  // with every player and stream instead. Each cell passes at 1 s of stall or less.
+  const clients = [BOSTON, PARIS, KUALA_LUMPUR];
+  const cells = process.env.MERIDIAN_MATRIX === 'full'
+    ? Object.keys(FAILURES).flatMap((kind) => ['hls', 'dash'].flatMap((protocol) => ['live/big-clock', 'vod/big-clock'].map((stream) => [kind, protocol, stream])))
+      .map((cell, i) => [...cell, clients[i % 3]])
+    : [
+      ['freeze', 'hls', 'live/big-clock', BOSTON],
+      ['freeze', 'dash', 'vod/big-clock', PARIS],
+      ['blackhole', 'hls', 'vod/big-clock', KUALA_LUMPUR],
+      ['blackhole', 'dash', 'live/big-clock', BOSTON],
+      ['wedge', 'hls', 'live/big-clock', PARIS],
+      ['wedge', 'dash', 'vod/big-clock', KUALA_LUMPUR],
+    ];
+  for (const [kind, protocol, stream, client] of cells) {
     test(`${FAILURES[kind].what}: ${stream} over ${protocol === 'hls' ? 'hls.js' : 'dash.js'} carries on from another region within 1 s of stall`, { timeout: TEST_MS },
       () => failureCase(`${kind} ${protocol} ${stream.split('/')[0]}`, client, { protocol, stream }, kind));
   }
