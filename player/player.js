@@ -13,6 +13,8 @@ const state = (window.meridian = {
   fatal: null,
   errors: [],
   pathway: null,
+  buffer: [],       // {at, ahead}: seconds buffered ahead, every 250 ms (the last 2 minutes)
+  router: [],       // {at, down}: the edges the router showed down, every second
 });
 
 const config = await (await fetch('/api/config')).json();
@@ -239,6 +241,8 @@ video.addEventListener('waiting', () => {
 setInterval(() => {
   const b = video.buffered;
   const ahead = b.length ? b.end(b.length - 1) - video.currentTime : 0;
+  state.buffer.push({ at: Date.now(), ahead: Math.max(0, ahead) });
+  if (state.buffer.length > 480) state.buffer.shift();
   $('position').textContent = `${video.currentTime.toFixed(1)} s`;
   $('buffer').textContent = `${ahead.toFixed(1)} s`;
   const total = state.stalls.reduce((s, x) => s + x.ms, 0);
@@ -249,6 +253,8 @@ async function refreshRegions() {
   try {
     const fleet = await (await fetch(`${config.router}/fleet`)).json();
     state.fleet = fleet;
+    state.router.push({ at: Date.now(), down: fleet.edges.filter((e) => !e.up).map((e) => e.name) });
+    if (state.router.length > 120) state.router.shift();
     const list = $('regions');
     list.textContent = '';
     for (const region of fleet.regions) {

@@ -20,7 +20,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -145,8 +145,12 @@ async function playFor(page, seconds, limitMs) {
 const snapshot = (page) => page.evaluate(() => {
   const m = window.meridian;
   const openStall = m.stallStarted === null ? 0 : Date.now() - m.stallStarted;
-  return { log: m.log, stalls: m.stalls, openStall, fatal: m.fatal, errors: m.errors };
+  return { log: m.log, stalls: m.stalls, openStall, fatal: m.fatal, errors: m.errors, buffer: m.buffer, router: m.router };
 });
+
+// Each failure case's record (segments, buffer, the router's view), for benches/handover's
+// timeline figure.
+const records = process.env.MERIDIAN_HANDOVER_RECORDS || path.join(root, 'target/handover');
 
 async function servingEdge(page) {
   const { log } = await snapshot(page);
@@ -287,6 +291,10 @@ async function afterFailure(page, { victim, failing, failedAt, label, screenshot
   const after = s.log.filter((e) => e.ok && e.at > failedAt);
   const first = after[0];
   console.log(`${label}: serving edge ${victim.edge} (${victim.region}) ${what} with ${buffered.toFixed(1)} s buffered; stall ${stallMs} ms; first segment from elsewhere ${first ? first.at - failing : '-'} ms after; then ${[...new Set(after.map((e) => e.edge))].join(', ')}`);
+  mkdirSync(records, { recursive: true });
+  writeFileSync(path.join(records, `${label.replace(/[^a-z0-9]+/gi, '-')}.json`), JSON.stringify({
+    label, what, edge: victim.edge, region: victim.region, failing, failedAt, stall_ms: stallMs,
+    log: s.log, buffer: s.buffer, router: s.router }));
   // One line per case for benches/handover (the full matrix), read by its report.
   console.log(`CASE ${JSON.stringify({ label, what, edge: victim.edge, region: victim.region, buffered_s: +buffered.toFixed(2), stall_ms: stallMs,
     first_elsewhere_ms: first ? first.at - failing : null, then: [...new Set(after.map((e) => e.edge))], fatal: s.fatal })}`);
