@@ -22,7 +22,7 @@
 //! purge_log_keep = 100000           # purges kept per router's log (older: an edge that missed them empties its store)
 //! apex = ["127.0.0.1"]              # A/AAAA at the zone apex
 //! hostmaster = "hostmaster"         # SOA mailbox label
-//! steering_ttl = "10s"              # how long players keep a steering manifest
+//! steering_ttl = "5s"               # how long players keep a steering manifest
 //! dns_tcp_timeout = "5s"            # a DNS-over-TCP connection idle this long is closed
 //! grace = "5s"                      # how long a drain waits for in-flight responses
 //!
@@ -195,7 +195,7 @@ impl Default for RouterConfig {
             }],
             apex: Vec::new(),
             hostmaster: "hostmaster".into(),
-            steering_ttl: Duration::from_secs(10),
+            steering_ttl: Duration::from_secs(5),
             dns_tcp_timeout: Duration::from_secs(5),
             grace: Duration::from_secs(5),
             connections: server_kit::connection::Limits::default(),

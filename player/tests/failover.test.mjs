@@ -252,7 +252,25 @@ const FAILURES = {
     const url = await edgeUrl(edge);
     return dropTo(url.hostname, url.port || 80);
   } },
+  // Not a kind of the matrix: a frozen edge while the players cannot reach the router at all
+  // (its HTTP port dropped), so nothing the router learns can reach them. They must leave the
+  // edge on their own, for the next pathway of the last steering manifest they had.
+  unsteered: { what: 'frozen while players cannot reach the router', async inject(edge) {
+    const { router } = await (await fetch(`${control}/api/config`)).json();
+    const url = new URL(router);
+    const reopen = await dropTo(url.hostname, url.port || 80);
+    try {
+      await act(edge, 'freeze');
+    } catch (error) {
+      await reopen();
+      throw error;
+    }
+    return async () => { await reopen(); await act(edge, 'restore'); };
+  } },
 };
+
+/** The failure kinds of the matrix (benches/handover). */
+const MATRIX_KINDS = ['kill', 'freeze', 'blackhole', 'wedge'];
 
 /**
  * A failure of the serving edge (`kind`, one of FAILURES): playback carries on from another
@@ -372,7 +390,7 @@ fleetSuite('meridian-origin', [], () => {
   // with every player and stream instead. Each cell passes at 1 s of stall or less.
   const clients = [BOSTON, PARIS, KUALA_LUMPUR];
   const cells = process.env.MERIDIAN_MATRIX === 'full'
-    ? Object.keys(FAILURES).flatMap((kind) => ['hls', 'dash'].flatMap((protocol) => ['live/big-clock', 'vod/big-clock'].map((stream) => [kind, protocol, stream])))
+    ? MATRIX_KINDS.flatMap((kind) => ['hls', 'dash'].flatMap((protocol) => ['live/big-clock', 'vod/big-clock'].map((stream) => [kind, protocol, stream])))
       .map((cell, i) => [...cell, clients[i % 3]])
     : [
       ['freeze', 'hls', 'live/big-clock', BOSTON],
@@ -381,6 +399,9 @@ fleetSuite('meridian-origin', [], () => {
       ['blackhole', 'dash', 'live/big-clock', BOSTON],
       ['wedge', 'hls', 'live/big-clock', PARIS],
       ['wedge', 'dash', 'vod/big-clock', KUALA_LUMPUR],
+      // The players move on by themselves, without the router.
+      ['unsteered', 'hls', 'live/big-clock', BOSTON],
+      ['unsteered', 'dash', 'live/big-clock', PARIS],
     ];
   for (const [kind, protocol, stream, client] of cells) {
     test(`${FAILURES[kind].what}: ${stream} over ${protocol === 'hls' ? 'hls.js' : 'dash.js'} carries on from another region within 1 s of stall`, { timeout: TEST_MS },

@@ -65,7 +65,7 @@ variable "router" {
     purge_log     = optional(string, "/var/lib/meridian-geo-router/purges.jsonl")
     dev_mode      = optional(bool, false)
     ttl           = optional(string, "20s")
-    steering_ttl  = optional(string, "10s")
+    steering_ttl  = optional(string, "5s")
   })
   default = {}
   validation {
