@@ -36,13 +36,35 @@ impl CommonArgs {
     }
 
     /// Under `--check-config`, prints `config ok` and the checked config as TOML on stdout and
-    /// returns true: `main` then exits 0 without starting. Otherwise returns false.
+    /// returns true: `main` then exits 0 without starting. Otherwise returns false. Secrets
+    /// (see [`redact`]) are printed as `<redacted>`: the output goes to terminals and logs.
     pub fn check(&self, config: &impl Serialize) -> Result<bool, Error> {
         if self.check_config {
-            let text = toml::to_string(config).map_err(Error::PrintConfig)?;
+            let mut value = toml::Value::try_from(config).map_err(Error::PrintConfig)?;
+            redact(&mut value);
+            let text = toml::to_string(&value).map_err(Error::PrintConfig)?;
             println!("config ok\n{text}");
         }
         Ok(self.check_config)
+    }
+}
+
+/// Replaces the value of every key whose name says it holds a secret (`token` or `secret` in
+/// it: `admin_token`, `peer_secret`, a signing key's `secret`), at any depth, by `<redacted>`.
+pub fn redact(value: &mut toml::Value) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                let key = key.to_ascii_lowercase();
+                if (key.contains("token") || key.contains("secret")) && item.is_str() {
+                    *item = toml::Value::String("<redacted>".into());
+                } else {
+                    redact(item);
+                }
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
     }
 }
 
@@ -77,4 +99,27 @@ where
         shutdown.on_signals()?;
         server(shutdown).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth_and_the_rest_is_kept() {
+        let mut value: toml::Value = toml::from_str(
+            "name = \"e1\"\nadmin_token = \"t0p\"\npeer_secret = \"s3c\"\n[signed_urls]\nkeys = [{ id = 1, secret = \"k3y\" }]\n",
+        )
+        .expect("toml");
+        redact(&mut value);
+        let text = toml::to_string(&value).expect("print");
+        for secret in ["t0p", "s3c", "k3y"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(
+            text.contains("name = \"e1\"") && text.contains("id = 1"),
+            "{text}"
+        );
+        assert_eq!(text.matches("<redacted>").count(), 3, "{text}");
+    }
 }
