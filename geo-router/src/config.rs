@@ -24,6 +24,7 @@
 //! hostmaster = "hostmaster"         # SOA mailbox label
 //! steering_ttl = "5s"               # how long players keep a steering manifest
 //! dns_tcp_timeout = "5s"            # a DNS-over-TCP connection idle this long is closed
+//! dns_udp_threads = 2               # UDP sockets, a thread each (default: one per CPU)
 //! grace = "5s"                      # how long a drain waits for in-flight responses
 //!
 //! [connections]                     # the HTTP and admin listeners' timeouts and limits
@@ -107,6 +108,8 @@ pub struct RouterConfig {
     /// closed (hickory's per-connection timeout).
     #[serde(with = "humantime_serde")]
     pub dns_tcp_timeout: Duration,
+    /// UDP sockets on the DNS address (`SO_REUSEPORT`), each read by a thread of its own.
+    pub dns_udp_threads: usize,
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
     /// What the HTTP and admin listeners allow a connection: timeouts and limits (DNS over TCP
@@ -197,6 +200,7 @@ impl Default for RouterConfig {
             hostmaster: "hostmaster".into(),
             steering_ttl: Duration::from_secs(5),
             dns_tcp_timeout: Duration::from_secs(5),
+            dns_udp_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             grace: Duration::from_secs(5),
             connections: server_kit::connection::Limits::default(),
         }

@@ -126,6 +126,8 @@ pub struct Fleet {
     /// This router's epoch (start, Unix ms) and probe rounds, for its own view.
     epoch: u64,
     rounds: std::sync::atomic::AtomicU64,
+    /// Moved on by every write of `inner` (see [`Fleet::generation`]).
+    generation: std::sync::atomic::AtomicU64,
     /// Whether the last recompute heard a majority of the configured routers.
     has_quorum: std::sync::atomic::AtomicBool,
 }
@@ -178,6 +180,7 @@ impl Fleet {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
             rounds: std::sync::atomic::AtomicU64::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
             has_quorum: std::sync::atomic::AtomicBool::new(true),
         }
     }
@@ -186,8 +189,20 @@ impl Fleet {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every change to what [`Fleet::snapshot`] returns is made through this guard, and taking
+    /// it moves the generation on: a snapshot taken after a reader sees the new generation
+    /// waits for the writer, so it holds the change.
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|p| p.into_inner())
+        let guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        guard
+    }
+
+    /// A number that changes whenever the fleet may have (a write to its state): what is
+    /// derived from a snapshot can be kept while it stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The current topology.

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use server_kit::Shutdown;
 use server_kit::admin::Admin;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use topology::Topology;
 
 use crate::geoip::GeoIp;
@@ -84,7 +84,8 @@ impl From<topology::Error> for Error {
 /// The sockets `main` (or a test) bound for the router.
 #[derive(Debug)]
 pub struct Listeners {
-    pub dns_udp: UdpSocket,
+    /// Bound with [`dns::udp::bind`], so that more sockets can join it.
+    pub dns_udp: std::net::UdpSocket,
     pub dns_tcp: TcpListener,
     pub http: TcpListener,
     pub admin: TcpListener,
@@ -165,8 +166,16 @@ pub async fn run(
         "router ready"
     );
 
+    let udp = dns::udp::Udp::start(
+        listeners.dns_udp,
+        router.config.dns_udp_threads,
+        Arc::new(dns::DnsHandler::new(router.clone())?),
+    )
+    .map_err(|error| Error::Config {
+        key: "dns_udp_threads",
+        problem: format!("cannot start the DNS UDP sockets: {error}"),
+    })?;
     let mut dns = hickory_server::Server::new(dns::DnsHandler::new(router.clone())?);
-    dns.register_socket(listeners.dns_udp);
     dns.register_listener(listeners.dns_tcp, router.config.dns_tcp_timeout, 65_535);
 
     let prober = tokio::spawn(probe::run(
@@ -245,6 +254,7 @@ pub async fn run(
     if let Err(error) = dns.shutdown_gracefully().await {
         tracing::warn!(%error, "DNS server stopped with an error");
     }
+    udp.stop().await;
     let _ = prober.await;
     reloader.abort();
     admin_shutdown.stop();

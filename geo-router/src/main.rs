@@ -99,11 +99,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// UDP side got; if that TCP port is taken, both try again on a new port.
 async fn bind_dns(
     addr: SocketAddr,
-) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+) -> anyhow::Result<(std::net::UdpSocket, tokio::net::TcpListener)> {
     let mut attempts = 0;
     loop {
-        let udp = tokio::net::UdpSocket::bind(addr)
-            .await
+        let udp = geo_router::dns::udp::bind(addr)
             .with_context(|| format!("cannot listen on {addr} for dns-udp"))?;
         let udp_addr = udp.local_addr()?;
         match listener::bind_tcp("dns-tcp", udp_addr).await {

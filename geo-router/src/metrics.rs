@@ -20,6 +20,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
     endpoint: &'static str,
 }
@@ -32,6 +37,7 @@ pub struct Metrics {
     probes: Family<OutcomeLabels, Counter>,
     api: Family<ApiLabels, Counter>,
     purges: Family<OutcomeLabels, Counter>,
+    dns_paths: Family<PathLabels, Counter>,
 }
 
 impl Metrics {
@@ -42,6 +48,7 @@ impl Metrics {
             probes: Family::default(),
             api: Family::default(),
             purges: Family::default(),
+            dns_paths: Family::default(),
         };
         registry.register(
             "meridian_router_dns_queries",
@@ -68,7 +75,35 @@ impl Metrics {
             "Fleet purges: taken here, copies taken from peers, pushes to edges sent and failed",
             m.purges.clone(),
         );
+        registry.register(
+            "meridian_router_dns_udp_answers",
+            "UDP answers by how they were made: a kept encoding patched (cached), encoded by \
+             hickory from the usual query (encoded), or the query read by hickory (full)",
+            m.dns_paths.clone(),
+        );
         m
+    }
+
+    /// The counter [`Metrics::query`] increments for these labels, to keep and increment
+    /// without a lookup.
+    pub fn query_counter(
+        &self,
+        qtype: &'static str,
+        result: &'static str,
+        region: &str,
+    ) -> Counter {
+        self.queries
+            .get_or_create(&QueryLabels {
+                qtype,
+                result,
+                region: region.to_owned(),
+            })
+            .clone()
+    }
+
+    /// `path`: "cached", "encoded" or "full".
+    pub fn dns_path(&self, path: &'static str) -> Counter {
+        self.dns_paths.get_or_create(&PathLabels { path }).clone()
     }
 
     /// `outcome`: "taken", "copy_taken", "pushed" or "push_failed".

@@ -29,10 +29,18 @@ pub struct Router {
     default_region: RwLock<String>,
 }
 
+/// The fleet as decisions read it, at one [`Fleet::generation`].
+#[derive(Debug, Clone)]
+pub struct View {
+    pub generation: u64,
+    pub snapshot: Arc<Snapshot>,
+    default_region: String,
+}
+
 /// A decision with what led to it.
 #[derive(Debug, Clone)]
 pub struct Routed {
-    pub snapshot: Snapshot,
+    pub snapshot: Arc<Snapshot>,
     pub decision: Decision,
     /// The scope an ECS answer may claim: the longer of the GeoIP network's prefix and the
     /// client subnet's the decision hashed.
@@ -92,10 +100,29 @@ impl Router {
     }
 
     /// Decides for a client address (an ECS address with its source prefix, or the source
-    /// address with its full length). The client's edges are picked by its subnet (a /24 or
+    /// address with its full length), on the fleet as it is now.
+    pub fn route(&self, client: IpAddr, source_prefix: u8) -> Routed {
+        self.route_in(&self.view(), client, source_prefix)
+    }
+
+    /// What decisions read of the fleet now; one view serves many decisions (a batch of DNS
+    /// queries) while [`Fleet::generation`] stays the same.
+    pub fn view(&self) -> View {
+        View {
+            generation: self.fleet.generation(),
+            snapshot: Arc::new(self.fleet.snapshot()),
+            default_region: self
+                .default_region
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+
+    /// Decides for a client on `view`. The client's edges are picked by its subnet (a /24 or
     /// /48, or the shorter source prefix); the scope is the longer of that and the GeoIP
     /// network's prefix, so a resolver keeps the answer for exactly the clients it fits.
-    pub fn route(&self, client: IpAddr, source_prefix: u8) -> Routed {
+    pub fn route_in(&self, view: &View, client: IpAddr, source_prefix: u8) -> Routed {
         let started = Instant::now();
         let (location, geo_prefix) = match self.geoip.locate(client) {
             Ok(found) => (Some((found.latitude, found.longitude)), found.prefix_len),
@@ -110,22 +137,16 @@ impl Router {
             location,
             key: decision::subnet_key(client, subnet),
         };
-        let snapshot = self.fleet.snapshot();
-        let default_region = self
-            .default_region
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         let decision = decision::decide(
-            &snapshot.topology,
-            &snapshot.status,
+            &view.snapshot.topology,
+            &view.snapshot.status,
             client,
-            &default_region,
+            &view.default_region,
             self.config.balance.overload,
         );
         self.metrics.decision(started.elapsed().as_secs_f64());
         Routed {
-            snapshot,
+            snapshot: view.snapshot.clone(),
             decision,
             scope,
         }

@@ -373,6 +373,145 @@ async fn answers_by_client_subnet_over_udp_and_tcp_and_serves_the_zone() {
     );
 }
 
+/// A query built byte by byte: `name` in wire form as given (letter case kept), class IN, and
+/// with `opt` an OPT record (payload 1232, DO as asked, its options' bytes).
+fn raw_query(
+    id: u16,
+    flags: [u8; 2],
+    name: &str,
+    qtype: u16,
+    opt: Option<(bool, &[u8])>,
+) -> Vec<u8> {
+    let mut p = id.to_be_bytes().to_vec();
+    p.extend_from_slice(&flags);
+    p.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(opt.is_some())]);
+    for label in name.trim_end_matches('.').split('.') {
+        p.push(label.len() as u8);
+        p.extend_from_slice(label.as_bytes());
+    }
+    p.push(0);
+    p.extend_from_slice(&qtype.to_be_bytes());
+    p.extend_from_slice(&[0, 1]);
+    if let Some((dnssec_ok, options)) = opt {
+        p.extend_from_slice(&[
+            0,
+            0,
+            41,
+            0x04,
+            0xD0,
+            0,
+            0,
+            if dnssec_ok { 0x80 } else { 0 },
+            0,
+        ]);
+        p.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        p.extend_from_slice(options);
+    }
+    p
+}
+
+async fn udp_exchange(server: SocketAddr, query: &[u8]) -> Vec<u8> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..5 {
+        socket.send_to(query, server).await.expect("send");
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buf)).await
+        {
+            return buf[..n].to_vec();
+        }
+    }
+    panic!("no UDP answer to 5 tries");
+}
+
+async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(server).await.expect("connect");
+    stream
+        .write_all(&[&(query.len() as u16).to_be_bytes()[..], query].concat())
+        .await
+        .expect("write");
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.expect("length");
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf).await.expect("answer");
+    buf
+}
+
+/// The UDP path keeps encoded answers and patches them per query; hickory's server answers TCP.
+/// For the same query, on one router with a settled fleet (so both get one decision), the two
+/// answers are the same bytes: first and kept answers, names in any letter case, with and
+/// without EDNS, DO, RD and CD, Client Subnets of both families and odd lengths, and the zone's
+/// other names. The router's metrics show the kept answers were used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_answers_are_byte_for_byte_what_hickory_encodes_for_the_same_query() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_servers, topology) = healthy_fleet(dir.path()).await;
+    // One TTL throughout: a fleet change must not change the answer between the two paths.
+    let router = start_router_with(&topology, "changing_window = \"0s\"\n", &[]);
+    within(Duration::from_secs(10), "every edge answered", || async {
+        let answer = udp_query(router.dns, SERVICE, RecordType::A, ecs(PARIS)).await;
+        sorted_addresses(&answer) == ["127.0.2.1", "127.0.2.2"]
+    })
+    .await;
+
+    let ecs_v4_24: &[u8] = &[0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100];
+    let ecs_v4_20: &[u8] = &[0, 8, 0, 7, 0, 1, 20, 0, 100, 64, 16];
+    let ecs_v6_48: &[u8] = &[0, 8, 0, 10, 0, 2, 48, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 2];
+    let ecs_zero: &[u8] = &[0, 8, 0, 4, 0, 1, 0, 0];
+    let names = [
+        "video.meridian.test",
+        "ViDeO.MeRiDiAn.TeSt",
+        "VIDEO.meridian.TEST",
+        "meridian.test",
+        "MERIDIAN.test",
+        "ns1.meridian.test",
+        "nope.Meridian.test",
+        "example.com",
+    ];
+    let opts: [Option<(bool, &[u8])>; 7] = [
+        None,
+        Some((false, &[])),
+        Some((true, &[])),
+        Some((false, ecs_v4_24)),
+        Some((true, ecs_v4_20)),
+        Some((false, ecs_v6_48)),
+        Some((false, ecs_zero)),
+    ];
+    let mut compared = 0;
+    for (n, name) in names.iter().enumerate() {
+        for qtype in [1u16, 28, 6, 2, 15] {
+            for (o, opt) in opts.iter().enumerate() {
+                for flags in [[0x01, 0x00], [0x00, 0x10], [0x01, 0x20]] {
+                    let id = (n * 1000 + o * 10) as u16 + u16::from(flags[1]);
+                    let query = raw_query(id, flags, name, qtype, *opt);
+                    let over_tcp = tcp_exchange(router.dns, &query).await;
+                    // Twice: the first may be encoded, the second is kept.
+                    for round in 0..2 {
+                        let over_udp = udp_exchange(router.dns, &query).await;
+                        assert_eq!(
+                            over_udp, over_tcp,
+                            "{name} type {qtype} opt {o} flags {flags:?} round {round}: UDP and TCP answers differ"
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 8 * 5 * 7 * 3 * 2);
+    let reply = get(&format!("{}/metrics", router.process.addr("admin")), &[]).await;
+    let metrics = String::from_utf8_lossy(&reply.body).into_owned();
+    let cached: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("meridian_router_dns_udp_answers_total{path=\"cached\"} "))
+        .expect("the UDP answers metric")
+        .parse()
+        .expect("a number");
+    assert!(
+        cached >= 500.0,
+        "most of the second answers came from kept ones: {cached}\n{metrics}"
+    );
+}
+
 /// 1,000 client subnets near Boston (100.64.0.0/14 in the test GeoIP database): every answer
 /// names us-east's edges and nothing else, each of the two equal edges is the primary (first)
 /// for 40-60% of the subnets, the scope is the subnet, and AAAA comes from the same decision,
