@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# The DNS part of benches/cdn/run.sh: the geo-router beside gdnsd (GeoIP plugin, the same City
-# database and regions) and NSD (a static zone, rate limiting off), serving the same names, each
-# pinned to core 0, dnsperf on core 1 with an ECS option on every query. Appends one JSON line
-# per server to $RAW. Needs BIN (release binaries), WORK, RAW, DURATION.
+# The geo-router beside gdnsd (GeoIP plugin, the same City database and regions) and NSD (a
+# static zone, rate limiting off), serving the same names, each pinned to core 0 with one UDP
+# thread, dnsperf on core 1 with an ECS option on every query. Used by benches/dns/run.sh (the
+# DNS report) and benches/cdn/run.sh. Appends JSON lines to $RAW (measure.py says what each
+# holds). Needs BIN (release binaries), WORK, RAW; DURATION (s, default 10).
+#
+# Per server and run (RUNS, default 1; servers interleaved):
+#   open   dnsperf asks 500,000 q/s: what it gets answered (on this machine dnsperf's own core is
+#          the limit near 150,000 q/s, so this says little of a server; its CPU is recorded)
+#   fixed  FIXED_QPS (default 100,000) for DURATION, with one client subnet (set "one") and with
+#          131,072 queries of distinct subnets (set "many"): CPU per query on each side
+# With BEFORE (a geo-router binary built from an earlier commit, BEFORE_LABEL naming it), that
+# router runs beside the others as "geo-router-before", with the test config as it is.
+# Then, with LADDER=1, once per server: LADDER_RATES for LADDER_SECONDS (default 30) each, up to
+# the first rate not held: a query lost, or fewer answers than 98% of the rate asked (set "one").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${BIN:?}" "${WORK:?}" "${RAW:?}"
@@ -20,9 +31,18 @@ trap 'stop_pids "$pids"' EXIT
 
 # The same names everywhere: the service name (per-client answers where the server can), the
 # apex SOA, and a name that does not exist.
-printf 'video.meridian.test A\nvideo.meridian.test A\nmeridian.test SOA\nnope.meridian.test A\n' >"$dir/queries"
-# ECS (option 8): IPv4, source /24, scope 0, 198.51.100.0 (near eu-west in the test database).
-ecs=8:00011800c63364
+python3 benches/dns/queries.py text "$dir/queries"
+python3 benches/dns/queries.py many "$dir/many.bin" 131072
+RUNS=${RUNS:-1}
+FIXED_QPS=${FIXED_QPS:-100000}
+LADDER_RATES=${LADDER_RATES:-"100000 120000 130000 140000 150000 160000 180000"}
+LADDER_SECONDS=${LADDER_SECONDS:-30}
+# The router with one UDP thread (like gdnsd's udp_threads and NSD's server-count).
+{
+  echo "dns_udp_threads = 1"
+  sed "s|^topology = .*|topology = \"$PWD/testdata/topology.toml\"|; s|^geoip = .*|geoip = \"$geoip\"|" \
+    testdata/geo-router.toml
+} >"$dir/geo-router.toml"
 
 # NSD: a static zone, one server process, no rate limiting.
 cat >"$dir/meridian.test.zone" <<'EOF'
@@ -116,19 +136,13 @@ start() { # name readiness-port cmd...
   return 1
 }
 
-measure() { # name port
-  local out
-  out=$(taskset -c 1 dnsperf -s 127.0.0.1 -p "$2" -d "$dir/queries" -l "$DURATION" -c 4 -Q 500000 -E "$ecs" 2>&1)
-  echo "$out" >"$dir/$1.dnsperf"
-  python3 - "$1" "$out" >>"$RAW" <<'PY'
-import json, re, sys
-name, text = sys.argv[1], sys.argv[2]
-qps = float(re.search(r"Queries per second:\s+([\d.]+)", text).group(1))
-lost = int(re.search(r"Queries lost:\s+(\d+)", text).group(1))
-latency = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", text).group(1)) * 1000
-print(json.dumps({"server": name, "test": "dns", "kind": "dns", "qps": qps, "lost": lost, "latency_ms": latency}))
-PY
-  echo "  $1: $(tail -1 "$RAW")" >&2
+measure() { # name port qps seconds queries set phase
+  local line
+  line=$(RUN=${run:-1} python3 benches/dns/measure.py "$1" "$(cat "$dir/$1.pid.started")" "$2" "$3" "$4" "$5" "$6" "$7")
+  echo "$line" >>"$RAW"
+  echo "  $1 $7 $6 @$3: $line" >&2
+  # For the ladder: "held" when every query was answered at the rate asked (within 2%).
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("held" if r["lost"] == 0 and r["qps"] >= 0.98 * r["asked_qps"] else "not")' "$line"
 }
 
 stop_all() {
@@ -136,19 +150,39 @@ stop_all() {
   : >"$pids"
 }
 
-start geo-router 15353 "$BIN/geo-router" --config testdata/geo-router.toml --dns 127.0.0.1:15353 \
-  --http 127.0.0.1:0 --admin 127.0.0.1:0
-measure geo-router 15353
-stop_all
-if start gdnsd 15355 gdnsd -c "$dir/gdnsd" -D start; then
-  measure gdnsd 15355
-else
-  echo "compare.sh: gdnsd left out of this run" >&2
+start_server() { # name
+  case $1 in
+    geo-router) start geo-router 15353 "$BIN/geo-router" --config "$dir/geo-router.toml" \
+      --dns 127.0.0.1:15353 --http 127.0.0.1:0 --admin 127.0.0.1:0 ;;
+    geo-router-before) start geo-router-before 15356 "$BEFORE" --config testdata/geo-router.toml \
+      --dns 127.0.0.1:15356 --http 127.0.0.1:0 --admin 127.0.0.1:0 ;;
+    gdnsd) start gdnsd 15355 gdnsd -c "$dir/gdnsd" -D start ;;
+    nsd) start nsd 15354 nsd -d -c "$dir/nsd.conf" ;;
+  esac
+}
+declare -A port=([geo-router]=15353 [geo-router-before]=15356 [gdnsd]=15355 [nsd]=15354)
+servers="geo-router${BEFORE:+ geo-router-before} gdnsd nsd"
+
+for run in $(seq "$RUNS"); do
+  for server in $servers; do
+    if ! start_server "$server"; then
+      echo "compare.sh: $server left out of run $run" >&2
+      stop_all
+      continue
+    fi
+    measure "$server" "${port[$server]}" 500000 "$DURATION" "$dir/queries" one open >/dev/null
+    measure "$server" "${port[$server]}" "$FIXED_QPS" "$DURATION" "$dir/queries" one fixed >/dev/null
+    measure "$server" "${port[$server]}" "$FIXED_QPS" "$DURATION" "$dir/many.bin" many fixed >/dev/null
+    stop_all
+  done
+done
+if [ "${LADDER:-0}" = 1 ]; then
+  for server in $servers; do
+    start_server "$server" || { stop_all; continue; }
+    for rate in $LADDER_RATES; do
+      held=$(measure "$server" "${port[$server]}" "$rate" "$LADDER_SECONDS" "$dir/queries" one ladder)
+      [ "$held" = held ] || break
+    done
+    stop_all
+  done
 fi
-stop_all
-if start nsd 15354 nsd -d -c "$dir/nsd.conf"; then
-  measure nsd 15354
-else
-  echo "compare.sh: NSD left out of this run" >&2
-fi
-stop_all

@@ -1,37 +1,32 @@
 #!/usr/bin/env bash
-# DNS load benchmark for the geo-router with GeoIP and ECS on, using dnsperf (a benchmark, not a
-# test). It builds the release binary, starts one router on a free loopback port over the example
-# fleet, sends queries for 10 s (each carrying an EDNS Client Subnet option from a test range),
-# prints dnsperf's report, and stops the router by PID.
+# The DNS report: builds the release geo-router and runs benches/dns/compare.sh (the geo-router
+# beside gdnsd and NSD: CPU per query at a fixed rate with one and with many client subnets, the
+# open rate, and the highest rate with no loss), then writes benches/results/dns.md and
+# benches/results/dns.jsonl. A benchmark, not a test: about 15 minutes with the defaults.
 #
-#   benches/dns/run.sh [seconds] [clients]
-#
-# Peers for the side-by-side comparison (gdnsd, NSD) join with the benchmark issue.
+#   benches/dns/run.sh            RUNS=3 DURATION=10 LADDER=1 LADDER_SECONDS=30
+#   BEFORE=<geo-router binary> BEFORE_LABEL=<its commit> benches/dns/run.sh   (an earlier router beside)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-seconds=${1:-10}
-clients=${2:-4}
-if ! command -v dnsperf >/dev/null; then
-  apt-get update -q && apt-get install -y -q --no-install-recommends dnsperf
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v kdig >/dev/null || need+=(knot-dnsutils)
+[ -x /usr/sbin/gdnsd ] || need+=(gdnsd)
+[ -x /usr/sbin/nsd ] || need+=(nsd)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 cargo build --release --locked -p geo-router
 work=$(mktemp -d)
-router_pid=
-cleanup() {
-  [ -n "$router_pid" ] && kill "$router_pid" 2>/dev/null && wait "$router_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-./target/release/geo-router --config testdata/geo-router.toml --dns 127.0.0.1:0 \
-  --http 127.0.0.1:0 --admin 127.0.0.1:0 >"$work/out" 2>"$work/log" &
-router_pid=$!
-until grep -q '^listening dns-udp ' "$work/out"; do
-  kill -0 "$router_pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
-  sleep 0.1
-done
-addr=$(awk '$2 == "dns-udp" {print $3}' "$work/out")
-printf 'video.meridian.test A\nvideo.meridian.test A\nmeridian.test SOA\nnope.meridian.test A\n' >"$work/queries"
-# ECS option (code 8): family 1 (IPv4), source /24, scope 0, address 198.51.100.0 (near eu-west).
-taskset -c 1 dnsperf -s "${addr%:*}" -p "${addr##*:}" -d "$work/queries" -l "$seconds" \
-  -c "$clients" -Q 200000 -E 8:00011800c63364
+trap 'rm -rf "$work"' EXIT
+raw=benches/results/dns.jsonl
+: >"$raw"
+started=$(date +%s)
+RUNS=${RUNS:-3} DURATION=${DURATION:-10} LADDER=${LADDER:-1} BIN=$PWD/target/release WORK=$work \
+  RAW=$raw BEFORE=${BEFORE:-} bash benches/dns/compare.sh
+python3 -c 'import json,sys; print(json.dumps({"kind":"meta","started":sys.argv[1],"seconds":int(sys.argv[2]),"machine":sys.argv[3],"before":sys.argv[4] or None}))' \
+  "$(date -u -d "@$started" '+%Y-%m-%d %H:%M UTC')" "$(($(date +%s) - started))" \
+  "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r)" \
+  "${BEFORE:+${BEFORE_LABEL:-an earlier commit}}" >>"$raw"
+python3 benches/dns/report.py "$raw" benches/results/dns.md "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- geo-router || echo '+changes')"
+echo "benches/results/dns.md written" >&2

@@ -4,9 +4,15 @@
 //! and DB-IP's flat city layout (`latitude`, `longitude` at the top level, 32-bit floats). The
 //! lookup also returns the prefix length of the network that matched, which is what an ECS
 //! answer's scope must say: every address in that network would get the same answer.
+//!
+//! A record's place is decoded once: databases share one record among all the networks of a
+//! place, so the places are kept by record (its offset in the data section), up to
+//! [`PLACES_KEPT`] of them.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::RwLock;
 
 use serde::Deserialize;
 
@@ -24,7 +30,12 @@ pub struct Located {
 /// An open GeoIP database.
 pub struct GeoIp {
     reader: maxminddb::Reader<Vec<u8>>,
+    /// Each decoded record's coordinates (None: it has none), by data-section offset.
+    places: RwLock<HashMap<usize, Option<(f64, f64)>>>,
 }
+
+/// More records than a City database's places; past it, places are decoded every time.
+pub const PLACES_KEPT: usize = 1 << 20;
 
 impl std::fmt::Debug for GeoIp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +85,10 @@ impl GeoIp {
             path: path.to_path_buf(),
             error,
         })?;
-        Ok(Self { reader })
+        Ok(Self {
+            reader,
+            places: RwLock::new(HashMap::new()),
+        })
     }
 
     /// The database's type, as its metadata says (e.g. `GeoLite2-City`).
@@ -88,6 +102,40 @@ impl GeoIp {
             return Err(Unlocated { prefix_len: 0 });
         };
         let prefix_len = result.network().map(|n| n.prefix()).unwrap_or(0);
+        let Some(offset) = result.offset() else {
+            return Err(Unlocated { prefix_len });
+        };
+        let kept = self
+            .places
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&offset)
+            .copied();
+        let coordinates = match kept {
+            Some(place) => place,
+            None => {
+                let place = Self::decode(&result);
+                let mut places = self.places.write().unwrap_or_else(|p| p.into_inner());
+                if places.len() < PLACES_KEPT {
+                    places.insert(offset, place);
+                }
+                place
+            }
+        };
+        match coordinates {
+            Some((latitude, longitude)) if latitude.is_finite() && longitude.is_finite() => {
+                Ok(Located {
+                    latitude,
+                    longitude,
+                    prefix_len,
+                })
+            }
+            _ => Err(Unlocated { prefix_len }),
+        }
+    }
+
+    /// A record's coordinates, in whichever layout it has them.
+    fn decode(result: &maxminddb::LookupResult<'_, Vec<u8>>) -> Option<(f64, f64)> {
         let city = || match result.decode::<CityRecord>().ok().flatten()?.location? {
             Location {
                 latitude: Some(lat),
@@ -103,17 +151,7 @@ impl GeoIp {
             let r = result.decode::<FlatDoubleRecord>().ok().flatten()?;
             r.latitude.zip(r.longitude)
         };
-        let coordinates = city().or_else(flat).or_else(flat_double);
-        match coordinates {
-            Some((latitude, longitude)) if latitude.is_finite() && longitude.is_finite() => {
-                Ok(Located {
-                    latitude,
-                    longitude,
-                    prefix_len,
-                })
-            }
-            _ => Err(Unlocated { prefix_len }),
-        }
+        city().or_else(flat).or_else(flat_double)
     }
 }
 

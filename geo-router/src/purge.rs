@@ -9,9 +9,9 @@
 //!   waits for this router after a start, is sent them ([`Purger::catch_up`]): an edge that was
 //!   down during a purge gets it before it serves from its store again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -65,8 +65,16 @@ pub struct Purger {
     client: HttpClient,
     /// Edges a catch-up push is on its way to (one at a time per edge).
     pushing: Mutex<HashSet<String>>,
+    /// Edges whose catch-up pushes failed: how many times in a row, and when to try again.
+    failing: Mutex<HashMap<String, (u32, Instant)>>,
     metrics: crate::metrics::Metrics,
 }
+
+/// The wait before a catch-up push follows failed ones: doubling from the first, at most the
+/// last (an edge whose store is still loading answers 503 for a few seconds; one refusing the
+/// token does until an operator mends it).
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MOST: Duration = Duration::from_secs(5);
 
 impl Purger {
     pub fn new(
@@ -88,6 +96,7 @@ impl Purger {
             key: secret.map(crate::views::key),
             client: Client::builder(TokioExecutor::new()).build(connector),
             pushing: Mutex::new(HashSet::new()),
+            failing: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -247,6 +256,15 @@ impl Purger {
         if missing.entries.is_empty() && missing.reset.is_empty() && !waits_for_me {
             return;
         }
+        let backing_off = self
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .is_some_and(|&(_, next)| Instant::now() < next);
+        if backing_off {
+            return;
+        }
         if !self
             .pushing
             .lock()
@@ -260,14 +278,22 @@ impl Purger {
             let pushed = purger
                 .push(&admin, missing.complete, &missing.reset, &missing.entries)
                 .await;
+            let mut failing = purger.failing.lock().unwrap_or_else(|e| e.into_inner());
             match pushed {
                 Ok(_) => {
+                    failing.remove(&name);
                     tracing::info!(edge = %name, purges = missing.entries.len(), complete = missing.complete, "edge brought up to date")
                 }
                 Err(error) => {
-                    tracing::warn!(edge = %name, %error, "catch-up push failed; tried again after the next probe")
+                    let failures = failing.get(&name).map_or(1, |&(n, _)| n + 1);
+                    let wait = RETRY_FIRST
+                        .saturating_mul(1 << failures.min(8).saturating_sub(1))
+                        .min(RETRY_MOST);
+                    failing.insert(name.clone(), (failures, Instant::now() + wait));
+                    tracing::warn!(edge = %name, %error, failures, retry_in = ?wait, "catch-up push failed")
                 }
             }
+            drop(failing);
             purger
                 .pushing
                 .lock()
