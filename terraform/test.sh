@@ -27,13 +27,13 @@ trap 'rm -rf "$mirror" "$rc"' EXIT
 echo "== terraform fmt -check -recursive"
 terraform fmt -check -recursive
 
-for dir in modules/artifact modules/edge modules/fleet modules/router checks/render envs/local; do
+for dir in modules/artifact modules/ssm-secret modules/edge modules/fleet modules/router checks/render envs/local; do
   echo "== terraform validate $dir"
   tf "$dir" init -backend=false -input=false >/dev/null
   tf "$dir" validate
 done
 
-for dir in modules/artifact modules/edge modules/fleet modules/router; do
+for dir in modules/artifact modules/ssm-secret modules/edge modules/fleet modules/router; do
   echo "== terraform test $dir"
   tf "$dir" test
 done

@@ -16,6 +16,9 @@ command -v kdig >/dev/null || need+=(knot-dnsutils)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
+# The label names the code the binary is built from, taken before the run (edits made while it
+# runs are not in it).
+label="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- geo-router || echo '+changes')"
 cargo build --release --locked -p geo-router
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -28,5 +31,5 @@ python3 -c 'import json,sys; print(json.dumps({"kind":"meta","started":sys.argv[
   "$(date -u -d "@$started" '+%Y-%m-%d %H:%M UTC')" "$(($(date +%s) - started))" \
   "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r)" \
   "${BEFORE:+${BEFORE_LABEL:-an earlier commit}}" >>"$raw"
-python3 benches/dns/report.py "$raw" benches/results/dns.md "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- geo-router || echo '+changes')"
+python3 benches/dns/report.py "$raw" benches/results/dns.md "$label"
 echo "benches/results/dns.md written" >&2

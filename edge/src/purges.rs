@@ -22,7 +22,7 @@ pub use topology::purges::{Applied, Entry, Push};
 #[derive(Debug)]
 pub struct Sync {
     awaits: bool,
-    heard_from: Mutex<(BTreeSet<String>, usize)>,
+    heard_from: Mutex<BTreeSet<String>>,
     synced: AtomicBool,
 }
 
@@ -31,7 +31,7 @@ impl Sync {
     pub fn new(awaits: bool) -> Self {
         Self {
             awaits,
-            heard_from: Mutex::new((BTreeSet::new(), usize::MAX)),
+            heard_from: Mutex::new(BTreeSet::new()),
             synced: AtomicBool::new(!awaits),
         }
     }
@@ -47,11 +47,10 @@ impl Sync {
             return;
         }
         let mut heard = self.heard_from.lock().unwrap_or_else(|e| e.into_inner());
-        heard.0.insert(router.to_owned());
-        heard.1 = routers / 2 + 1;
-        if heard.0.len() >= heard.1 && !self.synced.swap(true, Ordering::Relaxed) {
+        heard.insert(router.to_owned());
+        if heard.len() > routers / 2 && !self.synced.swap(true, Ordering::Relaxed) {
             tracing::info!(
-                routers = heard.0.len(),
+                routers = heard.len(),
                 "purges brought up to date by a majority of routers: serving from the store"
             );
         }
@@ -63,7 +62,7 @@ impl Sync {
         serde_json::json!({
             "synced": self.synced(),
             "awaits_routers": self.awaits,
-            "heard_from": heard.0,
+            "heard_from": *heard,
             "applied": applied,
         })
     }

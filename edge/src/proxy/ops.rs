@@ -45,6 +45,25 @@ impl Edge {
         Some(purged)
     }
 
+    /// Removes every stored key under each of `prefixes` in one pass (on the blocking pool);
+    /// `None` while the store is starting.
+    async fn purge_prefixes(&self, prefixes: Vec<String>) -> Option<Vec<usize>> {
+        let store = self.store.clone();
+        let counts = tokio::task::spawn_blocking(move || {
+            let counts = store.remove_prefixes(&prefixes);
+            (prefixes, counts)
+        })
+        .await
+        .ok()?;
+        let (prefixes, counts) = counts;
+        let counts = counts?;
+        self.metrics.store(&self.store.stats());
+        for (prefix, purged) in prefixes.iter().zip(&counts) {
+            tracing::info!(key = %format!("{prefix}*"), purged, "purged");
+        }
+        Some(counts)
+    }
+
     /// Applies what a router pushed (`POST /purges`): every purge of `push` this edge has not
     /// applied yet, in order; records them in the state file; notes a complete push. Answers
     /// each purge's count and what the edge has applied now.
@@ -71,21 +90,38 @@ impl Edge {
         let empty = self.store.stats().objects == 0;
         let mut entries = push.entries;
         entries.sort_by(|a, b| (&a.origin, a.seq).cmp(&(&b.origin, b.seq)));
+        entries.retain(|e| !applied.get(&e.origin).is_some_and(|a| a.has(e.seq)));
+        let bases: Vec<Result<String, String>> = entries
+            .iter()
+            .map(|e| purge_base(&e.url, &self.key_params, self.canonical_host.as_deref()))
+            .collect();
+        // Every prefix of the push in one pass over the store: each pass reads every stored
+        // key. Nothing stored, nothing to look through.
+        let prefixes: Vec<String> = bases
+            .iter()
+            .filter_map(|b| b.as_ref().ok()?.strip_suffix('*').map(str::to_owned))
+            .collect();
+        let mut prefix_counts = match prefixes.is_empty() || empty {
+            true => vec![0; prefixes.len()],
+            false => match self.purge_prefixes(prefixes).await {
+                Some(counts) => counts,
+                None => return still_loading(),
+            },
+        }
+        .into_iter();
         let mut results = Vec::new();
-        for entry in entries {
-            if applied.get(&entry.origin).is_some_and(|a| a.has(entry.seq)) {
-                continue;
-            }
-            let outcome =
-                match purge_base(&entry.url, &self.key_params, self.canonical_host.as_deref()) {
-                    Err(problem) => serde_json::json!({ "error": problem }),
-                    // Nothing stored, nothing to look through.
-                    Ok(_) if empty => serde_json::json!({ "purged": 0 }),
-                    Ok(base) => match self.purge_key(&base).await {
-                        Some(purged) => serde_json::json!({ "purged": purged }),
-                        None => return still_loading(),
-                    },
-                };
+        for (entry, base) in entries.into_iter().zip(bases) {
+            let outcome = match base {
+                Err(problem) => serde_json::json!({ "error": problem }),
+                Ok(base) if base.ends_with('*') => {
+                    serde_json::json!({ "purged": prefix_counts.next().unwrap_or(0) })
+                }
+                Ok(_) if empty => serde_json::json!({ "purged": 0 }),
+                Ok(base) => match self.purge_key(&base).await {
+                    Some(purged) => serde_json::json!({ "purged": purged }),
+                    None => return still_loading(),
+                },
+            };
             applied
                 .entry(entry.origin.clone())
                 .or_default()

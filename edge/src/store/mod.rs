@@ -561,17 +561,30 @@ impl<M: Meta> Store<M> {
     }
 
     /// Removes every key that starts with `prefix`; returns how many, or `None` while the store
-    /// is starting (the caller asks again later). Reads the key of every stored object (keys
-    /// are not kept in memory): an operator's purge, run on the blocking pool.
+    /// is starting (the caller asks again later).
     pub fn remove_prefix(&self, prefix: &str) -> Option<usize> {
+        self.remove_prefixes(&[prefix.to_owned()])
+            .map(|counts| counts[0])
+    }
+
+    /// Removes every key that starts with one of `prefixes`, in one pass over the store; returns
+    /// how many each removed (an object is counted for the first prefix it has), or `None`
+    /// while the store is starting. Reads the key of every stored object (keys are not kept in
+    /// memory): an operator's purge, run on the blocking pool.
+    pub fn remove_prefixes(&self, prefixes: &[String]) -> Option<Vec<usize>> {
         if !self.inner.is_ready() {
             return None;
         }
         // Noted first: a record committed after this is refused, one before is in the list.
-        let mut removed = self
-            .inner
-            .lock()
-            .removed(index::Removal::Prefix(prefix.into()));
+        let mut removed: Vec<usize> = prefixes
+            .iter()
+            .map(|p| {
+                self.inner
+                    .lock()
+                    .removed(index::Removal::Prefix(p.as_str().into()))
+            })
+            .collect();
+        let first_match = |key: &[u8]| prefixes.iter().position(|p| key.starts_with(p.as_bytes()));
         let candidates: Vec<(u64, index::Entry)> = {
             let state = self.inner.lock();
             state.index.iter().map(|(&h, &e)| (h, e)).collect()
@@ -580,9 +593,9 @@ impl<M: Meta> Store<M> {
             let Ok(Some(key)) = self.inner.key_at(&entry) else {
                 continue;
             };
-            if !key.starts_with(prefix.as_bytes()) {
+            let Some(which) = first_match(&key) else {
                 continue;
-            }
+            };
             let mut state = self.inner.lock();
             if state
                 .index
@@ -591,22 +604,21 @@ impl<M: Meta> Store<M> {
             {
                 state.take(hash);
                 self.inner.mark_entry_dead(hash, &entry);
-                removed += 1;
+                removed[which] += 1;
             }
         }
         let mut state = self.inner.lock();
-        let moving: Vec<u64> = state
+        let moving: Vec<(u64, usize)> = state
             .moving
             .iter()
-            .filter(|(_, m)| {
-                read::record_key(&m.record, self.inner.salt)
-                    .is_some_and(|k| k.starts_with(prefix.as_bytes()))
+            .filter_map(|(&h, m)| {
+                let key = read::record_key(&m.record, self.inner.salt)?;
+                first_match(key).map(|which| (h, which))
             })
-            .map(|(&h, _)| h)
             .collect();
-        for hash in moving {
+        for (hash, which) in moving {
             state.moving.remove(&hash);
-            removed += 1;
+            removed[which] += 1;
         }
         Some(removed)
     }

@@ -34,10 +34,9 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
     let fd = socket::socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    // Only SO_REUSEPORT is set: an IPv6 wildcard keeps the system's dual-stack default, as the
+    // TCP listener beside it does.
     socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
-    if addr.is_ipv6() {
-        socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
-    }
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
     Ok(UdpSocket::from(fd))
 }

@@ -13,6 +13,15 @@ module "binary" {
   path   = var.binary
 }
 
+module "secrets" {
+  source     = "../ssm-secret"
+  aws_region = try(var.secrets_from_ssm.aws_region, null)
+  files = var.secrets_from_ssm == null ? {} : merge(
+    { (var.config_path) = var.secrets_from_ssm.config },
+    var.tls_cert_pem == null ? {} : { "/etc/meridian/tls/edge.key" = var.secrets_from_ssm.tls_key },
+  )
+}
+
 locals {
   address_is_ip = can(cidrhost("${var.address}/32", 0)) || can(cidrhost("${var.address}/128", 0))
   # The edge binds an IP (a host name as `address` means: bind every address).
@@ -63,6 +72,7 @@ locals {
     tls_cert_pem = var.tls_cert_pem
     tls_key_pem  = var.tls_key_pem
     ssm          = var.secrets_from_ssm
+    fetch        = module.secrets.runcmd
   })
 
   topology_entry = {

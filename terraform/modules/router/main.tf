@@ -22,6 +22,12 @@ module "geoip" {
   mode   = "0644"
 }
 
+module "secrets" {
+  source     = "../ssm-secret"
+  aws_region = try(var.secrets_from_ssm.aws_region, null)
+  files      = var.secrets_from_ssm == null ? {} : { "/etc/meridian/geo-router.toml" = var.secrets_from_ssm.config }
+}
+
 locals {
   systemd_unit = templatefile("${path.module}/meridian-geo-router.service.tftpl", {
     name   = var.name
@@ -35,5 +41,6 @@ locals {
     binary        = var.binary
     install       = compact([module.binary.runcmd, module.geoip.runcmd])
     ssm           = var.secrets_from_ssm
+    fetch         = module.secrets.runcmd
   })
 }
