@@ -88,6 +88,28 @@ async fn the_local_fleet_serves_fails_over_and_stops_cleanly() {
         );
     }
 
+    // The router learns of each edge by probing it, after the launcher saw the edge ready:
+    // viewers are sent by region once it has seen every edge up and taking viewers.
+    let started = Instant::now();
+    loop {
+        let fleet: serde_json::Value =
+            serde_json::from_slice(&get(&format!("{router}/fleet"), &[]).await.body)
+                .expect("/fleet is JSON");
+        let seen = fleet["edges"].as_array().expect("edges");
+        if seen.len() == 6
+            && seen
+                .iter()
+                .all(|e| e["up"] == true && e["accepting"] == true)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the router sees every edge up within 20 s: {fleet}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Moving the fleet does not move the viewers: each is sent to an edge of its own region.
     let segment = "/vod/big-clock/720p/seg_00001.m4s";
     for (client, region) in VIEWERS {

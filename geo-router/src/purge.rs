@@ -70,9 +70,11 @@ pub struct Purger {
     metrics: crate::metrics::Metrics,
 }
 
-/// The wait before a catch-up push follows failed ones: doubling from the first, at most the
-/// last (an edge whose store is still loading answers 503 for a few seconds; one refusing the
-/// token does until an operator mends it).
+/// The wait before a catch-up push follows failed ones: none after the first `RETRY_AT_ONCE`
+/// (an edge whose store is still loading answers 503 for a moment), then doubling from
+/// `RETRY_FIRST` to at most `RETRY_MOST` (one refusing the token does until an operator mends
+/// it).
+const RETRY_AT_ONCE: u32 = 3;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MOST: Duration = Duration::from_secs(5);
 
@@ -286,9 +288,14 @@ impl Purger {
                 }
                 Err(error) => {
                     let failures = failing.get(&name).map_or(1, |&(n, _)| n + 1);
-                    let wait = RETRY_FIRST
-                        .saturating_mul(1 << failures.min(8).saturating_sub(1))
-                        .min(RETRY_MOST);
+                    // The first failures are retried at the next probe round (an edge that just
+                    // started answers 503 until its store is loaded); later ones back off.
+                    let wait = match failures.checked_sub(RETRY_AT_ONCE) {
+                        None | Some(0) => Duration::ZERO,
+                        Some(n) => RETRY_FIRST
+                            .saturating_mul(1 << (n - 1).min(8))
+                            .min(RETRY_MOST),
+                    };
                     failing.insert(name.clone(), (failures, Instant::now() + wait));
                     tracing::warn!(edge = %name, %error, failures, retry_in = ?wait, "catch-up push failed")
                 }
