@@ -174,8 +174,10 @@ impl Answers {
         scope: u8,
         counter: Counter,
     ) -> Option<Kept> {
-        if encoded.len() < 12 || encoded[2] & 0x02 != 0 {
-            return None; // truncated
+        // Shorter than the header and the question: not an answer to patch (hickory's SERVFAIL
+        // for a message it could not encode). TC set: truncated.
+        if encoded.len() < 12 + query.name.len() + 4 || encoded[2] & 0x02 != 0 {
+            return None;
         }
         let mut tail = Vec::new();
         if let Some(opt) = query.edns {

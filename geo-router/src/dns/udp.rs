@@ -62,14 +62,22 @@ impl Udp {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut started = Vec::new();
-        for (n, socket) in sockets.into_iter().enumerate() {
+        for socket in &sockets {
             socket.set_read_timeout(Some(STOP_CHECK))?;
-            let (stop, handler) = (stop.clone(), handler.clone());
-            started.push(
-                std::thread::Builder::new()
-                    .name(format!("dns-udp-{n}"))
-                    .spawn(move || serve(&socket, &mut Answers::new(handler), &stop))?,
-            );
+        }
+        for (n, socket) in sockets.into_iter().enumerate() {
+            let (flag, handler) = (stop.clone(), handler.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("dns-udp-{n}"))
+                .spawn(move || serve(&socket, &mut Answers::new(handler), &flag));
+            match spawned {
+                Ok(thread) => started.push(thread),
+                Err(error) => {
+                    // The threads already started stop within STOP_CHECK.
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(error);
+                }
+            }
         }
         Ok(Self {
             stop,
@@ -95,6 +103,7 @@ fn serve(socket: &UdpSocket, answers: &mut Answers, stop: &AtomicBool) {
     let mut buffers = vec![[0u8; DATAGRAM]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     let mut received: Vec<(usize, Option<SocketAddr>)> = Vec::with_capacity(BATCH);
+    let mut replies: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     while !stop.load(Ordering::Relaxed) {
@@ -123,7 +132,7 @@ fn serve(socket: &UdpSocket, answers: &mut Answers, stop: &AtomicBool) {
             }
         }
         answers.refresh();
-        let mut replies: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(received.len());
+        replies.clear();
         for (i, &(len, src)) in received.iter().enumerate() {
             let Some(src) = src else { continue };
             if answers.answer(&buffers[i][..len.min(DATAGRAM)], src, &mut outs[i]) {
