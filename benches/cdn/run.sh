@@ -90,26 +90,10 @@ PIDS=$WORK/pids
 . benches/lib.sh
 trap 'stop_pids "$PIDS"' EXIT
 
-# Starts a command in its own session (so its CPU is the session's), records the PID.
-spawn() { # name core cmd...
-  local name=$1 core=$2
-  shift 2
-  setsid taskset -c "$core" "$@" </dev/null >"$WORK/$name.log" 2>&1 &
-  echo $! >>"$PIDS"
-  echo $!
-}
 stop() { # pid
   kill -TERM "$1" 2>/dev/null || true
   for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$1" 2>/dev/null || true
-}
-wait_line() { # name pattern
-  for _ in $(seq 300); do grep -q "$2" "$WORK/$1.log" && return 0; sleep 0.1; done
-  log "$1 never printed '$2':"; cat "$WORK/$1.log" >&2; exit 1
-}
-wait_http() { # name url
-  for _ in $(seq 300); do curl -s -o /dev/null "$2" && return 0; sleep 0.1; done
-  log "$1 does not answer at $2:"; cat "$WORK/$1.log" >&2; exit 1
 }
 # CPU seconds (user + system) of every process in a session.
 cpu() {

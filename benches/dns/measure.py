@@ -16,33 +16,13 @@ import resource
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import proc_cpu  # noqa: E402
+
 ECS = "8:00011800c63364"  # IPv4, source /24, scope 0, 198.51.100.0 (near eu-west)
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree(pid):
-    pids = [pid]
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                fields = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[1] == pid:
-                pids += tree(d)
-    return pids
-
-
-def cpu(pid):
-    user = system = 0
-    for p in tree(pid):
-        try:
-            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        user += int(fields[11])
-        system += int(fields[12])
-    return user / TICK, system / TICK
+cpu = proc_cpu.cpu
 
 
 def main():

@@ -17,6 +17,7 @@
 //! rewrite_origin_urls = true          # absolute origin URLs in manifests become CDN paths
 //! store = "/var/cache/meridian/edge.store"
 //! capacity = "1GiB"
+//! memory_cache = "128MiB"            # hot bodies also held in memory (default: capacity / 4, at most 128MiB)
 //! max_object_size = "64MiB"
 //! checkpoint_interval = "10s"         # the store's index saved this often, for a fast start after a crash
 //! origin_check_interval = "2s"        # how often the edge asks whether any origin answers ("0s": never)
@@ -113,6 +114,11 @@ pub struct EdgeConfig {
     pub store: PathBuf,
     /// Size of the store file, e.g. `"512MiB"`.
     pub capacity: ByteSize,
+    /// Hot bodies (up to 2 MiB each) also held in memory, up to this many bytes: a hit on one
+    /// is answered without reading the file. `"0"` holds none; unset, a quarter of `capacity`,
+    /// at most 128 MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_cache: Option<ByteSize>,
     /// Larger objects are streamed through without being stored whole; their ranges are kept
     /// in slices of `slice_size`.
     pub max_object_size: ByteSize,
@@ -214,6 +220,7 @@ impl Default for EdgeConfig {
             rewrite_origin_urls: true,
             store: PathBuf::from("edge.store"),
             capacity: ByteSize(256 << 20),
+            memory_cache: None,
             max_object_size: ByteSize(64 << 20),
             slice_size: ByteSize(1 << 20),
             max_request_body: ByteSize(16 << 20),
@@ -245,6 +252,12 @@ impl Default for EdgeConfig {
 }
 
 impl EdgeConfig {
+    /// The bytes of hot bodies held in memory (`memory_cache`, or its default).
+    pub fn memory_cache_bytes(&self) -> u64 {
+        self.memory_cache
+            .map_or((self.capacity.0 / 4).min(128 << 20), |m| m.0)
+    }
+
     /// Checks what serde cannot, naming the key at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &'static str, problem: String| ConfigError { key, problem };
@@ -337,6 +350,17 @@ impl EdgeConfig {
         }
         if self.capacity.0 < 2 << 20 {
             return Err(invalid("capacity", "must be at least 2MiB".into()));
+        }
+        if let Some(memory) = self.memory_cache
+            && memory.0 > self.capacity.0
+        {
+            return Err(invalid(
+                "memory_cache",
+                format!(
+                    "{} is more than the store's capacity ({}): it holds copies of stored bodies",
+                    memory, self.capacity
+                ),
+            ));
         }
         if !topology::valid_edge_name(&self.name) {
             return Err(invalid(

@@ -100,9 +100,10 @@ pub fn open_store(
     ),
     Error,
 > {
-    Ok(store::Store::open_starting(
+    Ok(store::Store::open_starting_with(
         &config.store,
         config.capacity.0,
+        config.memory_cache_bytes(),
     )?)
 }
 

@@ -36,6 +36,7 @@ pub struct Metrics {
     prefetches: Family<OutcomeLabels, Counter>,
     pub in_flight: Gauge,
     store_used: Gauge,
+    store_memory: Gauge,
     store_capacity: Gauge,
     store_objects: Gauge,
     evicted_objects: Gauge,
@@ -56,6 +57,7 @@ impl Metrics {
             prefetches: Family::default(),
             in_flight: Gauge::default(),
             store_used: Gauge::default(),
+            store_memory: Gauge::default(),
             store_capacity: Gauge::default(),
             store_objects: Gauge::default(),
             evicted_objects: Gauge::default(),
@@ -98,6 +100,11 @@ impl Metrics {
             "meridian_edge_store_used_bytes",
             "Bytes of the store in use",
             m.store_used.clone(),
+        );
+        r.register(
+            "meridian_edge_store_memory_bytes",
+            "Bytes of hot bodies the store holds in memory (memory_cache)",
+            m.store_memory.clone(),
         );
         r.register(
             "meridian_edge_store_capacity_bytes",
@@ -161,6 +168,7 @@ impl Metrics {
 
     pub fn store(&self, stats: &StoreStats) {
         self.store_used.set(stats.used as i64);
+        self.store_memory.set(stats.memory as i64);
         self.store_capacity.set(stats.capacity as i64);
         self.store_objects.set(stats.objects as i64);
         self.evicted_objects.set(stats.evicted_objects as i64);

@@ -216,6 +216,7 @@ impl Edge {
             "region": self.region,
             "capacity_bytes": stats.capacity,
             "used_bytes": stats.used,
+            "memory_bytes": stats.memory,
             "objects": stats.objects,
             "hit_ratio": if lookups == 0 { 0.0 } else { hits as f64 / lookups as f64 },
             "responses_in_progress": in_flight,

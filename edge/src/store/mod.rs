@@ -9,6 +9,7 @@
 //! - `evict`: room at a log's tail, taken from its head by the policy, and the moves it asks for.
 //! - `write`: new records, written whole or piece by piece while a fill receives them.
 //! - `read`: lookups and bodies, checked against the index after every read.
+//! - `memory`: hot bodies held in memory, answered without reading the file.
 //! - `recover`: rebuilding the index from the file at start.
 //!
 //! **Layout and space.** The file is exactly `capacity` bytes: a superblock, a small log (a
@@ -33,7 +34,8 @@
 //! may be overwritten, so a read that passes the check read a record nobody was writing. A
 //! record being moved is served from its copy in memory meanwhile (`moving`); a reader of a
 //! large body, chunk by chunk, follows it to its new place, or ends with an error if the
-//! object left the store (never with wrong bytes).
+//! object left the store (never with wrong bytes). A body held in memory is a copy of one
+//! record, served only while the index has that record (its key at its sequence number).
 //!
 //! **Crashes and disk errors.** A record is written RESERVED with its length, then its parts,
 //! then its checksum and the COMMITTED state; every entry's header carries its length, so the
@@ -50,6 +52,7 @@ mod file;
 mod format;
 mod index;
 mod log;
+mod memory;
 mod read;
 mod recover;
 mod write;
@@ -64,6 +67,7 @@ use file::{Opened, StoreFile};
 use format::{RECORD_HEADER, RecordState, Superblock, key_hash};
 use index::{Area, State};
 use log::Log;
+use read::Quick;
 pub use read::{CHUNK, StoredBody};
 pub use write::{BodyLen, PendingBody, Writer};
 
@@ -118,6 +122,8 @@ pub struct StoreStats {
     pub reinserted_objects: u64,
     /// Hashes on the ghost list.
     pub ghosts: u64,
+    /// Bytes of hot bodies held in memory (see `memory`), as its budget counts them.
+    pub memory: u64,
 }
 
 /// A fetch in flight whose object may be stored (see [`Store::fetching`]); it stops counting
@@ -196,6 +202,8 @@ struct Inner<M> {
     small: Mutex<Log>,
     main: Mutex<Log>,
     state: Mutex<State<M>>,
+    /// Hot bodies answered without reading the file (see `memory`).
+    memory: memory::Memory<M>,
 }
 
 /// Rebuilds a starting store's index from its file (blocking: it reads every entry header).
@@ -373,6 +381,16 @@ impl<M: Meta> Store<M> {
     /// the store with the `Recovery` that rebuilds its index. Until that has run, the store is
     /// starting: lookups miss, nothing is stored, and removals are kept and applied after.
     pub fn open_starting(path: &Path, capacity: u64) -> Result<(Self, Recovery<M>), StoreError> {
+        Self::open_starting_with(path, capacity, 0)
+    }
+
+    /// [`Store::open_starting`], holding up to `memory` bytes of hot bodies in memory as well
+    /// (see `memory`; 0 holds none).
+    pub fn open_starting_with(
+        path: &Path,
+        capacity: u64,
+        memory: u64,
+    ) -> Result<(Self, Recovery<M>), StoreError> {
         if capacity < MIN_CAPACITY {
             return Err(StoreError::Config(format!(
                 "capacity {capacity} is below the smallest store of {MIN_CAPACITY} bytes"
@@ -427,6 +445,7 @@ impl<M: Meta> Store<M> {
                 small: Mutex::new(small),
                 main: Mutex::new(main),
                 state: Mutex::new(State::new()),
+                memory: memory::Memory::new(memory, read::WHOLE),
             }),
         };
         let recovery = Recovery {
@@ -473,8 +492,14 @@ impl<M: Meta> Store<M> {
         main.saturating_sub(RECORD_HEADER + key_and_meta)
     }
 
-    /// [`Store::get`] on the blocking pool.
+    /// [`Store::get`], on the blocking pool unless the answer needs no read of the file (the
+    /// key is not stored, or its body is held in memory).
     pub async fn lookup(&self, key: &str) -> Option<StoredObject<M>> {
+        match self.get_without_reading(key) {
+            Quick::Found(object) => return Some(object),
+            Quick::Absent => return None,
+            Quick::MustRead => {}
+        }
         let (store, key) = (self.clone(), key.to_owned());
         tokio::task::spawn_blocking(move || store.get(&key))
             .await
@@ -636,6 +661,7 @@ impl<M: Meta> Store<M> {
             promoted_objects: state.promoted_objects,
             reinserted_objects: state.reinserted_objects,
             ghosts: state.ghost.len() as u64,
+            memory: self.inner.memory.bytes(),
         }
     }
 

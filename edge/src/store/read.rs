@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::format::{PayloadHasher, RECORD_HEADER, RecordHeader, RecordState, key_hash};
 use super::index::{Entry, Moving};
+use super::memory::Held;
 use super::{Inner, Meta, Store, StoredObject};
 
 /// Bodies up to this size are read whole at lookup.
@@ -102,6 +103,16 @@ pub(super) trait ReadBody: Send + Sync {
     fn read_raw(&self, at: u64, len: u64) -> std::io::Result<Vec<u8>>;
 }
 
+/// What a lookup found without reading the file.
+pub(super) enum Quick<M> {
+    /// The body is held in memory (see `memory`).
+    Found(StoredObject<M>),
+    /// Not stored (or the store is not ready): a read would find nothing.
+    Absent,
+    /// Stored, not held: [`Store::get`] reads it.
+    MustRead,
+}
+
 /// Where a lookup found an object.
 enum Found {
     Disk(Entry),
@@ -109,6 +120,39 @@ enum Found {
 }
 
 impl<M: Meta> Store<M> {
+    /// Looks `key` up in the index and in memory only (never blocking on the file), counting
+    /// it as a use when its body is held.
+    pub(super) fn get_without_reading(&self, key: &str) -> Quick<M> {
+        if !self.inner.is_ready() {
+            return Quick::Absent;
+        }
+        let hash = key_hash(key);
+        let (seq, fresh_meta) = {
+            let state = self.inner.lock();
+            match state.index.get(&hash) {
+                Some(entry) => (entry.seq, state.fresh_meta.get(&hash).cloned()),
+                None if state.moving.contains_key(&hash) => return Quick::MustRead,
+                None => return Quick::Absent,
+            }
+        };
+        let Some(held) = self.inner.memory.get(hash, seq, key) else {
+            return Quick::MustRead;
+        };
+        // Counted only if the index still has this content: the answer is as of that moment.
+        {
+            let mut state = self.inner.lock();
+            match state.index.get_mut(&hash) {
+                Some(entry) if entry.seq == seq => entry.freq = (entry.freq + 1).min(3),
+                _ => return Quick::MustRead,
+            }
+        }
+        Quick::Found(StoredObject {
+            meta: fresh_meta.unwrap_or_else(|| held.meta.clone()),
+            body: StoredBody(Kind::Whole(held.body.clone())),
+            version: seq,
+        })
+    }
+
     /// Looks `key` up, counting it as a use. Blocking: it reads the file (async callers use
     /// the blocking pool).
     pub fn get(&self, key: &str) -> Option<StoredObject<M>> {
@@ -128,9 +172,9 @@ impl<M: Meta> Store<M> {
                 };
                 (found, state.fresh_meta.get(&hash).cloned())
             };
-            let version = match &found {
-                Found::Disk(entry) => entry.seq,
-                Found::Memory(moving) => moving.seq,
+            let (version, moved) = match &found {
+                Found::Disk(entry) => (entry.seq, false),
+                Found::Memory(moving) => (moving.seq, true),
             };
             let outcome = match found {
                 Found::Memory(moving) => from_record(&moving.record, key, self.inner.salt)
@@ -142,10 +186,22 @@ impl<M: Meta> Store<M> {
                 },
             };
             let (meta_bytes, body) = outcome?;
-            let meta = match fresh_meta {
-                Some(meta) => meta,
-                None => Arc::new(M::decode(&meta_bytes)?),
-            };
+            let stored_meta = M::decode(&meta_bytes).map(Arc::new);
+            if let (Some(whole), Some(meta)) = (body.whole(), &stored_meta)
+                && !moved
+            {
+                // Checked and still indexed at `version`: the content of that record.
+                self.inner.memory.offer(
+                    hash,
+                    Held {
+                        seq: version,
+                        key: key.into(),
+                        meta: meta.clone(),
+                        body: whole.clone(),
+                    },
+                );
+            }
+            let meta = fresh_meta.or(stored_meta)?;
             return Some(StoredObject {
                 meta,
                 body,

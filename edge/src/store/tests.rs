@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 
 use super::format::{RecordState, Superblock};
+use super::read::Quick;
 use super::*;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +30,30 @@ fn open_sized(dir: &Path, capacity: u64) -> Store<TestMeta> {
 
 fn open(dir: &Path) -> Store<TestMeta> {
     open_sized(dir, 8 * MIB)
+}
+
+/// A store holding up to `memory` bytes of hot bodies in memory.
+fn open_holding(dir: &Path, capacity: u64, memory: u64) -> Store<TestMeta> {
+    let (store, recovery) =
+        Store::open_starting_with(&dir.join("store"), capacity, memory).expect("open store");
+    recovery.run().expect("recover");
+    store
+}
+
+/// What `Store::lookup` does, without a runtime: memory first, then the file.
+fn lookup(store: &Store<TestMeta>, key: &str) -> Option<StoredObject<TestMeta>> {
+    match store.get_without_reading(key) {
+        Quick::Found(object) => Some(object),
+        Quick::Absent => None,
+        Quick::MustRead => store.get(key),
+    }
+}
+
+fn held(store: &Store<TestMeta>, key: &str) -> Option<StoredObject<TestMeta>> {
+    match store.get_without_reading(key) {
+        Quick::Found(object) => Some(object),
+        _ => None,
+    }
 }
 
 fn body(n: usize, seed: u8) -> Vec<Bytes> {
@@ -685,11 +710,66 @@ fn a_chunked_body_follows_its_object_when_moved_and_fails_when_it_left() {
 }
 
 #[test]
-fn concurrent_readers_and_writers_never_see_a_stale_or_torn_object() {
-    // A small store with many moves and evictions, while other threads read the same keys
-    // and write newer versions of them.
+fn hot_bodies_are_answered_from_memory_and_never_outlive_their_record() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open_sized(dir.path(), 2 * MIB);
+    let store = open_holding(dir.path(), 8 * MIB, 2 * MIB);
+    let first = body(100_000, 1);
+    store.insert("k", &meta("one"), &first, true).unwrap();
+    assert!(
+        held(&store, "k").is_none(),
+        "held only once read from the file"
+    );
+    assert!(matches!(
+        store.get_without_reading("nothing"),
+        Quick::Absent
+    ));
+    let read = store.get("k").unwrap();
+    let hot = held(&store, "k").expect("held after a read");
+    assert_eq!((all(&hot), hot.meta.0.as_str()), (joined(&first), "one"));
+    assert_eq!(hot.version, read.version);
+    assert!(store.stats().memory > 0, "{:?}", store.stats());
+
+    // A revalidation's fresh meta applies to held bodies too.
+    assert!(store.update_meta("k", read.version, meta("refreshed")));
+    assert_eq!(held(&store, "k").unwrap().meta.0, "refreshed");
+
+    // A newer version replaces it: never the old body again.
+    let second = body(90_000, 2);
+    store.insert("k", &meta("two"), &second, true).unwrap();
+    assert!(held(&store, "k").is_none());
+    assert_eq!(all(&lookup(&store, "k").unwrap()), joined(&second));
+    assert_eq!(all(&held(&store, "k").unwrap()), joined(&second));
+
+    // Removed: gone from memory as from the index.
+    assert!(store.remove("k"));
+    assert!(lookup(&store, "k").is_none());
+
+    // Bodies read chunk by chunk are not held; nor is anything by a store holding none.
+    store
+        .insert("big", &meta("b"), &body(3 * MIB as usize, 3), true)
+        .unwrap();
+    assert!(store.get("big").is_some());
+    assert!(held(&store, "big").is_none());
+    let other = tempfile::tempdir().unwrap();
+    let none = open_holding(other.path(), 8 * MIB, 0);
+    none.insert("k", &meta("m"), &first, true).unwrap();
+    assert!(none.get("k").is_some());
+    assert!(held(&none, "k").is_none());
+    assert_eq!(none.stats().memory, 0);
+}
+
+#[test]
+fn concurrent_readers_and_writers_never_see_a_stale_or_torn_object() {
+    for memory in [0, MIB] {
+        concurrent_readers_and_writers(memory);
+    }
+}
+
+fn concurrent_readers_and_writers(memory: u64) {
+    // A small store with many moves and evictions, while other threads read the same keys
+    // (from memory too, when it holds bodies) and write newer versions of them.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_holding(dir.path(), 2 * MIB, memory);
     let keys = 60usize;
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
@@ -699,7 +779,7 @@ fn concurrent_readers_and_writers_never_see_a_stale_or_torn_object() {
                 let mut seen = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     for k in 0..keys {
-                        if let Some(object) = store.get(&format!("k{k}")) {
+                        if let Some(object) = lookup(&store, &format!("k{k}")) {
                             let version: u8 = object.meta.0.parse().expect("meta");
                             let bytes = object.body.read(0, object.body.len());
                             if let Ok(bytes) = bytes {
