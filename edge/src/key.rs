@@ -242,6 +242,10 @@ pub fn normalize_path(path: &str) -> Option<String> {
     if !path.starts_with('/') {
         return None;
     }
+    // The usual path has no escape and no dot segment: nothing to do, nothing allocated.
+    if !path.contains('%') && !path.contains("/.") {
+        return None;
+    }
     let bytes = path.as_bytes();
     let mut decoded = String::with_capacity(path.len());
     let mut i = 0;

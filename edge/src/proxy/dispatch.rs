@@ -166,15 +166,16 @@ impl Edge {
                 format!("client error: this edge does not serve host {host:?}"),
             ));
         }
-        let path = request.uri().path().to_owned();
         let normal = |p: &str| crate::key::normalize_path(p).unwrap_or_else(|| p.to_owned());
         let served = match &self.signed {
-            None => normal(&path),
+            // Most paths are already in their normal form: left as they are.
+            None => crate::key::normalize_path(request.uri().path())?,
             Some(signed) => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 let client = super::peer(request).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                let path = request.uri().path().to_owned();
                 match signed.check(&path, client, now, normal) {
                     Ok(checked) => {
                         if let Some(opened) = checked.opened {
@@ -193,7 +194,7 @@ impl Edge {
                 }
             }
         };
-        if served != path {
+        if served != request.uri().path() {
             let target = match request.uri().query() {
                 Some(query) => format!("{served}?{query}"),
                 None => served,
