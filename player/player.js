@@ -57,6 +57,11 @@ function playHls(url) {
     contentSteeringEnabled: true,
     debug: debugging ? true : { log() {}, info() {}, debug() {}, warn: (...a) => console.warn(...a), error: (...a) => console.error(...a) },
     lowLatencyMode: false,
+    // CMCD (CTA-5004) in each request's query: the session id for the edges' access logs, and
+    // the next object (`nor`), which the edge prefetches if the playlist it holds names it.
+    // hls.js 1.7 sends CMCD 1 by default; query mode, because CMCD headers would make every
+    // cross-origin segment request a CORS preflight.
+    cmcd: { useHeaders: false },
     // A short buffer, as dash.js keeps below: the demo's VOD titles are 32 s, and a handover
     // must be seen (and work) while the player is still fetching, not after it has it all.
     maxBufferLength: 8,
@@ -126,6 +131,8 @@ function playDash(url) {
   // handover must work while the player is still fetching.
   dash.updateSettings({ debug: { logLevel: debugging ? dashjs.Debug.LOG_LEVEL_DEBUG : dashjs.Debug.LOG_LEVEL_WARNING }, streaming: {
     applyContentSteering: true,
+    // CMCD 1 in the query, as hls.js sends it above (dash.js 4.7 has it off by default).
+    cmcd: { enabled: true, mode: 'query' },
     buffer: { stableBufferTime: 6, bufferTimeAtTopQuality: 6, bufferTimeAtTopQualityLongForm: 6 },
     // Live: 6 s behind the live edge (three 2 s segments), whatever the packager suggests.
     // ffmpeg's DASH muxer suggests one segment's time, and playback would sit on the edge of

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::SystemTime;
 
-use http::{HeaderMap, Method, Request, StatusCode, Version};
+use http::{Method, Request, StatusCode, Version};
 use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 
@@ -93,7 +93,9 @@ impl Arrival {
             host,
             path,
             protocol: request.version(),
-            session: cmcd_session(request.uri().query(), headers),
+            session: crate::cmcd::Cmcd::of(request.uri().query(), headers)
+                .session()
+                .map(str::to_owned),
             user_agent: headers
                 .get(http::header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
@@ -337,53 +339,4 @@ fn write_lines(rx: Receiver<Message>, path: PathBuf, file: std::fs::File) {
         let _ = out.flush();
     }
     let _ = out.flush();
-}
-
-/// CMCD's session id (`sid`), from the `CMCD` query parameter (percent-encoded) or the
-/// `CMCD-Session` header.
-fn cmcd_session(query: Option<&str>, headers: &HeaderMap) -> Option<String> {
-    let from_query = query.and_then(|q| {
-        q.split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(name, _)| name.eq_ignore_ascii_case("CMCD"))
-            .map(|(_, value)| {
-                percent_encoding::percent_decode_str(value)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-    });
-    let from_header = headers
-        .get("cmcd-session")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    [from_query, from_header]
-        .into_iter()
-        .flatten()
-        .find_map(|cmcd| sid(&cmcd))
-}
-
-fn sid(cmcd: &str) -> Option<String> {
-    cmcd.split(',')
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == "sid")
-        .map(|(_, value)| value.trim_matches('"').to_owned())
-        .filter(|s| !s.is_empty() && s.len() <= 64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_session_id_comes_from_the_query_or_the_header() {
-        let headers = HeaderMap::new();
-        assert_eq!(
-            cmcd_session(Some("a=1&CMCD=bl%3D300%2Csid%3D%22abc%22"), &headers).as_deref(),
-            Some("abc")
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert("cmcd-session", "cid=\"x\",sid=\"s-1\"".parse().unwrap());
-        assert_eq!(cmcd_session(None, &headers).as_deref(), Some("s-1"));
-        assert_eq!(cmcd_session(Some("CMCD=br%3D300"), &HeaderMap::new()), None);
-    }
 }

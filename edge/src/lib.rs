@@ -17,6 +17,7 @@
 //! - [`breaker`]: a circuit breaker per origin, so a failing one is skipped for a while.
 //! - [`upstream`]: the origin client (hickory-resolver, failover across origins).
 //! - [`prefetch`]: which segments of a rendition a viewer will ask for next.
+//! - [`cmcd`]: what a player says with its requests (CMCD: its session, its next object).
 //! - [`admin_ops`]: drain on/off and the routers' purge pushes, on the admin listener.
 //! - [`purges`]: which of the routers' purges the edge has applied, and when its store may serve.
 //! - [`state`]: the drain switch and the purges applied, kept across restarts.
@@ -28,6 +29,7 @@
 pub mod access_log;
 pub mod admin_ops;
 pub mod breaker;
+pub mod cmcd;
 pub mod config;
 pub mod error;
 pub mod fill;

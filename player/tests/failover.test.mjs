@@ -378,6 +378,45 @@ const BOSTON = '192.0.2.10';
 const PARIS = '198.51.100.10';
 const KUALA_LUMPUR = '203.0.113.10';
 
+/** The sum over every edge of `meridian_edge_prefetches_total` with outcome `outcome`. */
+async function prefetches(outcome) {
+  const { edges } = await (await fetch(`${control}/api/config`)).json();
+  let total = 0;
+  for (const edge of edges) {
+    const text = await (await fetch(`${edge.admin}/metrics`, { signal: AbortSignal.timeout(CONTROL_MS) })).text();
+    const line = text.split('\n').find((l) => l.startsWith(`meridian_edge_prefetches_total{outcome="${outcome}"}`));
+    if (line) total += Number(line.split(' ').pop());
+  }
+  return total;
+}
+
+/**
+ * CMCD from a real player: its segment requests carry `CMCD=` with `nor`, and the edges
+ * prefetch the object named because the playlist or MPD they hold names it.
+ */
+async function cmcdCase(protocol, client) {
+  const named = await prefetches('named');
+  const used = await prefetches('used');
+  const page = await openPlayer(client, { protocol, stream: 'vod/big-clock' });
+  const withNor = [];
+  page.on('request', (r) => {
+    const query = new URL(r.url()).searchParams.get('CMCD');
+    if (query && query.includes('nor=')) withNor.push(r.url());
+  });
+  try {
+    await playFor(page, 8, 40_000);
+  } finally {
+    await page.close();
+  }
+  assert.ok(withNor.length > 0, `${protocol}: no request carried CMCD with nor`);
+  const namedNow = await prefetches('named');
+  const usedNow = await prefetches('used');
+  console.log(`# CMCD ${protocol}: ${withNor.length} requests with nor, e.g. ${withNor[0]}; ` +
+    `prefetches named by the player ${namedNow - named}, used ${usedNow - used}`);
+  assert.ok(namedNow > named, `${protocol}: no prefetch of an object the player named`);
+  assert.ok(usedNow > used, `${protocol}: no prefetched object was asked for`);
+}
+
 fleetSuite('meridian-origin', [], () => {
   test('kill -9 of the serving edge: live HLS carries on from another region', { timeout: TEST_MS },
     () => killCase('kill', BOSTON, { protocol: 'hls', stream: 'live/big-clock' }, { screenshot: true }));
@@ -385,6 +424,10 @@ fleetSuite('meridian-origin', [], () => {
     () => drainCase('drain', PARIS, { protocol: 'hls', stream: 'live/big-clock' }));
   test('live DASH (dash.js, content steering): kill -9 of the serving edge, playback carries on from another region', { timeout: TEST_MS },
     () => killCase('dash kill', KUALA_LUMPUR, { protocol: 'dash', stream: 'live/big-clock' }));
+  test('CMCD: hls.js names its next segment and the edge prefetches exactly that one', { timeout: TEST_MS },
+    () => cmcdCase('hls', PARIS));
+  test('CMCD: dash.js names its next segment and the edge prefetches it from the MPD it holds', { timeout: TEST_MS },
+    () => cmcdCase('dash', KUALA_LUMPUR));
   // Failures that are not clean: each kind once with each player, live and VOD between them
   // (kill -9 is above). MERIDIAN_MATRIX=full (benches/handover/run.sh) runs every failure kind
   // with every player and stream instead. Each cell passes at 1 s of stall or less.

@@ -10,12 +10,15 @@
 //!   `Content-Type`.
 //! - [`manifest`]: HLS playlists and DASH MPDs rewritten for a player: content steering added,
 //!   absolute origin URLs turned into CDN paths.
+//! - [`numbered`]: which media segments a DASH MPD names through `SegmentTemplate` and
+//!   `$Number$` (for prefetch).
 //!
 //! Everything here is pure: no I/O, no clocks, so it is unit- and property-tested in isolation.
 
 pub mod conditional;
 pub mod manifest;
 pub mod media;
+pub mod numbered;
 pub mod range;
 pub mod validators;
 

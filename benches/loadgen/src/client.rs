@@ -86,7 +86,22 @@ pub struct Connection {
 
 impl Connection {
     pub async fn open(target: &Target) -> Result<Self> {
-        let tcp = TcpStream::connect(target.addr).await?;
+        Self::open_from(target, None).await
+    }
+
+    /// A connection from `source` (a local address of this machine), if given.
+    pub async fn open_from(target: &Target, source: Option<std::net::IpAddr>) -> Result<Self> {
+        let tcp = match source {
+            None => TcpStream::connect(target.addr).await?,
+            Some(source) => {
+                let socket = match source {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                socket.bind(std::net::SocketAddr::new(source, 0))?;
+                socket.connect(target.addr).await?
+            }
+        };
         tcp.set_nodelay(true)?;
         let sender = match &target.tls {
             None => {

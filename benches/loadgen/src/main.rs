@@ -74,6 +74,18 @@ enum Command {
         concurrency: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Each segment request names the title's next segment in CMCD (`nor`, in the query),
+        /// as hls.js and dash.js do with CMCD on: whether or not the session goes on to it.
+        #[arg(long)]
+        cmcd: bool,
+        /// Milliseconds between a session's requests (a player's pace); 0: back to back.
+        #[arg(long, default_value_t = 0)]
+        pace_ms: u64,
+        /// Each session is a viewer of its own: its own connection, from its own loopback
+        /// address (127.1.0.0/16, so the target must be on loopback), as a server that counts
+        /// per client sees viewers.
+        #[arg(long)]
+        viewer_addresses: bool,
     },
     /// Every client asks for each new segment at the same moment.
     Burst {
@@ -115,6 +127,9 @@ fn main() -> Result<()> {
                 abandon,
                 concurrency,
                 seed,
+                cmcd,
+                pace_ms,
+                viewer_addresses,
             } => {
                 let catalogue = Catalogue { titles, segments };
                 let sessions = match kind.as_str() {
@@ -129,7 +144,12 @@ fn main() -> Result<()> {
                     },
                     other => anyhow::bail!("--kind {other:?}: zipf or sessions"),
                 };
-                replay(target, sessions, concurrency).await
+                let sessions = match cmcd {
+                    true => trace::with_cmcd(catalogue, sessions),
+                    false => sessions,
+                };
+                let pace = Duration::from_millis(pace_ms);
+                replay(target, sessions, concurrency, pace, viewer_addresses).await
             }
             Command::Burst {
                 template,
@@ -226,6 +246,8 @@ async fn replay(
     target: Target,
     sessions: Vec<Vec<trace::Request>>,
     concurrency: usize,
+    pace: Duration,
+    viewer_addresses: bool,
 ) -> Result<serde_json::Value> {
     let sessions = Arc::new(sessions);
     let next = Arc::new(AtomicUsize::new(0));
@@ -253,7 +275,15 @@ async fn replay(
                 let Some(session) = sessions.get(i) else {
                     break;
                 };
-                for request in session {
+                let source = viewer_addresses
+                    .then(|| std::net::IpAddr::from([127, 1, (i >> 8) as u8, i as u8]));
+                if source.is_some() {
+                    conn = Connection::open_from(&target, source).await?;
+                }
+                for (n, request) in session.iter().enumerate() {
+                    if n > 0 && !pace.is_zero() {
+                        tokio::time::sleep(pace).await;
+                    }
                     counts[0] += 1;
                     match conn.get(&target, &request.path, Instant::now()).await {
                         Ok(o) if o.status == 200 => {
@@ -268,7 +298,7 @@ async fn replay(
                         Ok(_) => counts[4] += 1,
                         Err(_) => {
                             counts[4] += 1;
-                            conn = Connection::open(&target).await?;
+                            conn = Connection::open_from(&target, source).await?;
                         }
                     }
                 }

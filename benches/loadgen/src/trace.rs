@@ -60,6 +60,30 @@ pub fn zipf(catalogue: Catalogue, alpha: f64, requests: usize, seed: u64) -> Vec
         .collect()
 }
 
+/// The same sessions with CMCD on: each segment request names its title's next segment
+/// (`nor`, relative to the request, in the `CMCD` query parameter), the last one none.
+pub fn with_cmcd(catalogue: Catalogue, sessions: Vec<Vec<Request>>) -> Vec<Vec<Request>> {
+    sessions
+        .into_iter()
+        .map(|session| {
+            session
+                .into_iter()
+                .map(|request| match request.object {
+                    Some(object) if (object + 1) % catalogue.segments != 0 => {
+                        let next = catalogue.segment_path(object + 1);
+                        let name = next.rsplit('/').next().unwrap_or(&next);
+                        Request {
+                            path: format!("{}?CMCD=nor%3D%22{name}%22%2Cot%3Dv", request.path),
+                            object: request.object,
+                        }
+                    }
+                    _ => request,
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Viewing sessions, each a list of requests played in order: a title chosen by Zipf(`alpha`)
 /// over titles, its playlist, then `length` consecutive segments from a random start (wrapping
 /// round). Sessions are independent, so a load tool runs several at once.

@@ -92,9 +92,15 @@ impl Edge {
             },
             None => None,
         };
+        let next = crate::cmcd::Cmcd::of(request.uri().query(), request.headers()).next_object();
+        let viewer = crate::prefetch::Viewer {
+            client: super::peer(request),
+            next: next.as_deref(),
+        };
         let plan = self.prefetcher.plan(
             path,
             base,
+            viewer,
             // Read as a viewer gets it: a packager's absolute URLs are CDN paths there.
             |_| text.map(|text| self.manifests.with_cdn_paths(text)),
             |key| self.store.contains(key) || self.filler.in_flight(key, request.headers()),
