@@ -60,6 +60,9 @@ pub struct Prefetcher {
 const CLIENT_BURST: f64 = 8.0;
 const CLIENT_RATE: f64 = 2.0;
 
+/// How far past the viewer's own segment a player's `nor` may point in a live MPD.
+const LIVE_AHEAD: u64 = 2;
+
 /// A token bucket.
 #[derive(Debug)]
 struct Allowance {
@@ -286,11 +289,27 @@ impl Prefetcher {
                 format!("{}{rel}", &folder[host_end..]),
             )
         };
+        let base_path = base.split('?').next().unwrap_or(base);
+        let current = base_path
+            .strip_prefix(folder)
+            .and_then(|rel| segments.find(rel));
         if let Some(next) = next {
             // Queries are not part of what a template names.
             let (path, _) = next.split_once('?').unwrap_or((next, ""));
             let key = format!("{host}{path}");
-            return match key.strip_prefix(folder).and_then(|rel| segments.find(rel)) {
+            // A live template names every number: only the next few after the viewer's own
+            // segment are ones a player could mean (a switch of rendition keeps the number).
+            let near = |named: &video_http::numbered::Named| {
+                segments.bounded(named)
+                    || current.as_ref().is_some_and(|c| {
+                        named.number > c.number && named.number - c.number <= LIVE_AHEAD
+                    })
+            };
+            let named = key
+                .strip_prefix(folder)
+                .and_then(|rel| segments.find(rel))
+                .filter(near);
+            return match named {
                 Some(_) => {
                     self.metrics.prefetch("named");
                     vec![entry(key[folder.len()..].to_owned())]
@@ -301,11 +320,7 @@ impl Prefetcher {
                 }
             };
         }
-        let base_path = base.split('?').next().unwrap_or(base);
-        let Some(mut named) = base_path
-            .strip_prefix(folder)
-            .and_then(|rel| segments.find(rel))
-        else {
+        let Some(mut named) = current else {
             return Vec::new();
         };
         if !segments.bounded(&named) {
@@ -627,5 +642,8 @@ mod tests {
         );
         assert!(plan(&live, 3, Viewer::default(), LIVE).is_empty());
         assert_eq!(plan(&live, 3, asking("seg_00004.m4s"), LIVE).len(), 1);
+        // ...but not a number far ahead of the viewer's, nor one behind it.
+        assert!(plan(&live, 3, asking("seg_09999.m4s"), LIVE).is_empty());
+        assert!(plan(&live, 3, asking("seg_00002.m4s"), LIVE).is_empty());
     }
 }
