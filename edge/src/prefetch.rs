@@ -71,6 +71,11 @@ struct Allowance {
 }
 
 impl Allowance {
+    fn peek(&self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * CLIENT_RATE;
+        self.tokens + refill >= 1.0
+    }
+
     fn take(&mut self, now: Instant) -> bool {
         let refill = now.saturating_duration_since(self.at).as_secs_f64() * CLIENT_RATE;
         self.tokens = (self.tokens + refill).min(CLIENT_BURST);
@@ -114,10 +119,7 @@ impl Prefetcher {
 
     /// True when `client` may start one more prefetch now (and it is counted).
     fn allowed(&self, client: Option<IpAddr>) -> bool {
-        let Some(client) = client else {
-            return true;
-        };
-        let allowance = self.clients.get_with(client, || {
+        let allowance = self.clients.get_with(bucket(client), || {
             Arc::new(Mutex::new(Allowance {
                 tokens: CLIENT_BURST,
                 at: Instant::now(),
@@ -127,6 +129,21 @@ impl Prefetcher {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         allowance.take(Instant::now())
+    }
+
+    /// True when `client` has a prefetch left now (nothing is counted): checked before the
+    /// manifest is read, so requests past the rate cost no reading.
+    pub fn may_prefetch(&self, client: Option<IpAddr>) -> bool {
+        if self.depth == 0 {
+            return false;
+        }
+        match self.clients.get(&bucket(client)) {
+            None => true,
+            Some(allowance) => allowance
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .peek(Instant::now()),
+        }
     }
 
     /// The stored manifest `plan` will read for a viewer of `path` (base key `base`), if any:
@@ -176,7 +193,15 @@ impl Prefetcher {
         let folder = format!("{folder}/");
         match media::classify(path).0 {
             MediaKind::Playlist if path.ends_with(".m3u8") || path.ends_with(".mpd") => {
-                self.playlists.insert(folder, Arc::from(base));
+                // A request is not yet a manifest (it may be a 404): it does not displace
+                // one the edge holds for the folder.
+                let held = self
+                    .playlists
+                    .get(&folder)
+                    .is_some_and(|key| &*key != base && skip(&key));
+                if !held {
+                    self.playlists.insert(folder, Arc::from(base));
+                }
                 Vec::new()
             }
             MediaKind::Segment => {
@@ -232,15 +257,19 @@ impl Prefetcher {
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.contains("://"))
             .map(|uri| {
+                let uri = uri.split('#').next().unwrap_or(uri);
                 let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-                let full = if path.starts_with('/') {
-                    format!("{host}{uri}")
-                } else {
-                    format!("{folder}{uri}")
+                let from_root = match path.starts_with('/') {
+                    true => path.to_owned(),
+                    false => format!("{}{path}", &folder[host_end..]),
                 };
-                let key_path = &full[..full.len() - uri.len() + path.len()];
-                let key = format!("{key_path}{}", key::key_query(query, &self.key_ignore));
-                (key, full[host_end..].to_owned())
+                // In normal form, as a viewer's request for it is keyed.
+                let path = key::normalize_path(&from_root).unwrap_or(from_root);
+                let key = format!("{host}{path}{}", key::key_query(query, &self.key_ignore));
+                match query.is_empty() {
+                    true => (key, path),
+                    false => (key, format!("{path}?{query}")),
+                }
             });
         match next {
             // The player's own next object, if its playlist names it.
@@ -382,10 +411,45 @@ pub struct Viewer<'a> {
     pub next: Option<&'a str>,
 }
 
+/// True when `next`, relative to `path`, has more `..` segments than there are folders to
+/// leave (normalizing would clamp them at the root, a path the player cannot have meant).
+fn climbs_above_root(path: &str, next: &str) -> bool {
+    let mut depth: i64 = match next.starts_with('/') {
+        true => 0,
+        false => path.split('/').filter(|s| !s.is_empty()).count() as i64 - 1,
+    };
+    for segment in next.split('?').next().unwrap_or(next).split('/') {
+        match segment {
+            ".." => depth -= 1,
+            "" | "." => {}
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whose allowance a client spends: its address, an IPv6 client's /64 (one host may hold all
+/// of it), and one shared for clients of no known address.
+fn bucket(client: Option<IpAddr>) -> IpAddr {
+    match client {
+        None => IpAddr::from([0u8; 16]),
+        Some(IpAddr::V6(v6)) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+        Some(v4) => v4,
+    }
+}
+
 /// `next` (relative to the request path `path`, as CMCD's `nor` is) as a path from the root,
 /// in normal form; `None` for an absolute URL or one that leaves the root.
 fn resolve(path: &str, next: &str) -> Option<String> {
-    if next.contains("://") || next.starts_with("//") {
+    let next = next.split('#').next().unwrap_or(next);
+    if next.contains("://") || next.starts_with("//") || climbs_above_root(path, next) {
         return None;
     }
     let joined = match next.strip_prefix('/') {
@@ -477,12 +541,24 @@ mod tests {
                 path: "/vod/a/720p/seg_4.m4s?token=abc".into()
             }]
         );
+        // Depth 0 is off: the playlist is known, the segment plans nothing.
+        let off = prefetcher(0);
+        off.plan(
+            "/vod/a/720p/index.m3u8",
+            "h/vod/a/720p/index.m3u8",
+            Viewer::default(),
+            playlist,
+            |_| false,
+        );
         assert!(
-            prefetcher(0)
-                .plan("/x.m3u8", "h/x.m3u8", Viewer::default(), playlist, |_| {
-                    false
-                })
-                .is_empty()
+            off.plan(
+                "/vod/a/720p/seg_1.m4s",
+                "h/vod/a/720p/seg_1.m4s",
+                Viewer::default(),
+                playlist,
+                |_| false
+            )
+            .is_empty()
         );
     }
 
@@ -542,6 +618,7 @@ mod tests {
             |_| Some(long.clone()),
             |_| false,
         );
+        let started = Instant::now();
         let issued = (1..20)
             .filter(|n| {
                 let next = format!("seg_{n}.m4s");
@@ -559,7 +636,91 @@ mod tests {
                     .is_empty()
             })
             .count();
-        assert_eq!(issued, CLIENT_BURST as usize);
+        // The burst, and what the rate refilled while the loop ran (nothing, unless this
+        // machine stalled the test for half a second).
+        let refilled = (started.elapsed().as_secs_f64() * CLIENT_RATE).floor() as usize;
+        assert!(
+            (CLIENT_BURST as usize..=CLIENT_BURST as usize + refilled).contains(&issued),
+            "{issued} issued, {refilled} refilled"
+        );
+    }
+
+    #[test]
+    fn a_next_object_resolves_against_the_request_path_and_never_above_the_root() {
+        let at = "/vod/a/720p/seg_1.m4s";
+        assert_eq!(
+            resolve(at, "seg_2.m4s").as_deref(),
+            Some("/vod/a/720p/seg_2.m4s")
+        );
+        assert_eq!(
+            resolve(at, "../480p/./seg_2.m4s?t=1#x").as_deref(),
+            Some("/vod/a/480p/seg_2.m4s?t=1")
+        );
+        assert_eq!(
+            resolve(at, "/vod/b/seg_2.m4s").as_deref(),
+            Some("/vod/b/seg_2.m4s")
+        );
+        assert_eq!(resolve(at, "../../../seg.m4s").as_deref(), Some("/seg.m4s"));
+        for away in [
+            "../../../../etc/passwd",
+            "/../x",
+            "http://other/x",
+            "//other/x",
+            "https://h/y",
+        ] {
+            assert_eq!(resolve(at, away), None, "{away}");
+        }
+    }
+
+    #[test]
+    fn a_request_for_a_playlist_does_not_displace_one_the_edge_holds() {
+        let p = prefetcher(2);
+        let stored = |key: &str| key == "h/vod/a/720p/index.m3u8";
+        p.plan(
+            "/vod/a/720p/index.m3u8",
+            "h/vod/a/720p/index.m3u8",
+            Viewer::default(),
+            |_| None,
+            stored,
+        );
+        // A 404 for another name in the folder: the held playlist stays the folder's.
+        p.plan(
+            "/vod/a/720p/junk.m3u8",
+            "h/vod/a/720p/junk.m3u8",
+            Viewer::default(),
+            |_| None,
+            stored,
+        );
+        assert_eq!(
+            p.playlist_key("/vod/a/720p/seg_1.m4s", "h/vod/a/720p/seg_1.m4s")
+                .as_deref(),
+            Some("h/vod/a/720p/index.m3u8")
+        );
+        // Once it is gone, the next playlist asked for takes its place.
+        p.plan(
+            "/vod/a/720p/other.m3u8",
+            "h/vod/a/720p/other.m3u8",
+            Viewer::default(),
+            |_| None,
+            |_| false,
+        );
+        assert_eq!(
+            p.playlist_key("/vod/a/720p/seg_1.m4s", "h/vod/a/720p/seg_1.m4s")
+                .as_deref(),
+            Some("h/vod/a/720p/other.m3u8")
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_share_an_allowance_by_slash_64() {
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        let c: IpAddr = "2001:db8:0:1::1".parse().unwrap();
+        assert_eq!(bucket(Some(a)), bucket(Some(b)));
+        assert_ne!(bucket(Some(a)), bucket(Some(c)));
+        let v4 = IpAddr::from([192, 0, 2, 1]);
+        assert_eq!(bucket(Some(v4)), v4);
+        assert_ne!(bucket(None), v4);
     }
 
     const MPD: &str = r#"<MPD type="static" mediaPresentationDuration="PT24S"><Period>

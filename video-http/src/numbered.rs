@@ -180,8 +180,8 @@ fn concrete(
         let text = parts.next()?;
         match id {
             "" => out.push('$'),
-            "RepresentationID" => out.push_str(rep.attribute("id")?),
-            "Bandwidth" => out.push_str(rep.attribute("bandwidth")?),
+            "RepresentationID" => out.push_str(plain(rep.attribute("id")?)?),
+            "Bandwidth" => out.push_str(plain(rep.attribute("bandwidth")?)?),
             _ if id == "Number" || id.starts_with("Number%0") => {
                 if number.is_some() {
                     return None;
@@ -197,6 +197,10 @@ fn concrete(
         out.push_str(text);
     }
     let (prefix, width) = number?;
+    // A bare `$Number$` would name any all-digit file in the folder.
+    if prefix.is_empty() && out.is_empty() {
+        return None;
+    }
     Some(Numbered {
         prefix,
         width,
@@ -204,6 +208,16 @@ fn concrete(
         first: start_number(template)?,
         last,
     })
+}
+
+/// An identifier as it may go into a path: nothing that would make a separator, a dot
+/// segment, an escape, a query or a fragment of it.
+fn plain(id: &str) -> Option<&str> {
+    let bad = id.is_empty()
+        || id == "."
+        || id.contains("..")
+        || id.contains(['/', '\\', '%', '?', '#', ':']);
+    (!bad).then_some(id)
 }
 
 /// An ISO 8601 duration of the form MPDs use (`PT1H2M3.5S`, `P1DT2H`), in seconds.
@@ -234,7 +248,8 @@ fn seconds(text: &str) -> Option<f64> {
             _ => return None,
         }
     }
-    (number.is_empty() && total.is_finite()).then_some(total)
+    let named = !days.is_empty() || !time.is_empty();
+    (named && number.is_empty() && total.is_finite()).then_some(total)
 }
 
 #[cfg(test)]
@@ -306,11 +321,30 @@ mod tests {
                 "media=\"http://x/$RepresentationID$",
             ),
             MPD.replace("$Number%05d$", "$Number%05d$-$Number$"),
+            // Identifiers that would leave the folder or change the path's meaning.
+            MPD.replace("id=\"720p\"", "id=\"../720p\""),
+            MPD.replace("id=\"720p\"", "id=\"a/720p\""),
+            MPD.replace("id=\"720p\"", "id=\"720p%2F\""),
             "<MPD".to_owned(),
             "not xml at all".to_owned(),
         ] {
             assert_eq!(Segments::of(&mpd).find("720p/seg_00003.m4s"), None, "{mpd}");
         }
+        // The guards themselves: each of these would otherwise name what is looked up.
+        let absolute = MPD.replace(
+            "media=\"$RepresentationID$",
+            "media=\"http://x/$RepresentationID$",
+        );
+        assert_eq!(
+            Segments::of(&absolute).find("http://x/720p/seg_00003.m4s"),
+            None
+        );
+        let twice = MPD.replace("$Number%05d$", "$Number%05d$-$Number$");
+        assert_eq!(Segments::of(&twice).find("720p/seg_00003-3.m4s"), None);
+        let climbing = MPD.replace("id=\"720p\"", "id=\"..\"");
+        assert_eq!(Segments::of(&climbing).find("../seg_00003.m4s"), None);
+        let bare = MPD.replace("$RepresentationID$/seg_$Number%05d$.m4s", "$Number$");
+        assert_eq!(Segments::of(&bare).find("3"), None);
     }
 
     #[test]
@@ -318,8 +352,7 @@ mod tests {
         assert_eq!(seconds("PT24.000S"), Some(24.0));
         assert_eq!(seconds("PT1H2M3.5S"), Some(3723.5));
         assert_eq!(seconds("P1DT1S"), Some(86_401.0));
-        assert_eq!(seconds("PT"), Some(0.0));
-        for bad in ["24S", "PTxS", "PT1", "PT1Q"] {
+        for bad in ["24S", "PTxS", "PT1", "PT1Q", "PT", "P"] {
             assert_eq!(seconds(bad), None, "{bad}");
         }
     }

@@ -85,16 +85,17 @@ impl Edge {
             return;
         }
         let path = request.uri().path();
-        let text = match self.prefetcher.playlist_key(path, base) {
-            Some(key) => match self.cached(&key).await {
-                Some(object) => object.body.bytes().await.ok(),
+        let client = super::peer(request);
+        let manifest = match self.prefetcher.playlist_key(path, base) {
+            Some(key) if self.prefetcher.may_prefetch(client) => match self.cached(&key).await {
+                Some(object) => object.body.bytes().await.ok().map(|text| (key, text)),
                 None => None,
             },
-            None => None,
+            _ => None,
         };
         let next = crate::cmcd::Cmcd::of(request.uri().query(), request.headers()).next_object();
         let viewer = crate::prefetch::Viewer {
-            client: super::peer(request),
+            client,
             next: next.as_deref(),
         };
         let plan = self.prefetcher.plan(
@@ -102,7 +103,12 @@ impl Edge {
             base,
             viewer,
             // Read as a viewer gets it: a packager's absolute URLs are CDN paths there.
-            |_| text.map(|text| self.manifests.with_cdn_paths(text)),
+            // Only the manifest read above: the folder's may have changed since.
+            |key| {
+                manifest
+                    .filter(|(read, _)| **read == *key)
+                    .map(|(_, text)| self.manifests.with_cdn_paths(text))
+            },
             |key| self.store.contains(key) || self.filler.in_flight(key, request.headers()),
         );
         // Prefetches are fills of their own (not a viewer's: `fill_for` is for those).
