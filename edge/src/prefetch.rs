@@ -57,7 +57,7 @@ pub struct Prefetcher {
 }
 
 /// The prefetches one client may start at once, and how many a second after that.
-const CLIENT_BURST: f64 = 8.0;
+const CLIENT_BURST: f64 = 16.0;
 const CLIENT_RATE: f64 = 2.0;
 
 /// How far past the viewer's own segment a player's `nor` may point in a live MPD.
@@ -131,19 +131,24 @@ impl Prefetcher {
         allowance.take(Instant::now())
     }
 
-    /// True when `client` has a prefetch left now (nothing is counted): checked before the
-    /// manifest is read, so requests past the rate cost no reading.
+    /// True when `client` has a prefetch left now (none is spent; a refusal is counted as
+    /// `limited`): checked before the manifest is read, so requests past the rate cost no
+    /// reading.
     pub fn may_prefetch(&self, client: Option<IpAddr>) -> bool {
         if self.depth == 0 {
             return false;
         }
-        match self.clients.get(&bucket(client)) {
+        let left = match self.clients.get(&bucket(client)) {
             None => true,
             Some(allowance) => allowance
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .peek(Instant::now()),
+        };
+        if !left {
+            self.metrics.prefetch("limited");
         }
+        left
     }
 
     /// The stored manifest `plan` will read for a viewer of `path` (base key `base`), if any:
@@ -636,6 +641,7 @@ mod tests {
                     .is_empty()
             })
             .count();
+        assert!(fresh.may_prefetch(Some(IpAddr::from([192, 0, 2, 99]))));
         // The burst, and what the rate refilled while the loop ran (nothing, unless this
         // machine stalled the test for half a second).
         let refilled = (started.elapsed().as_secs_f64() * CLIENT_RATE).floor() as usize;
@@ -643,6 +649,11 @@ mod tests {
             (CLIENT_BURST as usize..=CLIENT_BURST as usize + refilled).contains(&issued),
             "{issued} issued, {refilled} refilled"
         );
+        // Spent: the next request reads no manifest (unless the rate refilled one meanwhile).
+        let spent = fresh.may_prefetch(client);
+        if started.elapsed() < Duration::from_millis(400) {
+            assert!(!spent);
+        }
     }
 
     #[test]

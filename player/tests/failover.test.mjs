@@ -397,6 +397,7 @@ async function prefetches(outcome) {
 async function cmcdCase(protocol, client) {
   const named = await prefetches('named');
   const used = await prefetches('used');
+  const limited = await prefetches('limited');
   const page = await openPlayer(client, { protocol, stream: 'vod/big-clock' });
   const withNor = [];
   page.on('request', (r) => {
@@ -411,8 +412,9 @@ async function cmcdCase(protocol, client) {
   assert.ok(withNor.length > 0, `${protocol}: no request carried CMCD with nor`);
   const namedNow = await prefetches('named');
   const usedNow = await prefetches('used');
+  const limitedNow = await prefetches('limited');
   console.log(`# CMCD ${protocol}: ${withNor.length} requests with nor, e.g. ${withNor[0]}; ` +
-    `prefetches named by the player ${namedNow - named}, used ${usedNow - used}`);
+    `prefetches named by the player ${namedNow - named}, used ${usedNow - used}, refused by the client's rate ${limitedNow - limited}`);
   assert.ok(namedNow > named, `${protocol}: no prefetch of an object the player named`);
   assert.ok(usedNow > used, `${protocol}: no prefetched object was asked for`);
 }
