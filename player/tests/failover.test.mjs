@@ -307,7 +307,7 @@ async function afterFailure(page, { victim, failing, failedAt, label, screenshot
   const stallMs = stallSince(s, failing - 1000);
   debugDump(s, failedAt);
   const after = s.log.filter((e) => e.ok && e.at > failedAt);
-  const first = after[0];
+  const first = after.find((e) => e.edge !== victim.edge);
   console.log(`${label}: serving edge ${victim.edge} (${victim.region}) ${what} with ${buffered.toFixed(1)} s buffered; stall ${stallMs} ms; first segment from elsewhere ${first ? first.at - failing : '-'} ms after; then ${[...new Set(after.map((e) => e.edge))].join(', ')}`);
   mkdirSync(records, { recursive: true });
   writeFileSync(path.join(records, `${label.replace(/[^a-z0-9]+/gi, '-')}.json`), JSON.stringify({
@@ -317,11 +317,18 @@ async function afterFailure(page, { victim, failing, failedAt, label, screenshot
   console.log(`CASE ${JSON.stringify({ label, what, edge: victim.edge, region: victim.region, buffered_s: +buffered.toFixed(2), stall_ms: stallMs,
     first_elsewhere_ms: first ? first.at - failing : null, then: [...new Set(after.map((e) => e.edge))], fatal: s.fatal })}`);
   assert.equal(s.fatal, null, `no fatal player error: ${JSON.stringify(s.errors)}`);
-  assert.ok(after.length >= 3, `segments kept coming after the kill: ${after.length}`);
-  assert.ok(after.every((e) => e.edge !== victim.edge), 'nothing came from the failed edge');
+  // A segment in flight at the failure may still arrive from the failed edge: a frozen
+  // process's kernel goes on sending what it had written (seen in CI: a hit delivered 5 ms
+  // after SIGSTOP). One asked for before the failure, or arriving within 250 ms of it, is such
+  // a one (a failed edge writes nothing new: a request sent to it after can never complete).
+  // Every other must come from elsewhere.
+  const inFlight = (e) => e.at - e.ms < failedAt || e.at < failedAt + 250;
+  const askedAfter = after.filter((e) => !inFlight(e));
+  assert.ok(askedAfter.length >= 3, `segments kept coming after the failure: ${askedAfter.length} asked for after it`);
+  assert.ok(askedAfter.every((e) => e.edge !== victim.edge), `nothing asked for after the failure came from the failed edge: ${JSON.stringify(askedAfter.filter((e) => e.edge === victim.edge))}`);
   // The viewer is handed over to another region, not to the dead edge's sibling: the router
   // sends a player whose edge failed out of that region, and keeps it where it landed.
-  assert.ok(after.every((e) => e.region !== '?' && e.region !== victim.region), `every segment after the kill came from a known edge in another region than ${victim.region}`);
+  assert.ok(askedAfter.every((e) => e.region !== '?' && e.region !== victim.region), `every segment asked for after the failure came from a known edge in another region than ${victim.region}`);
   assert.ok(stallMs <= maxStallMs, `stall ${stallMs} ms is more than ${maxStallMs} ms`);
   if (signed) {
     const unsigned = after.filter((e) => !new URL(e.url).pathname.startsWith('/t/'));
