@@ -72,9 +72,6 @@ pub struct Client {
 pub struct Decision {
     /// Region indices, best first (every region appears once).
     pub regions: Vec<usize>,
-    /// The client's primary edge in each region (indexed like `Topology::regions`): the one
-    /// its subnet hashes to among those taking new viewers, else among the usable ones.
-    pub primaries: Vec<Option<usize>>,
     /// Edge indices to answer with, best first: the first region's edges that take new
     /// viewers, the primary first.
     pub edges: Vec<usize>,
@@ -146,13 +143,14 @@ fn rendezvous<'a>(
     candidates: impl Iterator<Item = (usize, &'a str, f64)>,
 ) -> Option<usize> {
     candidates
-        .filter(|&(_, _, weight)| weight > 0.0)
-        .map(|(i, name, weight)| {
-            let u = unit(mix(key, fnv1a(name.bytes())));
-            (i, weight / -u.ln())
-        })
+        .filter_map(|(i, name, weight)| score(key, name, weight).map(|s| (i, s)))
         .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
         .map(|(i, _)| i)
+}
+
+/// A candidate's rendezvous score for `key`; None for a weight of zero or less (it never wins).
+fn score(key: u64, name: &str, weight: f64) -> Option<f64> {
+    (weight > 0.0).then(|| weight / -unit(mix(key, fnv1a(name.bytes()))).ln())
 }
 
 /// The edges of region `r`, in topology order.
@@ -172,19 +170,59 @@ fn weight(topology: &Topology, e: usize) -> f64 {
 }
 
 /// The edges of `r` in the order a client with `key` prefers them, among those that pass
-/// `keep`: rendezvous winner first, then the next winner of the rest, and so on.
+/// `keep`: rendezvous winner first, then the next winner of the rest, and so on. A candidate's
+/// score does not depend on the others, so that order is the scores' order, each drawn once.
 fn ranked(topology: &Topology, r: usize, key: u64, keep: impl Fn(usize) -> bool) -> Vec<usize> {
-    let mut left: Vec<usize> = edges_of(topology, r).filter(|&e| keep(e)).collect();
-    let mut order = Vec::with_capacity(left.len());
-    while let Some(best) = rendezvous(
-        key,
-        left.iter()
-            .map(|&e| (e, topology.edges[e].name.as_str(), weight(topology, e))),
-    ) {
-        order.push(best);
-        left.retain(|&e| e != best);
-    }
-    order
+    let mut scored: Vec<(usize, f64)> = edges_of(topology, r)
+        .filter(|&e| keep(e))
+        .filter_map(|e| {
+            score(key, topology.edges[e].name.as_str(), weight(topology, e)).map(|s| (e, s))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.into_iter().map(|(e, _)| e).collect()
+}
+
+/// The client's primary edge in region `r` (the client's key is `key`): the one its subnet
+/// hashes to among those taking new viewers, else among the usable ones.
+pub fn primary(topology: &Topology, status: &[EdgeStatus], key: u64, r: usize) -> Option<usize> {
+    // Only the winner is needed here: one rendezvous draw, not a whole ranking.
+    let winner = |keep: &dyn Fn(usize) -> bool| {
+        rendezvous(
+            key,
+            edges_of(topology, r)
+                .filter(|&e| keep(e))
+                .map(|e| (e, topology.edges[e].name.as_str(), weight(topology, e))),
+        )
+    };
+    let state = |e: usize| status.get(e).copied();
+    winner(&|e| state(e).is_some_and(|s| s.open()))
+        .or_else(|| winner(&|e| state(e).is_some_and(|s| s.usable())))
+}
+
+/// Each region's distance in kilometres (topology order) from `location`, or for a client with
+/// no location from `default_region`, which then wins ties (its distance is -1).
+pub fn distances(
+    topology: &Topology,
+    location: Option<(f64, f64)>,
+    default_region: &str,
+) -> Vec<f64> {
+    let from = location.or_else(|| {
+        topology
+            .region(default_region)
+            .map(|r| (r.latitude, r.longitude))
+    });
+    topology
+        .regions
+        .iter()
+        .map(|region| {
+            if location.is_none() && region.name == default_region {
+                -1.0
+            } else {
+                from.map_or(0.0, |o| distance_km(o, (region.latitude, region.longitude)))
+            }
+        })
+        .collect()
 }
 
 /// Decides for `client` (no location: from `default_region`). `overload` is the load up to
@@ -196,29 +234,25 @@ pub fn decide(
     default_region: &str,
     overload: f64,
 ) -> Decision {
-    let from = client.location.or_else(|| {
-        topology
-            .region(default_region)
-            .map(|r| (r.latitude, r.longitude))
-    });
+    let distances = distances(topology, client.location, default_region);
+    decide_from(topology, status, client.key, &distances, overload)
+}
+
+/// [`decide`] for the client with `key` whose [`distances`] to the regions are `distances`
+/// (they depend only on where the client is, so a caller may keep them per location).
+pub fn decide_from(
+    topology: &Topology,
+    status: &[EdgeStatus],
+    key: u64,
+    distances: &[f64],
+    overload: f64,
+) -> Decision {
     let state = |i: usize| {
         status.get(i).copied().unwrap_or(EdgeStatus {
             up: false,
             ..EdgeStatus::default()
         })
     };
-    let distances: Vec<f64> = topology
-        .regions
-        .iter()
-        .map(|region| {
-            // The default region wins ties for clients with no location.
-            if client.location.is_none() && region.name == default_region {
-                -1.0
-            } else {
-                from.map_or(0.0, |o| distance_km(o, (region.latitude, region.longitude)))
-            }
-        })
-        .collect();
     // Each region's rank once: the sort below would compute it at every comparison.
     let ranks: Vec<u8> = (0..topology.regions.len())
         .map(|r| {
@@ -242,46 +276,29 @@ pub fn decide(
         .min_by(|&a, &b| distances[a].total_cmp(&distances[b]).then(a.cmp(&b)));
     if let Some(home) = home
         && ranks[home] == 2
-        && let Some(to) = failover_region(
-            topology, status, &regions, home, &distances, client.key, overload,
-        )
+        && let Some(to) =
+            failover_region(topology, status, &regions, home, distances, key, overload)
         && let Some(at) = regions.iter().position(|&r| r == to)
     {
         let r = regions.remove(at);
         regions.insert(0, r);
     }
 
-    let primaries: Vec<Option<usize>> = (0..topology.regions.len())
-        .map(|r| {
-            // Only the winner is needed here: one rendezvous draw, not a whole ranking.
-            let winner = |keep: &dyn Fn(usize) -> bool| {
-                rendezvous(
-                    client.key,
-                    edges_of(topology, r)
-                        .filter(|&e| keep(e))
-                        .map(|e| (e, topology.edges[e].name.as_str(), weight(topology, e))),
-                )
-            };
-            winner(&|e| state(e).open()).or_else(|| winner(&|e| state(e).usable()))
-        })
-        .collect();
-
     let mut edges = Vec::new();
     if let Some(&first) = regions.first() {
-        edges = ranked(topology, first, client.key, |e| state(e).open());
+        edges = ranked(topology, first, key, |e| state(e).open());
         if edges.is_empty() {
-            edges = ranked(topology, first, client.key, |e| state(e).usable());
+            edges = ranked(topology, first, key, |e| state(e).usable());
         }
         if edges.is_empty() {
             // Nothing is up anywhere: the nearest region's edges beat an empty answer.
-            edges = ranked(topology, home.unwrap_or(first), client.key, |_| true);
+            edges = ranked(topology, home.unwrap_or(first), key, |_| true);
         }
     }
     Decision {
         regions,
-        primaries,
         edges,
-        key: client.key,
+        key,
     }
 }
 
@@ -430,14 +447,8 @@ pub fn steering(
         let kept = current
             .filter(|&e| in_region(&e) && headroom(e))
             .or_else(|| default.filter(|&e| in_region(&e) && headroom(e)));
-        let best = kept.or_else(|| {
-            decision
-                .primaries
-                .get(r)
-                .copied()
-                .flatten()
-                .filter(|&e| usable(e))
-        });
+        let best =
+            kept.or_else(|| primary(topology, status, decision.key, r).filter(|&e| usable(e)));
         if let Some(e) = best {
             ways.push((r, e));
         }
@@ -557,7 +568,7 @@ mod tests {
             let d = decide_at(&t, &status, BOSTON, key);
             assert_eq!(d.regions[0], east);
             let mut answer = names(&t, &d.edges);
-            assert_eq!(Some(d.edges[0]), d.primaries[east]);
+            assert_eq!(Some(d.edges[0]), primary(&t, &status, d.key, east));
             answer.sort();
             assert_eq!(
                 answer,
@@ -614,13 +625,20 @@ mod tests {
         let before: Vec<Decision> = (0..200)
             .map(|k| decide_at(&t, &status, BOSTON, k))
             .collect();
+        let unchanged = status.clone();
         status[one].accepting = false;
         for (k, was) in before.iter().enumerate() {
             let d = decide_at(&t, &status, BOSTON, k as u64);
             assert_eq!(d.edges, [two]);
             if was.edges[0] == two {
+                let all = |s: &[EdgeStatus], d: &Decision| -> Vec<Option<usize>> {
+                    (0..t.regions.len())
+                        .map(|r| primary(&t, s, d.key, r))
+                        .collect()
+                };
                 assert_eq!(
-                    d.primaries, was.primaries,
+                    all(&status, &d),
+                    all(&unchanged, was),
                     "a subnet of the other edge does not move"
                 );
             }
@@ -640,7 +658,7 @@ mod tests {
         let d = decide_at(&t, &status, BOSTON, 7);
         assert_eq!(t.regions[d.regions[0]].name, "eu-west");
         assert!(
-            d.primaries[region(&t, "us-east")] == Some(one),
+            primary(&t, &status, d.key, region(&t, "us-east")) == Some(one),
             "usable, not taking viewers: still its primary for steering"
         );
     }
@@ -718,9 +736,8 @@ mod tests {
     }
 
     /// The client's primary edge in `region`, by name.
-    fn primary(t: &Topology, status: &[EdgeStatus], key: u64, region_name: &str) -> String {
-        let d = decide_at(t, status, BOSTON, key);
-        t.edges[d.primaries[region(t, region_name)].expect("a primary")]
+    fn primary_name(t: &Topology, status: &[EdgeStatus], key: u64, region_name: &str) -> String {
+        t.edges[primary(t, status, key, region(t, region_name)).expect("a primary")]
             .name
             .clone()
     }
@@ -729,7 +746,7 @@ mod tests {
     fn steering_gives_one_pathway_per_region_nearest_first() {
         let t = topology();
         let status = vec![EdgeStatus::default(); t.edges.len()];
-        let p = |r| primary(&t, &status, 5, r);
+        let p = |r| primary_name(&t, &status, 5, r);
         assert_eq!(
             steer_from(&t, &status, 5, None, None),
             [p("us-east"), p("eu-west"), p("ap-southeast")]
@@ -751,7 +768,7 @@ mod tests {
         let t = topology();
         let mut status = vec![EdgeStatus::default(); t.edges.len()];
         status[index(&t, "us-east-1")].up = false;
-        let p = |status: &[EdgeStatus], r| primary(&t, status, 5, r);
+        let p = |status: &[EdgeStatus], r| primary_name(&t, status, 5, r);
         let (eu, ap) = (p(&status, "eu-west"), p(&status, "ap-southeast"));
         assert_eq!(
             steer_from(&t, &status, 5, Some("us-east-1"), None),

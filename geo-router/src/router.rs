@@ -1,7 +1,8 @@
 //! The router's shared state and the one decision both DNS and HTTP use.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use topology::Topology;
@@ -30,11 +31,33 @@ pub struct Router {
 }
 
 /// The fleet as decisions read it, at one [`Fleet::generation`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct View {
     pub generation: u64,
     pub snapshot: Arc<Snapshot>,
     default_region: String,
+    /// Each client location's distances to the regions (`decision::distances`), kept for this
+    /// view's topology: a DNS thread holds one view for many queries, and a client's location
+    /// is one of few places, so the trigonometry is done once per place, not per query.
+    distances: Mutex<HashMap<Location, Vec<f64>>>,
+}
+
+/// A client location as a map key: its coordinates' bits (None: no location).
+type Location = Option<(u64, u64)>;
+
+/// Past this many places kept in a view, all are dropped (a GeoIP database has few places, but
+/// the memory must stay bounded whatever it holds).
+const DISTANCES_KEPT: usize = 4096;
+
+impl Clone for View {
+    fn clone(&self) -> Self {
+        Self {
+            generation: self.generation,
+            snapshot: self.snapshot.clone(),
+            default_region: self.default_region.clone(),
+            distances: Mutex::default(),
+        }
+    }
 }
 
 /// A decision with what led to it.
@@ -116,6 +139,7 @@ impl Router {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            distances: Mutex::default(),
         }
     }
 
@@ -133,17 +157,23 @@ impl Router {
             IpAddr::V6(_) => SUBNET_V6,
         });
         let scope = geo_prefix.max(subnet);
-        let client = decision::Client {
-            location,
-            key: decision::subnet_key(client, subnet),
-        };
-        let decision = decision::decide(
-            &view.snapshot.topology,
+        let key = decision::subnet_key(client, subnet);
+        let topology = &view.snapshot.topology;
+        let mut kept = view.distances.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= DISTANCES_KEPT {
+            kept.clear();
+        }
+        let distances = kept
+            .entry(location.map(|(lat, lon)| (lat.to_bits(), lon.to_bits())))
+            .or_insert_with(|| decision::distances(topology, location, &view.default_region));
+        let decision = decision::decide_from(
+            topology,
             &view.snapshot.status,
-            client,
-            &view.default_region,
+            key,
+            distances,
             self.config.balance.overload,
         );
+        drop(kept);
         self.metrics.decision(started.elapsed().as_secs_f64());
         Routed {
             snapshot: view.snapshot.clone(),

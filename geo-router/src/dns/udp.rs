@@ -100,19 +100,22 @@ impl Udp {
 
 fn serve(socket: &UdpSocket, answers: &mut Answers, stop: &AtomicBool) {
     let fd = socket.as_raw_fd();
-    let mut buffers = vec![[0u8; DATAGRAM]; BATCH];
+    // Nothing here is allocated per batch: at a steady rate most batches hold one query, and
+    // an allocation per batch is then one per query.
+    let mut buffers = vec![[0u8; DATAGRAM]; BATCH].into_boxed_slice();
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
     let mut received: Vec<(usize, Option<SocketAddr>)> = Vec::with_capacity(BATCH);
-    let mut replies: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    let mut replies = Replies::default();
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     while !stop.load(Ordering::Relaxed) {
         received.clear();
         {
-            let mut slices: Vec<[IoSliceMut; 1]> = buffers
-                .iter_mut()
-                .map(|b| [IoSliceMut::new(&mut b[..])])
-                .collect();
+            let mut slices: [[IoSliceMut; 1]; BATCH] =
+                std::array::from_fn(|_| [IoSliceMut::new(&mut [])]);
+            for (slice, buffer) in slices.iter_mut().zip(buffers.iter_mut()) {
+                slice[0] = IoSliceMut::new(&mut buffer[..]);
+            }
             match socket::recvmmsg(
                 fd,
                 &mut recv_headers,
@@ -136,30 +139,48 @@ fn serve(socket: &UdpSocket, answers: &mut Answers, stop: &AtomicBool) {
         for (i, &(len, src)) in received.iter().enumerate() {
             let Some(src) = src else { continue };
             if answers.answer(&buffers[i][..len.min(DATAGRAM)], src, &mut outs[i]) {
-                replies.push((i, SockaddrStorage::from(src)));
+                replies.push(i, src);
             }
         }
         send(fd, &mut send_headers, &outs, &replies);
     }
 }
 
+/// The answers of one batch to send: which buffer each is in, and where it goes.
+#[derive(Default)]
+struct Replies {
+    outs: Vec<usize>,
+    to: Vec<Option<SockaddrStorage>>,
+}
+
+impl Replies {
+    fn clear(&mut self) {
+        self.outs.clear();
+        self.to.clear();
+    }
+
+    fn push(&mut self, out: usize, to: SocketAddr) {
+        self.outs.push(out);
+        self.to.push(Some(SockaddrStorage::from(to)));
+    }
+}
+
 /// Sends each reply, in as few `sendmmsg` calls as the kernel takes them; one that cannot be
 /// sent is dropped (as UDP may drop it anyway) and the rest still go.
-fn send(
-    fd: i32,
-    headers: &mut MultiHeaders<SockaddrStorage>,
-    outs: &[Vec<u8>],
-    replies: &[(usize, SockaddrStorage)],
-) {
+fn send(fd: i32, headers: &mut MultiHeaders<SockaddrStorage>, outs: &[Vec<u8>], replies: &Replies) {
     let mut at = 0;
-    while at < replies.len() {
-        let rest = &replies[at..];
-        let slices: Vec<[IoSlice; 1]> = rest
-            .iter()
-            .map(|(i, _)| [IoSlice::new(&outs[*i])])
-            .collect();
-        let addrs: Vec<Option<SockaddrStorage>> = rest.iter().map(|(_, a)| Some(*a)).collect();
-        match socket::sendmmsg(fd, headers, slices.iter(), &addrs, [], MsgFlags::empty()) {
+    while at < replies.outs.len() {
+        let rest = &replies.outs[at..];
+        let slices: [[IoSlice; 1]; BATCH] =
+            std::array::from_fn(|k| [IoSlice::new(rest.get(k).map_or(&[], |&i| &outs[i][..]))]);
+        match socket::sendmmsg(
+            fd,
+            headers,
+            slices[..rest.len()].iter(),
+            &replies.to[at..],
+            [],
+            MsgFlags::empty(),
+        ) {
             Ok(sent) => at += sent.count().max(1),
             Err(Errno::EINTR) => {}
             Err(error) => {
