@@ -33,8 +33,8 @@ w(f"One run of `benches/dns/run.sh` ({meta.get('started', '?')}, label {label}, 
   "(4 clients) pinned to core 1. The geo-router and gdnsd answer per client location from the "
   "same GeoIP City database and regions, with the ECS option honoured; NSD serves a static zone "
   "(rate limiting off), for scale. Names: the service name (A, twice in four), the apex SOA and "
-  "a name that does not exist. " + (f"geo-router-before is the router at {meta['before']} (every "
-  "query through hickory's server), for the effect of this work in the same run. "
+  "a name that does not exist. " + (f"geo-router-before is the router built at {meta['before']}, "
+  "for the effect of the changes since in the same run. "
   if meta.get("before") else "") + "Figures are medians of "
   f"{runs} runs, servers interleaved; compare within this run only.\n")
 

@@ -169,11 +169,18 @@ fn weight(topology: &Topology, e: usize) -> f64 {
     topology.edges[e].capacity.egress_mbps as f64
 }
 
-/// The edges of `r` in the order a client with `key` prefers them, among those that pass
+/// The edges of `r` in the order a client with `key` prefers them, among `candidates` that pass
 /// `keep`: rendezvous winner first, then the next winner of the rest, and so on. A candidate's
 /// score does not depend on the others, so that order is the scores' order, each drawn once.
-fn ranked(topology: &Topology, r: usize, key: u64, keep: impl Fn(usize) -> bool) -> Vec<usize> {
-    let mut scored: Vec<(usize, f64)> = edges_of(topology, r)
+fn ranked(
+    topology: &Topology,
+    candidates: &[usize],
+    key: u64,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<usize> {
+    let mut scored: Vec<(usize, f64)> = candidates
+        .iter()
+        .copied()
         .filter(|&e| keep(e))
         .filter_map(|e| {
             score(key, topology.edges[e].name.as_str(), weight(topology, e)).map(|s| (e, s))
@@ -181,6 +188,36 @@ fn ranked(topology: &Topology, r: usize, key: u64, keep: impl Fn(usize) -> bool)
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.into_iter().map(|(e, _)| e).collect()
+}
+
+/// What every decision on one fleet state shares, worked out once for it: each region's edges
+/// and its rank (0: an edge takes new viewers, 1: an edge is usable, 2: none is).
+#[derive(Debug, Clone)]
+pub struct Regions {
+    edges: Vec<Vec<usize>>,
+    ranks: Vec<u8>,
+}
+
+impl Regions {
+    pub fn new(topology: &Topology, status: &[EdgeStatus]) -> Self {
+        let state = |e: usize| status.get(e).copied();
+        let edges: Vec<Vec<usize>> = (0..topology.regions.len())
+            .map(|r| edges_of(topology, r).collect())
+            .collect();
+        let ranks = edges
+            .iter()
+            .map(|of: &Vec<usize>| {
+                if of.iter().any(|&e| state(e).is_some_and(|s| s.open())) {
+                    0
+                } else if of.iter().any(|&e| state(e).is_some_and(|s| s.usable())) {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        Self { edges, ranks }
+    }
 }
 
 /// The client's primary edge in region `r` (the client's key is `key`): the one its subnet
@@ -235,7 +272,10 @@ pub fn decide(
     overload: f64,
 ) -> Decision {
     let distances = distances(topology, client.location, default_region);
-    decide_from(topology, status, client.key, &distances, overload)
+    let prepared = Regions::new(topology, status);
+    decide_from(
+        topology, status, &prepared, client.key, &distances, overload,
+    )
 }
 
 /// [`decide`] for the client with `key` whose [`distances`] to the regions are `distances`
@@ -243,6 +283,7 @@ pub fn decide(
 pub fn decide_from(
     topology: &Topology,
     status: &[EdgeStatus],
+    prepared: &Regions,
     key: u64,
     distances: &[f64],
     overload: f64,
@@ -253,18 +294,7 @@ pub fn decide_from(
             ..EdgeStatus::default()
         })
     };
-    // Each region's rank once: the sort below would compute it at every comparison.
-    let ranks: Vec<u8> = (0..topology.regions.len())
-        .map(|r| {
-            if edges_of(topology, r).any(|e| state(e).open()) {
-                0
-            } else if edges_of(topology, r).any(|e| state(e).usable()) {
-                1
-            } else {
-                2
-            }
-        })
-        .collect();
+    let ranks = &prepared.ranks;
     let mut regions: Vec<usize> = (0..topology.regions.len()).collect();
     regions.sort_by(|&a, &b| {
         ranks[a]
@@ -286,13 +316,14 @@ pub fn decide_from(
 
     let mut edges = Vec::new();
     if let Some(&first) = regions.first() {
-        edges = ranked(topology, first, key, |e| state(e).open());
+        let of = |r: usize| prepared.edges[r].as_slice();
+        edges = ranked(topology, of(first), key, |e| state(e).open());
         if edges.is_empty() {
-            edges = ranked(topology, first, key, |e| state(e).usable());
+            edges = ranked(topology, of(first), key, |e| state(e).usable());
         }
         if edges.is_empty() {
             // Nothing is up anywhere: the nearest region's edges beat an empty answer.
-            edges = ranked(topology, home.unwrap_or(first), key, |_| true);
+            edges = ranked(topology, of(home.unwrap_or(first)), key, |_| true);
         }
     }
     Decision {

@@ -18,6 +18,15 @@ use crate::metrics::Metrics;
 const SUBNET_V4: u8 = 24;
 const SUBNET_V6: u8 = 48;
 
+/// The prefix length of the subnet a client's edges are picked by, for a client address with
+/// `source_prefix` significant bits: a /24 or /48, or the shorter source prefix.
+pub fn subnet_prefix(client: IpAddr, source_prefix: u8) -> u8 {
+    source_prefix.min(match client {
+        IpAddr::V4(_) => SUBNET_V4,
+        IpAddr::V6(_) => SUBNET_V6,
+    })
+}
+
 /// Everything the handlers read.
 #[derive(Debug)]
 pub struct Router {
@@ -36,6 +45,8 @@ pub struct View {
     pub generation: u64,
     pub snapshot: Arc<Snapshot>,
     default_region: String,
+    /// The regions' edges and ranks on this view's fleet state.
+    regions: decision::Regions,
     /// Each client location's distances to the regions (`decision::distances`), kept for this
     /// view's topology: a DNS thread holds one view for many queries, and a client's location
     /// is one of few places, so the trigonometry is done once per place, not per query.
@@ -55,6 +66,7 @@ impl Clone for View {
             generation: self.generation,
             snapshot: self.snapshot.clone(),
             default_region: self.default_region.clone(),
+            regions: self.regions.clone(),
             distances: Mutex::default(),
         }
     }
@@ -131,9 +143,14 @@ impl Router {
     /// What decisions read of the fleet now; one view serves many decisions (a batch of DNS
     /// queries) while [`Fleet::generation`] stays the same.
     pub fn view(&self) -> View {
+        // The generation first: a change between the two reads then leaves a view that looks
+        // older than its snapshot, so it is taken again, never one that looks newer.
+        let generation = self.fleet.generation();
+        let snapshot = Arc::new(self.fleet.snapshot());
         View {
-            generation: self.fleet.generation(),
-            snapshot: Arc::new(self.fleet.snapshot()),
+            generation,
+            regions: decision::Regions::new(&snapshot.topology, &snapshot.status),
+            snapshot,
             default_region: self
                 .default_region
                 .read()
@@ -152,10 +169,7 @@ impl Router {
             Ok(found) => (Some((found.latitude, found.longitude)), found.prefix_len),
             Err(unlocated) => (None, unlocated.prefix_len),
         };
-        let subnet = source_prefix.min(match client {
-            IpAddr::V4(_) => SUBNET_V4,
-            IpAddr::V6(_) => SUBNET_V6,
-        });
+        let subnet = subnet_prefix(client, source_prefix);
         let scope = geo_prefix.max(subnet);
         let key = decision::subnet_key(client, subnet);
         let topology = &view.snapshot.topology;
@@ -169,6 +183,7 @@ impl Router {
         let decision = decision::decide_from(
             topology,
             &view.snapshot.status,
+            &view.regions,
             key,
             distances,
             self.config.balance.overload,

@@ -29,7 +29,7 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::handler::{Answer, DnsHandler};
 use super::query::{self, Query};
-use crate::router::{Router, View};
+use crate::router::{Router, View, subnet_prefix};
 
 /// Past this many kept answers, all are dropped (a flood of distinct names cannot grow it).
 const MAX_KEPT: usize = 8192;
@@ -47,10 +47,17 @@ pub(crate) struct Answers {
     view: View,
     ttl: Duration,
     kept: HashMap<Box<[u8]>, Kept>,
+    decided: HashMap<(IpAddr, u8), Decided>,
     key: Vec<u8>,
     cached: Counter,
     encoded: Counter,
     full: Counter,
+}
+
+/// A decision as a kept answer's key holds it (the region and edges answered), and its scope.
+struct Decided {
+    key: Box<[u8]>,
+    scope: u8,
 }
 
 /// An encoded answer up to its OPT record.
@@ -80,6 +87,7 @@ impl Answers {
             handler,
             router,
             kept: HashMap::new(),
+            decided: HashMap::new(),
             key: Vec::with_capacity(300),
             cached,
             encoded,
@@ -95,6 +103,7 @@ impl Answers {
             self.view = self.router.view();
             self.ttl = ttl;
             self.kept.clear();
+            self.decided.clear();
         }
     }
 
@@ -114,27 +123,44 @@ impl Answers {
             return self.full(packet, src, out);
         }
         let service = self.services.contains(&self.key);
-        let routed = service.then(|| {
-            let (client, prefix) = match query.edns.and_then(|o| o.subnet) {
-                Some(s) => (s.addr, s.source),
-                None => (src.ip(), if src.is_ipv4() { 32 } else { 128 }),
-            };
-            self.router.route_in(&self.view, client, prefix)
-        });
         self.key.extend_from_slice(&query.qtype.to_be_bytes());
         self.key.push(match query.edns {
             None => 0,
             Some(o) => 1 + u8::from(o.dnssec_ok),
         });
-        if let Some(r) = &routed {
-            let region = r.decision.regions.first().map_or(u16::MAX, |&r| r as u16);
-            self.key.extend_from_slice(&region.to_be_bytes());
-            for &edge in &r.decision.edges {
-                self.key.extend_from_slice(&(edge as u16).to_be_bytes());
+        let (client, prefix) = match query.edns.and_then(|o| o.subnet) {
+            Some(s) => (s.addr, s.source),
+            None => (src.ip(), if src.is_ipv4() { 32 } else { 128 }),
+        };
+        let mut routed = None;
+        let mut scope = 0;
+        if service {
+            let subnet_len = subnet_prefix(client, prefix);
+            let subnet = (mask(client, subnet_len), subnet_len);
+            if let Some(decided) = self.decided.get(&subnet) {
+                self.key.extend_from_slice(&decided.key);
+                scope = decided.scope;
+            } else {
+                let r = self.router.route_in(&self.view, client, prefix);
+                let from = self.key.len();
+                let region = r.decision.regions.first().map_or(u16::MAX, |&r| r as u16);
+                self.key.extend_from_slice(&region.to_be_bytes());
+                for &edge in &r.decision.edges {
+                    self.key.extend_from_slice(&(edge as u16).to_be_bytes());
+                }
+                scope = r.scope;
+                if r.scope == subnet_len {
+                    if self.decided.len() >= MAX_KEPT {
+                        self.decided.clear();
+                    }
+                    let key = self.key[from..].into();
+                    self.decided.insert(subnet, Decided { key, scope });
+                }
+                routed = Some(r);
             }
         }
         if let Some(kept) = self.kept.get(self.key.as_slice()) {
-            patch(kept, &query, routed.as_ref().map_or(0, |r| r.scope), out);
+            patch(kept, &query, scope, out);
             kept.counter.inc();
             self.cached.inc();
             return true;
@@ -143,7 +169,9 @@ impl Answers {
         let Ok(request) = Request::from_bytes(packet.to_vec(), src, Protocol::Udp) else {
             return self.full(packet, src, out); // not expected: the shape was checked
         };
-        let scope = routed.as_ref().map_or(0, |r| r.scope);
+        if service && routed.is_none() {
+            routed = Some(self.router.route_in(&self.view, client, prefix));
+        }
         let answer = match routed {
             Some(routed) => self.handler.answer(&request, move |_, _| routed),
             None => self
@@ -272,6 +300,24 @@ fn wire(name: &LowerName) -> Vec<u8> {
     out
 }
 
+/// `address` with only its first `prefix` bits.
+fn mask(address: IpAddr, prefix: u8) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => {
+            let keep = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::from((u32::from(v4) & keep).to_be_bytes())
+        }
+        IpAddr::V6(v6) => {
+            let keep = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::from((u128::from(v6) & keep).to_be_bytes())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,5 +410,6 @@ mod tests {
             assert_eq!(a, b, "the answers to {packet:?}");
         }
         assert!(kept_used > 2_000, "kept answers were used: {kept_used}");
+        assert!(!answers.decided.is_empty(), "decisions were kept by subnet");
     }
 }
