@@ -6,8 +6,13 @@
 //! for a service name the decision (the region and edges answered). For a later query with the
 //! same key the answer is copied and patched: its id, the RD and CD bits, the question's name as
 //! this query spelled it (resolvers that randomise letter case drop answers that do not match),
-//! and a new OPT record with this query's DO bit and Client Subnet echo. The decision is still
-//! made for every query; what is saved is hickory's parsing and encoding.
+//! and a new OPT record with this query's DO bit and Client Subnet echo: what is saved is
+//! hickory's parsing and encoding.
+//!
+//! Decisions are kept too, by client subnet (the /24 or /48 the decision hashes, or the shorter
+//! source prefix), when the GeoIP network that located the client holds the whole subnet (the
+//! answer's scope is the subnet's): every address of it then gets the same decision on the same
+//! view, so a later query from it skips the GeoIP lookup and the decision.
 //!
 //! An answer is kept only when patching it reproduces, byte for byte, what hickory encoded for
 //! the query it came from, and when no patch can take it past 512 bytes (so it is never
