@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # A/B of two geo-router binaries on one machine state: A and B alternate ROUNDS times (default
 # 4), each pinned to core 0 with one UDP thread and asked FIXED_QPS (default 100,000) for
-# DURATION s (default 10) by dnsperf on core 1, one client subnet. Appends JSON lines (server
-# "A" or "B", measure.py's fields) to RAW and prints each side's median CPU per query.
+# DURATION s (default 10) by dnsperf on core 1, one client subnet (SET=many: the DNS report's
+# 131,072 distinct subnets). Appends JSON lines (server "A" or "B", measure.py's fields) to RAW
+# and prints each side's median CPU per query.
 #
-#   A=<binary> B=<binary> RAW=benches/results/dns-ab.jsonl benches/dns/ab.sh
+#   A=<binary> B=<binary> RAW=benches/results/dns-ab.jsonl [SET=many] benches/dns/ab.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${A:?}" "${B:?}" "${RAW:?}"
@@ -18,7 +19,12 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-python3 benches/dns/queries.py text "$work/queries"
+SET=${SET:-one}
+case $SET in
+  one) queries=$work/queries; python3 benches/dns/queries.py text "$queries" ;;
+  many) queries=$work/many.bin; python3 benches/dns/queries.py many "$queries" 131072 ;;
+  *) echo "SET is one or many, not $SET" >&2; exit 2 ;;
+esac
 {
   echo "dns_udp_threads = 1"
   sed "s|^topology = .*|topology = \"$PWD/testdata/topology.toml\"|; s|^geoip = .*|geoip = \"$PWD/testdata/geoip/meridian-city.mmdb\"|" \
@@ -35,15 +41,15 @@ for round in $(seq "$ROUNDS"); do
       sleep 0.1
     done
     RUN=$round python3 benches/dns/measure.py "$side" "$pid" 15357 "$FIXED_QPS" "$DURATION" \
-      "$work/queries" one fixed | tee -a "$RAW"
+      "$queries" "$SET" fixed | tee -a "$RAW"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     pid=
   done
 done
-python3 - "$RAW" <<'PY'
+python3 - "$RAW" "$ROUNDS" <<'PY'
 import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-2 * int(sys.argv[2]):]
 for side in "AB":
     us = [r["server_us_per_query"] for r in rows if r["server"] == side]
     user = [r["server_user_us_per_query"] for r in rows if r["server"] == side]

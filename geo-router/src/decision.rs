@@ -68,7 +68,7 @@ pub struct Client {
 }
 
 /// The outcome for one client.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Decision {
     /// Region indices, best first (every region appears once).
     pub regions: Vec<usize>,
@@ -94,23 +94,28 @@ pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 /// versions (FNV-1a over the masked address bytes and the prefix length), so every router
 /// gives a subnet the same edges.
 pub fn subnet_key(address: std::net::IpAddr, prefix: u8) -> u64 {
-    let masked: Vec<u8> = match address {
+    match masked(address, prefix) {
+        std::net::IpAddr::V4(v4) => fnv1a(v4.octets().into_iter().chain([prefix])),
+        std::net::IpAddr::V6(v6) => fnv1a(v6.octets().into_iter().chain([prefix])),
+    }
+}
+
+/// `address` with only its first `prefix` bits.
+pub fn masked(address: std::net::IpAddr, prefix: u8) -> std::net::IpAddr {
+    match address {
         std::net::IpAddr::V4(v4) => {
-            let bits = u32::from(v4)
-                & u32::MAX
-                    .checked_shl(32 - u32::from(prefix.min(32)))
-                    .unwrap_or(0);
-            bits.to_be_bytes().to_vec()
+            let keep = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            std::net::IpAddr::from((u32::from(v4) & keep).to_be_bytes())
         }
         std::net::IpAddr::V6(v6) => {
-            let bits = u128::from(v6)
-                & u128::MAX
-                    .checked_shl(128 - u32::from(prefix.min(128)))
-                    .unwrap_or(0);
-            bits.to_be_bytes().to_vec()
+            let keep = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            std::net::IpAddr::from((u128::from(v6) & keep).to_be_bytes())
         }
-    };
-    fnv1a(masked.iter().copied().chain([prefix]))
+    }
 }
 
 fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
@@ -143,14 +148,15 @@ fn rendezvous<'a>(
     candidates: impl Iterator<Item = (usize, &'a str, f64)>,
 ) -> Option<usize> {
     candidates
-        .filter_map(|(i, name, weight)| score(key, name, weight).map(|s| (i, s)))
+        .filter_map(|(i, name, weight)| score(key, fnv1a(name.bytes()), weight).map(|s| (i, s)))
         .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
         .map(|(i, _)| i)
 }
 
-/// A candidate's rendezvous score for `key`; None for a weight of zero or less (it never wins).
-fn score(key: u64, name: &str, weight: f64) -> Option<f64> {
-    (weight > 0.0).then(|| weight / -unit(mix(key, fnv1a(name.bytes()))).ln())
+/// A candidate's rendezvous score for `key`, from the hash of its name; None for a weight of
+/// zero or less (it never wins).
+fn score(key: u64, name: u64, weight: f64) -> Option<f64> {
+    (weight > 0.0).then(|| weight / -unit(mix(key, name)).ln())
 }
 
 /// The edges of region `r`, in topology order.
@@ -169,47 +175,69 @@ fn weight(topology: &Topology, e: usize) -> f64 {
     topology.edges[e].capacity.egress_mbps as f64
 }
 
-/// The edges of `r` in the order a client with `key` prefers them, among `candidates` that pass
-/// `keep`: rendezvous winner first, then the next winner of the rest, and so on. A candidate's
-/// score does not depend on the others, so that order is the scores' order, each drawn once.
-fn ranked(
-    topology: &Topology,
-    candidates: &[usize],
-    key: u64,
-    keep: impl Fn(usize) -> bool,
-) -> Vec<usize> {
-    let mut scored: Vec<(usize, f64)> = candidates
-        .iter()
-        .copied()
-        .filter(|&e| keep(e))
-        .filter_map(|e| {
-            score(key, topology.edges[e].name.as_str(), weight(topology, e)).map(|s| (e, s))
-        })
-        .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    scored.into_iter().map(|(e, _)| e).collect()
+/// An edge as its region's rankings read it: what its rendezvous score is drawn from.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    edge: usize,
+    /// The hash of the edge's name.
+    name: u64,
+    weight: f64,
+}
+
+/// Writes into `out` the `candidates` that pass `keep`, in the order a client with `key`
+/// prefers them: rendezvous winner first, then the next winner of the rest, and so on. A
+/// candidate's score does not depend on the others, so that order is the scores' order, each
+/// drawn once.
+fn ranked(candidates: &[Candidate], key: u64, keep: impl Fn(usize) -> bool, out: &mut Vec<usize>) {
+    thread_local! {
+        // Reused: a DNS thread ranks a region's edges for every query of a new subnet.
+        static SCORED: std::cell::RefCell<Vec<(usize, f64)>> = const {
+            std::cell::RefCell::new(Vec::new())
+        };
+    }
+    SCORED.with_borrow_mut(|scored| {
+        scored.clear();
+        scored.extend(
+            candidates
+                .iter()
+                .filter(|c| keep(c.edge))
+                .filter_map(|c| score(key, c.name, c.weight).map(|s| (c.edge, s))),
+        );
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.clear();
+        out.extend(scored.iter().map(|&(e, _)| e));
+    });
 }
 
 /// What every decision on one fleet state shares, worked out once for it: each region's edges
-/// and its rank (0: an edge takes new viewers, 1: an edge is usable, 2: none is).
+/// (with their names' hashes) and its rank (0: an edge takes new viewers, 1: an edge is usable,
+/// 2: none is).
 #[derive(Debug, Clone)]
 pub struct Regions {
-    edges: Vec<Vec<usize>>,
+    edges: Vec<Vec<Candidate>>,
     ranks: Vec<u8>,
 }
 
 impl Regions {
     pub fn new(topology: &Topology, status: &[EdgeStatus]) -> Self {
         let state = |e: usize| status.get(e).copied();
-        let edges: Vec<Vec<usize>> = (0..topology.regions.len())
-            .map(|r| edges_of(topology, r).collect())
+        let edges: Vec<Vec<Candidate>> = (0..topology.regions.len())
+            .map(|r| {
+                edges_of(topology, r)
+                    .map(|edge| Candidate {
+                        edge,
+                        name: fnv1a(topology.edges[edge].name.bytes()),
+                        weight: weight(topology, edge),
+                    })
+                    .collect()
+            })
             .collect();
         let ranks = edges
             .iter()
-            .map(|of: &Vec<usize>| {
-                if of.iter().any(|&e| state(e).is_some_and(|s| s.open())) {
+            .map(|of: &Vec<Candidate>| {
+                if of.iter().any(|c| state(c.edge).is_some_and(|s| s.open())) {
                     0
-                } else if of.iter().any(|&e| state(e).is_some_and(|s| s.usable())) {
+                } else if of.iter().any(|c| state(c.edge).is_some_and(|s| s.usable())) {
                     1
                 } else {
                     2
@@ -217,6 +245,45 @@ impl Regions {
             })
             .collect();
         Self { edges, ranks }
+    }
+}
+
+/// What the decisions for clients at one place share on one fleet state: the regions'
+/// distances from it and their order before any failover draw.
+#[derive(Debug, Clone)]
+pub struct Place {
+    distances: Vec<f64>,
+    /// Regions by rank, then distance, then index.
+    order: Vec<usize>,
+    /// The nearest region.
+    home: Option<usize>,
+}
+
+impl Place {
+    /// The place `location`, or for a client with no location the `default_region`, which then
+    /// wins ties (its distance is -1).
+    pub fn new(
+        topology: &Topology,
+        regions: &Regions,
+        location: Option<(f64, f64)>,
+        default_region: &str,
+    ) -> Self {
+        let distances = distances(topology, location, default_region);
+        let ranks = &regions.ranks;
+        let mut order: Vec<usize> = (0..distances.len()).collect();
+        order.sort_by(|&a, &b| {
+            ranks[a]
+                .cmp(&ranks[b])
+                .then(distances[a].total_cmp(&distances[b]))
+                .then(a.cmp(&b))
+        });
+        let home = (0..distances.len())
+            .min_by(|&a, &b| distances[a].total_cmp(&distances[b]).then(a.cmp(&b)));
+        Self {
+            distances,
+            order,
+            home,
+        }
     }
 }
 
@@ -239,11 +306,7 @@ pub fn primary(topology: &Topology, status: &[EdgeStatus], key: u64, r: usize) -
 
 /// Each region's distance in kilometres (topology order) from `location`, or for a client with
 /// no location from `default_region`, which then wins ties (its distance is -1).
-pub fn distances(
-    topology: &Topology,
-    location: Option<(f64, f64)>,
-    default_region: &str,
-) -> Vec<f64> {
+fn distances(topology: &Topology, location: Option<(f64, f64)>, default_region: &str) -> Vec<f64> {
     let from = location.or_else(|| {
         topology
             .region(default_region)
@@ -271,65 +334,69 @@ pub fn decide(
     default_region: &str,
     overload: f64,
 ) -> Decision {
-    let distances = distances(topology, client.location, default_region);
-    let prepared = Regions::new(topology, status);
-    decide_from(
-        topology, status, &prepared, client.key, &distances, overload,
-    )
+    let regions = Regions::new(topology, status);
+    let place = Place::new(topology, &regions, client.location, default_region);
+    let mut decision = Decision::default();
+    decide_into(
+        topology,
+        status,
+        &regions,
+        &place,
+        client.key,
+        overload,
+        &mut decision,
+    );
+    decision
 }
 
-/// [`decide`] for the client with `key` whose [`distances`] to the regions are `distances`
-/// (they depend only on where the client is, so a caller may keep them per location).
-pub fn decide_from(
+/// [`decide`] into `out` (its buffers reused) for the client with `key` at `place` (it depends
+/// only on where the client is, so a caller may keep it per location), on the fleet state
+/// `regions` was made for.
+pub fn decide_into(
     topology: &Topology,
     status: &[EdgeStatus],
-    prepared: &Regions,
+    regions: &Regions,
+    place: &Place,
     key: u64,
-    distances: &[f64],
     overload: f64,
-) -> Decision {
+    out: &mut Decision,
+) {
     let state = |i: usize| {
         status.get(i).copied().unwrap_or(EdgeStatus {
             up: false,
             ..EdgeStatus::default()
         })
     };
-    let ranks = &prepared.ranks;
-    let mut regions: Vec<usize> = (0..topology.regions.len()).collect();
-    regions.sort_by(|&a, &b| {
-        ranks[a]
-            .cmp(&ranks[b])
-            .then(distances[a].total_cmp(&distances[b]))
-            .then(a.cmp(&b))
-    });
-    let home = (0..topology.regions.len())
-        .min_by(|&a, &b| distances[a].total_cmp(&distances[b]).then(a.cmp(&b)));
-    if let Some(home) = home
-        && ranks[home] == 2
-        && let Some(to) =
-            failover_region(topology, status, &regions, home, distances, key, overload)
-        && let Some(at) = regions.iter().position(|&r| r == to)
+    out.key = key;
+    out.regions.clear();
+    out.regions.extend_from_slice(&place.order);
+    if let Some(home) = place.home
+        && regions.ranks[home] == 2
+        && let Some(to) = failover_region(
+            topology,
+            status,
+            &place.order,
+            home,
+            &place.distances,
+            key,
+            overload,
+        )
+        && let Some(at) = out.regions.iter().position(|&r| r == to)
     {
-        let r = regions.remove(at);
-        regions.insert(0, r);
+        out.regions[..=at].rotate_right(1);
     }
 
-    let mut edges = Vec::new();
-    if let Some(&first) = regions.first() {
-        let of = |r: usize| prepared.edges[r].as_slice();
-        edges = ranked(topology, of(first), key, |e| state(e).open());
-        if edges.is_empty() {
-            edges = ranked(topology, of(first), key, |e| state(e).usable());
+    out.edges.clear();
+    if let Some(&first) = out.regions.first() {
+        let of = |r: usize| regions.edges[r].as_slice();
+        ranked(of(first), key, |e| state(e).open(), &mut out.edges);
+        if out.edges.is_empty() {
+            ranked(of(first), key, |e| state(e).usable(), &mut out.edges);
         }
-        if edges.is_empty() {
+        if out.edges.is_empty() {
             // Nothing is up anywhere: the nearest region's edges beat an empty answer.
-            edges = ranked(topology, of(home.unwrap_or(first)), key, |_| true);
+            ranked(of(place.home.unwrap_or(first)), key, |_| true, &mut out.edges);
         }
-    }
-    Decision {
-        regions,
-        edges,
-        key,
     }
 }
 

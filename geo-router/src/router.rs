@@ -47,10 +47,11 @@ pub struct View {
     default_region: String,
     /// The regions' edges and ranks on this view's fleet state.
     regions: decision::Regions,
-    /// Each client location's distances to the regions (`decision::distances`), kept for this
-    /// view's topology: a DNS thread holds one view for many queries, and a client's location
-    /// is one of few places, so the trigonometry is done once per place, not per query.
-    distances: Mutex<HashMap<Location, Vec<f64>>>,
+    /// Each client location's distances to the regions and their order (`decision::Place`),
+    /// kept for this view: a DNS thread holds one view for many queries, and a client's
+    /// location is one of few places, so the trigonometry and the sort are done once per place,
+    /// not per query.
+    places: Mutex<HashMap<Location, decision::Place>>,
 }
 
 /// A client location as a map key: its coordinates' bits (None: no location).
@@ -58,7 +59,7 @@ type Location = Option<(u64, u64)>;
 
 /// Past this many places kept in a view, all are dropped (a GeoIP database has few places, but
 /// the memory must stay bounded whatever it holds).
-const DISTANCES_KEPT: usize = 4096;
+const PLACES_KEPT: usize = 4096;
 
 impl Clone for View {
     fn clone(&self) -> Self {
@@ -67,7 +68,7 @@ impl Clone for View {
             snapshot: self.snapshot.clone(),
             default_region: self.default_region.clone(),
             regions: self.regions.clone(),
-            distances: Mutex::default(),
+            places: Mutex::default(),
         }
     }
 }
@@ -156,7 +157,7 @@ impl Router {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
-            distances: Mutex::default(),
+            places: Mutex::default(),
         }
     }
 
@@ -164,37 +165,53 @@ impl Router {
     /// /48, or the shorter source prefix); the scope is the longer of that and the GeoIP
     /// network's prefix, so a resolver keeps the answer for exactly the clients it fits.
     pub fn route_in(&self, view: &View, client: IpAddr, source_prefix: u8) -> Routed {
+        let mut decision = Decision::default();
+        let scope = self.decide_in(view, client, source_prefix, &mut decision);
+        Routed {
+            snapshot: view.snapshot.clone(),
+            decision,
+            scope,
+        }
+    }
+
+    /// [`Router::route_in`]'s decision, written into `out` (its buffers reused, so a DNS
+    /// thread allocates nothing per decision); returns the scope.
+    pub fn decide_in(
+        &self,
+        view: &View,
+        client: IpAddr,
+        source_prefix: u8,
+        out: &mut Decision,
+    ) -> u8 {
         let started = Instant::now();
         let (location, geo_prefix) = match self.geoip.locate(client) {
             Ok(found) => (Some((found.latitude, found.longitude)), found.prefix_len),
             Err(unlocated) => (None, unlocated.prefix_len),
         };
         let subnet = subnet_prefix(client, source_prefix);
-        let scope = geo_prefix.max(subnet);
         let key = decision::subnet_key(client, subnet);
         let topology = &view.snapshot.topology;
-        let mut kept = view.distances.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() >= DISTANCES_KEPT {
-            kept.clear();
+        let mut places = view.places.lock().unwrap_or_else(|p| p.into_inner());
+        if places.len() >= PLACES_KEPT {
+            places.clear();
         }
-        let distances = kept
+        let place = places
             .entry(location.map(|(lat, lon)| (lat.to_bits(), lon.to_bits())))
-            .or_insert_with(|| decision::distances(topology, location, &view.default_region));
-        let decision = decision::decide_from(
+            .or_insert_with(|| {
+                decision::Place::new(topology, &view.regions, location, &view.default_region)
+            });
+        decision::decide_into(
             topology,
             &view.snapshot.status,
             &view.regions,
+            place,
             key,
-            distances,
             self.config.balance.overload,
+            out,
         );
-        drop(kept);
+        drop(places);
         self.metrics.decision(started.elapsed().as_secs_f64());
-        Routed {
-            snapshot: view.snapshot.clone(),
-            decision,
-            scope,
-        }
+        geo_prefix.max(subnet)
     }
 
     /// The DNS TTL now: shorter while the fleet is changing.

@@ -34,7 +34,8 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::handler::{Answer, DnsHandler};
 use super::query::{self, Query};
-use crate::router::{Router, View, subnet_prefix};
+use crate::decision::{self, Decision};
+use crate::router::{Routed, Router, View, subnet_prefix};
 
 /// Past this many kept answers, all are dropped (a flood of distinct names cannot grow it).
 const MAX_KEPT: usize = 8192;
@@ -54,16 +55,24 @@ pub(crate) struct Answers {
     kept: HashMap<Box<[u8]>, Kept>,
     decided: HashMap<(IpAddr, u8), Decided>,
     key: Vec<u8>,
+    /// The last decision made, its buffers reused.
+    decision: Decision,
     cached: Counter,
     encoded: Counter,
     full: Counter,
 }
 
 /// A decision as a kept answer's key holds it (the region and edges answered), and its scope.
+/// Held inline, so that keeping one allocates nothing: a decision with more edges than fit is
+/// not kept.
 struct Decided {
-    key: Box<[u8]>,
+    key: [u8; DECIDED_LEN],
+    len: u8,
     scope: u8,
 }
+
+/// The region and up to 15 edges, two bytes each.
+const DECIDED_LEN: usize = 32;
 
 /// An encoded answer up to its OPT record.
 struct Kept {
@@ -94,6 +103,7 @@ impl Answers {
             kept: HashMap::new(),
             decided: HashMap::new(),
             key: Vec::with_capacity(300),
+            decision: Decision::default(),
             cached,
             encoded,
             full,
@@ -137,31 +147,37 @@ impl Answers {
             Some(s) => (s.addr, s.source),
             None => (src.ip(), if src.is_ipv4() { 32 } else { 128 }),
         };
-        let mut routed = None;
+        // Whether `self.decision` is this query's (it is not when a kept decision was used).
+        let mut decided_now = false;
         let mut scope = 0;
         if service {
             let subnet_len = subnet_prefix(client, prefix);
-            let subnet = (mask(client, subnet_len), subnet_len);
+            let subnet = (decision::masked(client, subnet_len), subnet_len);
             if let Some(decided) = self.decided.get(&subnet) {
-                self.key.extend_from_slice(&decided.key);
+                self.key
+                    .extend_from_slice(&decided.key[..usize::from(decided.len)]);
                 scope = decided.scope;
             } else {
-                let r = self.router.route_in(&self.view, client, prefix);
+                scope = self
+                    .router
+                    .decide_in(&self.view, client, prefix, &mut self.decision);
+                decided_now = true;
                 let from = self.key.len();
-                let region = r.decision.regions.first().map_or(u16::MAX, |&r| r as u16);
+                let region = self.decision.regions.first().map_or(u16::MAX, |&r| r as u16);
                 self.key.extend_from_slice(&region.to_be_bytes());
-                for &edge in &r.decision.edges {
+                for &edge in &self.decision.edges {
                     self.key.extend_from_slice(&(edge as u16).to_be_bytes());
                 }
-                scope = r.scope;
-                if r.scope == subnet_len {
+                let len = self.key.len() - from;
+                if scope == subnet_len && len <= DECIDED_LEN {
                     if self.decided.len() >= MAX_KEPT {
                         self.decided.clear();
                     }
-                    let key = self.key[from..].into();
-                    self.decided.insert(subnet, Decided { key, scope });
+                    let mut key = [0; DECIDED_LEN];
+                    key[..len].copy_from_slice(&self.key[from..]);
+                    let len = len as u8;
+                    self.decided.insert(subnet, Decided { key, len, scope });
                 }
-                routed = Some(r);
             }
         }
         if let Some(kept) = self.kept.get(self.key.as_slice()) {
@@ -174,9 +190,15 @@ impl Answers {
         let Ok(request) = Request::from_bytes(packet.to_vec(), src, Protocol::Udp) else {
             return self.full(packet, src, out); // not expected: the shape was checked
         };
-        if service && routed.is_none() {
-            routed = Some(self.router.route_in(&self.view, client, prefix));
-        }
+        let routed = match (service, decided_now) {
+            (false, _) => None,
+            (true, true) => Some(Routed {
+                snapshot: self.view.snapshot.clone(),
+                decision: self.decision.clone(),
+                scope,
+            }),
+            (true, false) => Some(self.router.route_in(&self.view, client, prefix)),
+        };
         let answer = match routed {
             Some(routed) => self.handler.answer(&request, move |_, _| routed),
             None => self
@@ -279,9 +301,16 @@ fn write_opt(out: &mut Vec<u8>, opt: query::Opt, echo_scope: Option<u8>) {
     out.push(0);
     match (echo_scope, opt.subnet) {
         (Some(scope), Some(subnet)) => {
-            let (family, octets): (u16, Vec<u8>) = match subnet.addr {
-                IpAddr::V4(v4) => (1, v4.octets().to_vec()),
-                IpAddr::V6(v6) => (2, v6.octets().to_vec()),
+            let (v4, v6);
+            let (family, octets): (u16, &[u8]) = match subnet.addr {
+                IpAddr::V4(a) => {
+                    v4 = a.octets();
+                    (1, &v4)
+                }
+                IpAddr::V6(a) => {
+                    v6 = a.octets();
+                    (2, &v6)
+                }
             };
             let address = &octets[..usize::from(subnet.source).div_ceil(8)];
             let len = 4 + address.len() as u16;
@@ -303,24 +332,6 @@ fn wire(name: &LowerName) -> Vec<u8> {
     let bytes = Name::from(name.clone()).to_bytes().unwrap_or_default();
     query::lower_into(&bytes, &mut out);
     out
-}
-
-/// `address` with only its first `prefix` bits.
-fn mask(address: IpAddr, prefix: u8) -> IpAddr {
-    match address {
-        IpAddr::V4(v4) => {
-            let keep = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            IpAddr::from((u32::from(v4) & keep).to_be_bytes())
-        }
-        IpAddr::V6(v6) => {
-            let keep = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            IpAddr::from((u128::from(v6) & keep).to_be_bytes())
-        }
-    }
 }
 
 #[cfg(test)]
