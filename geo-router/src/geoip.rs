@@ -9,7 +9,7 @@
 //! place, so the places are kept by record (its offset in the data section), up to
 //! [`PLACES_KEPT`] of them.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::RwLock;
@@ -87,7 +87,7 @@ impl GeoIp {
         })?;
         Ok(Self {
             reader,
-            places: RwLock::new(HashMap::new()),
+            places: RwLock::new(HashMap::default()),
         })
     }
 

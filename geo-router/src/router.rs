@@ -1,6 +1,6 @@
 //! The router's shared state and the one decision both DNS and HTTP use.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};

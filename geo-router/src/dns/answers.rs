@@ -20,7 +20,7 @@
 //! Queries of an unusual shape ([`query::parse`] says `None`) and names outside the zone are read
 //! and answered by hickory, as its own server would.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,8 +100,8 @@ impl Answers {
             ttl: router.ttl(),
             handler,
             router,
-            kept: HashMap::new(),
-            decided: HashMap::new(),
+            kept: HashMap::default(),
+            decided: HashMap::default(),
             key: Vec::with_capacity(300),
             decision: Decision::default(),
             cached,
