@@ -395,7 +395,12 @@ pub fn decide_into(
         }
         if out.edges.is_empty() {
             // Nothing is up anywhere: the nearest region's edges beat an empty answer.
-            ranked(of(place.home.unwrap_or(first)), key, |_| true, &mut out.edges);
+            ranked(
+                of(place.home.unwrap_or(first)),
+                key,
+                |_| true,
+                &mut out.edges,
+            );
         }
     }
 }

@@ -57,7 +57,7 @@ impl Metrics {
         );
         registry.register(
             "meridian_router_decision_seconds",
-            "Time to choose edges for one client",
+            "Time to choose edges for one client (on the DNS UDP path, one decision in 64 is timed)",
             m.decision.clone(),
         );
         registry.register(
