@@ -164,18 +164,21 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The address to locate: `client=` in development mode, else the caller's.
+/// The address to locate: `client=` in development mode, else the caller's. An IPv4 address
+/// mapped into IPv6 (`::ffff:a.b.c.d`, as a dual-stack listener reports IPv4 callers) is the
+/// IPv4 address: as an IPv6 one every IPv4 caller would fall in one /48 and get the same edge.
 fn client_ip(
     router: &Router,
     params: &[(String, String)],
     peer: SocketAddr,
 ) -> Result<IpAddr, ApiError> {
-    match param(params, "client") {
+    let ip = match param(params, "client") {
         Some(value) if router.config.dev_mode => value
             .parse()
-            .map_err(|_| ApiError::BadClient(value.to_owned())),
-        _ => Ok(peer.ip()),
-    }
+            .map_err(|_| ApiError::BadClient(value.to_owned()))?,
+        _ => peer.ip(),
+    };
+    Ok(ip.to_canonical())
 }
 
 /// An address's full prefix length: an HTTP client is one address, not a subnet.
@@ -349,4 +352,41 @@ fn redirect(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(dev_mode: bool) -> Arc<Router> {
+        let testdata = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata");
+        let config = crate::RouterConfig {
+            topology: format!("{testdata}/topology.toml").into(),
+            geoip: format!("{testdata}/geoip/meridian-city.mmdb").into(),
+            dev_mode,
+            ..crate::RouterConfig::default()
+        };
+        let mut registry = prometheus_client::registry::Registry::default();
+        crate::build(config, &mut registry).expect("the test fleet loads")
+    }
+
+    #[test]
+    fn an_ipv4_caller_mapped_into_ipv6_is_located_as_its_ipv4_address() {
+        let plain: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:192.0.2.7]:5000".parse().unwrap();
+        for dev_mode in [false, true] {
+            let router = router(dev_mode);
+            let ip = client_ip(&router, &[], mapped).expect("the caller's address");
+            assert_eq!(ip, plain.ip(), "dev_mode {dev_mode}");
+        }
+        let router = router(true);
+        let given = [("client".to_owned(), "::ffff:192.0.2.9".to_owned())];
+        let ip = client_ip(&router, &given, plain).expect("client=");
+        assert_eq!(ip, "192.0.2.9".parse::<IpAddr>().unwrap());
+        // Located as the IPv4 address: in Boston's /24 of the test database.
+        let routed = router.route(ip, full_length(ip));
+        assert_eq!(routed.scope, 24);
+        let region = routed.decision.regions[0];
+        assert_eq!(routed.snapshot.topology.regions[region].name, "us-east");
+    }
 }

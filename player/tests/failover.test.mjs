@@ -355,7 +355,7 @@ async function drainCase(label, client, options) {
   await waitAllUp();
 }
 
-async function drainedFor(page, drained, drainedAt, label, switchedAt = drainedAt) {
+async function drainedFor(page, drained, drainedAt, label, switchedAt) {
   await playFor(page, 15, 45_000);
   const s = await snapshot(page);
   const stallMs = stallSince(s, drainedAt);

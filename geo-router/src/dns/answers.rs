@@ -152,7 +152,11 @@ impl Answers {
         });
         let (client, prefix) = match query.edns.and_then(|o| o.subnet) {
             Some(s) => (s.addr, s.source),
-            None => (src.ip(), if src.is_ipv4() { 32 } else { 128 }),
+            None => {
+                // A dual-stack socket's IPv4 caller, as itself (see `handler`).
+                let ip = src.ip().to_canonical();
+                (ip, if ip.is_ipv4() { 32 } else { 128 })
+            }
         };
         // Whether `self.decision` is this query's (it is not when a kept decision was used).
         let mut decided_now = false;

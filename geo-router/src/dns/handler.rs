@@ -228,7 +228,10 @@ impl DnsHandler {
             let (client, prefix) = match subnet {
                 Some(s) => (s.addr(), s.source_prefix()),
                 None => {
-                    let ip = request.src().ip();
+                    // A dual-stack socket's IPv4 caller arrives as `::ffff:a.b.c.d`: it is
+                    // decided as the IPv4 address it is (as IPv6, every IPv4 caller would be
+                    // in one /48, on one edge).
+                    let ip = request.src().ip().to_canonical();
                     (ip, if ip.is_ipv4() { 32 } else { 128 })
                 }
             };
