@@ -13,7 +13,8 @@
 # With BEFORE (a geo-router binary built from an earlier commit, BEFORE_LABEL naming it), that
 # router runs beside the others as "geo-router-before", with the test config as it is.
 # Then, with LADDER=1, once per server: LADDER_RATES for LADDER_SECONDS (default 30) each, up to
-# the first rate not held: a query lost, or fewer answers than 98% of the rate asked (set "one").
+# the first rate not held twice in a row: a query lost, or fewer answers than 98% of the rate
+# asked (set "one").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${BIN:?}" "${WORK:?}" "${RAW:?}"
@@ -181,6 +182,11 @@ if [ "${LADDER:-0}" = 1 ]; then
     start_server "$server" || { stop_all; continue; }
     for rate in $LADDER_RATES; do
       held=$(measure "$server" "${port[$server]}" "$rate" "$LADDER_SECONDS" "$dir/queries" one ladder)
+      # A step not held is asked once more, for every server alike: on this shared machine a
+      # 30 s step now and then answers at two thirds of the rate with neither the server's
+      # core nor dnsperf's busy, which is the machine, not the server.
+      [ "$held" = held ] ||
+        held=$(measure "$server" "${port[$server]}" "$rate" "$LADDER_SECONDS" "$dir/queries" one ladder)
       [ "$held" = held ] || break
     done
     stop_all

@@ -195,14 +195,15 @@ fn ranked(candidates: &[Candidate], key: u64, keep: impl Fn(usize) -> bool, out:
             std::cell::RefCell::new(Vec::new())
         };
     }
+    // `keep` runs before the buffer is borrowed, so whatever it calls cannot find it taken.
+    out.clear();
+    out.extend((0..candidates.len()).filter(|&i| keep(candidates[i].edge)));
     SCORED.with_borrow_mut(|scored| {
         scored.clear();
-        scored.extend(
-            candidates
-                .iter()
-                .filter(|c| keep(c.edge))
-                .filter_map(|c| score(key, c.name, c.weight).map(|s| (c.edge, s))),
-        );
+        scored.extend(out.iter().filter_map(|&i| {
+            let c = candidates[i];
+            score(key, c.name, c.weight).map(|s| (c.edge, s))
+        }));
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         out.clear();
         out.extend(scored.iter().map(|&(e, _)| e));

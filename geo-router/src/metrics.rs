@@ -57,7 +57,7 @@ impl Metrics {
         );
         registry.register(
             "meridian_router_decision_seconds",
-            "Time to choose edges for one client (on the DNS UDP path, one decision in 64 is timed)",
+            "Time to choose edges for one client (the DNS UDP path times one of its decisions in 64, so the count is not the number of decisions)",
             m.decision.clone(),
         );
         registry.register(

@@ -177,7 +177,7 @@ impl Router {
     }
 
     /// [`Router::route_in`]'s decision, written into `out` (its buffers reused, so a DNS
-    /// thread allocates nothing per decision); returns the scope. Not timed: the caller times
+    /// thread allocates nothing per decision outside a failover); returns the scope. Not timed: the caller times
     /// it, or a sample of its calls (the clock reads cost as much as a good part of a decision).
     pub fn decide_in(
         &self,

@@ -363,6 +363,7 @@ fn wire(name: &LowerName) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn handler() -> Arc<DnsHandler> {
         let testdata = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata");
@@ -443,7 +444,13 @@ mod tests {
                 1 => packet.truncate((draw.next() % packet.len() as u64) as usize),
                 _ => {}
             }
-            let src = SocketAddr::from(([192, 0, 2, (round % 200) as u8 + 1], 5300));
+            // Now and then an IPv4 caller mapped into IPv6 (a dual-stack socket's), or IPv6.
+            let host = (round % 200) as u8 + 1;
+            let src = match round % 7 {
+                0 => SocketAddr::from((Ipv4Addr::new(192, 0, 2, host).to_ipv6_mapped(), 5300)),
+                1 => SocketAddr::from(([0x2001, 0xdb8, 2, 0, 0, 0, 0, u16::from(host)], 5300)),
+                _ => SocketAddr::from(([192, 0, 2, host], 5300)),
+            };
             let before = answers.cached.get();
             let sent = answers.answer(&packet, src, &mut a);
             kept_used += answers.cached.get() - before;
