@@ -108,6 +108,7 @@ fi
 
 required="$(node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").map(JSON.parse).find(r=>r.server==="edge"); console.log(l.required[0])' "$out/summary.jsonl")"
 if [ "$required" -lt "$min_required" ]; then
-  echo "cache-tests: the edge passed $required required tests, fewer than the $min_required it must" >&2
+  echo "cache-tests: the edge passed $required required tests, fewer than the $min_required it must; what it did not pass:" >&2
+  node "$here/summary.mjs" edge "$out/edge.json" --failures >&2 || true
   exit 1
 fi

@@ -221,6 +221,20 @@ pub fn current_age(initial_age: u64, response_time: SystemTime, now: SystemTime)
     Duration::from_secs(initial_age) + now.duration_since(response_time).unwrap_or_default()
 }
 
+/// Until when a response of `initial_age` that arrived at `response_time` is fresh under
+/// `policy` (None: it never is, or `no-cache` says every use needs revalidating).
+pub fn fresh_until(
+    policy: &Policy,
+    initial_age: u64,
+    response_time: SystemTime,
+) -> Option<SystemTime> {
+    let left = policy
+        .lifetime
+        .checked_sub(Duration::from_secs(initial_age))
+        .filter(|left| !left.is_zero() && !policy.no_cache)?;
+    Some(response_time + left)
+}
+
 /// What a stored response may be used for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {

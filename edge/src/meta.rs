@@ -108,6 +108,16 @@ impl CachedMeta {
         None
     }
 
+    /// Until when the response is fresh (None: it never is, or `no-cache` says every use
+    /// needs revalidating).
+    pub fn fresh_until(&self) -> Option<SystemTime> {
+        freshness::fresh_until(
+            &self.policy,
+            self.initial_age,
+            freshness::from_millis(self.response_time_ms),
+        )
+    }
+
     /// The age of the stored response at `now`.
     pub fn age(&self, now: SystemTime) -> Duration {
         freshness::current_age(

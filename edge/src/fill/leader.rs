@@ -326,13 +326,11 @@ impl Filler {
         if parts.status == StatusCode::NOT_MODIFIED
             && let Some(stale) = &request.revalidating
         {
-            self.store.update_meta(
-                &stale.key,
-                stale.version,
-                stale
-                    .meta
-                    .refreshed(&parts.headers, request_time, response_time),
-            );
+            let refreshed = stale
+                .meta
+                .refreshed(&parts.headers, request_time, response_time);
+            let fresh_until = refreshed.fresh_until();
+            self.store.update_meta(&stale.key, stale.version, refreshed);
             self.metrics.origin_fetch("not_modified");
             fill.set_head(Ok(FillHead {
                 status: parts.status,
@@ -341,6 +339,7 @@ impl Filler {
                 age: 0,
                 request_headers: request.headers.clone(),
                 shared: true,
+                fresh_until,
             }));
             fill.finish(Ok(()));
             return;
@@ -364,13 +363,20 @@ impl Filler {
         let storable = shareable
             && freshness::storable(&request.headers, stored_status, &decisive, &cc)
             && content_length.is_none_or(|len| len <= self.limits.max_object_size);
+        let age = freshness::initial_age(&parts.headers, request_time, response_time);
         let head = FillHead {
             status: parts.status,
             headers: parts.headers.clone(),
             content_length,
-            age: freshness::initial_age(&parts.headers, request_time, response_time),
+            age,
             request_headers: request.headers.clone(),
             shared: true,
+            // What may not be stored is not reused either, whatever its lifetime says.
+            fresh_until: storable
+                .then(|| {
+                    freshness::fresh_until(&freshness::policy(&decisive, &cc), age, response_time)
+                })
+                .flatten(),
         };
         // A slice is stored only as the range it was asked for: a shorter or other range
         // would be served in its place.

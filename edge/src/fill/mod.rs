@@ -3,7 +3,9 @@
 //! The first request for a key that is neither stored nor in flight becomes the *leader*: it
 //! starts a [`Fill`] in a task of its own (so the fetch finishes for the others and for the
 //! store even if the leader's viewer leaves). Every later request for the key, until the object
-//! is stored, joins that fill as a *waiter*. Each waiter streams the body from its first byte,
+//! is stored, joins that fill as a *waiter*; once the origin's headers are in, only while the
+//! response is fresh (a response already received is reused as a stored one would be, so one
+//! that is stale, not storable or an error is fetched again: [`Fill::joinable`]). Each waiter streams the body from its first byte,
 //! then follows new bytes as they arrive, so every viewer gets bytes as soon as the origin sends
 //! them.
 //!
@@ -21,8 +23,9 @@
 //! length (HTTP/1.1), so no viewer mistakes a truncated segment for a complete one.
 //! The model is pingora's cache lock, with the body shared instead of re-read from the cache.
 //!
-//! A response that will not be stored (not storable, or over `max_object_size`) is shared from
-//! memory only while it is small (up to 1 MiB, a `no-store` live playlist) and not one viewer's
+//! A response that will not be stored (not storable, or over `max_object_size`) is shared, with
+//! the requests that came before its headers, from memory only while it is small (up to 1 MiB,
+//! a `no-store` live playlist) and not one viewer's
 //! (`private`, `Set-Cookie`, `Vary: *`). Otherwise the fill *passes* the origin's body to one
 //! viewer, who streams it with hyper's backpressure (a bounded buffer per stream, whatever the
 //! object's size); the other waiters are released to fetch on their own (see `proxy::miss`),
@@ -73,6 +76,9 @@ pub struct FillHead {
     pub request_headers: HeaderMap,
     /// False for a passed response: one viewer gets its body, [`Fill::claim`] says who.
     pub shared: bool,
+    /// Until when the response is fresh (None: not at all), which is how long a request that
+    /// arrives after these headers may still be given it (see [`Fill::joinable`]).
+    pub fresh_until: Option<std::time::SystemTime>,
 }
 
 /// One origin fetch shared by every request for its key.
@@ -244,6 +250,20 @@ impl Fill {
             data.end = Some(Ok(()));
         }
         self.notify();
+    }
+
+    /// May a request that arrives at `now` share this fill? Before the origin's headers, yes: it
+    /// waits for the one fetch. After them, only while the response is fresh: a response
+    /// already received is reused as a stored one would be (RFC 9111 §4), so a stale one, an
+    /// error or one passed to a single viewer is fetched again. Never once it spilled.
+    pub fn joinable(&self, now: std::time::SystemTime) -> bool {
+        let data = self.lock();
+        data.keep != Keep::Window
+            && match &data.head {
+                None => true,
+                Some(Err(_)) => false,
+                Some(Ok(head)) => head.shared && head.fresh_until.is_some_and(|t| now < t),
+            }
     }
 
     /// May this caller answer from the fill? Always for a shared one; for a passed response,
@@ -570,12 +590,13 @@ pub struct Fills {
 }
 
 impl Fills {
-    /// Joins the fill for `key`, or starts one (also in place of a spilled one). The bool is
+    /// Joins the fill for `key`, or starts one (also in place of one that may not be joined
+    /// now: see [`Fill::joinable`]). The bool is
     /// true for the leader, which must drive the fill and call [`Fills::remove`] when done.
     pub fn join_or_start(&self, key: &str) -> (Arc<Fill>, bool) {
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(fill) = inflight.get(key)
-            && fill.lock().keep != Keep::Window
+            && fill.joinable(std::time::SystemTime::now())
         {
             return (fill.clone(), false);
         }
@@ -646,6 +667,7 @@ mod tests {
             age: 0,
             request_headers: HeaderMap::new(),
             shared: true,
+            fresh_until: None,
         }));
         fill.push(Bytes::from_static(b"0123"));
         fill.push(Bytes::from_static(b"456789"));
@@ -673,5 +695,46 @@ mod tests {
         assert!(leader_a && !leader_b && Arc::ptr_eq(&a, &b));
         fills.remove("k", &a);
         assert!(fills.join_or_start("k").1);
+    }
+
+    /// After the origin's headers, a fill is joined only while its response is fresh; one that
+    /// failed before them is never joined (the next request fetches again).
+    #[test]
+    fn a_fill_is_joined_after_its_headers_only_while_fresh() {
+        let now = std::time::SystemTime::now();
+        let head = |fresh_until| FillHead {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            content_length: Some(1),
+            age: 0,
+            request_headers: HeaderMap::new(),
+            shared: true,
+            fresh_until,
+        };
+        let fill = Fill::default();
+        assert!(fill.joinable(now), "before the headers");
+        fill.set_head(Ok(head(Some(now + std::time::Duration::from_secs(60)))));
+        assert!(fill.joinable(now));
+        assert!(!fill.joinable(now + std::time::Duration::from_secs(61)));
+        let stale = Fill::default();
+        stale.set_head(Ok(head(None)));
+        assert!(!stale.joinable(now));
+        let failed = Fill::default();
+        failed.set_head(Err(EdgeError::Internal("refused".into())));
+        assert!(!failed.joinable(now));
+
+        let fills = Fills::default();
+        let (a, _) = fills.join_or_start("k");
+        a.set_head(Ok(head(None)));
+        let (b, leader) = fills.join_or_start("k");
+        assert!(
+            leader && !Arc::ptr_eq(&a, &b),
+            "a stale response's fill is not joined"
+        );
+        fills.remove("k", &a);
+        assert!(
+            !fills.join_or_start("k").1,
+            "its leader does not remove the new fill"
+        );
     }
 }
