@@ -247,11 +247,14 @@ fn steering(
     let ways = decision::steering(
         topology,
         &routed.snapshot.status,
+        &routed.regions,
         &routed.decision,
         current_edge,
         default_edge,
-        router.config.balance.overload,
-        router.config.balance.reaccept,
+        decision::Shedding {
+            overload: router.config.balance.overload,
+            shed_to: router.config.balance.reaccept,
+        },
     );
     tracing::debug!(client = %ip, current = ?current, throughput = ?throughput, "steering");
     let ids: Vec<&str> = ways

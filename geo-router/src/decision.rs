@@ -141,14 +141,12 @@ fn unit(h: u64) -> f64 {
 const SHED: u64 = 0x5ed5_5ed5_5ed5_5ed5;
 
 /// Weighted rendezvous hashing: the candidate with the highest `weight / -ln(u)`, where `u`
-/// in (0, 1) is the hash of the client and the candidate's name. Each candidate wins a share of
+/// in (0, 1) is the hash of the client and the candidate's name (each candidate comes with
+/// its name's hash). Each candidate wins a share of
 /// keys proportional to its weight, and removing one moves only the keys it had.
-fn rendezvous<'a>(
-    key: u64,
-    candidates: impl Iterator<Item = (usize, &'a str, f64)>,
-) -> Option<usize> {
+fn rendezvous(key: u64, candidates: impl Iterator<Item = (usize, u64, f64)>) -> Option<usize> {
     candidates
-        .filter_map(|(i, name, weight)| score(key, fnv1a(name.bytes()), weight).map(|s| (i, s)))
+        .filter_map(|(i, name, weight)| score(key, name, weight).map(|s| (i, s)))
         .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
         .map(|(i, _)| i)
 }
@@ -211,11 +209,14 @@ fn ranked(candidates: &[Candidate], key: u64, keep: impl Fn(usize) -> bool, out:
 }
 
 /// What every decision on one fleet state shares, worked out once for it: each region's edges
-/// (with their names' hashes) and its rank (0: an edge takes new viewers, 1: an edge is usable,
-/// 2: none is).
+/// (with their names' hashes), its name's hash and its rank (0: an edge takes new viewers, 1:
+/// an edge is usable, 2: none is).
 #[derive(Debug, Clone)]
 pub struct Regions {
+    /// Tells this fleet state's places from another's (see [`decide_into`]).
+    id: u64,
     edges: Vec<Vec<Candidate>>,
+    names: Vec<u64>,
     ranks: Vec<u8>,
 }
 
@@ -245,7 +246,39 @@ impl Regions {
                 }
             })
             .collect();
-        Self { edges, ranks }
+        let names = topology
+            .regions
+            .iter()
+            .map(|r| fnv1a(r.name.bytes()))
+            .collect();
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Self {
+            id: MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            edges,
+            names,
+            ranks,
+        }
+    }
+
+    /// The client's primary edge in region `r` (the client's key is `key`): the one its subnet
+    /// hashes to among those taking new viewers, else among the usable ones.
+    pub fn primary(&self, status: &[EdgeStatus], key: u64, r: usize) -> Option<usize> {
+        // Only the winner is needed here: one rendezvous draw, not a whole ranking.
+        let winner = |keep: &dyn Fn(EdgeStatus) -> bool| {
+            rendezvous(
+                key,
+                self.edges[r]
+                    .iter()
+                    .filter(|c| status.get(c.edge).copied().is_some_and(keep))
+                    .map(|c| (c.edge, c.name, c.weight)),
+            )
+        };
+        winner(&|s| s.open()).or_else(|| winner(&|s| s.usable()))
+    }
+
+    /// The edges of region `r`.
+    fn of(&self, r: usize) -> impl Iterator<Item = &Candidate> {
+        self.edges[r].iter()
     }
 }
 
@@ -253,6 +286,8 @@ impl Regions {
 /// distances from it and their order before any failover draw.
 #[derive(Debug, Clone)]
 pub struct Place {
+    /// The [`Regions`] it was made with.
+    regions: u64,
     distances: Vec<f64>,
     /// Regions by rank, then distance, then index.
     order: Vec<usize>,
@@ -281,28 +316,12 @@ impl Place {
         let home = (0..distances.len())
             .min_by(|&a, &b| distances[a].total_cmp(&distances[b]).then(a.cmp(&b)));
         Self {
+            regions: regions.id,
             distances,
             order,
             home,
         }
     }
-}
-
-/// The client's primary edge in region `r` (the client's key is `key`): the one its subnet
-/// hashes to among those taking new viewers, else among the usable ones.
-pub fn primary(topology: &Topology, status: &[EdgeStatus], key: u64, r: usize) -> Option<usize> {
-    // Only the winner is needed here: one rendezvous draw, not a whole ranking.
-    let winner = |keep: &dyn Fn(usize) -> bool| {
-        rendezvous(
-            key,
-            edges_of(topology, r)
-                .filter(|&e| keep(e))
-                .map(|e| (e, topology.edges[e].name.as_str(), weight(topology, e))),
-        )
-    };
-    let state = |e: usize| status.get(e).copied();
-    winner(&|e| state(e).is_some_and(|s| s.open()))
-        .or_else(|| winner(&|e| state(e).is_some_and(|s| s.usable())))
 }
 
 /// Each region's distance in kilometres (topology order) from `location`, or for a client with
@@ -339,7 +358,6 @@ pub fn decide(
     let place = Place::new(topology, &regions, client.location, default_region);
     let mut decision = Decision::default();
     decide_into(
-        topology,
         status,
         &regions,
         &place,
@@ -352,9 +370,8 @@ pub fn decide(
 
 /// [`decide`] into `out` (its buffers reused) for the client with `key` at `place` (it depends
 /// only on where the client is, so a caller may keep it per location), on the fleet state
-/// `regions` was made for.
+/// `regions` was made for (and `place` made with).
 pub fn decide_into(
-    topology: &Topology,
     status: &[EdgeStatus],
     regions: &Regions,
     place: &Place,
@@ -362,6 +379,9 @@ pub fn decide_into(
     overload: f64,
     out: &mut Decision,
 ) {
+    // A place from another fleet state would order the regions by that state's ranks, or
+    // index past this one's regions.
+    debug_assert_eq!(place.regions, regions.id, "a place made with other regions");
     let state = |i: usize| {
         status.get(i).copied().unwrap_or(EdgeStatus {
             up: false,
@@ -374,7 +394,7 @@ pub fn decide_into(
     if let Some(home) = place.home
         && regions.ranks[home] == 2
         && let Some(to) = failover_region(
-            topology,
+            regions,
             status,
             &place.order,
             home,
@@ -411,9 +431,9 @@ pub fn decide_into(
 /// region's last measured traffic is covered; the client's region is drawn by its key weighted
 /// by the allotments. None when no region takes new viewers.
 fn failover_region(
-    topology: &Topology,
+    regions: &Regions,
     status: &[EdgeStatus],
-    regions: &[usize],
+    order: &[usize],
     home: usize,
     distances: &[f64],
     key: u64,
@@ -422,20 +442,19 @@ fn failover_region(
     let load = |e: usize| status.get(e).map_or(0.0, |s| s.load);
     let open = |e: usize| status.get(e).is_some_and(|s| s.open());
     // The failed region's traffic, in megabits per second, at its edges' last measured loads.
-    let mut demand: f64 = edges_of(topology, home)
-        .map(|e| weight(topology, e) * load(e))
-        .sum();
-    let mut survivors: Vec<usize> = regions
+    let mut demand: f64 = regions.of(home).map(|c| c.weight * load(c.edge)).sum();
+    let mut survivors: Vec<usize> = order
         .iter()
         .copied()
-        .filter(|&r| r != home && edges_of(topology, r).any(open))
+        .filter(|&r| r != home && regions.of(r).any(|c| open(c.edge)))
         .collect();
     survivors.sort_by(|&a, &b| distances[a].total_cmp(&distances[b]).then(a.cmp(&b)));
     let mut allotted: Vec<(usize, f64)> = Vec::new();
     for &r in &survivors {
-        let spare: f64 = edges_of(topology, r)
-            .filter(|&e| open(e))
-            .map(|e| weight(topology, e) * (overload - load(e)).max(0.0))
+        let spare: f64 = regions
+            .of(r)
+            .filter(|c| open(c.edge))
+            .map(|c| c.weight * (overload - load(c.edge)).max(0.0))
             .sum();
         if demand <= 0.0 {
             break;
@@ -454,7 +473,7 @@ fn failover_region(
         key,
         allotted
             .iter()
-            .map(|&(r, take)| (r, topology.regions[r].name.as_str(), take)),
+            .map(|&(r, take)| (r, regions.names[r], take)),
     )
 }
 
@@ -487,6 +506,13 @@ pub fn current_pathway(
         .find(|&e| good(e) && Some(e) != default)
         .or_else(|| reported.iter().copied().find(|&e| good(e)))
         .or_else(|| reported.first().copied())
+}
+
+/// When [`steering`] moves a player off its edge: above `overload`, down to `shed_to`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shedding {
+    pub overload: f64,
+    pub shed_to: f64,
 }
 
 /// The steering pathways for one player, best first: one edge per region.
@@ -523,12 +549,13 @@ pub fn current_pathway(
 pub fn steering(
     topology: &Topology,
     status: &[EdgeStatus],
+    regions: &Regions,
     decision: &Decision,
     current: Option<usize>,
     default: Option<usize>,
-    overload: f64,
-    shed_to: f64,
+    shedding: Shedding,
 ) -> Vec<usize> {
+    let Shedding { overload, shed_to } = shedding;
     let usable = |i: usize| status.get(i).is_some_and(|s| s.up && !s.draining);
     // A player's own edge keeps it: under `overload`, or above it and not drawn to shed.
     let headroom = |i: usize| {
@@ -551,8 +578,11 @@ pub fn steering(
         let kept = current
             .filter(|&e| in_region(&e) && headroom(e))
             .or_else(|| default.filter(|&e| in_region(&e) && headroom(e)));
-        let best =
-            kept.or_else(|| primary(topology, status, decision.key, r).filter(|&e| usable(e)));
+        let best = kept.or_else(|| {
+            regions
+                .primary(status, decision.key, r)
+                .filter(|&e| usable(e))
+        });
         if let Some(e) = best {
             ways.push((r, e));
         }
@@ -624,10 +654,18 @@ mod tests {
             .expect("region")
     }
 
+    fn primary(t: &Topology, status: &[EdgeStatus], key: u64, r: usize) -> Option<usize> {
+        Regions::new(t, status).primary(status, key, r)
+    }
+
     fn names(t: &Topology, edges: &[usize]) -> Vec<String> {
         edges.iter().map(|&i| t.edges[i].name.clone()).collect()
     }
 
+    const SHEDDING: Shedding = Shedding {
+        overload: 0.8,
+        shed_to: 0.7,
+    };
     const BOSTON: (f64, f64) = (42.36, -71.06);
     const PARIS: (f64, f64) = (48.86, 2.35);
 
@@ -830,11 +868,11 @@ mod tests {
         let ways = steering(
             t,
             status,
+            &Regions::new(t, status),
             &d,
             current.map(|n| index(t, n)),
             default.map(|n| index(t, n)),
-            0.8,
-            0.7,
+            SHEDDING,
         );
         names(t, &ways)
     }
@@ -942,7 +980,15 @@ mod tests {
         assert_eq!(current(&[default, neighbour], &status), Some(neighbour));
         assert_eq!(current(&[neighbour, default], &status), Some(neighbour));
         let d = decide_at(&t, &status, BOSTON, 5);
-        let ways = steering(&t, &status, &d, Some(neighbour), Some(default), 0.8, 0.7);
+        let ways = steering(
+            &t,
+            &status,
+            &Regions::new(&t, &status),
+            &d,
+            Some(neighbour),
+            Some(default),
+            SHEDDING,
+        );
         assert_eq!(
             ways[..2],
             [neighbour, default],
@@ -969,7 +1015,15 @@ mod tests {
             (0..2000u64)
                 .filter(|&k| {
                     let d = decide_at(&t, status, BOSTON, mix(k, 3));
-                    steering(&t, status, &d, Some(one), Some(one), 0.8, 0.7)[0] != one
+                    steering(
+                        &t,
+                        status,
+                        &Regions::new(&t, status),
+                        &d,
+                        Some(one),
+                        Some(one),
+                        SHEDDING,
+                    )[0] != one
                 })
                 .collect::<Vec<u64>>()
         };

@@ -37,6 +37,9 @@ pub struct Router {
     /// Fleet purges, when the config has an `admin_token` (and so a `purge_log`).
     pub purger: Option<Arc<crate::purge::Purger>>,
     default_region: RwLock<String>,
+    /// The view HTTP requests decide on, taken again when the fleet's generation moves: one
+    /// per fleet change, not one (a snapshot and its regions) per request.
+    shared: Mutex<Option<Arc<View>>>,
 }
 
 /// The fleet as decisions read it, at one [`Fleet::generation`].
@@ -46,7 +49,7 @@ pub struct View {
     pub snapshot: Arc<Snapshot>,
     default_region: String,
     /// The regions' edges and ranks on this view's fleet state.
-    regions: decision::Regions,
+    pub regions: Arc<decision::Regions>,
     /// Each client location's distances to the regions and their order (`decision::Place`),
     /// kept for this view: a DNS thread holds one view for many queries, and a client's
     /// location is one of few places, so the trigonometry and the sort are done once per place,
@@ -77,6 +80,8 @@ impl Clone for View {
 #[derive(Debug, Clone)]
 pub struct Routed {
     pub snapshot: Arc<Snapshot>,
+    /// The snapshot's regions, as the decision read them.
+    pub regions: Arc<decision::Regions>,
     pub decision: Decision,
     /// The scope an ECS answer may claim: the longer of the GeoIP network's prefix and the
     /// client subnet's the decision hashed.
@@ -123,6 +128,7 @@ impl Router {
             metrics,
             purger,
             default_region: RwLock::new(default_region),
+            shared: Mutex::default(),
         }
     }
 
@@ -138,7 +144,17 @@ impl Router {
     /// Decides for a client address (an ECS address with its source prefix, or the source
     /// address with its full length), on the fleet as it is now.
     pub fn route(&self, client: IpAddr, source_prefix: u8) -> Routed {
-        self.route_in(&self.view(), client, source_prefix)
+        self.route_in(&self.shared_view(), client, source_prefix)
+    }
+
+    /// The view shared by callers that decide one at a time (HTTP), current at the fleet's
+    /// generation now.
+    fn shared_view(&self) -> Arc<View> {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        match shared.as_ref() {
+            Some(view) if view.generation == self.fleet.generation() => view.clone(),
+            _ => shared.insert(Arc::new(self.view())).clone(),
+        }
     }
 
     /// What decisions read of the fleet now; one view serves many decisions (a batch of DNS
@@ -150,7 +166,7 @@ impl Router {
         let snapshot = Arc::new(self.fleet.snapshot());
         View {
             generation,
-            regions: decision::Regions::new(&snapshot.topology, &snapshot.status),
+            regions: Arc::new(decision::Regions::new(&snapshot.topology, &snapshot.status)),
             snapshot,
             default_region: self
                 .default_region
@@ -171,6 +187,7 @@ impl Router {
         self.metrics.decision(started.elapsed().as_secs_f64());
         Routed {
             snapshot: view.snapshot.clone(),
+            regions: view.regions.clone(),
             decision,
             scope,
         }
@@ -203,7 +220,6 @@ impl Router {
                 decision::Place::new(topology, &view.regions, location, &view.default_region)
             });
         decision::decide_into(
-            topology,
             &view.snapshot.status,
             &view.regions,
             place,

@@ -218,6 +218,7 @@ impl Answers {
             (false, _) => None,
             (true, true) => Some(Routed {
                 snapshot: self.view.snapshot.clone(),
+                regions: self.view.regions.clone(),
                 decision: self.decision.clone(),
                 scope,
             }),
