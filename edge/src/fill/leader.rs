@@ -503,6 +503,12 @@ impl Filler {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
+            // The last bytes of a body of known length: marked whole before a viewer can have
+            // them, so a request its viewer sends next, at once, is told it is a hit (the
+            // origin's end of body is one more read away).
+            if content_length == Some(fill.received() + data.len() as u64) {
+                fill.all_received();
+            }
             fill.push(data.clone());
             match &sink {
                 // A body of unknown length kept in memory until it is large: then it writes
