@@ -219,6 +219,17 @@ impl Filler {
 
     /// Joins the fill in flight for this request, or leads a new one.
     pub fn start(self: &Arc<Self>, request: FillRequest) -> Arc<Fill> {
+        self.start_unless(request, || false)
+            .unwrap_or_else(|| unreachable!("nothing said it was stored"))
+    }
+
+    /// [`Filler::start`], except that it leads no fill when `stored` says the object is stored
+    /// now (None: look it up again). See [`super::Fills::join_or_start_unless`].
+    pub fn start_unless(
+        self: &Arc<Self>,
+        request: FillRequest,
+        stored: impl FnOnce() -> bool,
+    ) -> Option<Arc<Fill>> {
         let mut fill_key = key::fill_key(&request.base, &request.headers);
         if request.private {
             // A key nobody else can form (fill keys never contain a second NUL-private tag).
@@ -227,12 +238,12 @@ impl Filler {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             fill_key.push_str(&format!("\0private={n}"));
         }
-        let (fill, leader) = self.fills.join_or_start(&fill_key);
+        let (fill, leader) = self.fills.join_or_start_unless(&fill_key, stored)?;
         if !leader {
             if !request.prefetch {
                 self.metrics.coalesced_waiters.inc();
             }
-            return fill;
+            return Some(fill);
         }
         let filler = self.clone();
         let task_fill = fill.clone();
@@ -243,7 +254,7 @@ impl Filler {
             }
             .instrument(tracing::Span::current()),
         );
-        fill
+        Some(fill)
     }
 
     /// True when `base`'s last response could not be stored (for a while: hit-for-miss).

@@ -594,15 +594,32 @@ impl Fills {
     /// now: see [`Fill::joinable`]). The bool is
     /// true for the leader, which must drive the fill and call [`Fills::remove`] when done.
     pub fn join_or_start(&self, key: &str) -> (Arc<Fill>, bool) {
+        self.join_or_start_unless(key, || false)
+            .unwrap_or_else(|| unreachable!("nothing said it was stored"))
+    }
+
+    /// [`Fills::join_or_start`], except that when there is no fill to join and `stored` says
+    /// the object is stored now, it starts none (None). `stored` is asked under the lock a
+    /// leader takes to remove its fill, which it does only after storing the object: a
+    /// request that missed the store just before a fill ended thus finds the fill or the
+    /// stored object, never neither (it would fetch the object again).
+    pub fn join_or_start_unless(
+        &self,
+        key: &str,
+        stored: impl FnOnce() -> bool,
+    ) -> Option<(Arc<Fill>, bool)> {
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(fill) = inflight.get(key)
             && fill.joinable(std::time::SystemTime::now())
         {
-            return (fill.clone(), false);
+            return Some((fill.clone(), false));
+        }
+        if stored() {
+            return None;
         }
         let fill = Arc::new(Fill::default());
         inflight.insert(key.to_owned(), fill.clone());
-        (fill, true)
+        Some((fill, true))
     }
 
     /// True when a fill for `key` is in flight.
@@ -736,5 +753,18 @@ mod tests {
             !fills.join_or_start("k").1,
             "its leader does not remove the new fill"
         );
+    }
+
+    /// A request that missed the store starts no fill if the object was stored since, and
+    /// joins the one in flight whatever the store says.
+    #[test]
+    fn a_miss_that_finds_the_object_stored_since_starts_no_fill() {
+        let fills = Fills::default();
+        assert!(fills.join_or_start_unless("k", || true).is_none());
+        assert_eq!(fills.len(), 0);
+        let (a, leader) = fills.join_or_start_unless("k", || false).expect("a fill");
+        assert!(leader);
+        let (b, leader) = fills.join_or_start_unless("k", || true).expect("joined");
+        assert!(!leader && Arc::ptr_eq(&a, &b));
     }
 }

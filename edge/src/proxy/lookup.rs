@@ -40,16 +40,23 @@ impl Edge {
         self.lookups.fetch_add(1, Ordering::Relaxed);
         self.start_prefetches(request, &base).await;
         let private = self.has_credentials(request.headers());
-        let object = self
-            .cached(&key)
-            .await
-            .filter(|object| !private || shared_with_credentials(&object.meta));
         let asked = crate::request_cc::RequestCacheControl::parse(request.headers());
-        let Some(object) = object else {
-            if asked.only_if_cached {
-                return (only_if_cached(), super::ERROR);
+        // Looked up a second time only when the object was stored between the first lookup
+        // and the miss (a fill ended meanwhile).
+        let mut look_again = true;
+        let object = loop {
+            let object = self
+                .cached(&key)
+                .await
+                .filter(|object| !private || shared_with_credentials(&object.meta));
+            match object {
+                Some(object) => break object,
+                None if asked.only_if_cached => return (only_if_cached(), super::ERROR),
+                None => match self.miss(request, &base, &key, look_again).await {
+                    Some(answer) => return answer,
+                    None => look_again = false,
+                },
             }
-            return self.miss(request, &base, &key).await;
         };
         self.prefetcher.note_use(&key);
         let age = object.meta.age(SystemTime::now());

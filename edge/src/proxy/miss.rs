@@ -22,7 +22,8 @@ impl Edge {
         request: &Request<Incoming>,
         base: &str,
         key: &str,
-    ) -> (Response<Body>, &'static str) {
+        look_again: bool,
+    ) -> Option<(Response<Body>, &'static str)> {
         // A manifest's ranges are of the bytes this edge writes, so it is fetched whole.
         if request.method() == http::Method::GET
             && request.headers().contains_key(http::header::RANGE)
@@ -30,23 +31,27 @@ impl Edge {
             && !self.manifests.may_rewrite(request.uri().path())
         {
             if let Some(answer) = self.sliced(request, base).await {
-                return answer;
+                return Some(answer);
             }
-            return self.range_miss(request, base, key).await;
+            return Some(self.range_miss(request, base, key).await);
         }
-        self.fill_miss(request, base, key).await
+        self.fill_miss(request, base, key, look_again).await
     }
 
-    /// Joins or leads the fill for this request and answers from it.
+    /// Joins or leads the fill for this request and answers from it. With `look_again`, None
+    /// when the object was stored since the caller looked it up (look it up again).
     async fn fill_miss(
         &self,
         request: &Request<Incoming>,
         base: &str,
         key: &str,
-    ) -> (Response<Body>, &'static str) {
+        look_again: bool,
+    ) -> Option<(Response<Body>, &'static str)> {
         // A key whose last response could not be stored is fetched on its own for a while.
         let mut fill = if self.filler.is_passing(base) {
             self.fill_alone(request, base)
+        } else if look_again {
+            self.fill_unless_stored(request, base, key)?
         } else {
             self.fill_for(request, base, None)
         };
@@ -64,7 +69,7 @@ impl Edge {
             head = fill.head().await;
             fill.claim();
         }
-        match head {
+        Some(match head {
             Ok(head) if head.status == StatusCode::NOT_MODIFIED => {
                 self.revalidated(request, key).await
             }
@@ -78,7 +83,7 @@ impl Edge {
                 )
             }
             Err(error) => (error_response(&error), ERROR),
-        }
+        })
     }
 }
 
@@ -106,7 +111,10 @@ impl Edge {
         if response.status() == StatusCode::OK {
             // The origin ignored the range: fetch the object as a fill, which answers ranges.
             drop(response);
-            return self.fill_miss(request, base, key).await;
+            return self
+                .fill_miss(request, base, key, false)
+                .await
+                .unwrap_or_else(|| unreachable!("a fill is always led without look_again"));
         }
         let (parts, body) = response.into_parts();
         let whole = match parts.status {

@@ -188,6 +188,21 @@ impl Edge {
             .start(viewer_fill(request, base, None, true, credentials))
     }
 
+    /// Joins or leads the fill for a viewer's request that found nothing stored under `key`;
+    /// None when the object was stored since (a fill ended meanwhile): look it up again.
+    fn fill_unless_stored<B>(
+        &self,
+        request: &Request<B>,
+        base: &str,
+        key: &str,
+    ) -> Option<Arc<Fill>> {
+        let credentials = self.has_credentials(request.headers());
+        self.filler.start_unless(
+            viewer_fill(request, base, None, credentials, credentials),
+            || self.purge_sync.synced() && self.store.contains(key),
+        )
+    }
+
     /// Joins or leads the fill for a viewer's request. `revalidating` carries the stored copy's
     /// key and meta, to send its validators and refresh it on a 304.
     fn fill_for<B>(
