@@ -29,6 +29,27 @@ pub struct CachedMeta {
     /// Its corrected initial age, in seconds.
     pub initial_age: u64,
     pub policy: Policy,
+    /// `headers` as a map, built at its first use: a body held in memory is served with one
+    /// meta for all its hits, which then copy the map instead of parsing every name and value
+    /// again (1 KiB hits: 0.96× the CPU per request, `benches/results/hits-ab.jsonl`).
+    parsed: Parsed,
+}
+
+/// A map made from the block once; not part of the meta's value (equal metas are equal
+/// whether or not it was made).
+#[derive(Clone, Default)]
+struct Parsed(std::sync::OnceLock<HeaderMap>);
+
+impl PartialEq for Parsed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Parsed")
+    }
 }
 
 /// Headers that describe one connection, not the response (RFC 9110 §7.6.1), plus those the
@@ -66,6 +87,7 @@ impl CachedMeta {
             response_time_ms: freshness::to_millis(response_time),
             initial_age: freshness::initial_age(headers, request_time, response_time),
             policy: freshness::policy(&decisive, &cc),
+            parsed: Parsed::default(),
         }
     }
 
@@ -81,18 +103,24 @@ impl CachedMeta {
         })
     }
 
-    /// The stored headers as a map.
+    /// The stored headers as a map (a copy of the one made at the first call).
     pub fn header_map(&self) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in self.fields() {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_maybe_shared(value),
-            ) {
-                map.append(name, value);
-            }
-        }
-        map
+        self.parsed
+            .0
+            .get_or_init(|| {
+                // Room for what a response adds (Age, X-Cache, X-Served-By, CORS).
+                let mut map = HeaderMap::with_capacity(self.fields().count() + 6);
+                for (name, value) in self.fields() {
+                    if let (Ok(name), Ok(value)) = (
+                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_maybe_shared(value),
+                    ) {
+                        map.append(name, value);
+                    }
+                }
+                map
+            })
+            .clone()
     }
 
     /// One stored header's value as text.
@@ -222,6 +250,7 @@ impl store::Meta for CachedMeta {
                 no_cache: flags & 1 != 0,
                 must_revalidate: flags & 2 != 0,
             },
+            parsed: Parsed::default(),
         })
     }
 }
