@@ -108,7 +108,8 @@ impl CachedMeta {
         self.parsed
             .0
             .get_or_init(|| {
-                // Room for what a response adds (Age, X-Cache, X-Served-By, CORS).
+                // Room in its table for what a response adds (Age, X-Cache, X-Served-By,
+                // CORS): a copy keeps the table's size, so those do not make it grow.
                 let mut map = HeaderMap::with_capacity(self.fields().count() + 6);
                 for (name, value) in self.fields() {
                     if let (Ok(name), Ok(value)) = (

@@ -374,20 +374,15 @@ impl Filler {
         let storable = shareable
             && freshness::storable(&request.headers, stored_status, &decisive, &cc)
             && content_length.is_none_or(|len| len <= self.limits.max_object_size);
-        let age = freshness::initial_age(&parts.headers, request_time, response_time);
-        let head = FillHead {
+        let mut head = FillHead {
             status: parts.status,
             headers: parts.headers.clone(),
             content_length,
-            age,
+            age: freshness::initial_age(&parts.headers, request_time, response_time),
             request_headers: request.headers.clone(),
             shared: true,
-            // What may not be stored is not reused either, whatever its lifetime says.
-            fresh_until: storable
-                .then(|| {
-                    freshness::fresh_until(&freshness::policy(&decisive, &cc), age, response_time)
-                })
-                .flatten(),
+            // Set from the meta below: a passed response is never reused anyway.
+            fresh_until: None,
         };
         // A slice is stored only as the range it was asked for: a shorter or other range
         // would be served in its place.
@@ -424,6 +419,8 @@ impl Filler {
                 .learn(&request.base, &parts.headers, &request.headers)
         });
         let meta = CachedMeta::new(parts.status, &parts.headers, request_time, response_time);
+        // What will not be stored is not reused either, whatever its lifetime says.
+        head.fresh_until = meta.fresh_until().filter(|_| storable);
         // A large body writes through to the store as it arrives. One the store cannot take
         // now is still shared, its origin read at its slowest viewer's pace (a spilled fill).
         let mut sink = Sink::Memory;
@@ -514,13 +511,11 @@ impl Filler {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            // The last bytes of a body of known length: marked whole before a viewer can have
-            // them, so a request its viewer sends next, at once, is told it is a hit (the
-            // origin's end of body is one more read away).
-            if content_length == Some(fill.received() + data.len() as u64) {
-                fill.all_received();
-            }
-            fill.push(data.clone());
+            // The last bytes of a body of known length mark it whole as they are pushed, before
+            // a viewer can have them: a request its viewer sends next, at once, is then told it
+            // is a hit (the origin's end of body is one more read away).
+            let last = content_length == Some(fill.received() + data.len() as u64);
+            fill.push(data.clone(), last);
             match &sink {
                 // A body of unknown length kept in memory until it is large: then it writes
                 // through, into room reserved for the largest object it may be.

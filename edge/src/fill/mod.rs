@@ -273,14 +273,16 @@ impl Fill {
         !data.is_passed() || !std::mem::replace(&mut data.claimed, true)
     }
 
-    /// Leader: a body chunk arrived.
-    pub fn push(&self, chunk: Bytes) {
+    /// Leader: a body chunk arrived; `last` when it completes the body (see
+    /// [`Fill::all_received`]).
+    pub fn push(&self, chunk: Bytes, last: bool) {
         // An empty chunk would read as "nothing yet" to waiters; it carries nothing anyway.
         if chunk.is_empty() {
             return;
         }
         {
             let mut data = self.lock();
+            data.all_received |= last;
             let at = data.received;
             data.received += chunk.len() as u64;
             data.chunks.push_back((at, chunk));
@@ -372,7 +374,8 @@ impl Fill {
         (data.all_received || matches!(data.end, Some(Ok(())))) && !data.is_passed()
     }
 
-    /// Leader: the origin's whole body is here (the fill ends once it is stored).
+    /// Leader: the origin's whole body is here (the fill ends once it is stored). A body of
+    /// known length is marked so by the push of its last bytes; this is for one that ends.
     pub fn all_received(&self) {
         self.lock().all_received = true;
     }
@@ -686,8 +689,8 @@ mod tests {
             shared: true,
             fresh_until: None,
         }));
-        fill.push(Bytes::from_static(b"0123"));
-        fill.push(Bytes::from_static(b"456789"));
+        fill.push(Bytes::from_static(b"0123"), false);
+        fill.push(Bytes::from_static(b"456789"), true);
         fill.finish(Ok(()));
         assert_eq!(collect(whole).await.unwrap(), b"0123456789");
         assert_eq!(collect(middle).await.unwrap(), b"3456");
@@ -699,7 +702,7 @@ mod tests {
     async fn a_failed_fill_ends_bodies_with_an_error() {
         let fill = Arc::new(Fill::default());
         let body = fill.body(0, None);
-        fill.push(Bytes::from_static(b"partial"));
+        fill.push(Bytes::from_static(b"partial"), false);
         fill.finish(Err(EdgeError::OriginBody("reset".into())));
         assert!(collect(body).await.is_err());
     }

@@ -13,7 +13,7 @@ use server_kit::Body;
 use super::respond::{error_response, passed_on};
 use super::{ERROR, Edge, HIT, MISS};
 use crate::fill::FillHead;
-use crate::freshness::{self, Freshness};
+use crate::freshness;
 use crate::key;
 
 impl Edge {
@@ -159,13 +159,12 @@ fn shareable<B>(request: &Request<B>, head: &FillHead) -> bool {
 }
 
 /// May a complete fill's response answer a request that arrived after it (as a stored one
-/// would)? Only if it could be stored and is fresh.
+/// would)? Only if it is fresh (the fill's one rule, `FillHead::fresh_until`) and this
+/// request's own headers would let it be stored.
 fn reusable<B>(request: &Request<B>, head: &FillHead) -> bool {
     let decisive = crate::targeted::for_this_cache(&head.headers);
     let cc = freshness::CacheControl::parse(&decisive);
-    freshness::storable(request.headers(), head.status, &decisive, &cc)
-        && freshness::evaluate(
-            &freshness::policy(&decisive, &cc),
-            std::time::Duration::from_secs(head.age),
-        ) == Freshness::Fresh
+    head.fresh_until
+        .is_some_and(|until| std::time::SystemTime::now() < until)
+        && freshness::storable(request.headers(), head.status, &decisive, &cc)
 }
