@@ -5,7 +5,9 @@
 //! does not verify is a 502 that names the origin and the reason.
 //!
 //! A GET goes to origin after origin: one is skipped on a connection error, a timeout before
-//! headers, or a 5xx; the last origin's answer (or error) is what the edge gets. Each failure
+//! headers, or a 5xx; the last origin's answer (or error) is what the edge gets (a GET whose
+//! reused connection the origin closed before answering is first sent once more on another
+//! connection: that is a keep-alive race, not a failure). Each failure
 //! also opens that origin's breaker (`breaker`), so the next requests do not wait on it. A request with
 //! a body ([`Upstream::send`]) goes to one origin only, the first whose breaker is closed: once
 //! its body has started to go out it can never be sent again (RFC 9110 §9.2.2).
@@ -141,16 +143,20 @@ impl Upstream {
             }
             let origin = &self.origins[i];
             let last = n + 1 == chosen.len();
-            let empty = Empty::new().map_err(|never| match never {}).boxed();
-            let request =
-                self.request_to(i, http::Method::GET, path_and_query, headers.clone(), empty)?;
             let probe = ProbeGuard {
                 breakers: &self.breakers,
                 origin: i,
                 active: verdict == Verdict::Probe,
             };
-            let answer =
-                tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await;
+            let answer = match tokio::time::timeout(
+                self.first_byte_timeout,
+                self.get_from(i, path_and_query, headers),
+            )
+            .await
+            {
+                Ok(sent) => Ok(sent?),
+                Err(elapsed) => Err(elapsed),
+            };
             probe.done();
             match answer {
                 Ok(Ok(response)) if response.status().is_server_error() => {
@@ -182,6 +188,32 @@ impl Upstream {
             }
         }
         Err(EdgeError::OriginUnreachable(failures.join("; ").into()))
+    }
+
+    /// One GET to origin `i`, sent a second time when the connection it went out on was closed
+    /// before any answer: a pooled keep-alive connection the origin closed just as the request
+    /// left (hyper's "connection closed before message completed"; an origin's idle timeout
+    /// races every reuse). The origin answered nothing, and a GET may be repeated (RFC 9110
+    /// §9.2.2); a second such close is the origin's failure.
+    async fn get_from(
+        &self,
+        i: usize,
+        path_and_query: &str,
+        headers: &HeaderMap,
+    ) -> Result<Result<Response<Incoming>, hyper_util::client::legacy::Error>, EdgeError> {
+        let send = || {
+            let empty = Empty::new().map_err(|never| match never {}).boxed();
+            let request =
+                self.request_to(i, http::Method::GET, path_and_query, headers.clone(), empty)?;
+            Ok::<_, EdgeError>(self.client.request(request))
+        };
+        match send()?.await {
+            Err(error) if closed_before_answer(&error) => {
+                tracing::debug!(origin = %self.origins[i], "origin closed the connection before answering; sent again");
+                Ok(send()?.await)
+            }
+            answer => Ok(answer),
+        }
     }
 
     /// Sends `method path_and_query` with `headers` and `body` to one origin, once: the first
@@ -300,6 +332,14 @@ impl Drop for ProbeGuard<'_> {
             self.breakers.abandon_probe(self.origin);
         }
     }
+}
+
+/// The connection a request went out on closed before any of the answer came back.
+fn closed_before_answer(error: &hyper_util::client::legacy::Error) -> bool {
+    !error.is_connect()
+        && std::error::Error::source(error)
+            .and_then(|cause| cause.downcast_ref::<hyper::Error>())
+            .is_some_and(hyper::Error::is_incomplete_message)
 }
 
 /// An error with its causes, so that a viewer and a log see why (a certificate that does not

@@ -1308,6 +1308,68 @@ async fn a_request_after_the_headers_shares_a_fill_only_while_its_response_is_fr
     }
 }
 
+/// An origin that closes a keep-alive connection just as the edge reuses it (its idle timeout
+/// racing the next request) answers nothing on it: the edge sends the GET again on a new
+/// connection instead of answering 502. The origin here answers the first request on its first
+/// connection (the edge's reachability check's, or the first GET's), then reads the second
+/// request there and closes without a word; every later connection is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_on_a_connection_the_origin_closed_unanswered_is_sent_again() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = served.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut answered = 0;
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request's head (no body: GETs only).
+                    while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buffer.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    let end = buffer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head_only = buffer.starts_with(b"HEAD ");
+                    buffer.drain(..end);
+                    if n == 0 && answered == 1 {
+                        return; // closed with the second request unanswered
+                    }
+                    let body = b"an object";
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncache-control: no-store\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let body: &[u8] = if head_only { b"" } else { body };
+                    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body).is_err()
+                    {
+                        return;
+                    }
+                    answered += 1;
+                    if !head_only {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin, dir.path(), &[]);
+    for path in ["/first.m4s", "/second.m4s"] {
+        let reply = get(&format!("{}{path}", edge.addr("http")), &[]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text());
+        assert_eq!(reply.text(), "an object", "{path}");
+    }
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
 /// A large upload streams through the edge: 100 MiB reach the origin while the edge's memory
 /// grows by a small fraction of that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
