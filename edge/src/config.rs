@@ -18,6 +18,7 @@
 //! store = "/var/cache/meridian/edge.store"
 //! capacity = "1GiB"
 //! memory_cache = "128MiB"            # hot bodies also held in memory (default: capacity / 4, at most 128MiB)
+//! zero_copy_below = "128KiB"          # held bodies from 64KiB up to this are sent with sendfile on plain HTTP/1 ("0": never)
 //! max_object_size = "64MiB"
 //! checkpoint_interval = "10s"         # the store's index saved this often, for a fast start after a crash
 //! origin_check_interval = "2s"        # how often the edge asks whether any origin answers ("0s": never)
@@ -119,6 +120,11 @@ pub struct EdgeConfig {
     /// at most 128 MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_cache: Option<ByteSize>,
+    /// Held bodies from 64 KiB up to (not including) this size get a sealed copy, sent with
+    /// sendfile to plain HTTP/1 viewers (`server_kit::zero_copy`); such a body counts twice
+    /// against `memory_cache`. `"0"` turns it off. The default is where it measured cheaper than
+    /// copying on this project's benchmark machine (`store::memory`).
+    pub zero_copy_below: ByteSize,
     /// Larger objects are streamed through without being stored whole; their ranges are kept
     /// in slices of `slice_size`.
     pub max_object_size: ByteSize,
@@ -221,6 +227,7 @@ impl Default for EdgeConfig {
             store: PathBuf::from("edge.store"),
             capacity: ByteSize(256 << 20),
             memory_cache: None,
+            zero_copy_below: ByteSize(crate::store::ZERO_COPY_BELOW),
             max_object_size: ByteSize(64 << 20),
             slice_size: ByteSize(1 << 20),
             max_request_body: ByteSize(16 << 20),

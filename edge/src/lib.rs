@@ -106,6 +106,7 @@ pub fn open_store(
         &config.store,
         config.capacity.0,
         config.memory_cache_bytes(),
+        config.zero_copy_below.0,
     )?)
 }
 

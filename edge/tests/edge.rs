@@ -3142,3 +3142,201 @@ async fn the_viewer_listener_answers_the_routers_probe_and_status_says_if_an_ori
     })
     .await;
 }
+
+/// The value of the edge's unlabelled metric `name`.
+async fn metric(edge: &ServerProcess, name: &str) -> f64 {
+    let metrics = get(&format!("{}/metrics", edge.addr("admin")), &[])
+        .await
+        .text();
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"));
+    line.rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a number")
+}
+
+/// The edge's counter of body bytes sent with sendfile from sealed copies of held bodies.
+async fn zero_copy_bytes(edge: &ServerProcess) -> f64 {
+    metric(edge, "meridian_edge_bytes_written_zero_copy_total").await
+}
+
+/// Reads one HTTP/1.1 response of known length from `stream`: its head and its body.
+fn read_response(stream: &mut std::net::TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u8>) {
+    use std::io::Read;
+    let mut buf = vec![0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut buf).expect("read a head");
+        assert!(n > 0, "closed before a response head");
+        pending.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&pending[..head_end]).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no content-length in {head}"));
+    pending.drain(..head_end);
+    while pending.len() < len {
+        let n = stream.read(&mut buf).expect("read a body");
+        assert!(n > 0, "closed after {} of {len} body bytes", pending.len());
+        pending.extend_from_slice(&buf[..n]);
+    }
+    let body = pending.drain(..len).collect();
+    (head, body)
+}
+
+/// Held bodies of 64 KiB or more go to plain HTTP/1 viewers from their sealed copies with
+/// sendfile: byte for byte, whole and in ranges, in several pieces, to a slow reader with
+/// pipelined requests; HTTP/2 gets the same bytes from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_bodies_are_sent_from_sealed_copies_byte_for_byte() {
+    use std::io::Write;
+    let origin = TestOrigin::start().await;
+    let sizes = [
+        ("/a.m4s", 64 << 10),
+        ("/b.m4s", 300 << 10),
+        ("/c.m4s", 1000 << 10),
+    ];
+    let mut bodies = std::collections::HashMap::new();
+    for (path, size) in sizes {
+        let body = generated_body(path, size);
+        origin.route(path, Route::ok(body.clone(), "public, max-age=600"));
+        bodies.insert(path, body);
+    }
+    origin.route(
+        "/small.m4s",
+        Route::ok(vec![3u8; 1000], "public, max-age=600"),
+    );
+    origin.route(
+        "/mid.m4s",
+        Route::ok(generated_body("/mid.m4s", 100 << 10), "public, max-age=600"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Up to 4 MiB, so that bodies of several pieces (256 KiB each) are sent too.
+    let edge = start_edge_with_config(
+        &origin.url(),
+        dir.path(),
+        "zero_copy_below = \"4MiB\"\n",
+        &[],
+    );
+    let base = edge.addr("http").to_owned();
+    // A miss, a hit read from the file (which holds the body in memory), then hits from memory.
+    for (path, _) in sizes {
+        for want in ["MISS", "HIT"] {
+            let reply = get(&format!("{base}{path}"), &[]).await;
+            assert_eq!(
+                (reply.status, cache(&reply)),
+                (StatusCode::OK, want),
+                "{path}"
+            );
+            assert_eq!(reply.body, bodies[path], "{path}");
+        }
+    }
+    get(&format!("{base}/small.m4s"), &[]).await;
+    for (path, size) in sizes {
+        assert!(
+            sent_from_sealed_copy(&edge, path, &bodies[path]).await,
+            "{path} ({size} bytes)"
+        );
+    }
+
+    // Pipelined, with a small receive buffer read slowly: many short sends, in order.
+    let addr = base.trim_start_matches("http://").to_owned();
+    let requests = "GET /c.m4s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\
+                    GET /b.m4s HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=1000-270000\r\n\r\n\
+                    GET /small.m4s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\
+                    GET /a.m4s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let before = zero_copy_bytes(&edge).await;
+    let got = tokio::task::spawn_blocking(move || {
+        let socket = socket2_small_buffer(&addr);
+        let mut stream = socket;
+        stream.write_all(requests.as_bytes()).expect("requests");
+        let mut pending = Vec::new();
+        (0..4)
+            .map(|_| read_response(&mut stream, &mut pending))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("reader");
+    assert!(got[0].0.starts_with("HTTP/1.1 200"), "{}", got[0].0);
+    assert_eq!(got[0].1, bodies["/c.m4s"]);
+    assert!(got[1].0.starts_with("HTTP/1.1 206"), "{}", got[1].0);
+    assert_eq!(got[1].1, bodies["/b.m4s"][1000..=270000]);
+    assert_eq!(got[2].1, vec![3u8; 1000]);
+    assert_eq!(got[3].1, bodies["/a.m4s"]);
+    assert_eq!(
+        zero_copy_bytes(&edge).await - before,
+        (1000 << 10) as f64 + 269_001.0 + (64 << 10) as f64,
+        "every large body went with sendfile, the small one did not"
+    );
+
+    // HTTP/2 is served from memory: the same bytes, nothing sent with sendfile.
+    let before = zero_copy_bytes(&edge).await;
+    let out = dir.path().join("h2.body");
+    let (code, version, _) = curl(&[
+        "--http2-prior-knowledge",
+        "-o",
+        out.to_str().expect("utf-8"),
+        &format!("{base}/c.m4s"),
+    ]);
+    assert_eq!((code.as_str(), version.as_str()), ("200", "2"));
+    assert_eq!(std::fs::read(&out).expect("h2 body"), bodies["/c.m4s"]);
+    assert_eq!(zero_copy_bytes(&edge).await, before);
+
+    // By default, only bodies under 128 KiB: a 300 KiB one is copied.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = start_edge(&origin.url(), dir.path(), &[]);
+    let mid = generated_body("/mid.m4s", 100 << 10);
+    assert!(sent_from_sealed_copy(&edge, "/mid.m4s", &mid).await);
+    assert!(!sent_from_sealed_copy(&edge, "/b.m4s", &bodies["/b.m4s"]).await);
+}
+
+/// Fetches `path` from `edge` until a hit is sent from its sealed copy (true), or six fetches
+/// were not (false). A hit just after the fill may be served by the fill itself; the next one
+/// reads the file and holds the body; the hits after that are sent from its sealed copy when
+/// the body has one. Every reply must be `body`, sent wholly one way or the other.
+async fn sent_from_sealed_copy(edge: &ServerProcess, path: &str, body: &[u8]) -> bool {
+    let url = format!("{}{path}", edge.addr("http"));
+    for _ in 0..6 {
+        let before = zero_copy_bytes(edge).await;
+        let reply = get(&url, &[]).await;
+        assert_eq!(reply.body, body, "{path}");
+        if cache(&reply) != "HIT" {
+            continue;
+        }
+        let sent = zero_copy_bytes(edge).await - before;
+        if sent == body.len() as f64 {
+            return true;
+        }
+        assert_eq!(sent, 0.0, "{path}: part of the body went with sendfile");
+    }
+    false
+}
+
+/// A client connection with a 4 KiB receive buffer, so that the edge's sends come up short.
+fn socket2_small_buffer(addr: &str) -> std::net::TcpStream {
+    let addr: std::net::SocketAddr = addr.parse().expect("address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(socket.connect(addr))
+        .expect("connect");
+    let stream = stream.into_std().expect("std stream");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream
+}

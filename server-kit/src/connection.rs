@@ -138,6 +138,8 @@ pub struct Metrics {
     refused: Family<Reason, Counter>,
     closed: Family<Reason, Counter>,
     written: Family<Listener, Counter>,
+    /// Of `written`, the body bytes sent from sealed files (`crate::zero_copy`).
+    zero_copy: Counter,
     /// This listener's series of `open` and `written` (set by `for_listener`), so that a write
     /// counts its bytes without a lookup in the family.
     here: Option<(Gauge, Counter)>,
@@ -178,6 +180,11 @@ impl Metrics {
             "Bytes written to connections: headers, bodies and TLS framing (an edge's egress)",
             metrics.written.clone(),
         );
+        registry.register(
+            format!("{prefix}_bytes_written_zero_copy"),
+            "Of bytes_written, body bytes sent with sendfile from sealed copies of held bodies (plain HTTP/1 only)",
+            metrics.zero_copy.clone(),
+        );
         metrics
     }
 
@@ -202,6 +209,10 @@ impl Metrics {
     /// Bytes this listener has written to its connections so far.
     pub fn bytes_written(&self) -> u64 {
         self.here.as_ref().map_or(0, |(_, written)| written.get())
+    }
+
+    pub(crate) fn wrote_zero_copy(&self, n: usize) {
+        self.zero_copy.inc_by(n as u64);
     }
 
     fn wrote(&self, n: usize) {

@@ -62,6 +62,9 @@ pub async fn serve_with<H, F>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // Bodies are queued as they are, never copied into hyper's buffer: zero-copy bodies
+        // rely on it (see `crate::zero_copy`).
+        .writev(true)
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder
         .http2()
@@ -119,11 +122,19 @@ pub async fn serve_with<H, F>(
         tokio::spawn(async move {
             let _held = (place, client_place, open);
             match tls {
-                None => connection.run(stream).await,
+                None => {
+                    let sends = crate::zero_copy::FileSends::default();
+                    let stream = crate::zero_copy::ZeroCopyIo::new(
+                        stream,
+                        sends.clone(),
+                        connection.metrics.clone(),
+                    );
+                    connection.run(stream, Some(sends)).await
+                }
                 Some(acceptor) => {
                     let accept = acceptor.accept(stream);
                     match tokio::time::timeout(connection.limits.handshake_timeout, accept).await {
-                        Ok(Ok(stream)) => connection.run(stream).await,
+                        Ok(Ok(stream)) => connection.run(stream, None).await,
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => {
                             connection.metrics.timed_out("handshake");
@@ -210,8 +221,9 @@ where
     F: Future<Output = http::Response<Body>> + Send + 'static,
 {
     /// Serves the connection until it ends, closing it gracefully when the listener drains or
-    /// it has been idle for `idle_timeout`.
-    async fn run<S>(self, stream: S)
+    /// it has been idle for `idle_timeout`. With `sends`, its HTTP/1 requests carry the handle
+    /// for zero-copy bodies.
+    async fn run<S>(self, stream: S, sends: Option<crate::zero_copy::FileSends>)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -226,7 +238,12 @@ where
         let activity = Arc::new(Activity::default());
         let service = {
             let activity = activity.clone();
-            service_fn(move |request| {
+            service_fn(move |mut request: http::Request<Incoming>| {
+                if let Some(sends) = &sends
+                    && request.version() < http::Version::HTTP_2
+                {
+                    request.extensions_mut().insert(sends.clone());
+                }
                 let handler = handler.clone();
                 let request_guard = activity.start();
                 async move {

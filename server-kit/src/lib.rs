@@ -31,6 +31,7 @@ pub mod http_server;
 pub mod listener;
 pub mod shutdown;
 pub mod telemetry;
+pub mod zero_copy;
 
 use std::path::PathBuf;
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
+use server_kit::zero_copy::FileSends;
 use server_kit::{Body, body};
 use video_http::conditional::{self, Decision, Validators};
 use video_http::range;
@@ -128,12 +129,24 @@ impl Edge {
                 stored_chunks(stored, start, take.unwrap_or(len - start))
             });
         };
-        let body = self
+        let rewritten = self
             .manifests
             .applies(request.uri().path(), status, &headers, Some(len))
-            .and_then(|kind| self.rewritten(request, kind, &mut headers, whole))
-            .unwrap_or_else(|| whole.clone());
-        respond_bytes(request, status, headers, body)
+            .and_then(|kind| self.rewritten(request, kind, &mut headers, whole));
+        if let Some(body) = rewritten {
+            return respond_bytes(request, status, headers, body);
+        }
+        // On a plain HTTP/1 connection a large held body goes from its sealed copy, uncopied.
+        if let Some(sends) = request.extensions().get::<FileSends>()
+            && let Some(sealed) = object.body.sealed()
+        {
+            let sends = sends.clone();
+            return respond(request, status, headers, Some(len), move |start, take| {
+                let end = take.map_or(len, |take| start + take);
+                server_kit::zero_copy::body(sends, sealed, start, end)
+            });
+        }
+        respond_bytes(request, status, headers, whole.clone())
     }
 
     /// A response streamed from a fill; a manifest is read whole first, to be rewritten.

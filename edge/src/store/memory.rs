@@ -15,6 +15,17 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use server_kit::zero_copy::SealedFile;
+
+/// Held bodies from `ZERO_COPY_MIN` up to (not including) `zero_copy_below` bytes (the edge's
+/// `zero_copy_below`, `ZERO_COPY_BELOW` unless configured) get a sealed copy too, sent with `sendfile` on plain HTTP/1 connections (`server_kit::zero_copy`). Both
+/// bounds are measured (`benches/results/hits-ab.jsonl`, 2026-12-04): below 64 KiB one copy into
+/// the socket costs less than the second system call; from 128 KiB on, sendfile cost the edge
+/// more CPU per response than the copy it saves (1.5 to 3.7 times at 1 MiB and more, to a
+/// receiver on this host: the kernel sends spliced pages 64 KiB at a time, and each batch is
+/// delivered and its reader woken on its own).
+pub const ZERO_COPY_MIN: u64 = 64 * 1024;
+pub const ZERO_COPY_BELOW: u64 = 128 * 1024;
 
 /// One record's content, as the store read and checked it.
 pub(super) struct Held<M> {
@@ -22,6 +33,26 @@ pub(super) struct Held<M> {
     pub key: Box<str>,
     pub meta: Arc<M>,
     pub body: Bytes,
+    /// The body's sealed copy, for bodies from `ZERO_COPY_MIN` to `ZERO_COPY_BELOW`, made when a
+    /// response first asks for it (so a body only ever sent over TLS or HTTP/2, or read once,
+    /// never gets one).
+    pub sealed: Option<SealCell>,
+}
+
+/// Where a held body's sealed copy is made, once (`None` inside if it could not be).
+pub type SealCell = Arc<std::sync::OnceLock<Option<Arc<SealedFile>>>>;
+
+/// The sealed copy of `body` in `cell`, made now if it was not yet.
+pub fn sealed(cell: &SealCell, body: &Bytes) -> Option<Arc<SealedFile>> {
+    cell.get_or_init(|| match SealedFile::new(body) {
+        Ok(sealed) => Some(Arc::new(sealed)),
+        // Out of file descriptors or memory: this body is copied into sockets instead.
+        Err(error) => {
+            tracing::debug!(%error, "a held body without a sealed copy");
+            None
+        }
+    })
+    .clone()
 }
 
 /// The bytes an entry is counted for beside its body and key (the entry, its `Arc`s, moka's
@@ -32,21 +63,29 @@ const OVERHEAD: u64 = 256;
 pub(super) struct Memory<M> {
     cache: Option<moka::sync::Cache<u64, Arc<Held<M>>>>,
     max_body: u64,
+    zero_copy_below: u64,
 }
 
 impl<M: Send + Sync + 'static> Memory<M> {
-    /// Holds bodies of at most `max_body` bytes, `budget` bytes in all.
-    pub fn new(budget: u64, max_body: u64) -> Self {
+    /// Holds bodies of at most `max_body` bytes, `budget` bytes in all; those from
+    /// `ZERO_COPY_MIN` up to `zero_copy_below` bytes with a cell for a sealed copy.
+    pub fn new(budget: u64, max_body: u64, zero_copy_below: u64) -> Self {
         let cache = (budget > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(budget)
                 .weigher(|_, held: &Arc<Held<M>>| {
-                    let weight = held.body.len() as u64 + held.key.len() as u64 + OVERHEAD;
+                    // A body that may get a sealed copy is counted twice from the start.
+                    let body = held.body.len() as u64 * if held.sealed.is_some() { 2 } else { 1 };
+                    let weight = body + held.key.len() as u64 + OVERHEAD;
                     u32::try_from(weight).unwrap_or(u32::MAX)
                 })
                 .build()
         });
-        Self { cache, max_body }
+        Self {
+            cache,
+            max_body,
+            zero_copy_below,
+        }
     }
 
     /// The held content of record `seq` of `key` (hash `hash`), if this is it.
@@ -61,10 +100,13 @@ impl<M: Send + Sync + 'static> Memory<M> {
     }
 
     /// Offers a record just read and checked.
-    pub fn offer(&self, hash: u64, held: Held<M>) {
+    pub fn offer(&self, hash: u64, mut held: Held<M>) {
         if let Some(cache) = &self.cache
             && held.body.len() as u64 <= self.max_body
         {
+            if (ZERO_COPY_MIN..self.zero_copy_below).contains(&(held.body.len() as u64)) {
+                held.sealed = Some(SealCell::default());
+            }
             cache.insert(hash, Arc::new(held));
         }
     }

@@ -67,6 +67,7 @@ use file::{Opened, StoreFile};
 use format::{RECORD_HEADER, RecordState, Superblock, key_hash};
 use index::{Area, State};
 use log::Log;
+pub use memory::ZERO_COPY_BELOW;
 use read::Quick;
 pub use read::{CHUNK, StoredBody};
 pub use write::{BodyLen, PendingBody, Writer};
@@ -381,7 +382,7 @@ impl<M: Meta> Store<M> {
     /// the store with the `Recovery` that rebuilds its index. Until that has run, the store is
     /// starting: lookups miss, nothing is stored, and removals are kept and applied after.
     pub fn open_starting(path: &Path, capacity: u64) -> Result<(Self, Recovery<M>), StoreError> {
-        Self::open_starting_with(path, capacity, 0)
+        Self::open_starting_with(path, capacity, 0, 0)
     }
 
     /// [`Store::open_starting`], holding up to `memory` bytes of hot bodies in memory as well
@@ -390,6 +391,7 @@ impl<M: Meta> Store<M> {
         path: &Path,
         capacity: u64,
         memory: u64,
+        zero_copy_below: u64,
     ) -> Result<(Self, Recovery<M>), StoreError> {
         if capacity < MIN_CAPACITY {
             return Err(StoreError::Config(format!(
@@ -445,7 +447,7 @@ impl<M: Meta> Store<M> {
                 small: Mutex::new(small),
                 main: Mutex::new(main),
                 state: Mutex::new(State::new()),
-                memory: memory::Memory::new(memory, read::WHOLE),
+                memory: memory::Memory::new(memory, read::WHOLE, zero_copy_below),
             }),
         };
         let recovery = Recovery {

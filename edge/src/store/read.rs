@@ -5,6 +5,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use server_kit::zero_copy::SealedFile;
+
+use super::memory::{self, SealCell};
 
 use super::format::{PayloadHasher, RECORD_HEADER, RecordHeader, RecordState, key_hash};
 use super::index::{Entry, Moving};
@@ -22,7 +25,9 @@ pub struct StoredBody(Kind);
 
 #[derive(Clone)]
 enum Kind {
-    Whole(Bytes),
+    /// In memory; a body held by `memory` of a size sent zero-copy (`memory::ZERO_COPY_MIN`)
+    /// has a cell for its sealed copy.
+    Whole(Bytes, Option<SealCell>),
     Chunked {
         source: Arc<dyn ReadBody>,
         hash: u64,
@@ -36,7 +41,7 @@ enum Kind {
 impl std::fmt::Debug for StoredBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
-            Kind::Whole(bytes) => f.debug_tuple("Whole").field(&bytes.len()).finish(),
+            Kind::Whole(bytes, _) => f.debug_tuple("Whole").field(&bytes.len()).finish(),
             Kind::Chunked { len, .. } => f.debug_tuple("Chunked").field(len).finish(),
         }
     }
@@ -45,7 +50,7 @@ impl std::fmt::Debug for StoredBody {
 impl StoredBody {
     pub fn len(&self) -> u64 {
         match &self.0 {
-            Kind::Whole(bytes) => bytes.len() as u64,
+            Kind::Whole(bytes, _) => bytes.len() as u64,
             Kind::Chunked { len, .. } => *len,
         }
     }
@@ -57,8 +62,17 @@ impl StoredBody {
     /// The whole body, when it is held in memory (bodies up to `WHOLE`).
     pub fn whole(&self) -> Option<&Bytes> {
         match &self.0 {
-            Kind::Whole(bytes) => Some(bytes),
+            Kind::Whole(bytes, _) => Some(bytes),
             Kind::Chunked { .. } => None,
+        }
+    }
+
+    /// The body's sealed copy, for zero-copy sends (`server_kit::zero_copy`): made at the first
+    /// call for a body held in memory and large enough, `None` for others.
+    pub fn sealed(&self) -> Option<Arc<SealedFile>> {
+        match &self.0 {
+            Kind::Whole(bytes, Some(cell)) => memory::sealed(cell, bytes),
+            _ => None,
         }
     }
 
@@ -77,7 +91,7 @@ impl StoredBody {
     /// file. Fails when the object left the store meanwhile or its bytes cannot be read.
     pub fn read(&self, start: u64, len: u64) -> std::io::Result<Bytes> {
         match &self.0 {
-            Kind::Whole(bytes) => {
+            Kind::Whole(bytes, _) => {
                 let end = (start + len).min(bytes.len() as u64);
                 Ok(bytes.slice(start.min(end) as usize..end as usize))
             }
@@ -148,7 +162,7 @@ impl<M: Meta> Store<M> {
         }
         Quick::Found(StoredObject {
             meta: fresh_meta.unwrap_or_else(|| held.meta.clone()),
-            body: StoredBody(Kind::Whole(held.body.clone())),
+            body: StoredBody(Kind::Whole(held.body.clone(), held.sealed.clone())),
             version: seq,
         })
     }
@@ -178,7 +192,7 @@ impl<M: Meta> Store<M> {
             };
             let outcome = match found {
                 Found::Memory(moving) => from_record(&moving.record, key, self.inner.salt)
-                    .map(|(meta, body)| (meta, StoredBody(Kind::Whole(body)))),
+                    .map(|(meta, body)| (meta, StoredBody(Kind::Whole(body, None)))),
                 Found::Disk(entry) => match self.read_entry(hash, key, &entry) {
                     Read::Gone => continue,
                     Read::Miss => return None,
@@ -198,6 +212,7 @@ impl<M: Meta> Store<M> {
                         key: key.into(),
                         meta: meta.clone(),
                         body: whole.clone(),
+                        sealed: None,
                     },
                 );
             }
@@ -250,6 +265,7 @@ impl<M: Meta> Store<M> {
             }
             StoredBody(Kind::Whole(
                 bytes.slice(head_end as usize..(head_end + header.body_len) as usize),
+                None,
             ))
         } else {
             if entry.unverified && !inner.payload_on_disk_matches(entry.offset, &header) {

@@ -35,7 +35,7 @@ fn open(dir: &Path) -> Store<TestMeta> {
 /// A store holding up to `memory` bytes of hot bodies in memory.
 fn open_holding(dir: &Path, capacity: u64, memory: u64) -> Store<TestMeta> {
     let (store, recovery) =
-        Store::open_starting_with(&dir.join("store"), capacity, memory).expect("open store");
+        Store::open_starting_with(&dir.join("store"), capacity, memory, 0).expect("open store");
     recovery.run().expect("recover");
     store
 }
