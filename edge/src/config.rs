@@ -120,10 +120,10 @@ pub struct EdgeConfig {
     /// at most 128 MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_cache: Option<ByteSize>,
-    /// Held bodies from 64 KiB up to (not including) this size get a sealed copy, sent with
-    /// sendfile to plain HTTP/1 viewers (`server_kit::zero_copy`); such a body counts twice
-    /// against `memory_cache`. `"0"` turns it off. The default is where it measured cheaper than
-    /// copying on this project's benchmark machine (`store::memory`).
+    /// Bodies held in memory (at most 2 MiB) from 64 KiB up to (not including) this size get a
+    /// sealed copy, sent with sendfile to plain HTTP/1 viewers (`server_kit::zero_copy`); such a
+    /// body counts twice against `memory_cache`. `"0"` turns it off. The default is where it
+    /// measured cheaper than copying on this project's benchmark machine (`store::memory`).
     pub zero_copy_below: ByteSize,
     /// Larger objects are streamed through without being stored whole; their ranges are kept
     /// in slices of `slice_size`.
@@ -366,6 +366,15 @@ impl EdgeConfig {
                 format!(
                     "{} is more than the store's capacity ({}): it holds copies of stored bodies",
                     memory, self.capacity
+                ),
+            ));
+        }
+        if self.zero_copy_below.0 != 0 && self.zero_copy_below.0 <= crate::store::ZERO_COPY_MIN {
+            return Err(invalid(
+                "zero_copy_below",
+                format!(
+                    "{} leaves no size to send with sendfile (it starts at 64KiB); \"0\" turns it off",
+                    self.zero_copy_below
                 ),
             ));
         }

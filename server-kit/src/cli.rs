@@ -93,12 +93,26 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: From<Error>,
 {
+    raise_file_limit();
     let runtime = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
     runtime.block_on(async {
         let shutdown = Shutdown::new();
         shutdown.on_signals()?;
         server(shutdown).await
     })
+}
+
+/// Raises the soft limit of open files to the hard one: a server holds one per connection (an
+/// edge also one per sealed body, see `zero_copy`), and the common soft default of 1,024 is far
+/// below what a busy one needs. A failure leaves the limit as it was.
+fn raise_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(%error, soft, hard, "could not raise the open file limit");
+    }
 }
 
 #[cfg(test)]

@@ -182,7 +182,7 @@ impl Metrics {
         );
         registry.register(
             format!("{prefix}_bytes_written_zero_copy"),
-            "Of bytes_written, body bytes sent with sendfile from sealed copies of held bodies (plain HTTP/1 only)",
+            "Body bytes sent with sendfile from sealed copies of held bodies, all listeners together (plain HTTP/1 only; bytes_written counts them too)",
             metrics.zero_copy.clone(),
         );
         metrics

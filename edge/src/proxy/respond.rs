@@ -136,14 +136,18 @@ impl Edge {
         if let Some(body) = rewritten {
             return respond_bytes(request, status, headers, body);
         }
-        // On a plain HTTP/1 connection a large held body goes from its sealed copy, uncopied.
+        // On a plain HTTP/1 connection a held body of the zero-copy sizes goes from its sealed
+        // copy, made here the first time a body is sent (not for HEAD, 304 or 412).
         if let Some(sends) = request.extensions().get::<FileSends>()
-            && let Some(sealed) = object.body.sealed()
+            && object.body.may_be_sealed()
         {
-            let sends = sends.clone();
+            let (sends, stored, whole) = (sends.clone(), object.body.clone(), whole.clone());
             return respond(request, status, headers, Some(len), move |start, take| {
                 let end = take.map_or(len, |take| start + take);
-                server_kit::zero_copy::body(sends, sealed, start, end)
+                match stored.sealed() {
+                    Some(sealed) => server_kit::zero_copy::body(sends, sealed, start, end),
+                    None => body::full(whole.slice(start as usize..end as usize)),
+                }
             });
         }
         respond_bytes(request, status, headers, whole.clone())

@@ -18,12 +18,13 @@ use bytes::Bytes;
 use server_kit::zero_copy::SealedFile;
 
 /// Held bodies from `ZERO_COPY_MIN` up to (not including) `zero_copy_below` bytes (the edge's
-/// `zero_copy_below`, `ZERO_COPY_BELOW` unless configured) get a sealed copy too, sent with `sendfile` on plain HTTP/1 connections (`server_kit::zero_copy`). Both
-/// bounds are measured (`benches/results/hits-ab.jsonl`, 2026-12-04): below 64 KiB one copy into
-/// the socket costs less than the second system call; from 128 KiB on, sendfile cost the edge
-/// more CPU per response than the copy it saves (1.5 to 3.7 times at 1 MiB and more, to a
-/// receiver on this host: the kernel sends spliced pages 64 KiB at a time, and each batch is
-/// delivered and its reader woken on its own).
+/// config, `ZERO_COPY_BELOW` by default) get a sealed copy too, sent with `sendfile` on plain
+/// HTTP/1 connections (`server_kit::zero_copy`). The bounds come from `benches/hits/zero-copy.sh`
+/// (`benches/results/zero-copy.md`): below 64 KiB one copy into the socket costs less than the
+/// second system call; from 64 to 120 KiB sendfile cost 0.85-0.92x the CPU of the copy; above,
+/// it was erratic on this machine's loopback (0.48x at 160 KiB and 0.61x at 512 KiB, but 1.7x,
+/// 1.9x and 2.3x at 128 KiB, 256 KiB and 1 MiB, where the kernel hands spliced pages over 64 KiB
+/// at a time and wakes the reader for each batch). The default keeps to where it always paid.
 pub const ZERO_COPY_MIN: u64 = 64 * 1024;
 pub const ZERO_COPY_BELOW: u64 = 128 * 1024;
 
@@ -33,26 +34,31 @@ pub(super) struct Held<M> {
     pub key: Box<str>,
     pub meta: Arc<M>,
     pub body: Bytes,
-    /// The body's sealed copy, for bodies from `ZERO_COPY_MIN` to `ZERO_COPY_BELOW`, made when a
-    /// response first asks for it (so a body only ever sent over TLS or HTTP/2, or read once,
-    /// never gets one).
+    /// For bodies in the zero-copy sizes, where their sealed copy goes, made when a response
+    /// that can use it first sends the body (a body only sent over TLS or HTTP/2 never gets
+    /// one). The budget counts such a body twice from the start, copy made or not: what it
+    /// holds can never be more than the budget.
     pub sealed: Option<SealCell>,
 }
 
-/// Where a held body's sealed copy is made, once (`None` inside if it could not be).
-pub type SealCell = Arc<std::sync::OnceLock<Option<Arc<SealedFile>>>>;
+/// Where a held body's sealed copy is made, once.
+pub type SealCell = Arc<std::sync::OnceLock<Arc<SealedFile>>>;
 
-/// The sealed copy of `body` in `cell`, made now if it was not yet.
+/// The sealed copy of `body` in `cell`, made now if it was not yet. A copy that could not be
+/// made (out of file descriptors or memory) is tried again at the next call; meanwhile the body
+/// is copied into sockets.
 pub fn sealed(cell: &SealCell, body: &Bytes) -> Option<Arc<SealedFile>> {
-    cell.get_or_init(|| match SealedFile::new(body) {
-        Ok(sealed) => Some(Arc::new(sealed)),
-        // Out of file descriptors or memory: this body is copied into sockets instead.
+    if let Some(sealed) = cell.get() {
+        return Some(sealed.clone());
+    }
+    match SealedFile::new(body) {
+        // Two responses may make one at once: the first set is kept, the other dropped.
+        Ok(sealed) => Some(cell.get_or_init(|| Arc::new(sealed)).clone()),
         Err(error) => {
             tracing::debug!(%error, "a held body without a sealed copy");
             None
         }
-    })
-    .clone()
+    }
 }
 
 /// The bytes an entry is counted for beside its body and key (the entry, its `Arc`s, moka's

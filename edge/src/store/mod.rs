@@ -67,7 +67,7 @@ use file::{Opened, StoreFile};
 use format::{RECORD_HEADER, RecordState, Superblock, key_hash};
 use index::{Area, State};
 use log::Log;
-pub use memory::ZERO_COPY_BELOW;
+pub use memory::{ZERO_COPY_BELOW, ZERO_COPY_MIN};
 use read::Quick;
 pub use read::{CHUNK, StoredBody};
 pub use write::{BodyLen, PendingBody, Writer};

@@ -67,8 +67,15 @@ impl StoredBody {
         }
     }
 
+    /// True for a body held in memory in the zero-copy sizes: [`StoredBody::sealed`] may give
+    /// its sealed copy.
+    pub fn may_be_sealed(&self) -> bool {
+        matches!(&self.0, Kind::Whole(_, Some(_)))
+    }
+
     /// The body's sealed copy, for zero-copy sends (`server_kit::zero_copy`): made at the first
-    /// call for a body held in memory and large enough, `None` for others.
+    /// call for a body held in memory in the zero-copy sizes, `None` for others (or when it
+    /// cannot be made now).
     pub fn sealed(&self) -> Option<Arc<SealedFile>> {
         match &self.0 {
             Kind::Whole(bytes, Some(cell)) => memory::sealed(cell, bytes),
