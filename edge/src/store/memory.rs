@@ -20,10 +20,10 @@ use server_kit::zero_copy::SealedFile;
 /// Held bodies from `ZERO_COPY_MIN` up to (not including) `zero_copy_below` bytes (the edge's
 /// config, `ZERO_COPY_BELOW` by default) get a sealed copy too, sent with `sendfile` on plain
 /// HTTP/1 connections (`server_kit::zero_copy`). The bounds come from `benches/hits/zero-copy.sh`
-/// (`benches/results/zero-copy.md`): below 64 KiB one copy into the socket costs less than the
-/// second system call; from 64 to 120 KiB sendfile cost 0.85-0.92x the CPU of the copy; above,
-/// it was erratic on this machine's loopback (0.48x at 160 KiB and 0.61x at 512 KiB, but 1.7x,
-/// 1.9x and 2.3x at 128 KiB, 256 KiB and 1 MiB, where the kernel hands spliced pages over 64 KiB
+/// (`benches/results/zero-copy.md`), whose smallest size is 64 KiB (smaller bodies are not sent
+/// this way: a second system call for a few pages was not measured to pay); from 64 to 120 KiB sendfile cost 0.83-0.91x the CPU of the copy; above,
+/// it was erratic on this machine's loopback (0.56x at 160 KiB and 0.89x at 512 KiB, but 1.5x,
+/// 2.0x and 2.1x at 128 KiB, 256 KiB and 1 MiB, where the kernel hands spliced pages over 64 KiB
 /// at a time and wakes the reader for each batch). The default keeps to where it always paid.
 pub const ZERO_COPY_MIN: u64 = 64 * 1024;
 pub const ZERO_COPY_BELOW: u64 = 128 * 1024;
