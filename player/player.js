@@ -57,6 +57,11 @@ function playHls(url) {
     contentSteeringEnabled: true,
     debug: debugging ? true : { log() {}, info() {}, debug() {}, warn: (...a) => console.warn(...a), error: (...a) => console.error(...a) },
     lowLatencyMode: false,
+    // Live: 8 s behind the live edge (four 2 s segments), not hls.js's 6 s. Leaving a hung edge
+    // takes up to about 3.5 s (2 s to the first byte, then the next pathway's segment), and the
+    // buffer ahead of a live player saws by a segment: 6 s behind left 3.8 s at its low point,
+    // and a freeze there stalled 2.2 s (CI, 2026-12-04).
+    liveSyncDurationCount: 4,
     // CMCD (CTA-5004) in each request's query: the session id for the edges' access logs, and
     // the next object (`nor`), which the edge prefetches if the playlist it holds names it.
     // hls.js 1.7 sends CMCD 1 by default; query mode, because CMCD headers would make every
